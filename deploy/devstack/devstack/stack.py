@@ -1,0 +1,141 @@
+"""`make up`: the whole local stack in one process tree, stopped in order on Ctrl-C.
+
+Order of start: PostgreSQL, broker, topics, services. Order of stop: services (so ingest stops taking
+events and flushes), then the broker, then the database. `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`, when
+set, are used as they are and nothing is started for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.broker import LocalBroker
+from devstack.ports import wait_listening
+from devstack.postgres import LocalPostgres
+from devstack.secrets import service_environment
+from vr_shared import topics
+from vr_shared.kafka import TopicSpec, ensure_topics
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port: int
+
+
+SERVICES = (ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),)
+
+
+def topic_specs(events_partitions: int) -> list[TopicSpec]:
+    return [
+        TopicSpec(topics.EVENTS, events_partitions),
+        TopicSpec(topics.EVENTS_DLQ, 1),
+        TopicSpec(topics.KPI_UPDATES, events_partitions),
+    ]
+
+
+class Stack:
+    def __init__(self, root: Path) -> None:
+        self.state_dir = root / ".local"
+        self.postgres: LocalPostgres | None = None
+        self.broker: LocalBroker | None = None
+        self.services: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+        self.database_url = os.environ.get("DATABASE_URL")
+        self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+
+    def start(self) -> None:
+        if not self.database_url:
+            self.postgres = LocalPostgres(self.state_dir / "pgdata", int(os.environ.get("VR_LOCAL_PG_PORT", "15432")))
+            _step("PostgreSQL", self.postgres.start)
+            self.database_url = self.postgres.url
+        if not self.bootstrap_servers:
+            self.broker = LocalBroker(int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")),
+                                      log_path=self.state_dir / "broker.log")
+            _step("Kafka-protocol broker (Tansu)", self.broker.start)
+            self.bootstrap_servers = self.broker.bootstrap_servers
+        partitions = int(os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "12"))
+        _step("topics", lambda: asyncio.run(ensure_topics(self.bootstrap_servers or "", topic_specs(partitions))))
+        for spec in SERVICES:
+            _step(f"service {spec.name}", lambda spec=spec: self._start_service(spec))
+
+    def _start_service(self, spec: ServiceSpec) -> None:
+        env = {
+            **os.environ,
+            **service_environment(self.state_dir),
+            "DATABASE_URL": self.database_url or "",
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
+            "VR_HTTP_PORT": str(spec.port),
+        }
+        log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen([sys.executable, "-m", spec.module], env=env, stdout=log, stderr=log,
+                                   start_new_session=True)
+        self.services.append((spec, process))
+        if not wait_listening(spec.port, timeout_s=30):
+            raise RuntimeError(f"{spec.name} did not start; see {self.state_dir / (spec.name + '.log')}")
+
+    def stop(self) -> None:
+        for spec, process in reversed(self.services):
+            print(f"  stopping {spec.name}", flush=True)
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.services.clear()
+        if self.broker:
+            print("  stopping broker", flush=True)
+            self.broker.stop()
+        if self.postgres:
+            print("  stopping PostgreSQL", flush=True)
+            self.postgres.stop()
+
+    def print_urls(self) -> None:
+        print("\nValue Realization is up.")
+        for spec in SERVICES:
+            print(f"  {spec.name:<10} http://127.0.0.1:{spec.port}   (docs: /healthz /readyz /metrics)")
+        print(f"  postgres   {self.database_url}")
+        print(f"  kafka      {self.bootstrap_servers}")
+        print(f"  logs       {self.state_dir}/*.log")
+        print("\nA caller identity for direct calls (until the gateway exists), valid 5 minutes:")
+        print("  make token TENANT=demo-health FACILITIES=demo-main ROLE=pipeline")
+        print("\nCtrl-C stops services, then the broker, then the database.\n", flush=True)
+
+    def wait(self) -> None:
+        while True:
+            for spec, process in self.services:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{spec.name} exited with {process.returncode}; see .local/{spec.name}.log")
+            time.sleep(0.5)
+
+
+def _step(name: str, action: object) -> None:
+    print(f"  starting {name} …", end=" ", flush=True)
+    started = time.monotonic()
+    action()  # type: ignore[operator]
+    print(f"ok ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+def run(root: Path) -> int:
+    stack = Stack(root)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start()
+        stack.print_urls()
+        stack.wait()
+    except KeyboardInterrupt:
+        print("\nstopping …", flush=True)
+        return 0
+    except Exception as exc:
+        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        stack.stop()
+    return 0

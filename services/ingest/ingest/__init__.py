@@ -1,0 +1,1 @@
+"""Ingest service: hospital events in over HTTP, validated and pseudonymised, out to Kafka."""

@@ -1,0 +1,51 @@
+"""The composition root: the one place that names the concrete adapters ingest runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiokafka import AIOKafkaProducer
+
+from ingest.adapters.publisher import KafkaEventPublisher
+from ingest.config import Settings
+from ingest.domain.intake import IntakePolicy
+from ingest.domain.pseudonyms import Pseudonymiser
+from ingest.entrypoints.body import BodyLimits
+from ingest.handlers import Intake
+from vr_shared.identity import IdentityVerifier
+from vr_shared.kafka import BatchPublisher, TopicSpec, create_producer
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    producer: AIOKafkaProducer
+    intake: Intake
+    identity_verifier: IdentityVerifier
+    body_limits: BodyLimits
+    events_topic: TopicSpec
+
+
+def build(settings: Settings) -> Components:
+    producer = create_producer(
+        settings.kafka_bootstrap_servers, request_timeout_ms=settings.kafka_request_timeout_ms, client_id="ingest"
+    )
+    publisher = KafkaEventPublisher(
+        BatchPublisher(producer, settings.events_topic), timeout_s=settings.publish_timeout_seconds
+    )
+    intake = Intake(
+        policy=IntakePolicy(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds)),
+        pseudonymiser=Pseudonymiser(settings.pseudonym_key.get_secret_value().encode()),
+        publisher=publisher,
+    )
+    return Components(
+        producer=producer,
+        intake=intake,
+        identity_verifier=IdentityVerifier(
+            settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
+        ),
+        body_limits=BodyLimits(max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request),
+        events_topic=TopicSpec(
+            settings.events_topic, settings.events_topic_partitions, settings.events_topic_replication_factor
+        ),
+    )

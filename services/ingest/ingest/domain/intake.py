@@ -1,0 +1,28 @@
+"""Admission rules beyond the event schema: the caller's facilities and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from vr_shared.events import Event, FieldError
+from vr_shared.identity import Identity
+
+WRITER_ROLES = frozenset({"pipeline", "platform_admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class IntakePolicy:
+    max_future_skew: timedelta
+
+    def errors_for(self, event: Event, caller: Identity, now: datetime) -> list[FieldError]:
+        errors = []
+        if not caller.owns_facility(event.facility):
+            errors.append(
+                FieldError("$.facility", f"facility {event.facility!r} is not a facility of tenant {caller.tenant!r}",
+                           "facility_not_in_tenant")
+            )
+        if event.time > now + self.max_future_skew:
+            minutes = int(self.max_future_skew.total_seconds() // 60)
+            errors.append(FieldError("$.time", f"event time is more than {minutes} minutes in the future", "time_in_future"))
+        return errors

@@ -1,0 +1,53 @@
+"""The ingest FastAPI application: `create_app(settings)`; clients opened and closed in lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ingest import bootstrap
+from ingest.config import Settings
+from ingest.entrypoints.errors import error_map
+from ingest.entrypoints.routes import router
+from vr_shared.kafka import broker_reachable, ensure_topics
+from vr_shared.web import add_common_middleware, install_error_map, ops_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # aiokafka clients bind to the running loop, so the composition root runs here.
+        components = bootstrap.build(settings)
+        await ensure_topics(settings.kafka_bootstrap_servers, [components.events_topic])
+        await components.producer.start()
+        app.state.components = components
+        log.info("ingest ready", extra={"topic": settings.events_topic})
+        try:
+            yield
+        finally:
+            # Flush what is in flight (bounded), then close: no acknowledged event is lost on shutdown.
+            try:
+                await asyncio.wait_for(components.producer.flush(), timeout=settings.publish_timeout_seconds)
+            except TimeoutError:
+                log.warning("producer flush timed out at shutdown")
+            await components.producer.stop()
+
+    app = FastAPI(title="Value Realization — ingest", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_map(app, error_map(settings.retry_after_seconds))
+    add_common_middleware(app, settings.service_name)
+    app.include_router(router)
+
+    async def broker_ready() -> bool:
+        components: bootstrap.Components | None = getattr(app.state, "components", None)
+        return components is not None and await broker_reachable(components.producer)
+
+    app.include_router(ops_router({"broker": broker_ready}))
+    return app
+
+

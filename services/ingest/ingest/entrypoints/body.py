@@ -1,0 +1,93 @@
+"""Reading a request body within its size limit and turning it into a list of items by content type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from ingest.handlers import Unparseable
+from vr_shared.web import Problem
+
+JSON = "application/json"
+CLOUDEVENTS = "application/cloudevents+json"
+CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
+NDJSON = "application/x-ndjson"
+SUPPORTED = (JSON, CLOUDEVENTS, CLOUDEVENTS_BATCH, NDJSON)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimits:
+    max_bytes: int
+    max_events: int
+
+
+class PayloadTooLarge(Problem):
+    def __init__(self, detail: str) -> None:
+        super().__init__(413, "Payload too large", detail, type_="/problems/payload-too-large")
+
+
+async def read_limited(request: Request, limits: BodyLimits) -> bytes:
+    """The body, refusing (413) as soon as it exceeds the limit — a 50 MB upload is not buffered first."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
+        raise PayloadTooLarge(f"request body is {int(declared)} bytes; the limit is {limits.max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limits.max_bytes:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limits.max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> list[Any]:
+    if content_type not in SUPPORTED:
+        raise Problem(
+            415, "Unsupported media type",
+            f"content type {content_type or '(none)'!r} is not supported; use one of: {', '.join(SUPPORTED)}",
+            type_="/problems/unsupported-media-type",
+        )
+    items = _ndjson_items(body) if content_type == NDJSON else _json_items(body, content_type)
+    if len(items) > limits.max_events:
+        raise PayloadTooLarge(f"request holds {len(items)} events; the limit is {limits.max_events} per request")
+    if not items:
+        raise Problem(422, "No events", "the request holds no events", type_="/problems/no-events", errors=[])
+    return items
+
+
+def _json_items(body: bytes, content_type: str) -> list[Any]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}", type_="/problems/malformed-json") from exc
+    if content_type == CLOUDEVENTS and not isinstance(document, dict):
+        raise Problem(400, "Malformed CloudEvent", f"{CLOUDEVENTS} carries one event object; send arrays as {CLOUDEVENTS_BATCH}",
+                      type_="/problems/malformed-json")
+    if content_type == CLOUDEVENTS_BATCH and not isinstance(document, list):
+        raise Problem(400, "Malformed CloudEvents batch", f"{CLOUDEVENTS_BATCH} carries a JSON array of events",
+                      type_="/problems/malformed-json")
+    if isinstance(document, list):
+        return document
+    if isinstance(document, dict):
+        return [document]
+    raise Problem(400, "Malformed body", "the body must be an event object or an array of events", type_="/problems/malformed-json")
+
+
+def _ndjson_items(body: bytes) -> list[Any]:
+    items: list[Any] = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            items.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            items.append(Unparseable(f"line {number} is not valid JSON: {exc}"))
+    return items

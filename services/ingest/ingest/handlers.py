@@ -1,0 +1,116 @@
+"""What happens to a request's events: validate, apply intake rules, pseudonymise, publish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from ingest import metrics
+from ingest.domain.intake import IntakePolicy
+from ingest.domain.pseudonyms import Pseudonymiser
+from vr_shared.events import Event, FieldError, validate_events
+from vr_shared.identity import Identity
+
+
+@dataclass(frozen=True, slots=True)
+class Unparseable:
+    """An item of the body that is not JSON (an NDJSON line); it becomes a rejected event."""
+
+    message: str
+
+
+@dataclass(slots=True)
+class EventResult:
+    index: int
+    id: str | None
+    status: str
+    errors: list[FieldError] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
+        if self.errors:
+            result["errors"] = [e.as_json() for e in self.errors]
+        return result
+
+
+@dataclass(slots=True)
+class IntakeReport:
+    results: list[EventResult]
+
+    @property
+    def accepted(self) -> int:
+        return sum(r.status == "accepted" for r in self.results)
+
+    @property
+    def rejected(self) -> int:
+        return len(self.results) - self.accepted
+
+    def as_json(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "rejected": self.rejected, "results": [r.as_json() for r in self.results]}
+
+
+class EventPublisher(Protocol):
+    async def publish(self, tenant: str, events: Sequence[Event]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    policy: IntakePolicy
+    pseudonymiser: Pseudonymiser
+    publisher: EventPublisher
+
+    async def ingest(self, items: Sequence[Any], caller: Identity, now: datetime) -> IntakeReport:
+        """Publishes the valid events (raises BrokerUnavailable if they are not all acknowledged)."""
+        results, accepted = self._screen(items, caller, now)
+        if accepted:
+            pseudonymised = [self.pseudonymiser.pseudonymise(caller.tenant, e) for e in accepted]
+            try:
+                await self.publisher.publish(caller.tenant, pseudonymised)
+            except Exception:
+                _count(accepted, "unavailable")
+                raise
+            _count(accepted, "accepted")
+        return IntakeReport(results)
+
+    def _screen(self, items: Sequence[Any], caller: Identity, now: datetime) -> tuple[list[EventResult], list[Event]]:
+        parseable = [i for i, item in enumerate(items) if not isinstance(item, Unparseable)]
+        validated = dict(zip(parseable, validate_events([items[i] for i in parseable]), strict=True))
+        results: list[EventResult] = []
+        accepted: list[Event] = []
+        for index, item in enumerate(items):
+            outcome = validated.get(index)
+            if isinstance(item, Unparseable):
+                errors = [FieldError("$", item.message, "json_invalid")]
+            elif isinstance(outcome, list):
+                errors = outcome
+            else:
+                assert outcome is not None
+                errors = self.policy.errors_for(outcome, caller, now)
+            if errors:
+                results.append(EventResult(index, _raw_id(item), "rejected", errors))
+                metrics.EVENTS.labels(_raw_type(item), "rejected").inc()
+                metrics.EVENT_REJECTIONS.labels(errors[0].code).inc()
+            else:
+                assert outcome is not None and not isinstance(outcome, list)
+                results.append(EventResult(index, outcome.id, "accepted"))
+                accepted.append(outcome)
+        return results, accepted
+
+
+def _count(events: Sequence[Event], outcome: str) -> None:
+    for event in events:
+        metrics.EVENTS.labels(event.type, outcome).inc()
+
+
+def _raw_id(item: Any) -> str | None:
+    value = item.get("id") if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _raw_type(item: Any) -> str:
+    from vr_shared.events import EVENT_TYPES
+
+    value = item.get("type") if isinstance(item, dict) else None
+    return value if value in EVENT_TYPES else "invalid"  # bounded label set

@@ -1,0 +1,23 @@
+"""Ingest metrics (SPEC §8). Labels are bounded sets: event types, outcomes, error codes."""
+
+from prometheus_client import Counter, Histogram
+
+from vr_shared.metrics import LATENCY_BUCKETS
+
+EVENTS = Counter(
+    "vr_ingest_events_total", "Events received, by type and outcome (accepted, rejected, unavailable)", ["type", "outcome"]
+)
+EVENT_REJECTIONS = Counter(
+    "vr_ingest_event_rejections_total", "Rejected events by reason (the first error's code)", ["reason"]
+)
+REQUEST_REJECTIONS = Counter(
+    "vr_ingest_request_rejections_total", "Requests refused as a whole, by reason", ["reason"]
+)
+BATCH_SIZE = Histogram(
+    "vr_ingest_request_events", "Events per request", buckets=(1, 10, 50, 100, 250, 500, 750, 1000)
+)
+PUBLISH_LATENCY = Histogram(
+    "vr_ingest_publish_duration_seconds", "Time from publish start to the broker's acks=all acknowledgement",
+    buckets=LATENCY_BUCKETS,
+)
+PUBLISH_ERRORS = Counter("vr_ingest_publish_errors_total", "Failed publishes by reason", ["reason"])

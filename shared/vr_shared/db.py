@@ -1,0 +1,57 @@
+"""Async SQLAlchemy engine helpers. One engine per service process, opened and disposed in lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def async_url(url: str) -> str:
+    """Accept the common `postgresql://` / `postgres://` spellings and select the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")
+
+
+def create_engine(url: str, *, schema: str | None = None, pool_size: int = 5, statement_timeout_ms: int = 30_000) -> AsyncEngine:
+    """An engine whose connections use `schema` first on their search path (a service's own tables)."""
+    server_settings = {"statement_timeout": str(statement_timeout_ms), "application_name": schema or "vr"}
+    if schema is not None:
+        if not _SCHEMA.match(schema):
+            raise ValueError(f"invalid schema name {schema!r}")
+        server_settings["search_path"] = f"{schema},public"
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,  # a database restart must not leave dead connections in the pool
+        pool_recycle=1800,
+        connect_args={"server_settings": server_settings, "timeout": 5},
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
+async def database_reachable(engine: AsyncEngine, *, timeout_s: float = 2.0) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except (TimeoutError, OperationalError, DBAPIError, OSError):
+        return False

@@ -1,0 +1,75 @@
+"""How an event is written to and read from `vr.events.v1`.
+
+The message value is the event as a CloudEvents 1.0 structured JSON document with one extension
+attribute, `tenant` (taken from the caller's identity, never from the request body). Headers repeat
+the routing attributes so that a consumer can route or dead-letter without parsing the body.
+
+## The message key: tenant + patient pseudonym, else tenant + facility
+
+Readmissions join one patient's stays across all facilities of a tenant. Keying patient events by
+(tenant, patient pseudonym) puts every event of a patient in one partition, so one consumer sees a
+patient's admissions and discharges in order and two engine instances never race on the same
+patient's readmission state. Events without a patient (outages, claims, payments, A/R, costs,
+medication and ADE events, retractions) are keyed by (tenant, facility): the per-facility aggregates
+they feed (uptime interval merging, latest A/R snapshot) stay in one partition, and a tenant's load
+spreads over partitions by facility. Retractions name an earlier event whose key ingest does not know;
+the engine must therefore make retract-versus-event races safe with its own locking (the retraction may
+be consumed before or after the event, by another instance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from vr_shared.events.catalogue import Event
+from vr_shared.events.validation import validate_event
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+
+def message_key(tenant: str, event: Event) -> bytes:
+    patient = getattr(event.data, "patient_ref", None)
+    if patient is not None:
+        return f"{tenant}|p|{patient}".encode()
+    return f"{tenant}|f|{event.facility}".encode()
+
+
+def message_headers(tenant: str, event: Event) -> list[tuple[str, bytes]]:
+    return [
+        ("content-type", CONTENT_TYPE.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_source", event.source.encode()),
+        ("ce_id", event.id.encode()),
+        ("vr_tenant", tenant.encode()),
+    ]
+
+
+def encode_event(tenant: str, event: Event) -> bytes:
+    document = event.model_dump(mode="json", exclude_none=True)
+    document["tenant"] = tenant
+    return orjson.dumps(document)
+
+
+def decode_event(value: bytes) -> tuple[str, Event]:
+    """Inverse of `encode_event`; raises ValueError / ValidationError for a malformed message."""
+    document: Any = orjson.loads(value)
+    if not isinstance(document, dict) or not isinstance(document.get("tenant"), str):
+        raise ValueError("message is not an event document with a tenant attribute")
+    tenant = document.pop("tenant")
+    return tenant, validate_event(document)
+
+
+def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode()
+    return None
+
+
+def event_time_ms(event: Event) -> int:
+    time: datetime = event.time
+    return int(time.timestamp() * 1000)

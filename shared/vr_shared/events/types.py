@@ -1,0 +1,78 @@
+"""Field types of the event catalogue (SPEC §4).
+
+JSON is the wire format, so the types are strict about JSON kinds: booleans must be JSON booleans,
+money must be a decimal *string* (a JSON number would pass through binary floating point somewhere
+upstream), timestamps must be RFC 3339 strings with an offset.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, StringConstraints
+
+# RFC 3339 date-time: full date, 'T' (or space, allowed by RFC 3339 §5.6 note), time, mandatory offset.
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
+# Up to 18 integer digits and 4 fraction digits: cents plus the sub-cent precision some claim
+# systems carry; anything finer is a data error, not a price.
+_DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,4})?$")
+
+
+def _rfc3339_string(value: Any) -> Any:
+    if isinstance(value, datetime):  # already parsed (re-validation of a model dump)
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string with an offset, e.g. 2026-01-31T08:00:00-05:00")
+    if not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T08:00:00-05:00")
+    return value
+
+
+def _decimal_string(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "1250.00" (JSON numbers are not accepted for money)')
+    if not _DECIMAL.match(value):
+        raise ValueError('must be a decimal string with at most 18 integer and 4 fraction digits, e.g. "1250.00"')
+    try:
+        return Decimal(value)
+    except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes this
+        raise ValueError("not a decimal number") from exc
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
+"""Timezone-aware instant; serialised back as ISO 8601 with its original offset."""
+
+_DecimalString = Annotated[
+    Decimal, BeforeValidator(_decimal_string), PlainSerializer(lambda d: format(d, "f"), return_type=str)
+]
+Money = Annotated[_DecimalString, AfterValidator(_non_negative)]
+"""A non-negative amount of money as a decimal string; serialised as a plain decimal string."""
+PositiveMoney = Annotated[_DecimalString, AfterValidator(_positive)]
+"""A strictly positive amount (used where it is a divisor, e.g. average daily net revenue)."""
+
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+"""An identifier issued by the hospital's systems (encounter, order, claim…)."""
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@-]+$")]
+FacilityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+"""A lower-case label used as a KPI dimension value (outage system, cost category)."""

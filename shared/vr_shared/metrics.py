@@ -1,0 +1,63 @@
+"""Prometheus helpers: the HTTP metrics every service exports and the `/metrics` endpoint.
+
+Names follow SPEC §8: `vr_` prefix, `_total` counters, `_seconds` histograms, base units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+HTTP_REQUESTS = Counter(
+    "vr_http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "vr_http_request_duration_seconds",
+    "Time from request start to response end",
+    ["service", "method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+
+
+class RequestMetricsMiddleware:
+    """Counts and times requests by route *template* (never the raw path: ids would explode cardinality)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, scope["method"], template).observe(time.perf_counter() - started)
+
+
+def render_metrics(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    return generate_latest(registry), CONTENT_TYPE_LATEST

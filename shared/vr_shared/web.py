@@ -1,0 +1,184 @@
+"""HTTP plumbing every service uses: problem+json errors (RFC 9457), request ids, ops endpoints.
+
+Each service declares its own error map (domain exception → status and title); this module turns it
+into exception handlers so that every error a client sees has the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vr_shared.logging import request_id
+from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send, render_metrics
+
+PROBLEM_JSON = "application/problem+json"
+REQUEST_ID_HEADER = "X-Request-ID"
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error answered as problem+json. `extra` members are added to the document (e.g. `errors`)."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        *,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status, self.title, self.detail, self.type = status, title, detail, type_
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMapping:
+    status: int
+    title: str
+    headers: Mapping[str, str] | None = None
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> Response:
+    document: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
+    if problem.detail:
+        document["detail"] = problem.detail
+    if request is not None:
+        document["instance"] = request.url.path
+    document.update(problem.extra)
+    return Response(orjson.dumps(document), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
+
+
+def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMapping]) -> None:
+    """Answer every error as problem+json: `Problem`, framework errors and the service's own map."""
+
+    async def on_problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(Problem(exc.status_code, _title(exc.status_code), str(exc.detail)), request)
+
+    async def on_request_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [_request_error(e) for e in exc.errors()]
+        return problem_response(Problem(422, "Invalid request", "the request does not match its schema", errors=errors), request)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_request_validation)
+    for exc_type, mapping in error_map.items():
+        app.add_exception_handler(exc_type, _mapped_handler(mapping))
+
+
+def _mapped_handler(mapping: ErrorMapping) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return problem_response(Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers), request)
+
+    return handle
+
+
+def _request_error(error: Mapping[str, Any]) -> dict[str, str]:
+    loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+    return {"path": "$" + "".join(f".{p}" for p in loc), "message": str(error.get("msg")), "code": str(error.get("type"))}
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class RequestIdMiddleware:
+    """Takes `X-Request-ID` from the caller (or makes one), logs the request line, echoes the id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        token = request_id.set(rid)
+        started, status = time.perf_counter(), 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route not in ("/metrics", "/healthz", "/readyz"):
+                log.info(
+                    "request",
+                    extra={"method": scope["method"], "route": route or "unmatched", "status": status,
+                           "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                )
+            request_id.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            text = value.decode("latin-1").strip()
+            # Reject ids that would let a caller inject into logs; 1-128 visible ASCII characters.
+            if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
+                return text
+    return None
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (every named dependency answers), `/metrics`."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> Response:
+        results = {name: await check() for name, check in checks.items()}
+        ready = all(results.values())
+        body = {"status": "ready" if ready else "not ready", "checks": {k: "ok" if v else "unreachable" for k, v in results.items()}}
+        return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        payload, content_type = render_metrics()
+        return Response(payload, media_type=content_type)
+
+    return router
+
+
+def add_common_middleware(app: FastAPI, service: str) -> None:
+    from vr_shared.metrics import RequestMetricsMiddleware
+
+    app.add_middleware(RequestMetricsMiddleware, service=service)
+    app.add_middleware(RequestIdMiddleware)
