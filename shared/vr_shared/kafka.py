@@ -128,9 +128,13 @@ class BatchPublisher:
         by_partition: dict[int, list[OutgoingMessage]] = defaultdict(list)
         for message in messages:
             by_partition[self._partitioner(message.key, partitions, partitions)].append(message)
-        deliveries = []
+        deliveries: list[asyncio.Future[object]] = []
         for partition, group in by_partition.items():
             deliveries.extend(await self._send_partition(partition, group))
+        for delivery in deliveries:
+            # If the caller gives up waiting (timeout), a batch may still fail later inside the producer;
+            # its outcome is already reported to the caller as a failure, so it is consumed here.
+            delivery.add_done_callback(_retrieve_outcome)
         await asyncio.gather(*deliveries)
 
     async def _send_partition(self, partition: int, messages: list[OutgoingMessage]) -> list[asyncio.Future[object]]:
@@ -145,6 +149,11 @@ class BatchPublisher:
         if batch.record_count():
             deliveries.append(await self._producer.send_batch(batch, self._topic, partition=partition))
         return deliveries
+
+
+def _retrieve_outcome(delivery: asyncio.Future[object]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
 
 
 async def broker_reachable(producer: AIOKafkaProducer, *, timeout_s: float = 2.0) -> bool:

@@ -69,10 +69,35 @@ Money = Annotated[_DecimalString, AfterValidator(_non_negative)]
 PositiveMoney = Annotated[_DecimalString, AfterValidator(_positive)]
 """A strictly positive amount (used where it is a divisor, e.g. average daily net revenue)."""
 
+def _matching(pattern: str, rule: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(rule)
+        return value
+
+    return AfterValidator(check)
+
+
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """An identifier issued by the hospital's systems (encounter, order, claim…)."""
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Source = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@-]+$")]
-FacilityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+Source = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    # A CloudEvents source is a URI-reference; it is also one path segment of the event lookup URL
+    # (`GET /v1/events/{source}/{id}`), so '/', '?' and '#' are not allowed.
+    _matching(r"[A-Za-z0-9._~:@!$&'()*+,;=%-]+", "must be URI characters without '/', '?', '#' or spaces"),
+]
+FacilityId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    _matching(r"[A-Za-z0-9._-]+", "must be letters, digits, '.', '_' or '-'"),
+]
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    _matching(r"[a-z0-9_]+", "must be lower-case letters, digits or '_' (e.g. ehr, revenue_cycle)"),
+]
 """A lower-case label used as a KPI dimension value (outage system, cost category)."""

@@ -1,0 +1,135 @@
+"""Broker down and back (SPEC §4 delivery semantics, §9 fault tests).
+
+The broker under fault is a dedicated local broker, so the session's broker is never disturbed: it
+advertises a proxy's port, and cutting the proxy makes it unreachable to ingest without losing what it
+stored; freezing it with SIGSTOP makes it hang. Ingest must answer 503 with Retry-After within 5 s,
+never 202 for an unacknowledged event, and recover on its own once the broker answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from devstack.broker import LocalBroker
+from devstack.ports import free_port
+from ingest.domain.pseudonyms import Pseudonymiser
+from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
+from tests.support.examples import event
+from tests.support.identity import PSEUDONYM_KEY, TENANT, token
+from tests.support.kafka import read_topic
+from tests.support.proxy import TcpProxy
+from vr_shared.events import EVENT_TYPES, decode_event, validate_event
+
+pytestmark = pytest.mark.fault
+
+
+@dataclass
+class FaultyBroker:
+    broker: LocalBroker
+    proxy: TcpProxy
+
+
+@pytest.fixture
+async def faulty_broker() -> AsyncIterator[FaultyBroker]:
+    proxy_port = free_port()
+    broker = LocalBroker(free_port(), advertised_port=proxy_port)
+    broker.start()
+    proxy = TcpProxy(proxy_port, broker.port)
+    await proxy.start()
+    try:
+        yield FaultyBroker(broker, proxy)
+    finally:
+        await proxy.cut()
+        broker.stop()
+
+
+@pytest.fixture
+async def ingest_on_faulty_broker(faulty_broker: FaultyBroker) -> AsyncIterator[IngestUnderTest]:
+    settings = ingest_settings(faulty_broker.broker.bootstrap_servers, kafka_request_timeout_ms=8_000)
+    async for running in running_ingest(settings):
+        yield running
+
+
+def _batch(tag: str, size: int = 13) -> list[dict[str, object]]:
+    return [event(EVENT_TYPES[i % len(EVENT_TYPES)], source=f"fault-{tag}") for i in range(size)]
+
+
+async def _post(client: httpx.AsyncClient, batch: list[dict[str, object]]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await client.post("/v1/events", json=batch, headers={"X-VR-Identity": token()}, timeout=30)
+    return response, time.monotonic() - started
+
+
+async def _post_until_accepted(client: httpx.AsyncClient, batch: list[dict[str, object]], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while True:
+        response, _ = await _post(client, batch)
+        if response.status_code == 202:
+            return
+        assert response.status_code == 503, response.text
+        assert time.monotonic() < deadline, "ingest did not recover after the broker came back"
+        await asyncio.sleep(min(int(response.headers["Retry-After"]), 1))
+
+
+def _assert_unavailable(response: httpx.Response, elapsed: float) -> None:
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert int(response.headers["Retry-After"]) > 0
+    assert elapsed < 5.0, f"503 took {elapsed:.2f} s"
+
+
+async def _assert_on_topic_exactly(bootstrap: str, topic: str, accepted: list[dict[str, object]]) -> None:
+    pseudonyms = Pseudonymiser(PSEUDONYM_KEY.encode())
+    expected = {e["id"]: pseudonyms.pseudonymise(TENANT, validate_event(e)) for e in accepted}
+    landed = [decode_event(m.value) for m in await read_topic(bootstrap, topic, expect=len(expected))]
+    found = {event.id: event for tenant, event in landed if tenant == TENANT and event.id in expected}
+    assert found == expected  # every 202'd event is there, exactly as sent (refs pseudonymised)
+
+
+async def test_unreachable_broker_gives_503_quickly_and_ingest_recovers_without_restart(
+    faulty_broker: FaultyBroker, ingest_on_faulty_broker: IngestUnderTest
+) -> None:
+    client = ingest_on_faulty_broker.client
+    before = _batch("before")
+    response, _ = await _post(client, before)
+    assert response.status_code == 202
+
+    await faulty_broker.proxy.cut()
+    response, elapsed = await _post(client, _batch("during"))
+    _assert_unavailable(response, elapsed)
+    assert (await client.get("/readyz")).status_code == 503
+
+    await faulty_broker.proxy.start()
+    after = _batch("after")
+    await _post_until_accepted(client, after, within_s=60)
+    assert (await client.get("/readyz")).status_code == 200
+
+    await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers,
+                                   ingest_on_faulty_broker.settings.events_topic, before + after)
+
+
+async def test_hung_broker_gives_503_within_5_seconds_and_events_flow_once_it_answers(
+    faulty_broker: FaultyBroker, ingest_on_faulty_broker: IngestUnderTest
+) -> None:
+    client = ingest_on_faulty_broker.client
+    before = _batch("before-hang")
+    assert (await _post(client, before))[0].status_code == 202
+
+    faulty_broker.broker.pause()
+    try:
+        for _ in range(3):  # repeated attempts during the hang each fail fast, none hangs
+            response, elapsed = await _post(client, _batch("during-hang"))
+            _assert_unavailable(response, elapsed)
+    finally:
+        faulty_broker.broker.resume()
+
+    after = _batch("after-hang")
+    await _post_until_accepted(client, after, within_s=60)
+    await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers,
+                                   ingest_on_faulty_broker.settings.events_topic, before + after)

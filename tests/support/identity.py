@@ -1,0 +1,23 @@
+"""Tokens as the gateway will mint them, signed with the test secret."""
+
+from __future__ import annotations
+
+from vr_shared.identity import Identity, IdentitySigner, Role
+
+IDENTITY_SECRET = "test-identity-secret-0123456789abcdef0123456789"
+PSEUDONYM_KEY = "test-pseudonym-master-key-0123456789abcdef012345"
+TENANT = "mission-health"
+FACILITIES = frozenset({"asheville-main", "mission-west"})
+
+
+def token(
+    *,
+    tenant: str = TENANT,
+    facilities: frozenset[str] = FACILITIES,
+    role: Role = "pipeline",
+    ttl_seconds: int = 60,
+    secret: str = IDENTITY_SECRET,
+    now: float | None = None,
+) -> str:
+    identity = Identity(tenant=tenant, role=role, key_id="key-test", facilities=facilities)
+    return IdentitySigner(secret, ttl_seconds=ttl_seconds).sign(identity, now=now)

@@ -1,0 +1,92 @@
+"""One way to get a real broker and a real PostgreSQL for the whole test session (SPEC §9).
+
+1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set (each independently);
+2. else testcontainers (Apache Kafka in KRaft mode, PostgreSQL) when a Docker engine answers;
+3. else the local wheels (Tansu broker, embedded PostgreSQL) on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Infrastructure:
+    kafka_bootstrap_servers: str
+    database_url: str
+    origin: str
+
+
+def docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def provide() -> Iterator[Infrastructure]:
+    kafka, database = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        origin = "environment"
+        if not (kafka and database):
+            if docker_engine_answers():
+                origin = "testcontainers"
+                kafka = kafka or stack.enter_context(_kafka_container())
+                database = database or stack.enter_context(_postgres_container())
+            else:
+                origin = "local wheels"
+                kafka = kafka or stack.enter_context(_local_broker())
+                database = database or stack.enter_context(_local_postgres())
+        yield Infrastructure(kafka, database, origin)
+
+
+@contextlib.contextmanager
+def _kafka_container() -> Iterator[str]:
+    from testcontainers.kafka import KafkaContainer
+
+    with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as container:
+        yield container.get_bootstrap_server()
+
+
+@contextlib.contextmanager
+def _postgres_container() -> Iterator[str]:
+    from testcontainers.postgres import PostgresContainer
+
+    with PostgresContainer("postgres:16-alpine", driver=None) as container:
+        yield container.get_connection_url()
+
+
+@contextlib.contextmanager
+def _local_broker() -> Iterator[str]:
+    from devstack.broker import LocalBroker
+    from devstack.ports import free_port
+
+    broker = LocalBroker(free_port())
+    broker.start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@contextlib.contextmanager
+def _local_postgres() -> Iterator[str]:
+    from devstack.ports import free_port
+    from devstack.postgres import LocalPostgres
+
+    with tempfile.TemporaryDirectory(prefix="vr-test-pg-") as tmp:
+        server = LocalPostgres(Path(tmp) / "data", free_port())
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
