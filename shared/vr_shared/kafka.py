@@ -7,6 +7,7 @@ lifespan (the one place that owns it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -121,13 +122,16 @@ class BatchPublisher:
         self._producer = producer
         self._topic = topic
         self._partitioner = DefaultPartitioner()
+        # murmur2 is pure Python in aiokafka; keys repeat (a facility, a patient), so remember them.
+        self._partition_of = functools.lru_cache(maxsize=100_000)(self._partition)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Returns once the broker acknowledged every message; raises on any failure."""
         partitions = sorted(await self._producer.partitions_for(self._topic))
         by_partition: dict[int, list[OutgoingMessage]] = defaultdict(list)
+        partition_ids = tuple(partitions)
         for message in messages:
-            by_partition[self._partitioner(message.key, partitions, partitions)].append(message)
+            by_partition[self._partition_of(message.key, partition_ids)].append(message)
         deliveries: list[asyncio.Future[object]] = []
         for partition, group in by_partition.items():
             deliveries.extend(await self._send_partition(partition, group))
@@ -136,6 +140,9 @@ class BatchPublisher:
             # its outcome is already reported to the caller as a failure, so it is consumed here.
             delivery.add_done_callback(_retrieve_outcome)
         await asyncio.gather(*deliveries)
+
+    def _partition(self, key: bytes, partitions: tuple[int, ...]) -> int:
+        return int(self._partitioner(key, list(partitions), list(partitions)))
 
     async def _send_partition(self, partition: int, messages: list[OutgoingMessage]) -> list[asyncio.Future[object]]:
         deliveries = []

@@ -24,7 +24,7 @@ def _headers(content_type: str) -> dict[str, str]:
 
 def _as_published(sent: dict[str, object]) -> object:
     """What the topic must hold for a sent event: the same event with its refs pseudonymised."""
-    return PSEUDONYMS.pseudonymise(TENANT, validate_event(sent))
+    return validate_event(PSEUDONYMS.pseudonymise(TENANT, sent))
 
 
 async def _post(ingest: IngestUnderTest, events: list[dict[str, object]], content_type: str) -> list[dict[str, object]]:

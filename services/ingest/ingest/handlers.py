@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +11,7 @@ from typing import Any, Protocol
 from ingest import metrics
 from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
-from vr_shared.events import Event, FieldError, validate_events
+from vr_shared.events import EVENT_TYPES, EventDocument, FieldError, validate_events
 from vr_shared.identity import Identity
 
 
@@ -52,7 +53,7 @@ class IntakeReport:
 
 
 class EventPublisher(Protocol):
-    async def publish(self, tenant: str, events: Sequence[Event]) -> None: ...
+    async def publish(self, tenant: str, documents: Sequence[EventDocument]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +63,14 @@ class Intake:
     publisher: EventPublisher
 
     async def ingest(self, items: Sequence[Any], caller: Identity, now: datetime) -> IntakeReport:
-        """Publishes the valid events (raises BrokerUnavailable if they are not all acknowledged)."""
+        """Publishes the valid events (raises BrokerUnavailable if they are not all acknowledged).
+
+        What is published is each valid item as sent, with its identifiers pseudonymised: the schema is
+        strict about JSON kinds, so a valid item already is the event's canonical JSON form.
+        """
         results, accepted = self._screen(items, caller, now)
         if accepted:
-            pseudonymised = [self.pseudonymiser.pseudonymise(caller.tenant, e) for e in accepted]
+            pseudonymised = [self.pseudonymiser.pseudonymise(caller.tenant, d) for d in accepted]
             try:
                 await self.publisher.publish(caller.tenant, pseudonymised)
             except Exception:
@@ -74,11 +79,14 @@ class Intake:
             _count(accepted, "accepted")
         return IntakeReport(results)
 
-    def _screen(self, items: Sequence[Any], caller: Identity, now: datetime) -> tuple[list[EventResult], list[Event]]:
+    def _screen(
+        self, items: Sequence[Any], caller: Identity, now: datetime
+    ) -> tuple[list[EventResult], list[EventDocument]]:
         parseable = [i for i, item in enumerate(items) if not isinstance(item, Unparseable)]
         validated = dict(zip(parseable, validate_events([items[i] for i in parseable]), strict=True))
         results: list[EventResult] = []
-        accepted: list[Event] = []
+        accepted: list[EventDocument] = []
+        latest_allowed = self.policy.latest_allowed(now)
         for index, item in enumerate(items):
             outcome = validated.get(index)
             if isinstance(item, Unparseable):
@@ -87,7 +95,7 @@ class Intake:
                 errors = outcome
             else:
                 assert outcome is not None
-                errors = self.policy.errors_for(outcome, caller, now)
+                errors = self.policy.errors_for(outcome, caller, latest_allowed)
             if errors:
                 results.append(EventResult(index, _raw_id(item), "rejected", errors))
                 metrics.EVENTS.labels(_raw_type(item), "rejected").inc()
@@ -95,13 +103,13 @@ class Intake:
             else:
                 assert outcome is not None and not isinstance(outcome, list)
                 results.append(EventResult(index, outcome.id, "accepted"))
-                accepted.append(outcome)
+                accepted.append(item)
         return results, accepted
 
 
-def _count(events: Sequence[Event], outcome: str) -> None:
-    for event in events:
-        metrics.EVENTS.labels(event.type, outcome).inc()
+def _count(documents: Sequence[EventDocument], outcome: str) -> None:
+    for type_, count in Counter(d["type"] for d in documents).items():
+        metrics.EVENTS.labels(type_, outcome).inc(count)
 
 
 def _raw_id(item: Any) -> str | None:
@@ -110,7 +118,5 @@ def _raw_id(item: Any) -> str | None:
 
 
 def _raw_type(item: Any) -> str:
-    from vr_shared.events import EVENT_TYPES
-
     value = item.get("type") if isinstance(item, dict) else None
     return value if value in EVENT_TYPES else "invalid"  # bounded label set

@@ -1,7 +1,14 @@
 """The event contract of SPEC §4: catalogue models, validation, topic message codec."""
 
 from vr_shared.events.catalogue import EVENT_CLASSES, EVENT_TYPES, PSEUDONYMISED_FIELDS, Event
-from vr_shared.events.codec import decode_event, encode_event, message_headers, message_key
+from vr_shared.events.codec import (
+    EventDocument,
+    decode_event,
+    encode_event,
+    event_document,
+    message_headers,
+    message_key,
+)
 from vr_shared.events.validation import FieldError, json_path, validate_event, validate_events
 
 __all__ = [
@@ -9,9 +16,11 @@ __all__ = [
     "EVENT_TYPES",
     "PSEUDONYMISED_FIELDS",
     "Event",
+    "EventDocument",
     "FieldError",
     "decode_event",
     "encode_event",
+    "event_document",
     "json_path",
     "message_headers",
     "message_key",

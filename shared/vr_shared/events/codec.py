@@ -19,8 +19,7 @@ be consumed before or after the event, by another instance).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -30,28 +29,34 @@ from vr_shared.events.validation import validate_event
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
 
+EventDocument = Mapping[str, Any]
+"""An event in its JSON form: a validated request item as sent, or `event_document(model)`."""
 
-def message_key(tenant: str, event: Event) -> bytes:
-    patient = getattr(event.data, "patient_ref", None)
+
+def event_document(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json", exclude_none=True)
+
+
+def message_key(tenant: str, document: EventDocument) -> bytes:
+    patient = document["data"].get("patient_ref")
     if patient is not None:
         return f"{tenant}|p|{patient}".encode()
-    return f"{tenant}|f|{event.facility}".encode()
+    return f"{tenant}|f|{document['facility']}".encode()
 
 
-def message_headers(tenant: str, event: Event) -> list[tuple[str, bytes]]:
+def message_headers(tenant: str, document: EventDocument) -> list[tuple[str, bytes]]:
     return [
-        ("content-type", CONTENT_TYPE.encode()),
-        ("ce_type", event.type.encode()),
-        ("ce_source", event.source.encode()),
-        ("ce_id", event.id.encode()),
+        ("content-type", _CONTENT_TYPE_BYTES),
+        ("ce_type", document["type"].encode()),
+        ("ce_source", document["source"].encode()),
+        ("ce_id", document["id"].encode()),
         ("vr_tenant", tenant.encode()),
     ]
 
 
-def encode_event(tenant: str, event: Event) -> bytes:
-    document = event.model_dump(mode="json", exclude_none=True)
-    document["tenant"] = tenant
-    return orjson.dumps(document)
+def encode_event(tenant: str, document: EventDocument) -> bytes:
+    """The message value. `document` must already be valid: this is the last step before the broker."""
+    return orjson.dumps({"specversion": "1.0", **document, "tenant": tenant})
 
 
 def decode_event(value: bytes) -> tuple[str, Event]:
@@ -70,6 +75,4 @@ def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
-def event_time_ms(event: Event) -> int:
-    time: datetime = event.time
-    return int(time.timestamp() * 1000)
+_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()

@@ -69,35 +69,23 @@ Money = Annotated[_DecimalString, AfterValidator(_non_negative)]
 PositiveMoney = Annotated[_DecimalString, AfterValidator(_positive)]
 """A strictly positive amount (used where it is a divisor, e.g. average daily net revenue)."""
 
-def _matching(pattern: str, rule: str) -> AfterValidator:
-    compiled = re.compile(pattern)
+_SOURCE_PATTERN = r"^[A-Za-z0-9._~:@!$&'()*+,;=%-]+$"
+_FACILITY_PATTERN = r"^[A-Za-z0-9._-]+$"
+_LABEL_PATTERN = r"^[a-z0-9_]+$"
 
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(rule)
-        return value
-
-    return AfterValidator(check)
-
+PATTERN_RULES: dict[str, str] = {
+    # A CloudEvents source is a URI-reference; it is also one path segment of the event lookup URL
+    # (`GET /v1/events/{source}/{id}`), so '/', '?' and '#' are not allowed.
+    _SOURCE_PATTERN: "must be URI characters without '/', '?', '#' or spaces",
+    _FACILITY_PATTERN: "must be letters, digits, '.', '_' or '-'",
+    _LABEL_PATTERN: "must be lower-case letters, digits or '_' (e.g. ehr, revenue_cycle)",
+}
+"""Readable error text for each pattern (patterns are checked inside pydantic-core, which is fast)."""
 
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 """An identifier issued by the hospital's systems (encounter, order, claim…)."""
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Source = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=128),
-    # A CloudEvents source is a URI-reference; it is also one path segment of the event lookup URL
-    # (`GET /v1/events/{source}/{id}`), so '/', '?' and '#' are not allowed.
-    _matching(r"[A-Za-z0-9._~:@!$&'()*+,;=%-]+", "must be URI characters without '/', '?', '#' or spaces"),
-]
-FacilityId = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64),
-    _matching(r"[A-Za-z0-9._-]+", "must be letters, digits, '.', '_' or '-'"),
-]
-Label = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=64),
-    _matching(r"[a-z0-9_]+", "must be lower-case letters, digits or '_' (e.g. ehr, revenue_cycle)"),
-]
+Source = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_SOURCE_PATTERN)]
+FacilityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_FACILITY_PATTERN)]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_LABEL_PATTERN)]
 """A lower-case label used as a KPI dimension value (outage system, cost category)."""

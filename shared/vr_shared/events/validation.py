@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from vr_shared.events.catalogue import EVENT_TYPES, Event
+from vr_shared.events.types import PATTERN_RULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ def _errors_of(exc: ValidationError, *, skip: int = 0) -> dict[int, list[FieldEr
             loc = loc[1:]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc, message = ["type"], _unknown_type_message(err)
+        elif err["type"] == "string_pattern_mismatch" and (rule := PATTERN_RULES.get(err.get("ctx", {}).get("pattern"))):
+            message = rule
         else:
             message = err["msg"].removeprefix("Value error, ")
         by_item.setdefault(index, []).append(FieldError(json_path(loc), message, err["type"]))

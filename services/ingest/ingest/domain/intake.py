@@ -15,14 +15,17 @@ WRITER_ROLES = frozenset({"pipeline", "platform_admin"})
 class IntakePolicy:
     max_future_skew: timedelta
 
-    def errors_for(self, event: Event, caller: Identity, now: datetime) -> list[FieldError]:
+    def latest_allowed(self, now: datetime) -> datetime:
+        return now + self.max_future_skew
+
+    def errors_for(self, event: Event, caller: Identity, latest_allowed: datetime) -> list[FieldError]:
         errors = []
         if not caller.owns_facility(event.facility):
             errors.append(
                 FieldError("$.facility", f"facility {event.facility!r} is not a facility of tenant {caller.tenant!r}",
                            "facility_not_in_tenant")
             )
-        if event.time > now + self.max_future_skew:
+        if event.time > latest_allowed:
             minutes = int(self.max_future_skew.total_seconds() // 60)
             errors.append(FieldError("$.time", f"event time is more than {minutes} minutes in the future", "time_in_future"))
         return errors

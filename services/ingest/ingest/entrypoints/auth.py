@@ -12,12 +12,12 @@ from vr_shared.identity import HEADER, Identity, IdentityVerifier, InvalidIdenti
 from vr_shared.web import Problem
 
 
-def _verifier(request: Request) -> IdentityVerifier:
+async def _verifier(request: Request) -> IdentityVerifier:
     verifier: IdentityVerifier = request.app.state.components.identity_verifier
     return verifier
 
 
-def event_writer(request: Request, verifier: Annotated[IdentityVerifier, Depends(_verifier)]) -> Identity:
+async def event_writer(request: Request, verifier: Annotated[IdentityVerifier, Depends(_verifier)]) -> Identity:
     try:
         identity = verifier.verify(request.headers.get(HEADER))
     except InvalidIdentity as exc:

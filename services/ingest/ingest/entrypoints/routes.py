@@ -41,12 +41,12 @@ class IngestResponse(BaseModel):
     results: list[EventResultResponse]
 
 
-def _intake(request: Request) -> Intake:
+async def _intake(request: Request) -> Intake:
     intake: Intake = request.app.state.components.intake
     return intake
 
 
-def _limits(request: Request) -> BodyLimits:
+async def _limits(request: Request) -> BodyLimits:
     limits: BodyLimits = request.app.state.components.body_limits
     return limits
 
