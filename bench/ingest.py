@@ -43,25 +43,59 @@ CONCURRENCY = 4  # requests in flight: keeps the single worker busy while a resp
 WARMUP_S, MEASURE_S = 3.0, 20.0
 PARTITIONS = 12
 TENANT, FACILITIES = "bench-health", ("bench-main", "bench-west", "bench-east")
-IDENTITY_SECRET, PSEUDONYM_KEY = "bench-identity-secret-0123456789abcdef0123", "bench-pseudonym-key-0123456789abcdef0123"
+IDENTITY_SECRET, PSEUDONYM_KEY = (
+    "bench-identity-secret-0123456789abcdef0123",
+    "bench-pseudonym-key-0123456789abcdef0123",
+)
 
 
 def sample_event(i: int) -> dict[str, object]:
     """A realistic mix: ADT, medication, claims, payments, outages, costs (valid for every type)."""
     facility = FACILITIES[i % len(FACILITIES)]
-    base = {"specversion": "1.0", "id": f"bench-{i}", "source": "bench-feed", "facility": facility,
-            "time": "2026-03-04T10:00:00-05:00"}
+    base = {
+        "specversion": "1.0",
+        "id": f"bench-{i}",
+        "source": "bench-feed",
+        "facility": facility,
+        "time": "2026-03-04T10:00:00-05:00",
+    }
     patient, encounter = f"MRN-{i % 50_000:06d}", f"ENC-{i // 3:07d}"
     kinds: list[tuple[str, dict[str, object]]] = [
-        ("encounter.admitted", {"encounter_ref": encounter, "patient_ref": patient, "encounter_class": "inpatient"}),
-        ("encounter.discharged", {"encounter_ref": encounter, "patient_ref": patient, "encounter_class": "inpatient",
-                                  "admitted_at": "2026-03-01T08:00:00-05:00", "disposition": "home"}),
+        (
+            "encounter.admitted",
+            {"encounter_ref": encounter, "patient_ref": patient, "encounter_class": "inpatient"},
+        ),
+        (
+            "encounter.discharged",
+            {
+                "encounter_ref": encounter,
+                "patient_ref": patient,
+                "encounter_class": "inpatient",
+                "admitted_at": "2026-03-01T08:00:00-05:00",
+                "disposition": "home",
+            },
+        ),
         ("medication.ordered", {"order_ref": f"ORD-{i}", "encounter_ref": encounter, "entry_method": "cpoe"}),
-        ("medication.administered", {"administration_ref": f"MAR-{i}", "encounter_ref": encounter,
-                                     "patient_scanned": True, "medication_scanned": True}),
+        (
+            "medication.administered",
+            {
+                "administration_ref": f"MAR-{i}",
+                "encounter_ref": encounter,
+                "patient_scanned": True,
+                "medication_scanned": True,
+            },
+        ),
         ("claim.submitted", {"claim_ref": f"CLM-{i}", "amount": "1250.00", "clean": i % 7 != 0}),
-        ("claim.adjudicated", {"claim_ref": f"CLM-{i}", "outcome": "paid", "initial": True,
-                               "paid_amount": "1100.00", "denied_amount": "0"}),
+        (
+            "claim.adjudicated",
+            {
+                "claim_ref": f"CLM-{i}",
+                "outcome": "paid",
+                "initial": True,
+                "paid_amount": "1100.00",
+                "denied_amount": "0",
+            },
+        ),
         ("payment.received", {"amount": "75.50", "patient_payment": True, "point_of_service": i % 2 == 0}),
         ("cost.incurred", {"category": "revenue_cycle", "amount": "180.00"}),
     ]
@@ -79,8 +113,13 @@ def serialised_messages() -> list[OutgoingMessage]:
     messages = []
     for i in range(BATCH * BATCHES):
         document = pseudonyms.pseudonymise(TENANT, sample_event(i))
-        messages.append(OutgoingMessage(message_key(TENANT, document), encode_event(TENANT, document),
-                                        message_headers(TENANT, document)))
+        messages.append(
+            OutgoingMessage(
+                message_key(TENANT, document),
+                encode_event(TENANT, document),
+                message_headers(TENANT, document),
+            )
+        )
     return messages
 
 
@@ -100,9 +139,16 @@ def broker() -> Iterator[str]:
 @contextlib.contextmanager
 def ingest_process(bootstrap: str, topic: str) -> Iterator[int]:
     port = free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "VR_HTTP_PORT": str(port),
-           "VR_IDENTITY_SECRET": IDENTITY_SECRET, "VR_PSEUDONYM_KEY": PSEUDONYM_KEY, "VR_EVENTS_TOPIC": topic,
-           "VR_EVENTS_TOPIC_PARTITIONS": str(PARTITIONS), "VR_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "VR_HTTP_PORT": str(port),
+        "VR_IDENTITY_SECRET": IDENTITY_SECRET,
+        "VR_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        "VR_EVENTS_TOPIC": topic,
+        "VR_EVENTS_TOPIC_PARTITIONS": str(PARTITIONS),
+        "VR_LOG_LEVEL": "WARNING",
+    }
     process = subprocess.Popen([sys.executable, "-m", "ingest"], env=env)
     try:
         if not wait_listening(port, timeout_s=30):
@@ -115,13 +161,16 @@ def ingest_process(bootstrap: str, topic: str) -> Iterator[int]:
 
 async def measure_ingest(port: int, bodies: list[bytes]) -> tuple[float, list[float]]:
     token = IdentitySigner(IDENTITY_SECRET, ttl_seconds=300).sign(
-        Identity(tenant=TENANT, role="pipeline", key_id="bench", facilities=frozenset(FACILITIES)))
+        Identity(tenant=TENANT, role="pipeline", key_id="bench", facilities=frozenset(FACILITIES))
+    )
     headers = {"X-VR-Identity": token, "Content-Type": "application/json"}
     counted, latencies, next_body = 0, [], 0
     measuring = False
 
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
-                                 limits=httpx.Limits(max_connections=CONCURRENCY)) as client:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)
+    ) as client:
+
         async def worker(stop_at: float) -> None:
             nonlocal counted, next_body
             while time.perf_counter() < stop_at:
@@ -148,8 +197,10 @@ async def measure_raw_send(bootstrap: str, topic: str, messages: list[OutgoingMe
     try:
         started = time.perf_counter()
         for offset in range(0, len(messages), BATCH):  # acknowledged per 500, as an HTTP batch would be
-            deliveries = [await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
-                          for m in messages[offset:offset + BATCH]]
+            deliveries = [
+                await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
+                for m in messages[offset : offset + BATCH]
+            ]
             await asyncio.gather(*deliveries)
         return len(messages) / (time.perf_counter() - started)
     finally:
@@ -163,7 +214,7 @@ async def measure_raw_batches(bootstrap: str, topic: str, messages: list[Outgoin
         publisher = BatchPublisher(producer, topic)
         started = time.perf_counter()
         for offset in range(0, len(messages), BATCH):
-            await publisher.publish(messages[offset:offset + BATCH])
+            await publisher.publish(messages[offset : offset + BATCH])
         return len(messages) / (time.perf_counter() - started)
     finally:
         await producer.stop()
@@ -180,31 +231,41 @@ async def main() -> None:
         topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
         raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
         await ensure_topics(bootstrap, [TopicSpec(topic, PARTITIONS), TopicSpec(raw_topic, PARTITIONS)])
-        raw_send = await measure_raw_send(bootstrap, raw_topic, messages)
-        raw_batch = await measure_raw_batches(bootstrap, raw_topic, messages)
+        # Best of two for the baselines: the machine is shared, and a noisy low baseline would flatter ingest.
+        raw_send = max([await measure_raw_send(bootstrap, raw_topic, messages) for _ in range(2)])
+        raw_batch = max([await measure_raw_batches(bootstrap, raw_topic, messages) for _ in range(2)])
         with ingest_process(bootstrap, topic) as port:
             ingest_rate, latencies = await measure_ingest(port, bodies)
 
     ratio_send, ratio_batch = ingest_rate / raw_send, ingest_rate / raw_batch
     verdict = "meets" if ratio_send >= 0.6 else "misses"
+    broker_name = (
+        "KAFKA_BOOTSTRAP_SERVERS" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "local Tansu 0.6"
+    )
+    ingest_path = (
+        f"ingest over HTTP (one uvicorn worker, batches of {BATCH}, {CONCURRENCY} requests in flight, "
+        "load generator on the same machine)"
+    )
+    p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
     body = f"""## Ingest throughput
 
-{today()} — {machine()}. Broker: {'KAFKA_BOOTSTRAP_SERVERS' if os.environ.get('KAFKA_BOOTSTRAP_SERVERS') else 'local Tansu 0.6 (memory storage)'} on loopback, {PARTITIONS} partitions, acks=all.
+{today()} — {machine()}.
+Broker: {broker_name} on loopback, {PARTITIONS} partitions, acks=all. Run: `make bench` (`bench/ingest.py`).
 
 | path | events/s |
 |---|---:|
-| ingest over HTTP (one uvicorn worker, batches of {BATCH}, {CONCURRENCY} requests in flight, load generator on the same machine) | {ingest_rate:,.0f} |
-| raw aiokafka `send()` per message, same serialized events, acks per {BATCH} | {raw_send:,.0f} |
-| raw aiokafka `send_batch()` (record batch per partition), same events | {raw_batch:,.0f} |
+| {ingest_path} | {ingest_rate:,.0f} |
+| raw aiokafka `send()` per message, same serialized events, acks per {BATCH} (best of 2) | {raw_send:,.0f} |
+| raw aiokafka `send_batch()` (record batch per partition), same events (best of 2) | {raw_batch:,.0f} |
 
 * **ingest / raw `send()` = {ratio_send:.2f}** — target ≥ 0.6: {verdict} the target.
 * ingest / raw `send_batch()` = {ratio_batch:.2f} (the fastest way this client can write these events at all).
-* Request latency for a batch of {BATCH} under this load: p50 {percentile(latencies, 0.5) * 1000:.0f} ms,
-  p99 {percentile(latencies, 0.99) * 1000:.0f} ms ({len(latencies)} requests).
+* Request latency for a batch of {BATCH} under this load: p50 {p50:.0f} ms, p99 {p99:.0f} ms
+  ({len(latencies)} requests).
 
-Ingest validates, checks facility and clock, pseudonymises with HMAC-SHA-256 and serialises each event before
-the broker sees it; it publishes through record batches per partition (`vr_shared.kafka.BatchPublisher`), which
-is why it can outrun the raw per-message `send()` path.
+Ingest validates, checks facility and clock, pseudonymises with HMAC-SHA-256 and serialises each event
+before the broker sees it; it publishes through record batches per partition
+(`vr_shared.kafka.BatchPublisher`), which is why it can outrun the raw per-message `send()` path.
 """
     write_section("ingest", body)
     print(body)

@@ -20,7 +20,9 @@ def async_url(url: str) -> str:
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 
-def create_engine(url: str, *, schema: str | None = None, pool_size: int = 5, statement_timeout_ms: int = 30_000) -> AsyncEngine:
+def create_engine(
+    url: str, *, schema: str | None = None, pool_size: int = 5, statement_timeout_ms: int = 30_000
+) -> AsyncEngine:
     """An engine whose connections use `schema` first on their search path (a service's own tables)."""
     server_settings = {"statement_timeout": str(statement_timeout_ms), "application_name": schema or "vr"}
     if schema is not None:

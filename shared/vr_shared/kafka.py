@@ -40,7 +40,9 @@ class OutgoingMessage:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
-async def ensure_topics(bootstrap_servers: str, topics: Iterable[TopicSpec], *, timeout_s: float = 15) -> None:
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[TopicSpec], *, timeout_s: float = 15
+) -> None:
     """Create the topics that do not exist yet (existing ones are left as they are)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=int(timeout_s * 1000))
     await asyncio.wait_for(admin.start(), timeout_s)
@@ -67,7 +69,9 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
     return [(e[0], e[1], e[2] if len(e) > 2 else None) for e in errors]
 
 
-def create_producer(bootstrap_servers: str, *, request_timeout_ms: int = 10_000, client_id: str = "vr") -> AIOKafkaProducer:
+def create_producer(
+    bootstrap_servers: str, *, request_timeout_ms: int = 10_000, client_id: str = "vr"
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
@@ -144,14 +148,26 @@ class BatchPublisher:
     def _partition(self, key: bytes, partitions: tuple[int, ...]) -> int:
         return int(self._partitioner(key, list(partitions), list(partitions)))
 
-    async def _send_partition(self, partition: int, messages: list[OutgoingMessage]) -> list[asyncio.Future[object]]:
+    async def _send_partition(
+        self, partition: int, messages: list[OutgoingMessage]
+    ) -> list[asyncio.Future[object]]:
         deliveries = []
         batch = self._producer.create_batch()
         for message in messages:
-            if batch.append(key=message.key, value=message.value, timestamp=None, headers=list(message.headers)) is None:
+            if (
+                batch.append(
+                    key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
+                )
+                is None
+            ):
                 deliveries.append(await self._producer.send_batch(batch, self._topic, partition=partition))
                 batch = self._producer.create_batch()
-                if batch.append(key=message.key, value=message.value, timestamp=None, headers=list(message.headers)) is None:
+                if (
+                    batch.append(
+                        key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
+                    )
+                    is None
+                ):
                     raise KafkaError("a single message exceeds the maximum batch size")
         if batch.record_count():
             deliveries.append(await self._producer.send_batch(batch, self._topic, partition=partition))

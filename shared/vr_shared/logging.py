@@ -18,7 +18,16 @@ import orjson
 
 REDACTED = "[redacted]"
 SENSITIVE_KEYS = frozenset(
-    {"patient_ref", "encounter_ref", "authorization", "api_key", "key", "body", "x-vr-identity", "identity_token"}
+    {
+        "patient_ref",
+        "encounter_ref",
+        "authorization",
+        "api_key",
+        "key",
+        "body",
+        "x-vr-identity",
+        "identity_token",
+    }
 )
 # `patient_ref: X`, `"encounter_ref": "X"`, `patient_ref=X` inside free text.
 _INLINE = re.compile(
@@ -29,7 +38,11 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def redact(value: Any) -> Any:

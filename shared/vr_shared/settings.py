@@ -18,7 +18,9 @@ class ServiceSettings(BaseSettings):
     service_name: str = "vr"
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "VR_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "VR_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"
+        ),
     )
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "VR_DATABASE_URL", "database_url")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +59,9 @@ def problem_response(problem: Problem, request: Request | None = None) -> Respon
     if request is not None:
         document["instance"] = request.url.path
     document.update(problem.extra)
-    return Response(orjson.dumps(document), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
+    return Response(
+        orjson.dumps(document), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
+    )
 
 
 def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMapping]) -> None:
@@ -76,7 +78,9 @@ def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMap
     async def on_request_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [_request_error(e) for e in exc.errors()]
-        return problem_response(Problem(422, "Invalid request", "the request does not match its schema", errors=errors), request)
+        return problem_response(
+            Problem(422, "Invalid request", "the request does not match its schema", errors=errors), request
+        )
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
@@ -87,14 +91,20 @@ def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMap
 
 def _mapped_handler(mapping: ErrorMapping) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
-        return problem_response(Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers), request)
+        return problem_response(
+            Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers), request
+        )
 
     return handle
 
 
 def _request_error(error: Mapping[str, Any]) -> dict[str, str]:
     loc = [str(part) for part in error.get("loc", ()) if part != "body"]
-    return {"path": "$" + "".join(f".{p}" for p in loc), "message": str(error.get("msg")), "code": str(error.get("type"))}
+    return {
+        "path": "$" + "".join(f".{p}" for p in loc),
+        "message": str(error.get("msg")),
+        "code": str(error.get("type")),
+    }
 
 
 def _title(status: int) -> str:
@@ -135,8 +145,12 @@ class RequestIdMiddleware:
             if route not in ("/metrics", "/healthz", "/readyz"):
                 log.info(
                     "request",
-                    extra={"method": scope["method"], "route": route or "unmatched", "status": status,
-                           "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
+                    extra={
+                        "method": scope["method"],
+                        "route": route or "unmatched",
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
                 )
             request_id.reset(token)
 
@@ -166,7 +180,10 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     async def readyz() -> Response:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())
-        body = {"status": "ready" if ready else "not ready", "checks": {k: "ok" if v else "unreachable" for k, v in results.items()}}
+        body = {
+            "status": "ready" if ready else "not ready",
+            "checks": {k: "ok" if v else "unreachable" for k, v in results.items()},
+        }
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
     @router.get("/metrics")

@@ -66,7 +66,9 @@ async def _post(client: httpx.AsyncClient, batch: list[dict[str, object]]) -> tu
     return response, time.monotonic() - started
 
 
-async def _post_until_accepted(client: httpx.AsyncClient, batch: list[dict[str, object]], within_s: float) -> None:
+async def _post_until_accepted(
+    client: httpx.AsyncClient, batch: list[dict[str, object]], within_s: float
+) -> None:
     deadline = time.monotonic() + within_s
     while True:
         response, _ = await _post(client, batch)
@@ -110,8 +112,9 @@ async def test_unreachable_broker_gives_503_quickly_and_ingest_recovers_without_
     await _post_until_accepted(client, after, within_s=60)
     assert (await client.get("/readyz")).status_code == 200
 
-    await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers,
-                                   ingest_on_faulty_broker.settings.events_topic, before + after)
+    await _assert_on_topic_exactly(
+        faulty_broker.broker.bootstrap_servers, ingest_on_faulty_broker.settings.events_topic, before + after
+    )
 
 
 async def test_hung_broker_gives_503_within_5_seconds_and_events_flow_once_it_answers(
@@ -131,5 +134,6 @@ async def test_hung_broker_gives_503_within_5_seconds_and_events_flow_once_it_an
 
     after = _batch("after-hang")
     await _post_until_accepted(client, after, within_s=60)
-    await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers,
-                                   ingest_on_faulty_broker.settings.events_topic, before + after)
+    await _assert_on_topic_exactly(
+        faulty_broker.broker.bootstrap_servers, ingest_on_faulty_broker.settings.events_topic, before + after
+    )

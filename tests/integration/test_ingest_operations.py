@@ -28,9 +28,15 @@ async def test_healthz_and_readyz_answer_when_the_broker_is_up(ingest: IngestUnd
     assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok"}
 
 
-async def test_metrics_count_events_by_type_and_outcome_and_rejections_by_reason(ingest: IngestUnderTest) -> None:
+async def test_metrics_count_events_by_type_and_outcome_and_rejections_by_reason(
+    ingest: IngestUnderTest,
+) -> None:
     before = await _samples(ingest)
-    batch = [event("claim.submitted"), event("claim.submitted"), event("claim.submitted", facility="elsewhere")]
+    batch = [
+        event("claim.submitted"),
+        event("claim.submitted"),
+        event("claim.submitted", facility="elsewhere"),
+    ]
     response = await ingest.client.post("/v1/events", json=batch, headers={"X-VR-Identity": token()})
     assert response.status_code == 202
     after = await _samples(ingest)
@@ -42,8 +48,14 @@ async def test_metrics_count_events_by_type_and_outcome_and_rejections_by_reason
     assert delta("vr_ingest_events_total", type="claim.submitted", outcome="rejected") == 1
     assert delta("vr_ingest_event_rejections_total", reason="facility_not_in_tenant") == 1
     assert delta("vr_ingest_publish_duration_seconds_count") == 1
-    assert delta("vr_http_requests_total", service="ingest", method="POST", route="/v1/events", status="202") == 1
-    assert delta("vr_http_request_duration_seconds_count", service="ingest", method="POST", route="/v1/events") == 1
+    assert (
+        delta("vr_http_requests_total", service="ingest", method="POST", route="/v1/events", status="202")
+        == 1
+    )
+    assert (
+        delta("vr_http_request_duration_seconds_count", service="ingest", method="POST", route="/v1/events")
+        == 1
+    )
     assert delta("vr_ingest_request_events_sum") == 3
 
 

@@ -27,10 +27,14 @@ def _as_published(sent: dict[str, object]) -> object:
     return validate_event(PSEUDONYMS.pseudonymise(TENANT, sent))
 
 
-async def _post(ingest: IngestUnderTest, events: list[dict[str, object]], content_type: str) -> list[dict[str, object]]:
+async def _post(
+    ingest: IngestUnderTest, events: list[dict[str, object]], content_type: str
+) -> list[dict[str, object]]:
     if content_type == "application/x-ndjson":
         body = b"\n".join(orjson.dumps(e) for e in events) + b"\n"
-    elif content_type == "application/cloudevents+json" or (content_type == "application/json" and len(events) == 1):
+    elif content_type == "application/cloudevents+json" or (
+        content_type == "application/json" and len(events) == 1
+    ):
         body = orjson.dumps(events[0])
     else:
         body = orjson.dumps(events)
@@ -57,8 +61,13 @@ async def test_each_content_type_lands_keyed_and_pseudonymised(
     sent = [event(EVENT_TYPES[i % len(EVENT_TYPES)], source=source) for i in range(count)]
     await _post(ingest, sent, content_type)
 
-    landed = [m for m in await read_topic(infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic,
-                                          expect=count) if header_value(m.headers, "ce_source") == source]
+    landed = [
+        m
+        for m in await read_topic(
+            infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic, expect=count
+        )
+        if header_value(m.headers, "ce_source") == source
+    ]
     assert len(landed) == count
     by_id = {e["id"]: e for e in sent}
     for message in landed:
@@ -67,7 +76,10 @@ async def test_each_content_type_lands_keyed_and_pseudonymised(
         assert tenant == TENANT
         assert published == expected  # exactly as sent, refs pseudonymised
         patient = getattr(expected.data, "patient_ref", None)
-        assert message.key == (f"{TENANT}|p|{patient}" if patient else f"{TENANT}|f|{expected.facility}").encode()
+        assert (
+            message.key
+            == (f"{TENANT}|p|{patient}" if patient else f"{TENANT}|f|{expected.facility}").encode()
+        )
         everything = message.key + message.value + b"".join(v for _, v in message.headers)
         assert not any(raw in everything for raw in RAW_REFS)
         assert header_value(message.headers, "ce_type") == expected.type
@@ -78,11 +90,18 @@ async def test_a_patients_events_from_two_facilities_share_a_partition(
     infrastructure: Infrastructure, ingest: IngestUnderTest
 ) -> None:
     source = "partition-check"
-    sent = [event("encounter.admitted", facility="asheville-main", source=source),
-            event("encounter.discharged", facility="mission-west", source=source)]
+    sent = [
+        event("encounter.admitted", facility="asheville-main", source=source),
+        event("encounter.discharged", facility="mission-west", source=source),
+    ]
     await _post(ingest, sent, "application/json")
-    landed = [m for m in await read_topic(infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic,
-                                          expect=2) if header_value(m.headers, "ce_source") == source]
+    landed = [
+        m
+        for m in await read_topic(
+            infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic, expect=2
+        )
+        if header_value(m.headers, "ce_source") == source
+    ]
     assert len(landed) == 2 and landed[0].partition == landed[1].partition and landed[0].key == landed[1].key
 
 
@@ -101,15 +120,28 @@ async def test_mixed_batch_accepts_the_valid_events_and_reports_each_rejection(
     assert response.status_code == 202
     body = response.json()
     assert (body["accepted"], body["rejected"]) == (2, 3)
-    assert [r["status"] for r in body["results"]] == ["accepted", "rejected", "rejected", "rejected", "accepted"]
+    assert [r["status"] for r in body["results"]] == [
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
     assert [r["index"] for r in body["results"]] == [0, 1, 2, 3, 4]
     assert [r["id"] for r in body["results"]] == [e["id"] for e in batch]
     assert [e["path"] for e in body["results"][1]["errors"]] == ["$.data.amount"]
     assert body["results"][2]["errors"][0] == {
-        "path": "$.facility", "code": "facility_not_in_tenant",
-        "message": "facility 'not-ours' is not a facility of tenant 'mission-health'"}
+        "path": "$.facility",
+        "code": "facility_not_in_tenant",
+        "message": "facility 'not-ours' is not a facility of tenant 'mission-health'",
+    }
     assert [(e["path"], e["code"]) for e in body["results"][3]["errors"]] == [("$.time", "time_in_future")]
 
-    landed = [m for m in await read_topic(infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic,
-                                          expect=2) if header_value(m.headers, "ce_source") == source]
+    landed = [
+        m
+        for m in await read_topic(
+            infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic, expect=2
+        )
+        if header_value(m.headers, "ce_source") == source
+    ]
     assert sorted(decode_event(m.value)[1].id for m in landed) == sorted([batch[0]["id"], batch[4]["id"]])

@@ -44,25 +44,35 @@ async def test_all_rejected_is_422_naming_each_event_index_and_path(ingest: Inge
     problem = response.json()
     assert problem["title"] == "No event accepted" and problem["type"] == "/problems/invalid-events"
     assert (problem["accepted"], problem["rejected"]) == (0, 2)
-    assert [(e["index"], e["path"]) for e in problem["errors"]] == [(0, "$.data.amount"), (1, "$.data.planned")]
+    assert [(e["index"], e["path"]) for e in problem["errors"]] == [
+        (0, "$.data.amount"),
+        (1, "$.data.planned"),
+    ]
     assert all(e["message"] and e["code"] for e in problem["errors"])
     assert [r["status"] for r in problem["results"]] == ["rejected", "rejected"]
 
 
 async def test_ndjson_line_that_is_not_json_is_rejected_alone(ingest: IngestUnderTest) -> None:
-    body = orjson.dumps(event("cost.incurred")) + b"\n{broken\n" + orjson.dumps(event("cost.incurred")) + b"\n"
+    body = (
+        orjson.dumps(event("cost.incurred")) + b"\n{broken\n" + orjson.dumps(event("cost.incurred")) + b"\n"
+    )
     response = await ingest.client.post("/v1/events", content=body, headers=_auth("application/x-ndjson"))
     assert response.status_code == 202
     results = response.json()["results"]
     assert [r["status"] for r in results] == ["accepted", "rejected", "accepted"]
-    assert results[1]["errors"][0]["code"] == "json_invalid" and "line 2" in results[1]["errors"][0]["message"]
+    assert (
+        results[1]["errors"][0]["code"] == "json_invalid" and "line 2" in results[1]["errors"][0]["message"]
+    )
 
 
-@pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"{not json", "application/json", 400),
-    (b"[]", "application/json", 422),
-    (b"id,source\n1,x", "text/csv", 415),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"[]", "application/json", 422),
+        (b"id,source\n1,x", "text/csv", 415),
+    ],
+)
 async def test_bodies_without_events_are_refused_with_a_problem(
     ingest: IngestUnderTest, body: bytes, content_type: str, status: int
 ) -> None:
@@ -71,13 +81,18 @@ async def test_bodies_without_events_are_refused_with_a_problem(
     assert response.headers["content-type"] == PROBLEM and response.json()["status"] == status
 
 
-@pytest.mark.parametrize("identity", [
-    None,
-    "garbage",
-    token(secret="a-forged-secret-that-is-long-enough-0123456789"),
-    token(ttl_seconds=30, now=time.time() - 600),
-])
-async def test_requests_without_a_valid_gateway_identity_are_401(ingest: IngestUnderTest, identity: str | None) -> None:
+@pytest.mark.parametrize(
+    "identity",
+    [
+        None,
+        "garbage",
+        token(secret="a-forged-secret-that-is-long-enough-0123456789"),
+        token(ttl_seconds=30, now=time.time() - 600),
+    ],
+)
+async def test_requests_without_a_valid_gateway_identity_are_401(
+    ingest: IngestUnderTest, identity: str | None
+) -> None:
     headers = {"X-VR-Identity": identity} if identity else {}
     response = await ingest.client.post("/v1/events", json=event("cost.incurred"), headers=headers)
     assert response.status_code == 401
@@ -86,8 +101,9 @@ async def test_requests_without_a_valid_gateway_identity_are_401(ingest: IngestU
 
 @pytest.mark.parametrize("role", ["billing", "ops", "tenant_admin"])
 async def test_roles_that_may_not_write_events_are_403(ingest: IngestUnderTest, role: str) -> None:
-    response = await ingest.client.post("/v1/events", json=event("cost.incurred"),
-                                        headers={"X-VR-Identity": token(role=role)})  # type: ignore[arg-type]
+    response = await ingest.client.post(
+        "/v1/events", json=event("cost.incurred"), headers={"X-VR-Identity": token(role=role)}
+    )  # type: ignore[arg-type]
     assert response.status_code == 403
 
 

@@ -11,7 +11,9 @@ from vr_shared.db import create_engine, database_reachable, ensure_schema
 from vr_shared.kafka import TopicSpec, create_consumer, ensure_topics
 
 
-async def test_ensure_topics_creates_with_the_given_partitions_and_is_idempotent(infrastructure: Infrastructure) -> None:
+async def test_ensure_topics_creates_with_the_given_partitions_and_is_idempotent(
+    infrastructure: Infrastructure,
+) -> None:
     name = f"test.topic.{uuid.uuid4().hex[:8]}"
     await ensure_topics(infrastructure.kafka_bootstrap_servers, [TopicSpec(name, 6)])
     await ensure_topics(infrastructure.kafka_bootstrap_servers, [TopicSpec(name, 6)])  # second call: no error

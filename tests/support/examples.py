@@ -9,20 +9,42 @@ from typing import Any
 _ids = itertools.count(1)
 
 VALID_DATA: dict[str, dict[str, Any]] = {
-    "encounter.admitted": {"encounter_ref": "ENC-1001", "patient_ref": "MRN-555001", "encounter_class": "inpatient",
-                           "planned": False},
-    "encounter.discharged": {"encounter_ref": "ENC-1001", "patient_ref": "MRN-555001", "encounter_class": "inpatient",
-                             "admitted_at": "2026-03-01T08:00:00-05:00", "disposition": "home"},
+    "encounter.admitted": {
+        "encounter_ref": "ENC-1001",
+        "patient_ref": "MRN-555001",
+        "encounter_class": "inpatient",
+        "planned": False,
+    },
+    "encounter.discharged": {
+        "encounter_ref": "ENC-1001",
+        "patient_ref": "MRN-555001",
+        "encounter_class": "inpatient",
+        "admitted_at": "2026-03-01T08:00:00-05:00",
+        "disposition": "home",
+    },
     "medication.ordered": {"order_ref": "ORD-1", "encounter_ref": "ENC-1001", "entry_method": "cpoe"},
-    "medication.administered": {"administration_ref": "MAR-1", "encounter_ref": "ENC-1001",
-                                "patient_scanned": True, "medication_scanned": False},
+    "medication.administered": {
+        "administration_ref": "MAR-1",
+        "encounter_ref": "ENC-1001",
+        "patient_scanned": True,
+        "medication_scanned": False,
+    },
     "adverse_drug_event.recorded": {"encounter_ref": "ENC-1001", "harm_category": "E"},
     "sepsis.case_evaluated": {"encounter_ref": "ENC-1001", "bundle_compliant": True, "excluded": False},
-    "system.outage": {"system": "ehr", "started_at": "2026-03-04T01:00:00-05:00",
-                      "ended_at": "2026-03-04T01:45:00-05:00", "planned": False},
+    "system.outage": {
+        "system": "ehr",
+        "started_at": "2026-03-04T01:00:00-05:00",
+        "ended_at": "2026-03-04T01:45:00-05:00",
+        "planned": False,
+    },
     "claim.submitted": {"claim_ref": "CLM-1", "amount": "1250.00", "clean": True},
-    "claim.adjudicated": {"claim_ref": "CLM-1", "outcome": "partial", "initial": True, "paid_amount": "1000.00",
-                          "denied_amount": "250.00"},
+    "claim.adjudicated": {
+        "claim_ref": "CLM-1",
+        "outcome": "partial",
+        "initial": True,
+        "paid_amount": "1000.00",
+        "denied_amount": "250.00",
+    },
     "payment.received": {"amount": "75.50", "patient_payment": True, "point_of_service": True},
     "ar.snapshot": {"net_ar": "4200000.00", "avg_daily_net_revenue": "100000.00"},
     "cost.incurred": {"category": "revenue_cycle", "amount": "18000.00"},
@@ -49,8 +71,15 @@ INVALID_DATA: dict[str, tuple[dict[str, Any], str]] = {
 EVENT_TIMES = {"encounter.discharged": "2026-03-04T11:30:00-05:00"}
 
 
-def event(type_: str, *, facility: str = "asheville-main", source: str = "epic-adt-feed", id_: str | None = None,
-          time: str | None = None, **data_changes: Any) -> dict[str, Any]:
+def event(
+    type_: str,
+    *,
+    facility: str = "asheville-main",
+    source: str = "epic-adt-feed",
+    id_: str | None = None,
+    time: str | None = None,
+    **data_changes: Any,
+) -> dict[str, Any]:
     data = copy.deepcopy(VALID_DATA[type_])
     data.update(data_changes)
     return {

@@ -17,18 +17,24 @@ class Landed:
     partition: int
 
 
-async def read_topic(bootstrap_servers: str, topic: str, *, expect: int, timeout_s: float = 15) -> list[Landed]:
+async def read_topic(
+    bootstrap_servers: str, topic: str, *, expect: int, timeout_s: float = 15
+) -> list[Landed]:
     """Every message of `topic` from the beginning; waits until at least `expect` arrived.
 
     Reads by fetching (not by end offsets, which the local broker reports short).
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
-                                client_id=f"test-reader-{uuid.uuid4().hex[:6]}")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        client_id=f"test-reader-{uuid.uuid4().hex[:6]}",
+    )
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata for a topic we did not subscribe
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(topic) or set()
         assignment = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assignment)

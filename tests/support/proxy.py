@@ -13,7 +13,9 @@ class TcpProxy:
         self._connections: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.listen_port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.listen_port, reuse_address=True
+        )
 
     async def cut(self) -> None:
         """Stop accepting and reset every open connection: clients see a broker that went away."""
@@ -31,7 +33,9 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self._connections.update({client_writer, upstream_writer})
-        await asyncio.gather(self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer))
+        await asyncio.gather(
+            self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
+        )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

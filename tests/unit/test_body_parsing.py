@@ -39,9 +39,16 @@ def test_exactly_the_event_limit_is_accepted() -> None:
     assert len(parse_items(orjson.dumps([{}] * 1000), JSON, LIMITS)) == 1000
 
 
-@pytest.mark.parametrize(("body", "content_type", "status"), [
-    (b"{", JSON, 400), (b"42", JSON, 400), (b"[]", JSON, 422), (b"", NDJSON, 422), (b"{}", "text/csv", 415),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"{", JSON, 400),
+        (b"42", JSON, 400),
+        (b"[]", JSON, 422),
+        (b"", NDJSON, 422),
+        (b"{}", "text/csv", 415),
+    ],
+)
 def test_bodies_that_hold_no_events_are_refused(body: bytes, content_type: str, status: int) -> None:
     with pytest.raises(Problem) as err:
         parse_items(body, content_type, LIMITS)

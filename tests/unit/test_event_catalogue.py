@@ -93,8 +93,9 @@ def test_outage_must_end_after_it_starts() -> None:
 
 def test_instants_compare_across_offsets() -> None:
     # 06:00Z is 01:00-05:00: ending at 01:30-05:00 is after it, so the outage is valid.
-    [result] = validate_events([event("system.outage", started_at="2026-03-04T06:00:00Z",
-                                      ended_at="2026-03-04T01:30:00-05:00")])
+    [result] = validate_events(
+        [event("system.outage", started_at="2026-03-04T06:00:00Z", ended_at="2026-03-04T01:30:00-05:00")]
+    )
     assert not isinstance(result, list)
 
 
@@ -108,7 +109,12 @@ def test_point_of_service_payment_must_be_a_patient_payment() -> None:
 
 
 def test_mixed_batch_keeps_valid_items_and_reports_each_invalid_one() -> None:
-    items = [event("cost.incurred"), {"not": "an event"}, event("claim.submitted", amount="x"), event("ar.snapshot")]
+    items = [
+        event("cost.incurred"),
+        {"not": "an event"},
+        event("claim.submitted", amount="x"),
+        event("ar.snapshot"),
+    ]
     results = validate_events(items)
     assert [isinstance(r, list) for r in results] == [False, True, True, False]
     assert [e.path for e in results[2]] == ["$.data.amount"]  # type: ignore[union-attr]
@@ -117,3 +123,13 @@ def test_mixed_batch_keeps_valid_items_and_reports_each_invalid_one() -> None:
 def test_non_object_item_is_an_error_not_a_crash() -> None:
     [result] = validate_events([42])
     assert isinstance(result, list) and result[0].path == "$"
+
+
+def test_pattern_errors_say_the_rule_not_the_regex() -> None:
+    [error] = _errors(event("cost.incurred", source="epic/adt"))
+    assert (error.path, error.message) == (
+        "$.source",
+        "must be URI characters without '/', '?', '#' or spaces",
+    )
+    [error] = _errors(event("system.outage", system="EHR"))
+    assert error.path == "$.data.system" and error.message.startswith("must be lower-case letters")

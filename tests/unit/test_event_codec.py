@@ -4,7 +4,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.support.examples import event
-from vr_shared.events import EVENT_TYPES, decode_event, encode_event, event_document, message_key, validate_event
+from vr_shared.events import (
+    EVENT_TYPES,
+    decode_event,
+    encode_event,
+    event_document,
+    message_key,
+    validate_event,
+)
 
 
 def test_patient_events_are_keyed_by_tenant_and_patient() -> None:
@@ -19,9 +26,14 @@ def test_events_without_a_patient_are_keyed_by_tenant_and_facility() -> None:
     assert message_key("t1", event("medication.ordered", facility="a")) == b"t1|f|a"
 
 
-@given(type_=st.sampled_from(EVENT_TYPES), tenant=st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True),
-       drop_optional=st.booleans())
-def test_as_sent_and_model_documents_decode_to_the_same_event(type_: str, tenant: str, drop_optional: bool) -> None:
+@given(
+    type_=st.sampled_from(EVENT_TYPES),
+    tenant=st.from_regex(r"[a-z][a-z0-9-]{0,30}", fullmatch=True),
+    drop_optional=st.booleans(),
+)
+def test_as_sent_and_model_documents_decode_to_the_same_event(
+    type_: str, tenant: str, drop_optional: bool
+) -> None:
     sent = event(type_)
     if drop_optional:  # specversion and planned may be left out by the sender
         sent.pop("specversion")

@@ -19,7 +19,9 @@ def test_valid_token_carries_tenant_role_key_and_facilities() -> None:
     assert identity.facilities == {"asheville-main", "mission-west"}
 
 
-@pytest.mark.parametrize("bad", [None, "", "not-a-jwt", token(secret="another-secret-of-the-same-length-0123456789")])
+@pytest.mark.parametrize(
+    "bad", [None, "", "not-a-jwt", token(secret="another-secret-of-the-same-length-0123456789")]
+)
 def test_missing_malformed_or_forged_tokens_are_refused(bad: str | None) -> None:
     with pytest.raises(InvalidIdentity):
         VERIFIER.verify(bad)
@@ -36,8 +38,9 @@ def test_long_lived_token_is_refused_even_when_signed() -> None:
 
 
 def test_tampered_claims_break_the_signature() -> None:
-    header, payload, signature = token().split(".")
-    claims = jwt.decode(token(), options={"verify_signature": False})
+    genuine = token()
+    header, _, signature = genuine.split(".")
+    claims = jwt.decode(genuine, options={"verify_signature": False})
     claims["tenant"] = "another-tenant"
     forged_payload = jwt.encode(claims, "x" * 40, algorithm="HS256").split(".")[1]
     with pytest.raises(InvalidIdentity):

@@ -8,7 +8,9 @@ from vr_shared.events import validate_event
 from vr_shared.identity import Identity
 
 NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)
-CALLER = Identity(tenant="mission-health", role="pipeline", key_id="k", facilities=frozenset({"asheville-main"}))
+CALLER = Identity(
+    tenant="mission-health", role="pipeline", key_id="k", facilities=frozenset({"asheville-main"})
+)
 POLICY = IntakePolicy(max_future_skew=timedelta(minutes=5))
 
 

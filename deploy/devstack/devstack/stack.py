@@ -53,16 +53,22 @@ class Stack:
 
     def start(self) -> None:
         if not self.database_url:
-            self.postgres = LocalPostgres(self.state_dir / "pgdata", int(os.environ.get("VR_LOCAL_PG_PORT", "15432")))
+            self.postgres = LocalPostgres(
+                self.state_dir / "pgdata", int(os.environ.get("VR_LOCAL_PG_PORT", "15432"))
+            )
             _step("PostgreSQL", self.postgres.start)
             self.database_url = self.postgres.url
         if not self.bootstrap_servers:
-            self.broker = LocalBroker(int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")),
-                                      log_path=self.state_dir / "broker.log")
+            self.broker = LocalBroker(
+                int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")), log_path=self.state_dir / "broker.log"
+            )
             _step("Kafka-protocol broker (Tansu)", self.broker.start)
             self.bootstrap_servers = self.broker.bootstrap_servers
         partitions = int(os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "12"))
-        _step("topics", lambda: asyncio.run(ensure_topics(self.bootstrap_servers or "", topic_specs(partitions))))
+        _step(
+            "topics",
+            lambda: asyncio.run(ensure_topics(self.bootstrap_servers or "", topic_specs(partitions))),
+        )
         for spec in SERVICES:
             _step(f"service {spec.name}", lambda spec=spec: self._start_service(spec))
 
@@ -75,8 +81,9 @@ class Stack:
             "VR_HTTP_PORT": str(spec.port),
         }
         log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        process = subprocess.Popen([sys.executable, "-m", spec.module], env=env, stdout=log, stderr=log,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", spec.module], env=env, stdout=log, stderr=log, start_new_session=True
+        )
         self.services.append((spec, process))
         if not wait_listening(spec.port, timeout_s=30):
             raise RuntimeError(f"{spec.name} did not start; see {self.state_dir / (spec.name + '.log')}")
@@ -112,7 +119,9 @@ class Stack:
         while True:
             for spec, process in self.services:
                 if process.poll() is not None:
-                    raise RuntimeError(f"{spec.name} exited with {process.returncode}; see .local/{spec.name}.log")
+                    raise RuntimeError(
+                        f"{spec.name} exited with {process.returncode}; see .local/{spec.name}.log"
+                    )
             time.sleep(0.5)
 
 

@@ -10,7 +10,7 @@ from vr_shared.logging import configure_logging
 
 
 def main() -> None:
-    settings = Settings()  # type: ignore[call-arg]  # secrets come from the environment
+    settings = Settings()  # secrets come from the environment
     configure_logging(settings.service_name, settings.log_level)
     uvicorn.run(
         create_app(settings),

@@ -28,7 +28,9 @@ class Components:
 
 def build(settings: Settings) -> Components:
     producer = create_producer(
-        settings.kafka_bootstrap_servers, request_timeout_ms=settings.kafka_request_timeout_ms, client_id="ingest"
+        settings.kafka_bootstrap_servers,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        client_id="ingest",
     )
     publisher = KafkaEventPublisher(
         BatchPublisher(producer, settings.events_topic), timeout_s=settings.publish_timeout_seconds
@@ -44,7 +46,9 @@ def build(settings: Settings) -> Components:
         identity_verifier=IdentityVerifier(
             settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
         ),
-        body_limits=BodyLimits(max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request),
+        body_limits=BodyLimits(
+            max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request
+        ),
         events_topic=TopicSpec(
             settings.events_topic, settings.events_topic_partitions, settings.events_topic_replication_factor
         ),

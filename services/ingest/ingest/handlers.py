@@ -49,7 +49,11 @@ class IntakeReport:
         return len(self.results) - self.accepted
 
     def as_json(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "rejected": self.rejected, "results": [r.as_json() for r in self.results]}
+        return {
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "results": [r.as_json() for r in self.results],
+        }
 
 
 class EventPublisher(Protocol):

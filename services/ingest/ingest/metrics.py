@@ -5,7 +5,9 @@ from prometheus_client import Counter, Histogram
 from vr_shared.metrics import LATENCY_BUCKETS
 
 EVENTS = Counter(
-    "vr_ingest_events_total", "Events received, by type and outcome (accepted, rejected, unavailable)", ["type", "outcome"]
+    "vr_ingest_events_total",
+    "Events received, by type and outcome (accepted, rejected, unavailable)",
+    ["type", "outcome"],
 )
 EVENT_REJECTIONS = Counter(
     "vr_ingest_event_rejections_total", "Rejected events by reason (the first error's code)", ["reason"]
@@ -17,7 +19,8 @@ BATCH_SIZE = Histogram(
     "vr_ingest_request_events", "Events per request", buckets=(1, 10, 50, 100, 250, 500, 750, 1000)
 )
 PUBLISH_LATENCY = Histogram(
-    "vr_ingest_publish_duration_seconds", "Time from publish start to the broker's acks=all acknowledgement",
+    "vr_ingest_publish_duration_seconds",
+    "Time from publish start to the broker's acks=all acknowledgement",
     buckets=LATENCY_BUCKETS,
 )
 PUBLISH_ERRORS = Counter("vr_ingest_publish_errors_total", "Failed publishes by reason", ["reason"])

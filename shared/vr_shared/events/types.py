@@ -15,9 +15,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, StringConstraints
 
 # RFC 3339 date-time: full date, 'T' (or space, allowed by RFC 3339 §5.6 note), time, mandatory offset.
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 # Up to 18 integer digits and 4 fraction digits: cents plus the sub-cent precision some claim
 # systems carry; anything finer is a data error, not a price.
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,4})?$")
@@ -27,7 +25,9 @@ def _rfc3339_string(value: Any) -> Any:
     if isinstance(value, datetime):  # already parsed (re-validation of a model dump)
         return value
     if not isinstance(value, str):
-        raise ValueError("must be an RFC 3339 timestamp string with an offset, e.g. 2026-01-31T08:00:00-05:00")
+        raise ValueError(
+            "must be an RFC 3339 timestamp string with an offset, e.g. 2026-01-31T08:00:00-05:00"
+        )
     if not _RFC3339.match(value):
         raise ValueError("must be an RFC 3339 timestamp with an offset, e.g. 2026-01-31T08:00:00-05:00")
     return value
@@ -37,9 +37,13 @@ def _decimal_string(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
     if not isinstance(value, str):
-        raise ValueError('must be a decimal string such as "1250.00" (JSON numbers are not accepted for money)')
+        raise ValueError(
+            'must be a decimal string such as "1250.00" (JSON numbers are not accepted for money)'
+        )
     if not _DECIMAL.match(value):
-        raise ValueError('must be a decimal string with at most 18 integer and 4 fraction digits, e.g. "1250.00"')
+        raise ValueError(
+            'must be a decimal string with at most 18 integer and 4 fraction digits, e.g. "1250.00"'
+        )
     try:
         return Decimal(value)
     except InvalidOperation as exc:  # pragma: no cover - the pattern already excludes this

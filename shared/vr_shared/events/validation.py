@@ -53,12 +53,17 @@ def _errors_of(exc: ValidationError, *, skip: int = 0) -> dict[int, list[FieldEr
             loc = loc[1:]
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc, message = ["type"], _unknown_type_message(err)
-        elif err["type"] == "string_pattern_mismatch" and (rule := PATTERN_RULES.get(err.get("ctx", {}).get("pattern"))):
+        elif err["type"] == "string_pattern_mismatch" and (rule := _pattern_rule(err)):
             message = rule
         else:
             message = err["msg"].removeprefix("Value error, ")
         by_item.setdefault(index, []).append(FieldError(json_path(loc), message, err["type"]))
     return by_item
+
+
+def _pattern_rule(err: Any) -> str | None:
+    pattern = (err.get("ctx") or {}).get("pattern")
+    return PATTERN_RULES.get(pattern) if isinstance(pattern, str) else None
 
 
 def _unknown_type_message(err: Any) -> str:

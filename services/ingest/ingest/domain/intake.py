@@ -22,10 +22,17 @@ class IntakePolicy:
         errors = []
         if not caller.owns_facility(event.facility):
             errors.append(
-                FieldError("$.facility", f"facility {event.facility!r} is not a facility of tenant {caller.tenant!r}",
-                           "facility_not_in_tenant")
+                FieldError(
+                    "$.facility",
+                    f"facility {event.facility!r} is not a facility of tenant {caller.tenant!r}",
+                    "facility_not_in_tenant",
+                )
             )
         if event.time > latest_allowed:
             minutes = int(self.max_future_skew.total_seconds() // 60)
-            errors.append(FieldError("$.time", f"event time is more than {minutes} minutes in the future", "time_in_future"))
+            errors.append(
+                FieldError(
+                    "$.time", f"event time is more than {minutes} minutes in the future", "time_in_future"
+                )
+            )
         return errors

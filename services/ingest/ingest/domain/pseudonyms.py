@@ -24,7 +24,9 @@ class Pseudonymiser:
         self._tenant_macs: dict[str, hmac.HMAC] = {}
 
     def tenant_key(self, tenant: str) -> bytes:
-        return hmac.new(self._master_key, b"vr-pseudonym-key-v1\x00" + tenant.encode(), hashlib.sha256).digest()
+        return hmac.new(
+            self._master_key, b"vr-pseudonym-key-v1\x00" + tenant.encode(), hashlib.sha256
+        ).digest()
 
     def pseudonym(self, tenant: str, field: str, raw: str) -> str:
         mac = self._tenant_macs.get(tenant)

@@ -38,7 +38,9 @@ def create_app(settings: Settings) -> FastAPI:
                 log.warning("producer flush timed out at shutdown")
             await components.producer.stop()
 
-    app = FastAPI(title="Value Realization — ingest", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Value Realization — ingest", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     install_error_map(app, error_map(settings.retry_after_seconds))
     add_common_middleware(app, settings.service_name)
     app.include_router(router)
@@ -49,5 +51,3 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(ops_router({"broker": broker_ready}))
     return app
-
-

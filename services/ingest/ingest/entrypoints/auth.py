@@ -17,7 +17,9 @@ async def _verifier(request: Request) -> IdentityVerifier:
     return verifier
 
 
-async def event_writer(request: Request, verifier: Annotated[IdentityVerifier, Depends(_verifier)]) -> Identity:
+async def event_writer(
+    request: Request, verifier: Annotated[IdentityVerifier, Depends(_verifier)]
+) -> Identity:
     try:
         identity = verifier.verify(request.headers.get(HEADER))
     except InvalidIdentity as exc:
@@ -25,7 +27,9 @@ async def event_writer(request: Request, verifier: Annotated[IdentityVerifier, D
         raise Problem(401, "Unauthenticated", str(exc), type_="/problems/unauthenticated") from exc
     if identity.role not in WRITER_ROLES:
         metrics.REQUEST_REJECTIONS.labels("forbidden").inc()
-        raise Problem(403, "Forbidden", f"role {identity.role!r} may not write events", type_="/problems/forbidden")
+        raise Problem(
+            403, "Forbidden", f"role {identity.role!r} may not write events", type_="/problems/forbidden"
+        )
     return identity
 
 

@@ -50,13 +50,16 @@ def media_type(request: Request) -> str:
 def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> list[Any]:
     if content_type not in SUPPORTED:
         raise Problem(
-            415, "Unsupported media type",
+            415,
+            "Unsupported media type",
             f"content type {content_type or '(none)'!r} is not supported; use one of: {', '.join(SUPPORTED)}",
             type_="/problems/unsupported-media-type",
         )
     items = _ndjson_items(body) if content_type == NDJSON else _json_items(body, content_type)
     if len(items) > limits.max_events:
-        raise PayloadTooLarge(f"request holds {len(items)} events; the limit is {limits.max_events} per request")
+        raise PayloadTooLarge(
+            f"request holds {len(items)} events; the limit is {limits.max_events} per request"
+        )
     if not items:
         raise Problem(422, "No events", "the request holds no events", type_="/problems/no-events", errors=[])
     return items
@@ -66,18 +69,33 @@ def _json_items(body: bytes, content_type: str) -> list[Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {exc}", type_="/problems/malformed-json") from exc
+        raise Problem(
+            400, "Malformed JSON", f"the body is not valid JSON: {exc}", type_="/problems/malformed-json"
+        ) from exc
     if content_type == CLOUDEVENTS and not isinstance(document, dict):
-        raise Problem(400, "Malformed CloudEvent", f"{CLOUDEVENTS} carries one event object; send arrays as {CLOUDEVENTS_BATCH}",
-                      type_="/problems/malformed-json")
+        raise Problem(
+            400,
+            "Malformed CloudEvent",
+            f"{CLOUDEVENTS} carries one event object; send arrays as {CLOUDEVENTS_BATCH}",
+            type_="/problems/malformed-json",
+        )
     if content_type == CLOUDEVENTS_BATCH and not isinstance(document, list):
-        raise Problem(400, "Malformed CloudEvents batch", f"{CLOUDEVENTS_BATCH} carries a JSON array of events",
-                      type_="/problems/malformed-json")
+        raise Problem(
+            400,
+            "Malformed CloudEvents batch",
+            f"{CLOUDEVENTS_BATCH} carries a JSON array of events",
+            type_="/problems/malformed-json",
+        )
     if isinstance(document, list):
         return document
     if isinstance(document, dict):
         return [document]
-    raise Problem(400, "Malformed body", "the body must be an event object or an array of events", type_="/problems/malformed-json")
+    raise Problem(
+        400,
+        "Malformed body",
+        "the body must be an event object or an array of events",
+        type_="/problems/malformed-json",
+    )
 
 
 def _ndjson_items(body: bytes) -> list[Any]:

@@ -59,7 +59,10 @@ async def _limits(request: Request) -> BodyLimits:
     responses={
         413: {"description": "More than the event or byte limit", "content": {PROBLEM_JSON: {}}},
         422: {"description": "No event of the request was valid", "content": {PROBLEM_JSON: {}}},
-        503: {"description": "The broker did not acknowledge; retry after Retry-After", "content": {PROBLEM_JSON: {}}},
+        503: {
+            "description": "The broker did not acknowledge; retry after Retry-After",
+            "content": {PROBLEM_JSON: {}},
+        },
     },
 )
 async def submit_events(
@@ -77,8 +80,12 @@ async def submit_events(
     report = await intake.ingest(items, caller, datetime.now(UTC))
     if report.accepted == 0:
         raise Problem(
-            422, "No event accepted", f"all {report.rejected} events were rejected",
-            type_="/problems/invalid-events", errors=_flat_errors(report.as_json()["results"]), **report.as_json(),
+            422,
+            "No event accepted",
+            f"all {report.rejected} events were rejected",
+            type_="/problems/invalid-events",
+            errors=_flat_errors(report.as_json()["results"]),
+            **report.as_json(),
         )
     return Response(orjson.dumps(report.as_json()), status_code=202, media_type="application/json")
 
