@@ -112,7 +112,11 @@ class LocalPostgres:
 
     def _run(self, run_as: str | None, tool: str, *args: str) -> None:
         command = [str(POSTGRES_BIN_PATH / tool), *args]
-        result = subprocess.run(command, user=run_as, capture_output=True, text=True, timeout=60, cwd="/")
+        # Drop to the user's own group too: keeping gid 0 would make root-group permission bits apply.
+        identity = (
+            {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []} if run_as else {}
+        )
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/", **identity)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise RuntimeError(
                 f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
