@@ -132,9 +132,17 @@ def _step(name: str, action: object) -> None:
     print(f"ok ({time.monotonic() - started:.1f} s)", flush=True)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
+    raise KeyboardInterrupt
+
+
 def run(root: Path) -> int:
     stack = Stack(root)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Installed explicitly: a parent may have left SIGINT ignored (background jobs of a script), and
+    # Ctrl-C, a closed terminal or `kill` must all end in the same orderly stop.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         stack.start()
         stack.print_urls()
