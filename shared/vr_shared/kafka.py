@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from vr_shared.partitioning import partition_for
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ class TopicSpec:
 class OutgoingMessage:
     key: bytes
     value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
+    headers: list[tuple[str, bytes]] = field(default_factory=list)  # aiokafka's record builder wants a list
 
 
 async def ensure_topics(
@@ -117,17 +119,16 @@ class BatchPublisher:
     """Publishes many messages as one record batch per partition and waits for every ack.
 
     Per-message `send()` costs about four times more CPU than appending to a batch builder; a
-    request's events go out as a handful of batches. Partitions are chosen with the producer's own
-    default partitioner (murmur2 of the key, as the Java client), so keys land where any other
-    Kafka producer would put them.
+    request's events go out as a handful of batches. Partitions are chosen as the default
+    partitioner does (murmur2 of the key, as the Java client and aiokafka), so keys land where any
+    other Kafka producer would put them.
     """
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self._producer = producer
         self._topic = topic
-        self._partitioner = DefaultPartitioner()
-        # murmur2 is pure Python in aiokafka; keys repeat (a facility, a patient), so remember them.
-        self._partition_of = functools.lru_cache(maxsize=100_000)(self._partition)
+        # Facility keys repeat constantly; remembering them skips even the fast hash.
+        self._partition_of = functools.lru_cache(maxsize=100_000)(partition_for)
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         """Returns once the broker acknowledged every message; raises on any failure."""
@@ -145,33 +146,27 @@ class BatchPublisher:
             delivery.add_done_callback(_retrieve_outcome)
         await asyncio.gather(*deliveries)
 
-    def _partition(self, key: bytes, partitions: tuple[int, ...]) -> int:
-        return int(self._partitioner(key, list(partitions), list(partitions)))
-
     async def _send_partition(
         self, partition: int, messages: list[OutgoingMessage]
     ) -> list[asyncio.Future[object]]:
         deliveries = []
         batch = self._producer.create_batch()
         for message in messages:
-            if (
-                batch.append(
-                    key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
-                )
-                is None
-            ):
+            if not _append(batch, message):  # full: send it and start the next one
                 deliveries.append(await self._producer.send_batch(batch, self._topic, partition=partition))
                 batch = self._producer.create_batch()
-                if (
-                    batch.append(
-                        key=message.key, value=message.value, timestamp=None, headers=list(message.headers)
-                    )
-                    is None
-                ):
+                if not _append(batch, message):
                     raise KafkaError("a single message exceeds the maximum batch size")
         if batch.record_count():
             deliveries.append(await self._producer.send_batch(batch, self._topic, partition=partition))
         return deliveries
+
+
+def _append(batch: BatchBuilder, message: OutgoingMessage) -> bool:
+    return (
+        batch.append(key=message.key, value=message.value, timestamp=None, headers=message.headers)
+        is not None
+    )
 
 
 def _retrieve_outcome(delivery: asyncio.Future[object]) -> None:

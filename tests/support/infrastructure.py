@@ -51,7 +51,7 @@ def provide() -> Iterator[Infrastructure]:
 
 @contextlib.contextmanager
 def _kafka_container() -> Iterator[str]:
-    from testcontainers.kafka import KafkaContainer
+    from testcontainers.community.kafka import KafkaContainer
 
     with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as container:
         yield container.get_bootstrap_server()
@@ -59,7 +59,7 @@ def _kafka_container() -> Iterator[str]:
 
 @contextlib.contextmanager
 def _postgres_container() -> Iterator[str]:
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     with PostgresContainer("postgres:16-alpine", driver=None) as container:
         yield container.get_connection_url()

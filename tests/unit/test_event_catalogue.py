@@ -133,3 +133,32 @@ def test_pattern_errors_say_the_rule_not_the_regex() -> None:
     )
     [error] = _errors(event("system.outage", system="EHR"))
     assert error.path == "$.data.system" and error.message.startswith("must be lower-case letters")
+
+
+def test_validating_json_bytes_gives_the_same_results_as_validating_items() -> None:
+    import orjson
+
+    items = [
+        event("cost.incurred"),
+        event("claim.submitted", amount=3),
+        {"type": "nope"},
+        event("ar.snapshot"),
+    ]
+    from_items = validate_events(items)
+    from_bytes = validate_events(items, json_array=orjson.dumps(items))
+    assert from_items == from_bytes
+    assert [isinstance(r, list) for r in from_bytes] == [False, True, True, False]
+
+
+def test_a_duplicated_key_is_judged_on_the_value_that_is_kept() -> None:
+    # Both parsers keep the last value; the item ingest would publish is the one that was validated.
+    import orjson
+
+    raw = orjson.dumps(event("claim.submitted")).replace(b'"amount":"1250.00"', b'"amount":"1.00","amount":7')
+    [result] = validate_events([orjson.loads(raw)], json_array=b"[" + raw + b"]")
+    assert isinstance(result, list) and result[0].path == "$.data.amount"
+
+
+def test_bytes_the_validator_cannot_parse_fall_back_to_the_items() -> None:
+    [result] = validate_events([event("cost.incurred")], json_array=b"[not json")
+    assert not isinstance(result, list)

@@ -52,3 +52,16 @@ def test_pseudonymise_replaces_both_refs_and_nothing_else() -> None:
 def test_events_without_refs_are_unchanged() -> None:
     original = event("cost.incurred")
     assert Pseudonymiser(MASTER).pseudonymise("t1", original) is original
+
+
+def test_precomputed_hmac_equals_the_standard_library_for_any_key_and_message() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from ingest.domain.pseudonyms import _KeyedSha256
+
+    @given(key=st.binary(min_size=1, max_size=200), message=st.binary(max_size=300))
+    def check(key: bytes, message: bytes) -> None:
+        assert _KeyedSha256(key).hexdigest(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+
+    check()

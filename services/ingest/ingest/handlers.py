@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -22,38 +22,24 @@ class Unparseable:
     message: str
 
 
-@dataclass(slots=True)
-class EventResult:
-    index: int
-    id: str | None
-    status: str
-    errors: list[FieldError] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        result: dict[str, Any] = {"index": self.index, "id": self.id, "status": self.status}
-        if self.errors:
-            result["errors"] = [e.as_json() for e in self.errors]
-        return result
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    items: list[Any]
+    """Each event of the body (an `Unparseable` for an NDJSON line that is not JSON)."""
+    json_array: bytes
+    """The parseable items as one JSON array, for validation straight from bytes."""
 
 
 @dataclass(slots=True)
 class IntakeReport:
-    results: list[EventResult]
+    """Per-event results in request order, JSON-ready: `{"index", "id", "status", "errors"?}`."""
 
-    @property
-    def accepted(self) -> int:
-        return sum(r.status == "accepted" for r in self.results)
-
-    @property
-    def rejected(self) -> int:
-        return len(self.results) - self.accepted
+    results: list[dict[str, Any]]
+    accepted: int
+    rejected: int
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "results": [r.as_json() for r in self.results],
-        }
+        return {"accepted": self.accepted, "rejected": self.rejected, "results": self.results}
 
 
 class EventPublisher(Protocol):
@@ -66,13 +52,13 @@ class Intake:
     pseudonymiser: Pseudonymiser
     publisher: EventPublisher
 
-    async def ingest(self, items: Sequence[Any], caller: Identity, now: datetime) -> IntakeReport:
+    async def ingest(self, body: ParsedBody, caller: Identity, now: datetime) -> IntakeReport:
         """Publishes the valid events (raises BrokerUnavailable if they are not all acknowledged).
 
         What is published is each valid item as sent, with its identifiers pseudonymised: the schema is
         strict about JSON kinds, so a valid item already is the event's canonical JSON form.
         """
-        results, accepted = self._screen(items, caller, now)
+        results, accepted = self._screen(body, caller, now)
         if accepted:
             pseudonymised = [self.pseudonymiser.pseudonymise(caller.tenant, d) for d in accepted]
             try:
@@ -81,34 +67,44 @@ class Intake:
                 _count(accepted, "unavailable")
                 raise
             _count(accepted, "accepted")
-        return IntakeReport(results)
+        return IntakeReport(results, accepted=len(accepted), rejected=len(results) - len(accepted))
 
     def _screen(
-        self, items: Sequence[Any], caller: Identity, now: datetime
-    ) -> tuple[list[EventResult], list[EventDocument]]:
+        self, body: ParsedBody, caller: Identity, now: datetime
+    ) -> tuple[list[dict[str, Any]], list[EventDocument]]:
+        items = body.items
         parseable = [i for i, item in enumerate(items) if not isinstance(item, Unparseable)]
-        validated = dict(zip(parseable, validate_events([items[i] for i in parseable]), strict=True))
-        results: list[EventResult] = []
+        outcomes = validate_events([items[i] for i in parseable], json_array=body.json_array)
+        validated = dict(zip(parseable, outcomes, strict=True))
+        results: list[dict[str, Any]] = []
         accepted: list[EventDocument] = []
         latest_allowed = self.policy.latest_allowed(now)
         for index, item in enumerate(items):
             outcome = validated.get(index)
             if isinstance(item, Unparseable):
-                errors = [FieldError("$", item.message, "json_invalid")]
+                errors: Sequence[FieldError] = [FieldError("$", item.message, "json_invalid")]
             elif isinstance(outcome, list):
                 errors = outcome
             else:
                 assert outcome is not None
                 errors = self.policy.errors_for(outcome, caller, latest_allowed)
             if errors:
-                results.append(EventResult(index, _raw_id(item), "rejected", errors))
-                metrics.EVENTS.labels(_raw_type(item), "rejected").inc()
-                metrics.EVENT_REJECTIONS.labels(errors[0].code).inc()
+                results.append(_rejected(index, item, errors))
             else:
-                assert outcome is not None and not isinstance(outcome, list)
-                results.append(EventResult(index, outcome.id, "accepted"))
+                results.append({"index": index, "id": item["id"], "status": "accepted"})
                 accepted.append(item)
         return results, accepted
+
+
+def _rejected(index: int, item: Any, errors: Sequence[FieldError]) -> dict[str, Any]:
+    metrics.EVENTS.labels(_raw_type(item), "rejected").inc()
+    metrics.EVENT_REJECTIONS.labels(errors[0].code).inc()
+    return {
+        "index": index,
+        "id": _raw_id(item),
+        "status": "rejected",
+        "errors": [e.as_json() for e in errors],
+    }
 
 
 def _count(documents: Sequence[EventDocument], outcome: str) -> None:

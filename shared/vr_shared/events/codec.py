@@ -19,12 +19,13 @@ be consumed before or after the event, by another instance).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 
-from vr_shared.events.catalogue import Event
+from vr_shared.events.catalogue import EVENT_TYPES, Event
 from vr_shared.events.validation import validate_event
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -45,13 +46,14 @@ def message_key(tenant: str, document: EventDocument) -> bytes:
 
 
 def message_headers(tenant: str, document: EventDocument) -> list[tuple[str, bytes]]:
-    return [
-        ("content-type", _CONTENT_TYPE_BYTES),
-        ("ce_type", document["type"].encode()),
-        ("ce_source", document["source"].encode()),
-        ("ce_id", document["id"].encode()),
-        ("vr_tenant", tenant.encode()),
-    ]
+    """Content type (CloudEvents structured mode), event type and tenant: enough to route or dead-letter
+    a message without parsing it. Id and source are in the body."""
+    return [_CONTENT_TYPE_HEADER, _TYPE_HEADERS[document["type"]], _tenant_header(tenant)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _tenant_header(tenant: str) -> tuple[str, bytes]:
+    return ("vr_tenant", tenant.encode())
 
 
 def encode_event(tenant: str, document: EventDocument) -> bytes:
@@ -75,4 +77,5 @@ def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:
     return None
 
 
-_CONTENT_TYPE_BYTES = CONTENT_TYPE.encode()
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+_TYPE_HEADERS = {type_: ("ce_type", type_.encode()) for type_ in EVENT_TYPES}

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, StringConstraints
 
 # RFC 3339 date-time: full date, 'T' (or space, allowed by RFC 3339 §5.6 note), time, mandatory offset.
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -50,27 +50,28 @@ def _decimal_string(value: Any) -> Any:
         raise ValueError("not a decimal number") from exc
 
 
-def _non_negative(value: Decimal) -> Decimal:
-    if value < 0:
+def _non_negative_decimal_string(value: Any) -> Any:
+    amount = _decimal_string(value)
+    if amount < 0:
         raise ValueError("must not be negative")
-    return value
+    return amount
 
 
-def _positive(value: Decimal) -> Decimal:
-    if value <= 0:
+def _positive_decimal_string(value: Any) -> Any:
+    amount = _decimal_string(value)
+    if amount <= 0:
         raise ValueError("must be greater than zero")
-    return value
+    return amount
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 """Timezone-aware instant; serialised back as ISO 8601 with its original offset."""
 
-_DecimalString = Annotated[
-    Decimal, BeforeValidator(_decimal_string), PlainSerializer(lambda d: format(d, "f"), return_type=str)
-]
-Money = Annotated[_DecimalString, AfterValidator(_non_negative)]
+# One Python call per money field (checks and conversion together): validation is on ingest's hot path.
+_AS_DECIMAL_STRING = PlainSerializer(lambda d: format(d, "f"), return_type=str)
+Money = Annotated[Decimal, BeforeValidator(_non_negative_decimal_string), _AS_DECIMAL_STRING]
 """A non-negative amount of money as a decimal string; serialised as a plain decimal string."""
-PositiveMoney = Annotated[_DecimalString, AfterValidator(_positive)]
+PositiveMoney = Annotated[Decimal, BeforeValidator(_positive_decimal_string), _AS_DECIMAL_STRING]
 """A strictly positive amount (used where it is a divisor, e.g. average daily net revenue)."""
 
 _SOURCE_PATTERN = r"^[A-Za-z0-9._~:@!$&'()*+,;=%-]+$"

@@ -72,12 +72,26 @@ def _unknown_type_message(err: Any) -> str:
     return "unknown event type; expected one of: " + ", ".join(EVENT_TYPES)
 
 
-def validate_events(items: Sequence[Any]) -> list[Event | list[FieldError]]:
-    """Each item becomes either its event model or the list of its field errors (same order)."""
+def validate_events(
+    items: Sequence[Any], *, json_array: bytes | None = None
+) -> list[Event | list[FieldError]]:
+    """Each item becomes either its event model or the list of its field errors (same order).
+
+    `json_array`, when given, is the same items as one JSON array: validating from JSON bytes inside
+    pydantic-core skips building Python objects first and is about a third faster.
+    """
     try:
+        if json_array is not None:
+            try:
+                return list(_EVENTS.validate_json(json_array))
+            except ValidationError as exc:
+                if any(len(e["loc"]) == 0 for e in exc.errors()):  # bytes this parser refuses: use the items
+                    json_array = None
+                else:
+                    raise
         return list(_EVENTS.validate_python(items))
     except ValidationError as exc:
-        if any(len(e["loc"]) == 0 for e in exc.errors()):  # not a list at all: cannot happen from callers
+        if any(len(e["loc"]) == 0 for e in exc.errors()):  # not a list at all: a caller's bug
             raise
         failed = _errors_of(exc, skip=1)
     results: list[Event | list[FieldError]] = []

@@ -14,6 +14,7 @@ from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
 from ingest.entrypoints.routes import router
 from vr_shared.kafka import broker_reachable, ensure_topics
+from vr_shared.runtime import settle_heap
 from vr_shared.web import add_common_middleware, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings.kafka_bootstrap_servers, [components.events_topic])
         await components.producer.start()
         app.state.components = components
+        settle_heap()
         log.info("ingest ready", extra={"topic": settings.events_topic})
         try:
             yield

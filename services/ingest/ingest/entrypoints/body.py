@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from ingest.handlers import Unparseable
+from ingest.handlers import ParsedBody, Unparseable
 from vr_shared.web import Problem
 
 JSON = "application/json"
@@ -47,7 +47,7 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> list[Any]:
+def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> ParsedBody:
     if content_type not in SUPPORTED:
         raise Problem(
             415,
@@ -55,17 +55,17 @@ def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> list[Any]
             f"content type {content_type or '(none)'!r} is not supported; use one of: {', '.join(SUPPORTED)}",
             type_="/problems/unsupported-media-type",
         )
-    items = _ndjson_items(body) if content_type == NDJSON else _json_items(body, content_type)
-    if len(items) > limits.max_events:
+    parsed = _ndjson_items(body) if content_type == NDJSON else _json_items(body, content_type)
+    if len(parsed.items) > limits.max_events:
         raise PayloadTooLarge(
-            f"request holds {len(items)} events; the limit is {limits.max_events} per request"
+            f"request holds {len(parsed.items)} events; the limit is {limits.max_events} per request"
         )
-    if not items:
+    if not parsed.items:
         raise Problem(422, "No events", "the request holds no events", type_="/problems/no-events", errors=[])
-    return items
+    return parsed
 
 
-def _json_items(body: bytes, content_type: str) -> list[Any]:
+def _json_items(body: bytes, content_type: str) -> ParsedBody:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -87,9 +87,9 @@ def _json_items(body: bytes, content_type: str) -> list[Any]:
             type_="/problems/malformed-json",
         )
     if isinstance(document, list):
-        return document
+        return ParsedBody(document, body)
     if isinstance(document, dict):
-        return [document]
+        return ParsedBody([document], b"[" + body + b"]")
     raise Problem(
         400,
         "Malformed body",
@@ -98,14 +98,16 @@ def _json_items(body: bytes, content_type: str) -> list[Any]:
     )
 
 
-def _ndjson_items(body: bytes) -> list[Any]:
+def _ndjson_items(body: bytes) -> ParsedBody:
     items: list[Any] = []
+    valid_lines: list[bytes] = []
     for number, line in enumerate(body.split(b"\n"), start=1):
         line = line.strip()
         if not line:
             continue
         try:
             items.append(orjson.loads(line))
+            valid_lines.append(line)
         except orjson.JSONDecodeError as exc:
             items.append(Unparseable(f"line {number} is not valid JSON: {exc}"))
-    return items
+    return ParsedBody(items, b"[" + b",".join(valid_lines) + b"]")

@@ -72,19 +72,19 @@ async def submit_events(
     limits: Annotated[BodyLimits, Depends(_limits)],
 ) -> Response:
     try:
-        items = parse_items(await read_limited(request, limits), media_type(request), limits)
+        body = parse_items(await read_limited(request, limits), media_type(request), limits)
     except Problem as problem:
         metrics.REQUEST_REJECTIONS.labels(problem.type.rsplit("/", 1)[-1]).inc()
         raise
-    metrics.BATCH_SIZE.observe(len(items))
-    report = await intake.ingest(items, caller, datetime.now(UTC))
+    metrics.BATCH_SIZE.observe(len(body.items))
+    report = await intake.ingest(body, caller, datetime.now(UTC))
     if report.accepted == 0:
         raise Problem(
             422,
             "No event accepted",
             f"all {report.rejected} events were rejected",
             type_="/problems/invalid-events",
-            errors=_flat_errors(report.as_json()["results"]),
+            errors=_flat_errors(report.results),
             **report.as_json(),
         )
     return Response(orjson.dumps(report.as_json()), status_code=202, media_type="application/json")
