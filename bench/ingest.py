@@ -31,7 +31,7 @@ import orjson
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.broker import LocalBroker  # noqa: E402
+from devstack.broker import running_broker  # noqa: E402
 from devstack.ports import free_port, wait_listening  # noqa: E402
 from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
 from vr_shared.events import encode_event, message_headers, message_key  # noqa: E402
@@ -130,12 +130,8 @@ def broker() -> Iterator[str]:
     if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield servers
         return
-    local = LocalBroker(free_port())
-    local.start()
-    try:
+    with running_broker() as local:
         yield local.bootstrap_servers
-    finally:
-        local.stop()
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -19,10 +20,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vr_shared.logging import request_id
-from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send, render_metrics
+from vr_shared.metrics import ASGIApp, Message, Receive, RequestMetricsMiddleware, Scope, Send, render_metrics
 
 PROBLEM_JSON = "application/problem+json"
-REQUEST_ID_HEADER = "X-Request-ID"
 log = logging.getLogger(__name__)
 
 
@@ -82,6 +82,11 @@ def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMap
             Problem(422, "Invalid request", "the request does not match its schema", errors=errors), request
         )
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)  # the formatter redacts identifiers in the traceback
+        return problem_response(Problem(500, "Internal error", "the error was logged; retry later"), request)
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_request_validation)
@@ -108,8 +113,6 @@ def _request_error(error: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _title(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -195,7 +198,6 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
 
 
 def add_common_middleware(app: FastAPI, service: str) -> None:
-    from vr_shared.metrics import RequestMetricsMiddleware
-
+    """Request ids outermost (every log line of the request carries one), then metrics by route."""
     app.add_middleware(RequestMetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from devstack.broker import LocalBroker
+from devstack.broker import LocalBroker, running_broker
 from devstack.ports import free_port
 from ingest.domain.pseudonyms import Pseudonymiser
 from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
@@ -38,15 +38,13 @@ class FaultyBroker:
 @pytest.fixture
 async def faulty_broker() -> AsyncIterator[FaultyBroker]:
     proxy_port = free_port()
-    broker = LocalBroker(free_port(), advertised_port=proxy_port)
-    broker.start()
-    proxy = TcpProxy(proxy_port, broker.port)
-    await proxy.start()
-    try:
-        yield FaultyBroker(broker, proxy)
-    finally:
-        await proxy.cut()
-        broker.stop()
+    with running_broker(advertised_port=proxy_port) as broker:
+        proxy = TcpProxy(proxy_port, broker.port)
+        await proxy.start()
+        try:
+            yield FaultyBroker(broker, proxy)
+        finally:
+            await proxy.cut()
 
 
 @pytest.fixture

