@@ -124,7 +124,7 @@ async def test_an_unexpected_error_is_a_problem_without_details(
 
     monkeypatch.setattr(Intake, "ingest", fail)
     # The in-process ASGI transport re-raises app errors by default; a real server answers them.
-    monkeypatch.setattr(ingest.client._transport, "raise_app_exceptions", False)  # noqa: SLF001
+    monkeypatch.setattr(ingest.client._transport, "raise_app_exceptions", False)
     response = await ingest.client.post("/v1/events", json=event("cost.incurred"), headers=_auth())
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM
