@@ -49,10 +49,37 @@ def provide() -> Iterator[Infrastructure]:
 
 @contextlib.contextmanager
 def _kafka_container() -> Iterator[str]:
-    from testcontainers.community.kafka import KafkaContainer
+    """The official Apache Kafka image, single node in KRaft mode (as docker-compose.yml runs it).
 
-    with KafkaContainer("confluentinc/cp-kafka:7.6.1").with_kraft() as container:
-        yield container.get_bootstrap_server()
+    A client reaches the broker at the address the broker advertises, so the host port is chosen
+    before start and advertised as it is.
+    """
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    from devstack.ports import free_port
+
+    host, port = os.environ.get("TC_HOST", "127.0.0.1"), free_port()
+    container = (
+        DockerContainer("apache/kafka:3.8.0")
+        .with_bind_ports(9092, port)
+        .with_envs(
+            KAFKA_NODE_ID="1",
+            KAFKA_PROCESS_ROLES="broker,controller",
+            KAFKA_LISTENERS="PLAINTEXT://:9092,CONTROLLER://:9093",
+            KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{host}:{port}",
+            KAFKA_CONTROLLER_LISTENER_NAMES="CONTROLLER",
+            KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+            KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="1",
+            KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="1",
+            KAFKA_TRANSACTION_STATE_LOG_MIN_ISR="1",
+            KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS="0",
+        )
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
+    )
+    with container:
+        yield f"{host}:{port}"
 
 
 @contextlib.contextmanager
