@@ -1,0 +1,125 @@
+"""The thirteen KPIs of SPEC §5: unit, how a value is formed from its numerator and denominator,
+maturation, dimension, and the definition text a contract analyst reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+
+
+class Aggregation(Enum):
+    RATIO = "ratio"
+    """value = scale × Σ numerator / Σ denominator; rolls up by summing both, never by averaging."""
+    TOTAL = "total"
+    """value = Σ numerator (an amount); there is no denominator."""
+    LATEST_RATIO = "latest_ratio"
+    """value = Σ numerator / Σ denominator of each facility's latest snapshot within the period."""
+
+
+@dataclass(frozen=True, slots=True)
+class KpiDefinition:
+    name: str
+    unit: str
+    aggregation: Aggregation
+    definition: str
+    maturation_days: int = 0
+    scale: Decimal = Decimal(1)
+    dimension: str | None = None  # the dimension's name, e.g. "system" for uptime
+
+
+_DEFINITIONS = (
+    KpiDefinition(
+        "readmission_rate_30d",
+        "ratio",
+        Aggregation.RATIO,
+        "Index discharges with at least one unplanned inpatient readmission of the same patient (any "
+        "facility of the tenant) admitted within 30 days after discharge / index discharges. Index discharge: "
+        "encounter.discharged of class inpatient whose disposition is not expired, transfer_acute or ama. "
+        "Attributed to the index discharge's date.",
+        maturation_days=30,
+    ),
+    KpiDefinition(
+        "alos_days",
+        "days",
+        Aggregation.RATIO,
+        "Σ length of stay / inpatient discharges; length of stay = discharge date − admission date in days "
+        "(same day = 0). By discharge date.",
+    ),
+    KpiDefinition(
+        "ade_per_1000_patient_days",
+        "rate",
+        Aggregation.RATIO,
+        "1000 × adverse drug events with harm category E–I / patient days, where patient days = Σ max(length "
+        "of stay, 1) of inpatient discharges. ADEs by their date, patient days by discharge date.",
+        scale=Decimal(1000),
+    ),
+    KpiDefinition(
+        "cpoe_rate",
+        "ratio",
+        Aggregation.RATIO,
+        "Medication orders entered by CPOE / orders entered by CPOE, verbal, phone or paper (protocol orders "
+        "excluded).",
+    ),
+    KpiDefinition(
+        "bcma_compliance",
+        "ratio",
+        Aggregation.RATIO,
+        "Medication administrations with both patient and medication scanned / all administrations.",
+    ),
+    KpiDefinition(
+        "sepsis_bundle_compliance",
+        "ratio",
+        Aggregation.RATIO,
+        "Bundle-compliant non-excluded sepsis cases / non-excluded cases.",
+    ),
+    KpiDefinition(
+        "uptime_pct",
+        "percent",
+        Aggregation.RATIO,
+        "100 × (scheduled minutes − unplanned outage minutes) / scheduled minutes, per system; overlapping "
+        "outages merged, clipped to the bucket. Roll-up: Σ available / Σ scheduled minutes.",
+        scale=Decimal(100),
+        dimension="system",
+    ),
+    KpiDefinition(
+        "claim_denial_rate",
+        "ratio",
+        Aggregation.RATIO,
+        "Initial adjudications with outcome denied / initial adjudications.",
+    ),
+    KpiDefinition(
+        "clean_claim_rate",
+        "ratio",
+        Aggregation.RATIO,
+        "Clean claim submissions / claim submissions.",
+    ),
+    KpiDefinition(
+        "days_in_ar",
+        "days",
+        Aggregation.LATEST_RATIO,
+        "Net A/R / average daily net revenue of the latest ar.snapshot in the bucket; roll-up: Σ net A/R / "
+        "Σ average daily net revenue of each facility's latest snapshot.",
+    ),
+    KpiDefinition(
+        "cost_to_collect",
+        "ratio",
+        Aggregation.RATIO,
+        "Σ cost.incurred amount of category revenue_cycle / Σ payment.received amount.",
+    ),
+    KpiDefinition(
+        "pos_collection_rate",
+        "ratio",
+        Aggregation.RATIO,
+        "Σ patient payments collected at the point of service / Σ patient payments.",
+    ),
+    KpiDefinition(
+        "cost_total",
+        "money",
+        Aggregation.TOTAL,
+        "Σ cost.incurred amount, by category.",
+        dimension="category",
+    ),
+)
+
+CATALOGUE: dict[str, KpiDefinition] = {d.name: d for d in _DEFINITIONS}

@@ -1,0 +1,82 @@
+"""Every KPI cell computed from scratch from a tenant's effective events.
+
+"Effective" means what the engine has resolved before: the first delivery of each (source, id), and
+no event that has been retracted. This is the reference the incremental engine must equal at all
+times, and the tool to rebuild cells after a change of rules.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cells import Cell, CellKey, CellTable
+from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.readmissions import Admission, Discharge, readmission_cells
+from kpi_engine.domain.uptime import Outage, uptime_cells
+from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterDischarged, Event, SystemOutage
+
+DAYS_IN_AR = "days_in_ar"
+
+
+def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
+    table = CellTable()
+    outages: dict[tuple[str, str], list[Outage]] = defaultdict(list)
+    latest_snapshots: dict[tuple[str, date], ArSnapshot] = {}
+    admissions: list[Admission] = []
+    discharges: list[Discharge] = []
+    for event in events:
+        for key, delta in contributions(event, calendar):
+            table.apply(key, delta)
+        match event:
+            case SystemOutage() if not event.data.planned:
+                outages[(event.facility, event.data.system)].append(
+                    Outage(event.data.started_at, event.data.ended_at)
+                )
+            case ArSnapshot():
+                slot = (event.facility, calendar.local_date(event.time))
+                if slot not in latest_snapshots or _snapshot_order(event) > _snapshot_order(
+                    latest_snapshots[slot]
+                ):
+                    latest_snapshots[slot] = event
+            case EncounterAdmitted():
+                admissions.append(admission_of(event))
+            case EncounterDischarged():
+                discharges.append(discharge_of(event))
+    for (facility, system), unplanned in outages.items():
+        for key, cell in uptime_cells(facility, system, unplanned, calendar).items():
+            table.put(key, cell)
+    for (facility, day), snapshot in latest_snapshots.items():
+        table.put(CellKey(DAYS_IN_AR, facility, day), days_in_ar_cell(snapshot))
+    for key, cell in readmission_cells(discharges, admissions, calendar).items():
+        table.put(key, cell)
+    return table.cells
+
+
+def _snapshot_order(snapshot: ArSnapshot) -> tuple[object, ...]:
+    # Latest by event time; equal times are decided by source and id so arrival order never matters.
+    return (snapshot.time, snapshot.source, snapshot.id)
+
+
+def days_in_ar_cell(snapshot: ArSnapshot) -> Cell:
+    return Cell(snapshot.data.net_ar, snapshot.data.avg_daily_net_revenue, 1)
+
+
+def admission_of(event: EncounterAdmitted) -> Admission:
+    data = event.data
+    return Admission(data.encounter_ref, data.patient_ref, event.time, data.encounter_class, data.planned)
+
+
+def discharge_of(event: EncounterDischarged) -> Discharge:
+    data = event.data
+    return Discharge(
+        data.encounter_ref,
+        data.patient_ref,
+        event.facility,
+        event.time,
+        data.encounter_class,
+        data.disposition,
+        data.admitted_at,
+    )

@@ -1,0 +1,82 @@
+"""What one event adds to the additive KPIs' cells (SPEC §5).
+
+Additive means a cell is a plain sum over events, so an event's effect can be applied, and undone on
+retraction, as a delta. Uptime (merged intervals), readmissions (a join across stays) and days in A/R
+(the latest snapshot) are not additive; their cells are recomputed by their own modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cells import ZERO, Cell, CellKey
+from vr_shared.events.catalogue import (
+    AdverseDrugEventRecorded,
+    ClaimAdjudicated,
+    ClaimSubmitted,
+    CostIncurred,
+    EncounterDischarged,
+    Event,
+    MedicationAdministered,
+    MedicationOrdered,
+    PaymentReceived,
+    SepsisCaseEvaluated,
+)
+
+ONE = Decimal(1)
+HARMFUL_ADE = frozenset("EFGHI")  # NCC MERP E–I: the error reached the patient and caused harm
+ORDER_ENTRY_METHODS = frozenset({"cpoe", "verbal", "phone", "paper"})  # protocol orders are excluded
+REVENUE_CYCLE = "revenue_cycle"
+
+Contribution = tuple[CellKey, Cell]
+
+
+def length_of_stay_days(discharge: EncounterDischarged, calendar: TenantCalendar) -> int:
+    """Discharge date − admission date, in the tenant's local dates (same day = 0)."""
+    return (calendar.local_date(discharge.time) - calendar.local_date(discharge.data.admitted_at)).days
+
+
+def contributions(event: Event, calendar: TenantCalendar) -> list[Contribution]:
+    return list(_contributions(event, calendar))
+
+
+def _contributions(event: Event, calendar: TenantCalendar) -> Iterator[Contribution]:
+    day = calendar.local_date(event.time)
+
+    def cell(kpi: str, numerator: Decimal, denominator: Decimal, dimension: str = "") -> Contribution:
+        return CellKey(kpi, event.facility, day, dimension), Cell(numerator, denominator, 1)
+
+    match event:
+        case EncounterDischarged() if event.data.encounter_class == "inpatient":
+            los = length_of_stay_days(event, calendar)
+            yield cell("alos_days", Decimal(los), ONE)
+            yield (
+                CellKey("ade_per_1000_patient_days", event.facility, day),
+                Cell(ZERO, Decimal(max(los, 1)), 1),
+            )
+        case AdverseDrugEventRecorded() if event.data.harm_category in HARMFUL_ADE:
+            yield CellKey("ade_per_1000_patient_days", event.facility, day), Cell(ONE, ZERO, 0)
+        case MedicationOrdered() if event.data.entry_method in ORDER_ENTRY_METHODS:
+            yield cell("cpoe_rate", ONE if event.data.entry_method == "cpoe" else ZERO, ONE)
+        case MedicationAdministered():
+            both = event.data.patient_scanned and event.data.medication_scanned
+            yield cell("bcma_compliance", ONE if both else ZERO, ONE)
+        case SepsisCaseEvaluated() if not event.data.excluded:
+            yield cell("sepsis_bundle_compliance", ONE if event.data.bundle_compliant else ZERO, ONE)
+        case ClaimAdjudicated() if event.data.initial:
+            yield cell("claim_denial_rate", ONE if event.data.outcome == "denied" else ZERO, ONE)
+        case ClaimSubmitted():
+            yield cell("clean_claim_rate", ONE if event.data.clean else ZERO, ONE)
+        case PaymentReceived():
+            yield CellKey("cost_to_collect", event.facility, day), Cell(ZERO, event.data.amount, 1)
+            if event.data.patient_payment:
+                pos = event.data.amount if event.data.point_of_service else ZERO
+                yield cell("pos_collection_rate", pos, event.data.amount)
+        case CostIncurred():
+            yield cell("cost_total", event.data.amount, ZERO, event.data.category)
+            if event.data.category == REVENUE_CYCLE:
+                yield CellKey("cost_to_collect", event.facility, day), Cell(event.data.amount, ZERO, 0)
+        case _:
+            return

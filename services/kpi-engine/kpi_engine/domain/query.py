@@ -1,0 +1,137 @@
+"""KPI values for any facility set, period, granularity or rolling window, from day cells (SPEC §5).
+
+Ratios roll up by summing numerators and denominators, never by averaging rates. Cost is O(days in
+the range), never O(events).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
+from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
+from kpi_engine.domain.cells import ZERO, Cell, CellKey
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodValue:
+    start: date
+    end: date  # exclusive
+    numerator: Decimal
+    denominator: Decimal | None  # None for totals, which have no denominator
+    sample_size: int
+    value: Decimal | None  # None when the denominator is 0
+    status: str  # "provisional" until the KPI's maturation after the period's end has passed
+
+
+def series(
+    kpi: KpiDefinition,
+    cells: Mapping[CellKey, Cell],
+    facilities: Collection[str],
+    first_day: date,
+    end_day: date,
+    granularity: Granularity,
+    dimension: str | None,
+    calendar: TenantCalendar,
+    now: datetime,
+) -> list[PeriodValue]:
+    return [
+        period_value(kpi, cells, facilities, start, end, dimension, calendar, now)
+        for start, end in buckets(first_day, end_day, granularity)
+    ]
+
+
+def rolling(
+    kpi: KpiDefinition,
+    cells: Mapping[CellKey, Cell],
+    facilities: Collection[str],
+    window_days: int,
+    at_day: date,
+    dimension: str | None,
+    calendar: TenantCalendar,
+    now: datetime,
+) -> PeriodValue:
+    """The window of `window_days` local days ending with `at_day` (inclusive)."""
+    end = at_day + timedelta(days=1)
+    return period_value(
+        kpi, cells, facilities, end - timedelta(days=window_days), end, dimension, calendar, now
+    )
+
+
+def period_value(
+    kpi: KpiDefinition,
+    cells: Mapping[CellKey, Cell],
+    facilities: Collection[str],
+    start: date,
+    end: date,
+    dimension: str | None,
+    calendar: TenantCalendar,
+    now: datetime,
+) -> PeriodValue:
+    in_scope = {
+        key: cell
+        for key, cell in cells.items()
+        if key.kpi == kpi.name
+        and key.facility in facilities
+        and start <= key.day < end
+        and (dimension is None or key.dimension == dimension)
+    }
+    if kpi.name == "uptime_pct":
+        in_scope = _with_fully_available_days(in_scope, facilities, start, end, dimension, calendar)
+    if kpi.aggregation is Aggregation.LATEST_RATIO:
+        in_scope = _latest_per_facility(in_scope)
+    total = Cell()
+    for cell in in_scope.values():
+        total.add(cell)
+    status = _status(kpi, end, calendar, now)
+    if kpi.aggregation is Aggregation.TOTAL:
+        return PeriodValue(start, end, total.numerator, None, total.sample_size, total.numerator, status)
+    value = kpi.scale * total.numerator / total.denominator if total.denominator else None
+    return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
+
+
+def _with_fully_available_days(
+    cells: dict[CellKey, Cell],
+    facilities: Collection[str],
+    start: date,
+    end: date,
+    system: str | None,
+    calendar: TenantCalendar,
+) -> dict[CellKey, Cell]:
+    """Days without an unplanned outage are fully available: scheduled minutes count on both sides.
+
+    With a system named, every requested facility counts; without one, the facility/system pairs that
+    had an outage in the range.
+    """
+    pairs = (
+        {(f, system) for f in facilities}
+        if system is not None
+        else {(k.facility, k.dimension) for k in cells}
+    )
+    filled = dict(cells)
+    day = start
+    while day < end:
+        minutes = calendar.day_minutes(day)
+        for facility, name in pairs:
+            filled.setdefault(CellKey("uptime_pct", facility, day, name), Cell(minutes, minutes, 0))
+        day += timedelta(days=1)
+    return filled
+
+
+def _latest_per_facility(cells: dict[CellKey, Cell]) -> dict[CellKey, Cell]:
+    latest: dict[str, CellKey] = {}
+    for key in cells:
+        if key.facility not in latest or key.day > latest[key.facility].day:
+            latest[key.facility] = key
+    return {key: cells[key] for key in latest.values()}
+
+
+def _status(kpi: KpiDefinition, end: date, calendar: TenantCalendar, now: datetime) -> str:
+    matured_at = calendar.day_start(end) + timedelta(days=kpi.maturation_days)
+    return "mature" if now >= matured_at else "provisional"
+
+
+__all__ = ["ZERO", "PeriodValue", "period_value", "rolling", "series"]

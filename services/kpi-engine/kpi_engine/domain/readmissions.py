@@ -1,0 +1,83 @@
+"""30-day readmissions: which discharges are index stays, and which admissions readmit them (SPEC §5).
+
+An index discharge is an inpatient discharge whose disposition is not expired, transfer_acute or ama.
+It is readmitted when the same patient (any facility of the tenant) has an unplanned inpatient
+admission after the discharge and at most 30 local calendar days later. A readmission's own discharge
+can be an index stay in turn. The rate is attributed to the index discharge's local date.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cells import Cell, CellKey
+
+KPI = "readmission_rate_30d"
+WINDOW_DAYS = 30
+NOT_INDEX_DISPOSITIONS = frozenset({"expired", "transfer_acute", "ama"})
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    encounter: str
+    patient: str
+    time: datetime
+    encounter_class: str
+    planned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Discharge:
+    encounter: str
+    patient: str
+    facility: str
+    time: datetime
+    encounter_class: str
+    disposition: str
+    admitted_at: datetime
+
+    @property
+    def is_index(self) -> bool:
+        return self.encounter_class == "inpatient" and self.disposition not in NOT_INDEX_DISPOSITIONS
+
+    def as_admission(self) -> Admission:
+        """What a discharge tells about its stay's admission when no admission event was received."""
+        return Admission(self.encounter, self.patient, self.admitted_at, self.encounter_class, planned=False)
+
+
+def readmits(index: Discharge, admission: Admission, calendar: TenantCalendar) -> bool:
+    if admission.encounter == index.encounter or admission.patient != index.patient:
+        return False
+    if admission.encounter_class != "inpatient" or admission.planned or admission.time <= index.time:
+        return False
+    days_after = (calendar.local_date(admission.time) - calendar.local_date(index.time)).days
+    return days_after <= WINDOW_DAYS
+
+
+def known_admissions(admissions: Iterable[Admission], discharges: Iterable[Discharge]) -> list[Admission]:
+    """Admission events, plus the admission of every discharged stay whose admission event is missing."""
+    by_encounter = {a.encounter: a for a in admissions}
+    for discharge in discharges:
+        by_encounter.setdefault(discharge.encounter, discharge.as_admission())
+    return list(by_encounter.values())
+
+
+def readmission_cells(
+    discharges: Iterable[Discharge], admissions: Iterable[Admission], calendar: TenantCalendar
+) -> dict[CellKey, Cell]:
+    discharges = list(discharges)
+    by_patient: dict[str, list[Admission]] = defaultdict(list)
+    for admission in known_admissions(admissions, discharges):
+        by_patient[admission.patient].append(admission)
+    cells: dict[CellKey, Cell] = {}
+    for index in (d for d in discharges if d.is_index):
+        readmitted = any(readmits(index, a, calendar) for a in by_patient[index.patient])
+        key = CellKey(KPI, index.facility, calendar.local_date(index.time))
+        cell = cells.setdefault(key, Cell())
+        cell.add(Cell(Decimal(1) if readmitted else Decimal(0), Decimal(1), 1))
+    return cells
