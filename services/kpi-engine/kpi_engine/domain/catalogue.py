@@ -34,8 +34,9 @@ _DEFINITIONS = (
         "ratio",
         Aggregation.RATIO,
         "Index discharges with at least one unplanned inpatient readmission of the same patient (any "
-        "facility of the tenant) admitted within 30 days after discharge / index discharges. Index discharge: "
-        "encounter.discharged of class inpatient whose disposition is not expired, transfer_acute or ama. "
+        "facility of the tenant) admitted within 30 days after discharge / index discharges. Index "
+        "discharge: encounter.discharged of class inpatient whose disposition is not expired, transfer_acute "
+        "or ama. "
         "Attributed to the index discharge's date.",
         maturation_days=30,
     ),
