@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from kpi_engine.domain.catalogue import CATALOGUE
+from kpi_engine.domain.query import period_value
+from tests.unit.kpi.builders import CALENDAR, d, ev, value
+
+
+def outage(start: str, end: str, planned: bool = False, system: str = "ehr", facility: str = "north"):  # type: ignore[no-untyped-def]
+    return ev(
+        "system.outage",
+        end,
+        facility=facility,
+        system=system,
+        started_at=start,
+        ended_at=end,
+        planned=planned,
+    )
+
+
+def test_golden_sla_month_864_unplanned_minutes_is_98_percent() -> None:
+    # ../shared/golden/README.md: a 30-day month has 43,200 minutes; 864 unplanned minutes → 98.0 %.
+    events = [
+        outage("2026-04-10T08:00:00-04:00", "2026-04-10T20:00:00-04:00"),  # 720 minutes
+        outage("2026-04-20T10:00:00-04:00", "2026-04-20T12:24:00-04:00"),  # 144 minutes
+        outage("2026-04-25T00:00:00-04:00", "2026-04-25T06:00:00-04:00", planned=True),  # does not count
+    ]
+    result = value("uptime_pct", events, start=date(2026, 4, 1), end=date(2026, 5, 1), dimension="ehr")
+    assert (result.numerator, result.denominator) == (d("42336"), d("43200"))
+    assert result.value == d("98")
+    assert result.sample_size == 2
+
+
+def test_overlapping_outages_are_merged_not_double_counted() -> None:
+    events = [
+        outage("2026-01-05T10:00:00-05:00", "2026-01-05T11:00:00-05:00"),
+        outage("2026-01-05T10:30:00-05:00", "2026-01-05T11:30:00-05:00"),
+        outage("2026-01-05T11:30:00-05:00", "2026-01-05T12:00:00-05:00"),  # touching: same outage
+    ]
+    day = value("uptime_pct", events, start=date(2026, 1, 5), end=date(2026, 1, 6), dimension="ehr")
+    assert day.denominator - day.numerator == d("120")
+
+
+def test_an_outage_across_midnight_is_clipped_to_each_day() -> None:
+    events = [outage("2026-01-05T23:00:00-05:00", "2026-01-06T01:30:00-05:00")]
+    first = value("uptime_pct", events, start=date(2026, 1, 5), end=date(2026, 1, 6), dimension="ehr")
+    second = value("uptime_pct", events, start=date(2026, 1, 6), end=date(2026, 1, 7), dimension="ehr")
+    assert (first.denominator - first.numerator, second.denominator - second.numerator) == (d("60"), d("90"))
+
+
+def test_the_dst_day_has_1380_scheduled_minutes() -> None:
+    events = [outage("2026-03-08T10:00:00-04:00", "2026-03-08T10:13:48-04:00")]  # 13.8 minutes
+    day = value("uptime_pct", events, start=date(2026, 3, 8), end=date(2026, 3, 9), dimension="ehr")
+    assert day.denominator == d("1380")
+    assert day.value == d("100") * (d("1380") - d("13.8")) / d("1380")
+
+
+def test_systems_are_separate_dimensions_and_facilities_roll_up_by_minutes() -> None:
+    events = [
+        outage("2026-01-05T10:00:00-05:00", "2026-01-05T11:00:00-05:00", system="ehr"),
+        outage("2026-01-05T10:00:00-05:00", "2026-01-05T14:00:00-05:00", system="pacs"),
+    ]
+    both = value(
+        "uptime_pct",
+        events,
+        facilities=("north", "south"),
+        start=date(2026, 1, 5),
+        end=date(2026, 1, 6),
+        dimension="ehr",
+    )
+    # north lost 60 of 1440 EHR minutes, south none: (2880 − 60) / 2880.
+    assert (both.numerator, both.denominator) == (d("2820"), d("2880"))
+
+
+def test_days_in_ar_takes_the_latest_snapshot_of_each_facility_in_the_period() -> None:
+    events = [
+        ev(
+            "ar.snapshot", "2026-01-10T08:00:00-05:00", net_ar="5000000.00", avg_daily_net_revenue="100000.00"
+        ),
+        ev(
+            "ar.snapshot", "2026-01-31T08:00:00-05:00", net_ar="4000000.00", avg_daily_net_revenue="100000.00"
+        ),
+        ev(
+            "ar.snapshot", "2026-01-31T18:00:00-05:00", net_ar="4500000.00", avg_daily_net_revenue="100000.00"
+        ),
+        ev(
+            "ar.snapshot",
+            "2026-01-20T08:00:00-05:00",
+            facility="south",
+            net_ar="1000000.00",
+            avg_daily_net_revenue="50000.00",
+        ),
+    ]
+    north = value("days_in_ar", events)
+    assert north.value == d("45")  # the 18:00 snapshot of the 31st
+    both = value("days_in_ar", events, facilities=("north", "south"))
+    assert (both.numerator, both.denominator, both.sample_size) == (d("5500000.00"), d("150000.00"), 2)
+    early = value("days_in_ar", events, end=date(2026, 1, 15))
+    assert early.value == d("50")
+
+
+def test_a_bucket_is_provisional_until_its_maturation_has_passed() -> None:
+    kpi = CATALOGUE["readmission_rate_30d"]
+    january = (date(2026, 1, 1), date(2026, 2, 1))
+    before = datetime(2026, 3, 3, 4, 59, tzinfo=UTC)  # 2026-03-02 23:59 local: 29 days after the end
+    after = datetime(2026, 3, 3, 5, 0, tzinfo=UTC)  # 30 days after 2026-02-01 00:00 local
+    assert period_value(kpi, {}, {"north"}, *january, None, CALENDAR, before).status == "provisional"
+    assert period_value(kpi, {}, {"north"}, *january, None, CALENDAR, after).status == "mature"
+    alos = CATALOGUE["alos_days"]
+    assert period_value(alos, {}, {"north"}, *january, None, CALENDAR, before).status == "mature"
+    assert Decimal(kpi.maturation_days) == 30
