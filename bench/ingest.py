@@ -34,7 +34,7 @@ from bench.report import machine, today, write_section  # noqa: E402
 from devstack.broker import running_broker  # noqa: E402
 from devstack.ports import free_port, wait_listening  # noqa: E402
 from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
-from vr_shared.events import encode_event, message_headers, message_key  # noqa: E402
+from vr_shared.events import Origin, encode_event, message_headers, message_key  # noqa: E402
 from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
 from vr_shared.kafka import BatchPublisher, OutgoingMessage, TopicSpec, create_producer, ensure_topics  # noqa: E402
 
@@ -45,6 +45,7 @@ WARMUP_S, MEASURE_S = 3.0, 15.0
 ROUNDS = 3
 PARTITIONS = 12
 TENANT, FACILITIES = "bench-health", ("bench-main", "bench-west", "bench-east")
+TIMEZONE = "America/New_York"
 IDENTITY_SECRET, PSEUDONYM_KEY = (
     "bench-identity-secret-0123456789abcdef0123",
     "bench-pseudonym-key-0123456789abcdef0123",
@@ -118,7 +119,7 @@ def serialised_messages() -> list[OutgoingMessage]:
         messages.append(
             OutgoingMessage(
                 message_key(TENANT, document),
-                encode_event(TENANT, document),
+                encode_event(Origin(TENANT, TIMEZONE), document),
                 message_headers(TENANT, document),
             )
         )
@@ -159,7 +160,13 @@ def ingest_process(bootstrap: str, topic: str) -> Iterator[int]:
 
 async def measure_ingest(port: int, bodies: list[bytes]) -> tuple[float, list[float]]:
     token = IdentitySigner(IDENTITY_SECRET, ttl_seconds=300).sign(
-        Identity(tenant=TENANT, role="pipeline", key_id="bench", facilities=frozenset(FACILITIES))
+        Identity(
+            tenant=TENANT,
+            role="pipeline",
+            key_id="bench",
+            facilities=frozenset(FACILITIES),
+            timezone=TIMEZONE,
+        )
     )
     headers = {"X-VR-Identity": token, "Content-Type": "application/json"}
     counted, latencies, next_body = 0, [], 0

@@ -88,7 +88,7 @@ async def _assert_on_topic_exactly(bootstrap: str, topic: str, accepted: list[di
     pseudonyms = Pseudonymiser(PSEUDONYM_KEY.encode())
     expected = {e["id"]: validate_event(pseudonyms.pseudonymise(TENANT, e)) for e in accepted}
     landed = [decode_event(m.value) for m in await read_topic(bootstrap, topic, expect=len(expected))]
-    found = {event.id: event for tenant, event in landed if tenant == TENANT and event.id in expected}
+    found = {event.id: event for origin, event in landed if origin.tenant == TENANT and event.id in expected}
     assert found == expected  # every 202'd event is there, exactly as sent (refs pseudonymised)
 
 

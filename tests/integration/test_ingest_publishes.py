@@ -11,7 +11,7 @@ from tests.support.examples import event
 from tests.support.identity import PSEUDONYM_KEY, TENANT, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
-from vr_shared.events import EVENT_TYPES, decode_event, validate_event
+from vr_shared.events import EVENT_TYPES, Origin, decode_event, validate_event
 from vr_shared.events.codec import header_value
 
 RAW_REFS = (b"MRN-555001", b"ENC-1001")
@@ -71,7 +71,8 @@ async def test_each_content_type_lands_keyed_and_pseudonymised(
     assert len(landed) == count
     by_id = {e["id"]: e for e in sent}
     for message in landed:
-        tenant, published = decode_event(message.value)
+        origin, published = decode_event(message.value)
+        tenant = origin.tenant
         expected = _as_published(by_id[published.id])
         assert tenant == TENANT
         assert published == expected  # exactly as sent, refs pseudonymised
@@ -145,3 +146,13 @@ async def test_mixed_batch_accepts_the_valid_events_and_reports_each_rejection(
         if decode_event(m.value)[1].source == source
     ]
     assert sorted(decode_event(m.value)[1].id for m in landed) == sorted([batch[0]["id"], batch[4]["id"]])
+
+
+async def test_messages_carry_the_tenants_time_zone_from_the_identity(
+    infrastructure: Infrastructure, ingest: IngestUnderTest
+) -> None:
+    sent = event("cost.incurred", source="timezone-check")
+    await _post(ingest, [sent], "application/json")
+    landed = await read_topic(infrastructure.kafka_bootstrap_servers, ingest.settings.events_topic, expect=1)
+    [origin] = [decode_event(m.value)[0] for m in landed if decode_event(m.value)[1].id == sent["id"]]
+    assert origin == Origin(TENANT, "America/New_York")

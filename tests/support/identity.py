@@ -8,6 +8,7 @@ IDENTITY_SECRET = "test-identity-secret-0123456789abcdef0123456789"
 PSEUDONYM_KEY = "test-pseudonym-master-key-0123456789abcdef012345"
 TENANT = "mission-health"
 FACILITIES = frozenset({"asheville-main", "mission-west"})
+TIMEZONE = "America/New_York"
 
 
 def token(
@@ -19,5 +20,5 @@ def token(
     secret: str = IDENTITY_SECRET,
     now: float | None = None,
 ) -> str:
-    identity = Identity(tenant=tenant, role=role, key_id="key-test", facilities=facilities)
+    identity = Identity(tenant=tenant, role=role, key_id="key-test", facilities=facilities, timezone=TIMEZONE)
     return IdentitySigner(secret, ttl_seconds=ttl_seconds).sign(identity, now=now)

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from tests.support.examples import event
 from vr_shared.events import (
     EVENT_TYPES,
+    Origin,
     decode_event,
     encode_event,
     event_document,
@@ -40,10 +41,12 @@ def test_as_sent_and_model_documents_decode_to_the_same_event(
         if type_ == "encounter.admitted":
             sent["data"].pop("planned")
     original = validate_event(sent)
-    assert decode_event(encode_event(tenant, sent)) == (tenant, original)
-    assert decode_event(encode_event(tenant, event_document(original))) == (tenant, original)
+    origin = Origin(tenant, "America/Chicago")
+    assert decode_event(encode_event(origin, sent)) == (origin, original)
+    assert decode_event(encode_event(origin, event_document(original))) == (origin, original)
 
 
 def test_tenant_in_the_message_is_the_callers_not_the_documents() -> None:
-    tenant, _ = decode_event(encode_event("caller-tenant", {**event("cost.incurred"), "tenant": "forged"}))
-    assert tenant == "caller-tenant"
+    forged = {**event("cost.incurred"), "tenant": "forged", "tenanttz": "Asia/Tokyo"}
+    origin, _ = decode_event(encode_event(Origin("caller-tenant", "Europe/Paris"), forged))
+    assert origin == Origin("caller-tenant", "Europe/Paris")

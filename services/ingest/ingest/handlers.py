@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ingest import metrics
 from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
-from vr_shared.events import EVENT_TYPES, EventDocument, FieldError, validate_events
+from vr_shared.events import EVENT_TYPES, EventDocument, FieldError, Origin, validate_events
 from vr_shared.identity import Identity
 
 
@@ -43,7 +43,7 @@ class IntakeReport:
 
 
 class EventPublisher(Protocol):
-    async def publish(self, tenant: str, documents: Sequence[EventDocument]) -> None: ...
+    async def publish(self, origin: Origin, documents: Sequence[EventDocument]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +62,7 @@ class Intake:
         if accepted:
             pseudonymised = [self.pseudonymiser.pseudonymise(caller.tenant, d) for d in accepted]
             try:
-                await self.publisher.publish(caller.tenant, pseudonymised)
+                await self.publisher.publish(Origin(caller.tenant, caller.timezone), pseudonymised)
             except Exception:
                 _count(accepted, "unavailable")
                 raise

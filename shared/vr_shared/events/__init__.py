@@ -3,6 +3,7 @@
 from vr_shared.events.catalogue import EVENT_CLASSES, EVENT_TYPES, PSEUDONYMISED_FIELDS, Event
 from vr_shared.events.codec import (
     EventDocument,
+    Origin,
     decode_event,
     encode_event,
     event_document,
@@ -18,6 +19,7 @@ __all__ = [
     "Event",
     "EventDocument",
     "FieldError",
+    "Origin",
     "decode_event",
     "encode_event",
     "event_document",

@@ -1,8 +1,10 @@
 """How an event is written to and read from `vr.events.v1`.
 
-The message value is the event as a CloudEvents 1.0 structured JSON document with one extension
-attribute, `tenant` (taken from the caller's identity, never from the request body). Headers repeat
-the routing attributes so that a consumer can route or dead-letter without parsing the body.
+The message value is the event as a CloudEvents 1.0 structured JSON document with two extension
+attributes taken from the caller's signed identity, never from the request body: `tenant`, and
+`tenanttz`, the tenant's IANA time zone (KPIs are bucketed by local day, and a consumer has no caller
+to ask). Headers repeat the routing attributes so that a consumer can route or dead-letter without
+parsing the body.
 
 ## The message key: tenant + patient pseudonym, else tenant + facility
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -56,18 +59,30 @@ def _tenant_header(tenant: str) -> tuple[str, bytes]:
     return ("vr_tenant", tenant.encode())
 
 
-def encode_event(tenant: str, document: EventDocument) -> bytes:
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Whose event it is and in which calendar it counts."""
+
+    tenant: str
+    timezone: str = "UTC"
+
+
+def encode_event(origin: Origin, document: EventDocument) -> bytes:
     """The message value. `document` must already be valid: this is the last step before the broker."""
-    return orjson.dumps({"specversion": "1.0", **document, "tenant": tenant})
+    return orjson.dumps(
+        {"specversion": "1.0", **document, "tenant": origin.tenant, "tenanttz": origin.timezone}
+    )
 
 
-def decode_event(value: bytes) -> tuple[str, Event]:
+def decode_event(value: bytes) -> tuple[Origin, Event]:
     """Inverse of `encode_event`; raises ValueError / ValidationError for a malformed message."""
     document: Any = orjson.loads(value)
     if not isinstance(document, dict) or not isinstance(document.get("tenant"), str):
         raise ValueError("message is not an event document with a tenant attribute")
-    tenant = document.pop("tenant")
-    return tenant, validate_event(document)
+    tenant, timezone = document.pop("tenant"), document.pop("tenanttz", "UTC")
+    if not isinstance(timezone, str):
+        raise ValueError("tenanttz must be an IANA time zone name")
+    return Origin(tenant, timezone), validate_event(document)
 
 
 def header_value(headers: Sequence[tuple[str, bytes]], name: str) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from aiokafka.errors import KafkaError
 
 from ingest import metrics
-from vr_shared.events import EventDocument, encode_event, message_headers, message_key
+from vr_shared.events import EventDocument, Origin, encode_event, message_headers, message_key
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
 
 
@@ -22,9 +22,10 @@ class KafkaEventPublisher:
         self._publisher = publisher
         self._timeout_s = timeout_s
 
-    async def publish(self, tenant: str, documents: Sequence[EventDocument]) -> None:
+    async def publish(self, origin: Origin, documents: Sequence[EventDocument]) -> None:
+        tenant = origin.tenant
         messages = [
-            OutgoingMessage(message_key(tenant, d), encode_event(tenant, d), message_headers(tenant, d))
+            OutgoingMessage(message_key(tenant, d), encode_event(origin, d), message_headers(tenant, d))
             for d in documents
         ]
         started = time.perf_counter()
