@@ -9,14 +9,16 @@ can be an index stay in turn. The rate is attributed to the index discharge's lo
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import Cell, CellKey
 
+K = TypeVar("K", bound=Hashable)
 KPI = "readmission_rate_30d"
 WINDOW_DAYS = 30
 NOT_INDEX_DISPOSITIONS = frozenset({"expired", "transfer_acute", "ama"})
@@ -67,17 +69,38 @@ def known_admissions(admissions: Iterable[Admission], discharges: Iterable[Disch
     return list(by_encounter.values())
 
 
+@dataclass(frozen=True, slots=True)
+class IndexOutcome:
+    facility: str
+    day: date
+    readmitted: bool
+
+    def cell(self) -> Cell:
+        return Cell(Decimal(1) if self.readmitted else Decimal(0), Decimal(1), 1)
+
+
+def index_outcomes(
+    discharges: Mapping[K, Discharge], admissions: Iterable[Admission], calendar: TenantCalendar
+) -> dict[K, IndexOutcome]:
+    """For each index discharge (by the caller's key), where it counts and whether it was readmitted."""
+    by_patient: dict[str, list[Admission]] = defaultdict(list)
+    for admission in known_admissions(admissions, discharges.values()):
+        by_patient[admission.patient].append(admission)
+    return {
+        key: IndexOutcome(
+            index.facility,
+            calendar.local_date(index.time),
+            any(readmits(index, a, calendar) for a in by_patient[index.patient]),
+        )
+        for key, index in discharges.items()
+        if index.is_index
+    }
+
+
 def readmission_cells(
     discharges: Iterable[Discharge], admissions: Iterable[Admission], calendar: TenantCalendar
 ) -> dict[CellKey, Cell]:
-    discharges = list(discharges)
-    by_patient: dict[str, list[Admission]] = defaultdict(list)
-    for admission in known_admissions(admissions, discharges):
-        by_patient[admission.patient].append(admission)
     cells: dict[CellKey, Cell] = {}
-    for index in (d for d in discharges if d.is_index):
-        readmitted = any(readmits(index, a, calendar) for a in by_patient[index.patient])
-        key = CellKey(KPI, index.facility, calendar.local_date(index.time))
-        cell = cells.setdefault(key, Cell())
-        cell.add(Cell(Decimal(1) if readmitted else Decimal(0), Decimal(1), 1))
+    for outcome in index_outcomes(dict(enumerate(discharges)), admissions, calendar).values():
+        cells.setdefault(CellKey(KPI, outcome.facility, outcome.day), Cell()).add(outcome.cell())
     return cells

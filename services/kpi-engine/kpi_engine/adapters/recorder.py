@@ -1,0 +1,538 @@
+"""Records a decoded batch and its KPI effects in one PostgreSQL transaction (exactly-once effect).
+
+Steps, in order, inside the transaction:
+1. lock each tenant of the batch (transaction advisory locks, sorted): two engine instances never
+   interleave one tenant's writes, so no update is lost, and sorted acquisition cannot deadlock;
+2. classify every message against what is stored: new, replay (same partition and offset: a
+   redelivery after a crash), duplicate (same key and payload) or conflict (same key, other payload);
+3. store new events and retractions; resolve retractions in either arrival order;
+4. apply the effects of newly effective events and undo those of newly retracted ones;
+5. recompute the non-additive scopes they touched (uptime days, A/R days, a patient's index stays);
+6. write cells in key order and queue a change notice per changed cell (outbox).
+The consumer commits offsets only after this transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import and_, delete, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kpi_engine.adapters import tables as t
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cells import Cell, CellKey
+from kpi_engine.domain.computation import DAYS_IN_AR, admission_of, discharge_of
+from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.readmissions import KPI as READMISSION
+from kpi_engine.domain.readmissions import Admission, Discharge, index_outcomes
+from kpi_engine.domain.uptime import KPI as UPTIME
+from kpi_engine.domain.uptime import Outage, outage_minutes_by_day
+from kpi_engine.handlers import DeadLetter, Decoded
+from vr_shared.events import validate_event
+from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterDischarged, Event, SystemOutage
+
+TenantCell = tuple[str, CellKey]
+EventKey = tuple[str, str, str]
+
+
+@dataclass
+class BatchOutcome:
+    stored: int = 0
+    replays: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    retracted: int = 0
+    late: int = 0
+    dead_letters: int = 0
+    changed_cells: int = 0
+    event_times: dict[tuple[str, str], Any] = field(default_factory=dict)  # (tenant, facility) → latest
+
+
+@dataclass
+class _Effects:
+    deltas: dict[TenantCell, Cell] = field(default_factory=dict)
+    uptime_days: dict[tuple[str, str, str], set[date]] = field(default_factory=lambda: defaultdict(set))
+    ar_days: set[tuple[str, str, date]] = field(default_factory=set)
+    patients: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
+        self.deltas.setdefault((tenant, key), Cell()).add(delta, sign)
+
+
+class PostgresRecorder:
+    def __init__(self, engine: AsyncEngine, *, late_after: timedelta = timedelta(days=2)) -> None:
+        self._engine = engine
+        self._late_after = late_after
+
+    async def record(self, batch: Sequence[Decoded], dead: Sequence[DeadLetter], now: Any) -> BatchOutcome:
+        outcome = BatchOutcome(dead_letters=len(dead))
+        calendars = {d.origin.tenant: TenantCalendar.of(d.origin.timezone) for d in batch}
+        async with self._engine.begin() as conn:
+            for tenant in sorted(calendars):
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"kpi:{tenant}"}
+                )
+            await self._record_dead_letters(conn, dead)
+            new = await self._classify(conn, batch, outcome)
+            effects = _Effects()
+            await self._store(conn, new)
+            retracted_now = await self._resolve_retractions(conn, new, calendars, effects)
+            outcome.retracted = len(retracted_now)
+            for decoded in new:
+                if decoded.key in retracted_now or decoded.event.type == "event.retracted":
+                    continue
+                await _apply(
+                    conn, decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1, effects
+                )
+                if now - decoded.event.time > self._late_after:
+                    outcome.late += 1
+                slot = (decoded.origin.tenant, decoded.event.facility)
+                if slot not in outcome.event_times or decoded.event.time > outcome.event_times[slot]:
+                    outcome.event_times[slot] = decoded.event.time
+            absolute = await _recompute(conn, effects, calendars)
+            changed = await _write_cells(conn, effects.deltas, absolute)
+            outcome.changed_cells = len(changed)
+            await _queue_changes(conn, changed)
+            outcome.stored = len(new)
+        return outcome
+
+    async def _record_dead_letters(self, conn: AsyncConnection, dead: Sequence[DeadLetter]) -> None:
+        if dead:
+            rows = [
+                {
+                    "partition": d.partition,
+                    "offset": d.offset,
+                    "tenant": d.tenant,
+                    "source": d.source,
+                    "id": d.id,
+                    "reason": d.reason,
+                }
+                for d in dead
+            ]
+            await conn.execute(insert(t.dead_letters).on_conflict_do_nothing(), rows)
+
+    async def _classify(
+        self, conn: AsyncConnection, batch: Sequence[Decoded], outcome: BatchOutcome
+    ) -> list[Decoded]:
+        stored: dict[EventKey, tuple[bytes, int, int]] = {}
+        keys = list({d.key for d in batch})
+        for chunk in _chunks(keys, 5000):
+            rows = await conn.execute(
+                select(
+                    t.events.c.tenant,
+                    t.events.c.source,
+                    t.events.c.id,
+                    t.events.c.payload_hash,
+                    t.events.c.partition,
+                    t.events.c.offset,
+                ).where(tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk))
+            )
+            for row in rows:
+                stored[(row.tenant, row.source, row.id)] = (row.payload_hash, row.partition, row.offset)
+        new: list[Decoded] = []
+        duplicates: dict[EventKey, int] = defaultdict(int)
+        conflicting: list[Decoded] = []
+        for decoded in batch:
+            seen = stored.get(decoded.key)
+            if seen is None:
+                stored[decoded.key] = (decoded.payload_hash, decoded.partition, decoded.offset)
+                new.append(decoded)
+            elif (seen[1], seen[2]) == (decoded.partition, decoded.offset):
+                outcome.replays += 1  # redelivered after a crash before the offset commit: not a duplicate
+            elif seen[0] == decoded.payload_hash:
+                duplicates[decoded.key] += 1
+            else:
+                conflicting.append(decoded)
+        outcome.duplicates, outcome.conflicts = sum(duplicates.values()), len(conflicting)
+        for (tenant, source, id_), count in sorted(duplicates.items()):
+            await conn.execute(
+                update(t.events)
+                .where(_is_key(t.events, tenant, source, id_))
+                .values(duplicates=t.events.c.duplicates + count)
+            )
+        for decoded in conflicting:
+            tenant, source, id_ = decoded.key
+            statement = insert(t.conflicts).values(
+                tenant=tenant,
+                source=source,
+                id=id_,
+                payload_hash=decoded.payload_hash,
+                payload=decoded.document,
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["tenant", "source", "id", "payload_hash"],
+                    set_={"deliveries": t.conflicts.c.deliveries + 1},
+                )
+            )
+        return new
+
+    async def _store(self, conn: AsyncConnection, new: Sequence[Decoded]) -> None:
+        if not new:
+            return
+        await conn.execute(
+            insert(t.events),
+            [
+                {
+                    "tenant": d.origin.tenant,
+                    "source": d.event.source,
+                    "id": d.event.id,
+                    "type": d.event.type,
+                    "facility": d.event.facility,
+                    "event_time": d.event.time,
+                    "payload": d.document,
+                    "payload_hash": d.payload_hash,
+                    "partition": d.partition,
+                    "offset": d.offset,
+                }
+                for d in new
+            ],
+        )
+        retractions = [
+            {
+                "tenant": d.origin.tenant,
+                "source": d.event.source,
+                "retracted_id": d.event.data.retracted_id,
+                "retraction_id": d.event.id,
+            }
+            for d in new
+            if d.event.type == "event.retracted"
+        ]
+        if retractions:
+            await conn.execute(insert(t.retractions).on_conflict_do_nothing(), retractions)
+
+    async def _resolve_retractions(
+        self,
+        conn: AsyncConnection,
+        new: Sequence[Decoded],
+        calendars: dict[str, TenantCalendar],
+        effects: _Effects,
+    ) -> set[EventKey]:
+        """Events that stop counting now: targets of new retractions, and new events retracted earlier."""
+        candidates = {d.key for d in new if d.event.type != "event.retracted"}
+        candidates |= {
+            (d.origin.tenant, d.event.source, d.event.data.retracted_id)
+            for d in new
+            if d.event.type == "event.retracted"
+        }
+        if not candidates:
+            return set()
+        new_keys = {d.key for d in new}
+        retracted: set[EventKey] = set()
+        for chunk in _chunks(sorted(candidates), 5000):
+            rows = await conn.execute(
+                select(t.events.c.tenant, t.events.c.source, t.events.c.id, t.events.c.payload)
+                .join(
+                    t.retractions,
+                    and_(
+                        t.retractions.c.tenant == t.events.c.tenant,
+                        t.retractions.c.source == t.events.c.source,
+                        t.retractions.c.retracted_id == t.events.c.id,
+                    ),
+                )
+                .where(
+                    t.events.c.retracted.is_(False),
+                    t.events.c.type != "event.retracted",
+                    tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk),
+                )
+            )
+            for row in rows:
+                key = (row.tenant, row.source, row.id)
+                retracted.add(key)
+                if key not in new_keys and row.tenant in calendars:  # it counted until now: undo its effects
+                    await _apply(
+                        conn, row.tenant, validate_event(row.payload), calendars[row.tenant], -1, effects
+                    )
+        for chunk in _chunks(sorted(retracted), 5000):
+            await conn.execute(
+                update(t.events)
+                .where(tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk))
+                .values(retracted=True)
+            )
+        return retracted
+
+
+async def _apply(
+    conn: AsyncConnection, tenant: str, event: Event, calendar: TenantCalendar, sign: int, effects: _Effects
+) -> None:
+    """Add (sign +1) or remove (sign −1) one event's contribution."""
+    for key, delta in contributions(event, calendar):
+        effects.add(tenant, key, delta, sign)
+    row_key = {"tenant": tenant, "source": event.source, "id": event.id}
+    match event:
+        case SystemOutage() if not event.data.planned:
+            if sign > 0:
+                await conn.execute(
+                    insert(t.outages).on_conflict_do_nothing(),
+                    [
+                        {
+                            **row_key,
+                            "facility": event.facility,
+                            "system": event.data.system,
+                            "started_at": event.data.started_at,
+                            "ended_at": event.data.ended_at,
+                        }
+                    ],
+                )
+            else:
+                await conn.execute(
+                    delete(t.outages).where(_is_key(t.outages, tenant, event.source, event.id))
+                )
+            days = effects.uptime_days[(tenant, event.facility, event.data.system)]
+            day = calendar.local_date(event.data.started_at)
+            while day <= calendar.local_date(event.data.ended_at):
+                days.add(day)
+                day += timedelta(days=1)
+        case ArSnapshot():
+            day = calendar.local_date(event.time)
+            if sign > 0:
+                await conn.execute(
+                    insert(t.ar_snapshots).on_conflict_do_nothing(),
+                    [
+                        {
+                            **row_key,
+                            "facility": event.facility,
+                            "day": day,
+                            "event_time": event.time,
+                            "net_ar": event.data.net_ar,
+                            "avg_daily_net_revenue": event.data.avg_daily_net_revenue,
+                        }
+                    ],
+                )
+            else:
+                await conn.execute(
+                    delete(t.ar_snapshots).where(_is_key(t.ar_snapshots, tenant, event.source, event.id))
+                )
+            effects.ar_days.add((tenant, event.facility, day))
+        case EncounterAdmitted() | EncounterDischarged():
+            patient = event.data.patient_ref
+            if sign > 0:
+                await conn.execute(
+                    insert(t.stays).on_conflict_do_nothing(),
+                    [{**row_key, "patient": patient, "payload": event.model_dump(mode="json")}],
+                )
+            else:
+                await conn.execute(delete(t.stays).where(_is_key(t.stays, tenant, event.source, event.id)))
+            effects.patients.add((tenant, patient))
+        case _:
+            pass
+
+
+async def _recompute(
+    conn: AsyncConnection, effects: _Effects, calendars: dict[str, TenantCalendar]
+) -> dict[TenantCell, Cell | None]:
+    """New values of the non-additive cells whose inputs changed (None: the cell no longer exists)."""
+    absolute: dict[TenantCell, Cell | None] = {}
+    for (tenant, facility, system), days in sorted(effects.uptime_days.items()):
+        calendar = calendars[tenant]
+        first, last = min(days), max(days)
+        rows = await conn.execute(
+            select(t.outages.c.started_at, t.outages.c.ended_at).where(
+                t.outages.c.tenant == tenant,
+                t.outages.c.facility == facility,
+                t.outages.c.system == system,
+                t.outages.c.started_at < calendar.day_start(last + timedelta(days=1)),
+                t.outages.c.ended_at > calendar.day_start(first),
+            )
+        )
+        by_day = outage_minutes_by_day([Outage(r.started_at, r.ended_at) for r in rows], calendar)
+        for day in days:
+            key = CellKey(UPTIME, facility, day, system)
+            if day in by_day:
+                down, count = by_day[day]
+                scheduled = calendar.day_minutes(day)
+                absolute[(tenant, key)] = Cell(scheduled - down, scheduled, count)
+            else:
+                absolute[(tenant, key)] = None
+    for tenant, facility, day in sorted(effects.ar_days):
+        row = (
+            await conn.execute(
+                select(t.ar_snapshots.c.net_ar, t.ar_snapshots.c.avg_daily_net_revenue)
+                .where(
+                    t.ar_snapshots.c.tenant == tenant,
+                    t.ar_snapshots.c.facility == facility,
+                    t.ar_snapshots.c.day == day,
+                )
+                # Latest by event time; equal times by source and id, so arrival order never matters.
+                .order_by(
+                    t.ar_snapshots.c.event_time.desc(),
+                    t.ar_snapshots.c.source.desc(),
+                    t.ar_snapshots.c.id.desc(),
+                )
+                .limit(1)
+            )
+        ).first()
+        absolute[(tenant, CellKey(DAYS_IN_AR, facility, day))] = (
+            Cell(row.net_ar, row.avg_daily_net_revenue, 1) if row else None
+        )
+    for tenant, patient in sorted(effects.patients):
+        await _recompute_patient(conn, tenant, patient, calendars[tenant], effects)
+    return absolute
+
+
+async def _recompute_patient(
+    conn: AsyncConnection, tenant: str, patient: str, calendar: TenantCalendar, effects: _Effects
+) -> None:
+    """Re-derive the patient's index stays and turn every changed outcome into readmission deltas."""
+    rows = await conn.execute(
+        select(t.stays.c.source, t.stays.c.id, t.stays.c.payload).where(
+            t.stays.c.tenant == tenant, t.stays.c.patient == patient
+        )
+    )
+    admissions: list[Admission] = []
+    discharges: dict[tuple[str, str], Discharge] = {}
+    for row in rows:
+        event = validate_event(row.payload)
+        if isinstance(event, EncounterAdmitted):
+            admissions.append(admission_of(event))
+        elif isinstance(event, EncounterDischarged):
+            discharges[(row.source, row.id)] = discharge_of(event)
+    now = index_outcomes(discharges, admissions, calendar)
+    before = {
+        (r.source, r.id): r
+        for r in await conn.execute(
+            select(t.readmission_index).where(
+                t.readmission_index.c.tenant == tenant, t.readmission_index.c.patient == patient
+            )
+        )
+    }
+    for key in sorted(set(now) | set(before)):
+        old, new = before.get(key), now.get(key)
+        if old is not None and (
+            new is None or (old.facility, old.day, old.readmitted) != (new.facility, new.day, new.readmitted)
+        ):
+            old_cell = Cell(Decimal(1) if old.readmitted else Decimal(0), Decimal(1), 1)
+            effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old_cell, -1)
+            await conn.execute(delete(t.readmission_index).where(_is_key(t.readmission_index, tenant, *key)))
+            old = None
+        if new is not None and old is None:
+            effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
+            await conn.execute(
+                insert(t.readmission_index),
+                [
+                    {
+                        "tenant": tenant,
+                        "source": key[0],
+                        "id": key[1],
+                        "patient": patient,
+                        "facility": new.facility,
+                        "day": new.day,
+                        "readmitted": new.readmitted,
+                    }
+                ],
+            )
+
+
+async def _write_cells(
+    conn: AsyncConnection, deltas: dict[TenantCell, Cell], absolute: dict[TenantCell, Cell | None]
+) -> list[TenantCell]:
+    """Deltas are added, absolute values replace; in key order, so concurrent writers cannot deadlock."""
+    changed = sorted({k for k, d in deltas.items() if not d.is_empty()} | set(absolute))
+    additions = [_cell_row(k, deltas[k]) for k in changed if k in deltas and not deltas[k].is_empty()]
+    if additions:
+        statement = insert(t.cells)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant", "kpi", "facility", "day", "dimension"],
+                set_={
+                    "numerator": t.cells.c.numerator + statement.excluded.numerator,
+                    "denominator": t.cells.c.denominator + statement.excluded.denominator,
+                    "sample_size": t.cells.c.sample_size + statement.excluded.sample_size,
+                },
+            ),
+            additions,
+        )
+    replacements = [_cell_row(k, c) for k, c in sorted(absolute.items()) if c is not None]
+    if replacements:
+        statement = insert(t.cells)
+        await conn.execute(
+            statement.on_conflict_do_update(
+                index_elements=["tenant", "kpi", "facility", "day", "dimension"],
+                set_={
+                    "numerator": statement.excluded.numerator,
+                    "denominator": statement.excluded.denominator,
+                    "sample_size": statement.excluded.sample_size,
+                },
+            ),
+            replacements,
+        )
+    removed = [k for k, c in absolute.items() if c is None]
+    for chunk in _chunks(sorted(removed), 2000):
+        await conn.execute(delete(t.cells).where(_cell_keys_in(chunk)))
+    for chunk in _chunks(changed, 2000):  # a retraction can bring a cell back to nothing
+        await conn.execute(
+            delete(t.cells).where(
+                _cell_keys_in(chunk),
+                t.cells.c.numerator == 0,
+                t.cells.c.denominator == 0,
+                t.cells.c.sample_size == 0,
+            )
+        )
+    return changed
+
+
+async def _queue_changes(conn: AsyncConnection, changed: Sequence[TenantCell]) -> None:
+    if not changed:
+        return
+    current: dict[TenantCell, Cell] = {}
+    for chunk in _chunks(list(changed), 2000):
+        for row in await conn.execute(select(t.cells).where(_cell_keys_in(chunk))):
+            current[(row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))] = Cell(
+                row.numerator, row.denominator, row.sample_size
+            )
+    notices = []
+    for tenant, key in changed:
+        cell = current.get((tenant, key), Cell())
+        notices.append(
+            {
+                "payload": {
+                    "kpi": key.kpi,
+                    "tenant": tenant,
+                    "facility": key.facility,
+                    "bucket": key.day.isoformat(),
+                    "dimension": key.dimension,
+                    "numerator": format(cell.numerator, "f"),
+                    "denominator": format(cell.denominator, "f"),
+                    "sample_size": cell.sample_size,
+                }
+            }
+        )
+    await conn.execute(insert(t.outbox), notices)
+
+
+def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
+    tenant, k = key
+    return {
+        "tenant": tenant,
+        "kpi": k.kpi,
+        "facility": k.facility,
+        "day": k.day,
+        "dimension": k.dimension,
+        "numerator": cell.numerator,
+        "denominator": cell.denominator,
+        "sample_size": cell.sample_size,
+    }
+
+
+def _cell_keys_in(keys: Sequence[TenantCell]) -> Any:
+    c = t.cells.c
+    return tuple_(c.tenant, c.kpi, c.facility, c.day, c.dimension).in_(
+        [(tenant, k.kpi, k.facility, k.day, k.dimension) for tenant, k in keys]
+    )
+
+
+def _is_key(table: Any, tenant: str, source: str, id_: str) -> Any:
+    return and_(table.c.tenant == tenant, table.c.source == source, table.c.id == id_)
+
+
+def _chunks(items: Sequence[Any] | Iterable[Any], size: int) -> Iterable[list[Any]]:
+    items = list(items)
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,158 @@
+"""The engine's tables (its own schema; connections put it first on the search path).
+
+`events` is the source of truth (pseudonymised refs only). Everything else is derived from it and can
+be rebuilt: `cells` (one KPI, facility, local day, dimension), and the indexes the non-additive KPIs
+recompute from (`stays`, `outages`, `ar_snapshots`, `readmission_index`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+
+def _key() -> list[Column[object]]:
+    return [
+        Column("tenant", Text, nullable=False),
+        Column("source", Text, nullable=False),
+        Column("id", Text, nullable=False),
+    ]
+
+
+events = Table(
+    "events",
+    metadata,
+    *_key(),
+    Column("type", Text, nullable=False),
+    Column("facility", Text, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("payload_hash", LargeBinary, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("duplicates", Integer, nullable=False, server_default="0"),
+    Column("retracted", Boolean, nullable=False, server_default="false"),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    *_key(),
+    Column("payload_hash", LargeBinary, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("deliveries", Integer, nullable=False, server_default="1"),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "source", "id", "payload_hash"),
+)
+
+retractions = Table(
+    "retractions",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("retracted_id", Text, nullable=False),
+    Column("retraction_id", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "source", "retracted_id"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("tenant", Text),
+    Column("source", Text),
+    Column("id", Text),
+    Column("reason", Text, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("partition", "offset"),
+    Index("dead_letters_by_event", "tenant", "source", "id"),
+)
+
+cells = Table(
+    "cells",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("kpi", Text, nullable=False),
+    Column("facility", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("dimension", Text, nullable=False),
+    Column("numerator", Numeric, nullable=False),
+    Column("denominator", Numeric, nullable=False),
+    Column("sample_size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("tenant", "kpi", "facility", "day", "dimension"),
+)
+
+stays = Table(
+    "stays",
+    metadata,
+    *_key(),
+    Column("patient", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+    Index("stays_by_patient", "tenant", "patient"),
+)
+
+readmission_index = Table(
+    "readmission_index",
+    metadata,
+    *_key(),
+    Column("patient", Text, nullable=False),
+    Column("facility", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("readmitted", Boolean, nullable=False),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+    Index("readmission_index_by_patient", "tenant", "patient"),
+)
+
+outages = Table(
+    "outages",
+    metadata,
+    *_key(),
+    Column("facility", Text, nullable=False),
+    Column("system", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+    Index("outages_by_system", "tenant", "facility", "system", "started_at"),
+)
+
+ar_snapshots = Table(
+    "ar_snapshots",
+    metadata,
+    *_key(),
+    Column("facility", Text, nullable=False),
+    Column("day", Date, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("net_ar", Numeric, nullable=False),
+    Column("avg_daily_net_revenue", Numeric, nullable=False),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+    Index("ar_snapshots_by_day", "tenant", "facility", "day"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
+    Column("payload", JSONB, nullable=False),
+)

@@ -1,0 +1,83 @@
+"""What happens to a consumed batch: decode each message, then record the batch's effects at once.
+
+Decoding is pure. A message that is not a valid event becomes a dead letter with its reason; it never
+stops the consumer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+from pydantic import ValidationError
+
+from vr_shared.events import Event, Origin, decode_event, event_document
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    partition: int
+    offset: int
+    origin: Origin
+    event: Event
+    document: dict[str, Any]
+    payload_hash: bytes
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.origin.tenant, self.event.source, self.event.id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    reason: str
+    tenant: str | None = None
+    source: str | None = None
+    id: str | None = None
+
+
+def decode(message: Message) -> Decoded | DeadLetter:
+    try:
+        origin, event = decode_event(message.value)
+        ZoneInfo(origin.timezone)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return _dead(message, f"invalid event: {where}: {first['msg']}")
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        return _dead(message, f"undecodable message: {exc}")
+    except (ZoneInfoNotFoundError, KeyError):
+        return _dead(message, "unknown tenant time zone")
+    document = event_document(event)
+    # Canonical form (sorted keys, defaults filled) so the same event sent twice hashes the same.
+    payload_hash = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
+    return Decoded(message.partition, message.offset, origin, event, document, payload_hash)
+
+
+def _dead(message: Message, reason: str) -> DeadLetter:
+    """Keep what can be read of the envelope, so the event lookup can answer for it."""
+    try:
+        document = orjson.loads(message.value)
+    except orjson.JSONDecodeError:
+        document = None
+    fields = document if isinstance(document, dict) else {}
+
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        return value if isinstance(value, str) else None
+
+    return DeadLetter(
+        message.partition, message.offset, reason[:1000], text("tenant"), text("source"), text("id")
+    )
