@@ -32,5 +32,7 @@ async def kpi_schema(infrastructure: Infrastructure) -> AsyncIterator[tuple[Asyn
 async def stored_cells(engine: AsyncEngine, tenant: str) -> dict[CellKey, Cell]:
     async with engine.connect() as conn:
         rows = await conn.execute(select(t.cells).where(t.cells.c.tenant == tenant))
-        return {CellKey(r.kpi, r.facility, r.day, r.dimension): Cell(r.numerator, r.denominator, r.sample_size)
-                for r in rows}
+        return {
+            CellKey(r.kpi, r.facility, r.day, r.dimension): Cell(r.numerator, r.denominator, r.sample_size)
+            for r in rows
+        }

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.domain.computation import compute_cells
-from kpi_engine.handlers import Decoded, DeadLetter, Message, decode
+from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
 from tests.integration.kpi.conftest import stored_cells
 from tests.unit.kpi.builders import CALENDAR, ev
 from tests.unit.kpi.test_readmissions import STAYS
@@ -28,31 +28,49 @@ def mixed_events() -> list[Event]:
 
     return [
         *STAYS,
-        ev("claim.submitted", at(3), clean=True), ev("claim.submitted", at(3), clean=False),
-        ev("claim.adjudicated", at(4), outcome="denied", initial=True, paid_amount="0", denied_amount="10.00"),
+        ev("claim.submitted", at(3), clean=True),
+        ev("claim.submitted", at(3), clean=False),
+        ev(
+            "claim.adjudicated", at(4), outcome="denied", initial=True, paid_amount="0", denied_amount="10.00"
+        ),
         ev("payment.received", at(5), amount="100.00", patient_payment=True, point_of_service=True),
         ev("cost.incurred", at(5), category="revenue_cycle", amount="7.50"),
         ev("medication.ordered", at(6), entry_method="verbal"),
         ev("medication.administered", at(6), patient_scanned=True, medication_scanned=True),
         ev("adverse_drug_event.recorded", at(7), harm_category="F"),
         ev("sepsis.case_evaluated", at(7), bundle_compliant=True, excluded=False),
-        ev("system.outage", at(8), system="ehr", started_at="2026-01-07T23:00:00-05:00",
-           ended_at="2026-01-08T01:00:00-05:00", planned=False),
-        ev("system.outage", at(8), system="ehr", started_at="2026-01-08T00:30:00-05:00",
-           ended_at="2026-01-08T02:00:00-05:00", planned=False),
+        ev(
+            "system.outage",
+            at(8),
+            system="ehr",
+            started_at="2026-01-07T23:00:00-05:00",
+            ended_at="2026-01-08T01:00:00-05:00",
+            planned=False,
+        ),
+        ev(
+            "system.outage",
+            at(8),
+            system="ehr",
+            started_at="2026-01-08T00:30:00-05:00",
+            ended_at="2026-01-08T02:00:00-05:00",
+            planned=False,
+        ),
         ev("ar.snapshot", at(9), net_ar="900.00", avg_daily_net_revenue="30.00"),
         ev("ar.snapshot", at(9).replace("10:00", "11:00"), net_ar="600.00", avg_daily_net_revenue="30.00"),
     ]
 
 
 def messages(events: list[Event], first_offset: int = 0) -> list[Message]:
-    return [Message(0, first_offset + i, encode_event(ORIGIN, event_document(e))) for i, e in enumerate(events)]
+    return [
+        Message(0, first_offset + i, encode_event(ORIGIN, event_document(e))) for i, e in enumerate(events)
+    ]
 
 
 async def record(engine: AsyncEngine, batch: list[Message]) -> None:
     decoded = [decode(m) for m in batch]
     await PostgresRecorder(engine).record(
-        [d for d in decoded if isinstance(d, Decoded)], [d for d in decoded if isinstance(d, DeadLetter)], NOW)
+        [d for d in decoded if isinstance(d, Decoded)], [d for d in decoded if isinstance(d, DeadLetter)], NOW
+    )
 
 
 async def test_shuffled_batches_with_redeliveries_equal_the_full_recomputation(
@@ -64,7 +82,7 @@ async def test_shuffled_batches_with_redeliveries_equal_the_full_recomputation(
     shuffled = random.Random(7).sample(stream, len(stream))
     redelivered = shuffled + shuffled[:10] + random.Random(8).sample(stream, 15)  # replays and duplicates
     for start in range(0, len(redelivered), 9):
-        await record(engine, redelivered[start:start + 9])
+        await record(engine, redelivered[start : start + 9])
     assert await stored_cells(engine, TENANT) == compute_cells(events, CALENDAR)
 
 
@@ -73,14 +91,18 @@ async def test_retraction_before_or_after_the_event_removes_exactly_its_contribu
 ) -> None:
     engine, _ = kpi_schema
     events = mixed_events()
-    early_target, late_target = events[0], events[-3]  # an admission (readmission join) and an outage
-    retract = [ev("event.retracted", "2026-02-01T10:00:00-05:00", retracted_id=e.id, source=e.source)
-               for e in (early_target, late_target)]
+    # An admission (readmission join) retracted before it arrives; an outage (merged intervals) and a
+    # claim (additive) retracted after they counted.
+    early_target, late_targets = events[0], (events[-3], events[len(STAYS)])
+    retract = [
+        ev("event.retracted", "2026-02-01T10:00:00-05:00", retracted_id=e.id, source=e.source)
+        for e in (early_target, *late_targets)
+    ]
     stream = messages(events)
-    await record(engine, messages([retract[0]], first_offset=1000))  # before its event arrives
+    await record(engine, messages([retract[0]], first_offset=1000))
     await record(engine, stream)
-    await record(engine, messages([retract[1]], first_offset=1001))  # after its event counted
-    effective = [e for e in events if e not in (early_target, late_target)]
+    await record(engine, messages(retract[1:], first_offset=1001))
+    effective = [e for e in events if e not in (early_target, *late_targets)]
     assert await stored_cells(engine, TENANT) == compute_cells(effective, CALENDAR)
 
 
@@ -99,11 +121,15 @@ async def test_same_key_other_payload_is_a_recorded_conflict_and_the_first_one_c
     assert (row.id, row.deliveries, row.payload["data"]["clean"]) == (first.id, 2, False)
 
 
-async def test_poison_messages_are_dead_lettered_with_their_reason(kpi_schema: tuple[AsyncEngine, str]) -> None:
+async def test_poison_messages_are_dead_lettered_with_their_reason(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
     engine, _ = kpi_schema
     good = messages([ev("claim.submitted", "2026-01-03T10:00:00-05:00", clean=True)])
-    poison = [Message(0, 50, b"not json"),
-              Message(0, 51, b'{"tenant": "mission-health", "source": "s", "id": "x", "type": "claim.submitted"}')]
+    poison = [
+        Message(0, 50, b"not json"),
+        Message(0, 51, b'{"tenant": "mission-health", "source": "s", "id": "x", "type": "claim.submitted"}'),
+    ]
     await record(engine, good + poison)
     async with engine.connect() as conn:
         rows = {r.offset: r for r in await conn.execute(select(t.dead_letters))}
