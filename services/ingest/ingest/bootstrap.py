@@ -13,7 +13,6 @@ from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
 from ingest.entrypoints.body import BodyLimits
 from ingest.handlers import Intake
-from vr_shared.identity import IdentityVerifier
 from vr_shared.kafka import BatchPublisher, TopicSpec, create_producer
 
 
@@ -21,7 +20,6 @@ from vr_shared.kafka import BatchPublisher, TopicSpec, create_producer
 class Components:
     producer: AIOKafkaProducer
     intake: Intake
-    identity_verifier: IdentityVerifier
     body_limits: BodyLimits
     events_topic: TopicSpec
 
@@ -43,9 +41,6 @@ def build(settings: Settings) -> Components:
     return Components(
         producer=producer,
         intake=intake,
-        identity_verifier=IdentityVerifier(
-            settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
-        ),
         body_limits=BodyLimits(
             max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request
         ),

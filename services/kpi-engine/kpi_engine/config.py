@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pydantic import Field
+
+from vr_shared import topics
+from vr_shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    service_name: str = "kpi-engine"
+    http_port: int = 8002
+    database_url: str = Field(  # required here: the engine owns tables
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        validation_alias="DATABASE_URL",
+    )
+    db_schema: str = Field(default="kpi", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+
+    events_topic: str = topics.EVENTS
+    dead_letter_topic: str = topics.EVENTS_DLQ
+    updates_topic: str = topics.KPI_UPDATES
+    consumer_group: str = "vr-kpi-engine"
+    batch_max_records: int = Field(default=2_000, ge=1)
+    session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    # An event whose time is this far behind the moment it is processed counts as late (still counted).
+    late_after_hours: int = Field(default=48, ge=1)
+    # While the database is away the batch is retried, never skipped; this spaces the attempts.
+    retry_backoff_seconds: float = Field(default=1.0, gt=0)

@@ -1,0 +1,216 @@
+"""The consumer loop.
+
+Consumes: `vr.events.v1` (batches, manual offsets). Produces: KPI cells and stored events in
+PostgreSQL, change notices on `vr.kpi-updates.v1`, poison messages on `vr.events.dlq.v1`.
+
+Each batch goes decode → record (one database transaction) → publish dead letters and change notices →
+commit offsets. Offsets are committed only after the transaction, so a crash anywhere replays the
+batch, and the recorder recognises replays by partition and offset: nothing is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kpi_engine import metrics
+from kpi_engine.adapters import tables as t
+from kpi_engine.adapters.recorder import BatchOutcome, PostgresRecorder
+from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
+
+log = logging.getLogger(__name__)
+_OUTBOX_CHUNK = 5_000
+
+
+class LoggingRebalanceListener(ConsumerRebalanceListener):
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        engine: AsyncEngine,
+        recorder: PostgresRecorder,
+        *,
+        dead_letter_topic: str,
+        updates_topic: str,
+        batch_max_records: int,
+        retry_backoff_s: float,
+    ) -> None:
+        self._consumer, self._producer, self._engine, self._recorder = consumer, producer, engine, recorder
+        self._dead_letter_topic, self._updates_topic = dead_letter_topic, updates_topic
+        self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
+        self.database_ok = True
+        self.processed_batches = 0
+
+    async def run(self) -> None:
+        await self._drain_outbox()  # notices a crash left behind
+        while True:
+            records = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_max_records)
+            await self._report_lag()
+            if not records:
+                continue
+            messages = [
+                Message(tp.partition, r.offset, r.value or b"") for tp, rs in records.items() for r in rs
+            ]
+            await self.handle(messages)
+            await self._commit({tp: rs[-1].offset + 1 for tp, rs in records.items()})
+
+    async def handle(self, messages: Sequence[Message]) -> BatchOutcome:
+        decoded = [decode(m) for m in messages]
+        events = [d for d in decoded if isinstance(d, Decoded)]
+        dead = [d for d in decoded if isinstance(d, DeadLetter)]
+        started = time.perf_counter()
+        outcome = await self._record_until_done(events, dead, messages)
+        metrics.BATCH_DURATION.observe(time.perf_counter() - started)
+        await self._publish_dead_letters(dead, messages)
+        await self._drain_outbox()
+        _count(outcome)
+        self.processed_batches += 1
+        return outcome
+
+    async def _record_until_done(
+        self, events: list[Decoded], dead: list[DeadLetter], messages: Sequence[Message]
+    ) -> BatchOutcome:
+        while True:
+            try:
+                outcome = await self._recorder.record(events, dead, datetime.now(UTC))
+                self.database_ok = True
+                return outcome
+            except (OperationalError, OSError, ConnectionError) as exc:
+                self._database_down(exc)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    self._database_down(exc)
+                else:  # this batch itself cannot be recorded: find the message responsible
+                    return await self._record_one_by_one(events, dead, exc)
+            metrics.BATCH_RETRIES.inc()
+            await asyncio.sleep(self._retry_backoff_s)
+
+    def _database_down(self, exc: Exception) -> None:
+        if self.database_ok:
+            log.warning(
+                "database unavailable; the batch will be retried", extra={"error": type(exc).__name__}
+            )
+        self.database_ok = False
+
+    async def _record_one_by_one(
+        self, events: list[Decoded], dead: list[DeadLetter], exc: Exception
+    ) -> BatchOutcome:
+        log.error("batch failed; recording its events one by one", extra={"error": type(exc).__name__})
+        total = await self._recorder.record([], dead, datetime.now(UTC))
+        for event in events:
+            try:
+                outcome = await self._recorder.record([event], [], datetime.now(UTC))
+            except DBAPIError as error:
+                if error.connection_invalidated:
+                    raise
+                letter = DeadLetter(
+                    event.partition,
+                    event.offset,
+                    f"processing failed: {type(error).__name__}",
+                    event.origin.tenant,
+                    event.event.source,
+                    event.event.id,
+                )
+                dead.append(letter)
+                await self._recorder.record([], [letter], datetime.now(UTC))
+                continue
+            total = _merge(total, outcome)
+        total.dead_letters = len(dead)
+        return total
+
+    async def _publish_dead_letters(self, dead: Sequence[DeadLetter], messages: Sequence[Message]) -> None:
+        originals = {(m.partition, m.offset): m.value for m in messages}
+        deliveries = []
+        for letter in dead:
+            headers = [
+                ("vr_reason", letter.reason.encode()),
+                ("vr_partition", str(letter.partition).encode()),
+                ("vr_offset", str(letter.offset).encode()),
+            ]
+            deliveries.append(
+                await self._producer.send(
+                    self._dead_letter_topic,
+                    originals.get((letter.partition, letter.offset), b""),
+                    headers=headers,
+                )
+            )
+        await asyncio.gather(*deliveries)
+
+    async def _drain_outbox(self) -> None:
+        """Publish queued change notices (at least once), then forget them."""
+        while True:
+            async with self._engine.connect() as conn:
+                rows = (
+                    await conn.execute(
+                        select(t.outbox.c.seq, t.outbox.c.payload)
+                        .order_by(t.outbox.c.seq)
+                        .limit(_OUTBOX_CHUNK)
+                    )
+                ).all()
+            if not rows:
+                return
+            deliveries = []
+            for row in rows:
+                notice = row.payload
+                key = f"{notice['tenant']}|{notice['kpi']}|{notice['facility']}".encode()
+                deliveries.append(
+                    await self._producer.send(self._updates_topic, orjson.dumps(notice), key=key)
+                )
+            await asyncio.gather(*deliveries)
+            async with self._engine.begin() as conn:
+                await conn.execute(delete(t.outbox).where(t.outbox.c.seq <= rows[-1].seq))
+            metrics.CELL_UPDATES.inc(len(rows))
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            # The partitions moved to another instance; it will replay what was not committed, and the
+            # recorder recognises the replay. Nothing to undo here.
+            log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
+
+    async def _report_lag(self) -> None:
+        """High watermark from the last fetch response minus our position: correct on brokers whose
+        ListOffsets(latest) answer is short (local-infra.md)."""
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is not None:
+                position = await self._consumer.position(tp)
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+
+
+def _count(outcome: BatchOutcome) -> None:
+    metrics.EVENTS_PROCESSED.inc(outcome.stored)
+    metrics.DUPLICATES.inc(outcome.duplicates)
+    metrics.CONFLICTS.inc(outcome.conflicts)
+    metrics.RETRACTIONS.inc(outcome.retracted)
+    metrics.LATE_EVENTS.inc(outcome.late)
+    metrics.DEAD_LETTERS.inc(outcome.dead_letters)
+    metrics.REPLAYS.inc(outcome.replays)
+    for (tenant, facility), latest in outcome.event_times.items():
+        metrics.LATEST_EVENT_TIME.labels(tenant, facility).set(latest.timestamp())
+
+
+def _merge(total: BatchOutcome, part: BatchOutcome) -> BatchOutcome:
+    for name in ("stored", "replays", "duplicates", "conflicts", "retracted", "late", "changed_cells"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.event_times.update(part.event_times)
+    return total

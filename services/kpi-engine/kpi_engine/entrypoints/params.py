@@ -1,0 +1,74 @@
+"""Query parameters of the KPI API, read in the tenant's calendar; every error names its parameter."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.catalogue import KpiDefinition
+from vr_shared.web import Problem
+
+MAX_RANGE_DAYS = 3_700  # ten years and a bit: a contract's life
+_WINDOW = re.compile(r"^([1-9][0-9]{0,3})d$")
+
+
+def invalid(parameter: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid query parameter",
+        message,
+        type_="/problems/invalid-query",
+        errors=[{"path": f"$.query.{parameter}", "message": message, "code": "invalid"}],
+    )
+
+
+def day_boundary(parameter: str, raw: str, calendar: TenantCalendar, *, end: bool) -> date:
+    """A date, or a timestamp (tenant's zone when it has no offset), as a local day boundary.
+
+    Cells are whole local days: a `to` timestamp inside a day includes that day.
+    """
+    try:
+        if len(raw) == 10:
+            return date.fromisoformat(raw)
+        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(
+            parameter, f"{parameter} must be a date (2026-01-31) or an RFC 3339 timestamp"
+        ) from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=calendar.zone)
+    local = instant.astimezone(calendar.zone)
+    day = local.date()
+    return day + timedelta(days=1) if end and local.time() != time(0) else day
+
+
+def date_range(raw_from: str, raw_to: str, calendar: TenantCalendar) -> tuple[date, date]:
+    first = day_boundary("from", raw_from, calendar, end=False)
+    end = day_boundary("to", raw_to, calendar, end=True)
+    if end <= first:
+        raise invalid("to", "to must be after from (from is inclusive, to exclusive)")
+    if (end - first).days > MAX_RANGE_DAYS:
+        raise invalid("to", f"a query spans at most {MAX_RANGE_DAYS} days")
+    return first, end
+
+
+def window_days(raw: str) -> int:
+    match = _WINDOW.match(raw)
+    if not match:
+        raise invalid("window", "window must be a number of days such as 30d (1d to 9999d)")
+    return int(match[1])
+
+
+def dimension_value(kpi: KpiDefinition, raw: str | None) -> str | None:
+    """`ehr` or `system:ehr` for a KPI whose dimension is `system`."""
+    if raw is None:
+        return None
+    if kpi.dimension is None:
+        raise invalid("dimension", f"{kpi.name} has no dimension")
+    name, _, value = raw.rpartition(":")
+    if name and name != kpi.dimension:
+        raise invalid("dimension", f"the dimension of {kpi.name} is {kpi.dimension}")
+    if not value:
+        raise invalid("dimension", "dimension needs a value, e.g. ehr")
+    return value

@@ -1,0 +1,32 @@
+"""KPI engine metrics (SPEC §8)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from vr_shared.metrics import LATENCY_BUCKETS
+
+CONSUMER_LAG = Gauge(
+    "vr_kpi_consumer_lag_messages",
+    "Messages behind the partition's high watermark (from fetch responses)",
+    ["topic", "partition"],
+)
+EVENTS_PROCESSED = Counter("vr_kpi_events_processed_total", "Events recorded for the first time")
+DUPLICATES = Counter("vr_kpi_duplicates_total", "Redelivered events with the same payload (counted once)")
+CONFLICTS = Counter(
+    "vr_kpi_conflicts_total", "Events whose id was seen before with another payload (first kept)"
+)
+RETRACTIONS = Counter("vr_kpi_retracted_events_total", "Events that stopped counting because of a retraction")
+LATE_EVENTS = Counter(
+    "vr_kpi_late_events_total", "Events processed long after their event time (still counted)"
+)
+DEAD_LETTERS = Counter("vr_kpi_dead_letters_total", "Messages sent to the dead-letter topic")
+REPLAYS = Counter("vr_kpi_replayed_messages_total", "Messages seen again after a restart or rebalance")
+LATEST_EVENT_TIME = Gauge(
+    "vr_kpi_latest_event_time_seconds",
+    "Event time of the newest event per facility (freshness = now − this)",
+    ["tenant", "facility"],
+)
+BATCH_DURATION = Histogram(
+    "vr_kpi_batch_duration_seconds", "Time to record one consumed batch", buckets=LATENCY_BUCKETS
+)
+BATCH_RETRIES = Counter("vr_kpi_batch_retries_total", "Batch attempts repeated because the database failed")
+CELL_UPDATES = Counter("vr_kpi_cell_updates_total", "KPI cells changed (one change notice each)")
