@@ -1,0 +1,55 @@
+"""The composition root: the one place that names the concrete adapters the engine runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kpi_engine.adapters.queries import PostgresKpiReader
+from kpi_engine.adapters.recorder import PostgresRecorder
+from kpi_engine.config import Settings
+from kpi_engine.entrypoints.consumer import EventConsumer, LoggingRebalanceListener
+from vr_shared.db import create_engine
+from vr_shared.kafka import TopicSpec, create_consumer, create_producer
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    engine: AsyncEngine
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+    event_consumer: EventConsumer
+    reader: PostgresKpiReader
+    topics: list[TopicSpec]
+
+
+def build(settings: Settings) -> Components:
+    """Must run inside the event loop (aiokafka clients bind to it)."""
+    engine = create_engine(settings.database_url, schema=settings.db_schema, pool_size=5)
+    consumer = create_consumer(
+        settings.kafka_bootstrap_servers,
+        group_id=settings.consumer_group,
+        client_id="kpi-engine",
+        session_timeout_ms=settings.session_timeout_ms,
+        max_poll_records=settings.batch_max_records,
+    )
+    consumer.subscribe([settings.events_topic], listener=LoggingRebalanceListener())
+    producer = create_producer(settings.kafka_bootstrap_servers, client_id="kpi-engine")
+    event_consumer = EventConsumer(
+        consumer,
+        producer,
+        engine,
+        PostgresRecorder(engine),
+        dead_letter_topic=settings.dead_letter_topic,
+        updates_topic=settings.updates_topic,
+        batch_max_records=settings.batch_max_records,
+        retry_backoff_s=settings.retry_backoff_seconds,
+    )
+    topics = [
+        TopicSpec(settings.events_topic, 12),
+        TopicSpec(settings.dead_letter_topic, 1),
+        TopicSpec(settings.updates_topic, 12),
+    ]
+    return Components(engine, consumer, producer, event_consumer, PostgresKpiReader(engine), topics)

@@ -1,0 +1,151 @@
+"""Ingest → broker → KPI engine → query API, all real, in one test process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from kpi_engine.config import Settings as EngineSettings
+from kpi_engine.entrypoints.app import create_app as create_engine_app
+from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
+from tests.support.examples import event
+from tests.support.identity import IDENTITY_SECRET, token
+from tests.support.infrastructure import Infrastructure
+from vr_shared.db import create_engine
+
+
+@dataclass
+class Stack:
+    ingest: IngestUnderTest
+    engine: httpx.AsyncClient
+    settings: EngineSettings
+
+
+def engine_settings(infra: Infrastructure, events_topic: str) -> EngineSettings:
+    suffix = uuid.uuid4().hex[:10]
+    return EngineSettings.model_validate(
+        {
+            "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+            "database_url": infra.database_url,
+            "identity_secret": IDENTITY_SECRET,
+            "db_schema": f"kpi_e2e_{suffix}",
+            "events_topic": events_topic,
+            "dead_letter_topic": f"test.dlq.{suffix}",
+            "updates_topic": f"test.updates.{suffix}",
+            "consumer_group": f"test-engine-{suffix}",
+            "session_timeout_ms": 6000,
+        }
+    )
+
+
+@pytest.fixture
+async def stack(infrastructure: Infrastructure) -> AsyncIterator[Stack]:
+    ingest_config = ingest_settings(infrastructure.kafka_bootstrap_servers)
+    settings = engine_settings(infrastructure, ingest_config.events_topic)
+    app = create_engine_app(settings)
+    async for ingest in running_ingest(ingest_config):
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://kpi-engine") as client:
+                yield Stack(ingest, client, settings)
+    admin = create_engine(infrastructure.database_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{settings.db_schema}" CASCADE'))
+    await admin.dispose()
+
+
+async def _eventually(fetch: Any, check: Any, timeout_s: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await fetch()
+        if check(result):
+            return result
+        assert asyncio.get_running_loop().time() < deadline, f"not reached in time: {result}"
+        await asyncio.sleep(0.2)
+
+
+async def test_events_posted_to_ingest_become_kpi_values(stack: Stack) -> None:
+    batch = [
+        event("claim.submitted", time="2026-01-03T10:00:00-05:00", clean=True),
+        event("claim.submitted", time="2026-01-03T11:00:00-05:00", clean=False),
+        event("claim.submitted", time="2026-01-20T11:00:00-05:00", clean=True, facility="mission-west"),
+    ]
+    posted = await stack.ingest.client.post("/v1/events", json=batch, headers={"X-VR-Identity": token()})
+    assert posted.status_code == 202
+    headers = {"X-VR-Identity": token(role="ops")}
+
+    async def january() -> dict[str, Any]:
+        response = await stack.engine.get(
+            "/v1/kpis/clean_claim_rate/values",
+            headers=headers,
+            params={
+                "facility": ["asheville-main", "mission-west"],
+                "from": "2026-01-01",
+                "to": "2026-02-01",
+                "granularity": "month",
+            },
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    body = await _eventually(january, lambda b: b["values"][0]["denominator"] == "3")
+    assert body["kpi"] == "clean_claim_rate" and body["granularity"] == "month"
+    [month] = body["values"]
+    assert (month["numerator"], month["denominator"], month["sample_size"]) == ("2", "3", "3")
+    assert month["value"].startswith("0.6666666") and month["status"] == "mature"
+    assert month["start"] == "2026-01-01T00:00:00-05:00" and month["end"] == "2026-02-01T00:00:00-05:00"
+
+    lookup = await stack.engine.get(
+        f"/v1/events/{batch[0]['source']}/{batch[0]['id']}", headers={"X-VR-Identity": token()}
+    )
+    assert lookup.status_code == 200 and lookup.json()["status"] == "stored"
+
+
+async def test_a_redelivered_event_is_reported_as_a_duplicate_and_counted_once(stack: Stack) -> None:
+    claim = event("claim.submitted", time="2026-01-05T10:00:00-05:00", clean=True)
+    for _ in range(3):
+        assert (
+            await stack.ingest.client.post("/v1/events", json=claim, headers={"X-VR-Identity": token()})
+        ).status_code == 202
+
+    async def outcome() -> dict[str, Any]:
+        response = await stack.engine.get(
+            f"/v1/events/{claim['source']}/{claim['id']}", headers={"X-VR-Identity": token()}
+        )
+        return response.json()
+
+    found = await _eventually(outcome, lambda b: b.get("duplicates") == 2)
+    assert found["status"] == "duplicate"
+    value = await stack.engine.get(
+        "/v1/kpis/clean_claim_rate/rolling",
+        headers={"X-VR-Identity": token(role="ops")},
+        params={"facility": "asheville-main", "window": "7d", "at": "2026-01-07"},
+    )
+    assert value.json()["values"][0]["denominator"] == "1"
+
+
+async def test_another_tenants_facility_is_not_found_and_unknown_events_are_404(stack: Stack) -> None:
+    other = await stack.engine.get(
+        "/v1/kpis/clean_claim_rate/values",
+        headers={"X-VR-Identity": token(role="ops")},
+        params={"facility": "someone-elses", "from": "2026-01-01", "to": "2026-02-01"},
+    )
+    assert other.status_code == 404 and other.json()["title"] == "Unknown facility"
+    unknown = await stack.engine.get(
+        "/v1/events/epic-adt-feed/never-sent", headers={"X-VR-Identity": token()}
+    )
+    assert unknown.status_code == 404 and unknown.json()["outcome"] == "unknown"
+    bad = await stack.engine.get(
+        "/v1/kpis/clean_claim_rate/values",
+        headers={"X-VR-Identity": token(role="ops")},
+        params={"from": "yesterday", "to": "2026-02-01"},
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.query.from"
+    assert (await stack.engine.get("/v1/kpis")).status_code == 401
