@@ -46,8 +46,9 @@ format: install ## apply ruff formatting and fixes
 TENANT ?= demo-health
 FACILITIES ?= demo-main
 ROLE ?= pipeline
-token: install ## print an identity token for direct service calls (TENANT, FACILITIES, ROLE)
-	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE)
+TIMEZONE ?= America/New_York
+token: install ## print an identity token for direct service calls (TENANT, FACILITIES, ROLE, TIMEZONE)
+	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE) --timezone $(TIMEZONE)
 
 clean: ## remove local state (database data, logs, secrets) and environments
 	rm -rf .local .venv .tools

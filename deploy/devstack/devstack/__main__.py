@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--facilities", default="", help="comma-separated facility ids of the tenant")
     token.add_argument("--role", default="pipeline", choices=ROLES)
     token.add_argument("--ttl", type=int, default=300)
+    token.add_argument("--timezone", default="UTC", help="the tenant's IANA time zone (KPIs are local days)")
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         tenant=args.tenant,
         role=args.role,
         key_id="local-dev",
+        timezone=args.timezone,
         facilities=frozenset(f for f in args.facilities.split(",") if f),
     )
     print(IdentitySigner(secret, ttl_seconds=args.ttl).sign(identity))

@@ -31,7 +31,10 @@ class ServiceSpec:
     port: int
 
 
-SERVICES = (ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),)
+SERVICES = (
+    ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),
+    ServiceSpec("kpi-engine", "kpi_engine", int(os.environ.get("VR_KPI_ENGINE_PORT", "8002"))),
+)
 
 
 def topic_specs(events_partitions: int) -> list[TopicSpec]:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vr_shared import topics
 from vr_shared.settings import ServiceSettings
+from vr_shared.topics import EVENTS, EVENTS_DLQ, KPI_UPDATES
 
 
 class Settings(ServiceSettings):
@@ -15,9 +15,9 @@ class Settings(ServiceSettings):
     )
     db_schema: str = Field(default="kpi", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
 
-    events_topic: str = topics.EVENTS
-    dead_letter_topic: str = topics.EVENTS_DLQ
-    updates_topic: str = topics.KPI_UPDATES
+    events_topic: str = EVENTS
+    dead_letter_topic: str = EVENTS_DLQ
+    updates_topic: str = KPI_UPDATES
     consumer_group: str = "vr-kpi-engine"
     batch_max_records: int = Field(default=2_000, ge=1)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
