@@ -138,3 +138,18 @@ async def test_poison_messages_are_dead_lettered_with_their_reason(
     assert (rows[51].tenant, rows[51].source, rows[51].id) == ("mission-health", "s", "x")
     assert rows[51].reason.startswith("invalid event")
     assert len(await stored_cells(engine, TENANT)) == 1
+
+
+async def test_repeats_in_the_same_batch_and_later_are_counted_as_duplicates(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    engine, _ = kpi_schema
+    claim = ev("claim.submitted", "2026-01-03T10:00:00-05:00", clean=True)
+    [message] = messages([claim])
+    again = Message(0, 1, message.value)
+    await record(engine, [message, again])  # first delivery and a repeat in one batch
+    await record(engine, [Message(0, 2, message.value), message])  # a later repeat, and a replay of offset 0
+    async with engine.connect() as conn:
+        [row] = (await conn.execute(select(t.events.c.duplicates))).all()
+    assert row.duplicates == 2
+    assert await stored_cells(engine, TENANT) == compute_cells([claim], CALENDAR)

@@ -80,9 +80,10 @@ class PostgresRecorder:
                     text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"kpi:{tenant}"}
                 )
             await self._record_dead_letters(conn, dead)
-            new = await self._classify(conn, batch, outcome)
+            new, duplicates, conflicting = await self._classify(conn, batch, outcome)
             effects = _Effects()
             await self._store(conn, new)
+            await self._note_repeats(conn, duplicates, conflicting)
             retracted_now = await self._resolve_retractions(conn, new, calendars, effects)
             outcome.retracted = len(retracted_now)
             for decoded in new:
@@ -120,7 +121,7 @@ class PostgresRecorder:
 
     async def _classify(
         self, conn: AsyncConnection, batch: Sequence[Decoded], outcome: BatchOutcome
-    ) -> list[Decoded]:
+    ) -> tuple[list[Decoded], dict[EventKey, int], list[Decoded]]:
         stored: dict[EventKey, tuple[bytes, int, int]] = {}
         keys = list({d.key for d in batch})
         for chunk in _chunks(keys, 5000):
@@ -151,6 +152,12 @@ class PostgresRecorder:
             else:
                 conflicting.append(decoded)
         outcome.duplicates, outcome.conflicts = sum(duplicates.values()), len(conflicting)
+        return new, duplicates, conflicting
+
+    async def _note_repeats(
+        self, conn: AsyncConnection, duplicates: dict[EventKey, int], conflicting: Sequence[Decoded]
+    ) -> None:
+        """After the new events are stored: a repeat may follow its first delivery in the same batch."""
         for (tenant, source, id_), count in sorted(duplicates.items()):
             await conn.execute(
                 update(t.events)
@@ -172,7 +179,6 @@ class PostgresRecorder:
                     set_={"deliveries": t.conflicts.c.deliveries + 1},
                 )
             )
-        return new
 
     async def _store(self, conn: AsyncConnection, new: Sequence[Decoded]) -> None:
         if not new:
