@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -29,6 +30,7 @@ from kpi_engine.adapters.recorder import BatchOutcome, PostgresRecorder
 from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _OUTBOX_CHUNK = 5_000
 
 
@@ -88,26 +90,31 @@ class EventConsumer:
     async def _record_until_done(
         self, events: list[Decoded], dead: list[DeadLetter], messages: Sequence[Message]
     ) -> BatchOutcome:
+        try:
+            return await self._with_database(lambda: self._recorder.record(events, dead, datetime.now(UTC)))
+        except DBAPIError as exc:  # this batch itself cannot be recorded: find the message responsible
+            return await self._record_one_by_one(events, dead, exc)
+
+    async def _with_database(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a database step until it succeeds: while the database is away nothing is skipped or
+        committed, /readyz says so, and the loop resumes by itself when it is back."""
         while True:
             try:
-                outcome = await self._recorder.record(events, dead, datetime.now(UTC))
+                result = await operation()
                 self.database_ok = True
-                return outcome
+                return result
             except (OperationalError, OSError, ConnectionError) as exc:
                 self._database_down(exc)
             except DBAPIError as exc:
-                if exc.connection_invalidated:
-                    self._database_down(exc)
-                else:  # this batch itself cannot be recorded: find the message responsible
-                    return await self._record_one_by_one(events, dead, exc)
+                if not exc.connection_invalidated:
+                    raise
+                self._database_down(exc)
             metrics.BATCH_RETRIES.inc()
             await asyncio.sleep(self._retry_backoff_s)
 
     def _database_down(self, exc: Exception) -> None:
         if self.database_ok:
-            log.warning(
-                "database unavailable; the batch will be retried", extra={"error": type(exc).__name__}
-            )
+            log.warning("database unavailable; retrying", extra={"error": type(exc).__name__})
         self.database_ok = False
 
     async def _record_one_by_one(
@@ -175,9 +182,18 @@ class EventConsumer:
                     await self._producer.send(self._updates_topic, orjson.dumps(notice), key=key)
                 )
             await asyncio.gather(*deliveries)
-            async with self._engine.begin() as conn:
-                await conn.execute(delete(t.outbox).where(t.outbox.c.seq <= rows[-1].seq))
+            last_seq: int = rows[-1].seq
+            await self._with_database(lambda: self._forget_notices(last_seq))
             metrics.CELL_UPDATES.inc(len(rows))
+
+    async def _queued_notices(self) -> list[Any]:
+        async with self._engine.connect() as conn:
+            query = select(t.outbox.c.seq, t.outbox.c.payload).order_by(t.outbox.c.seq).limit(_OUTBOX_CHUNK)
+            return list((await conn.execute(query)).all())
+
+    async def _forget_notices(self, last_seq: int) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(delete(t.outbox).where(t.outbox.c.seq <= last_seq))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
