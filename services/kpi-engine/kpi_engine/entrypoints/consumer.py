@@ -11,6 +11,7 @@ batch, and the recorder recognises replays by partition and offset: nothing is l
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -182,8 +183,7 @@ class EventConsumer:
                     await self._producer.send(self._updates_topic, orjson.dumps(notice), key=key)
                 )
             await asyncio.gather(*deliveries)
-            last_seq: int = rows[-1].seq
-            await self._with_database(lambda: self._forget_notices(last_seq))
+            await self._with_database(functools.partial(self._forget_notices, rows[-1].seq))
             metrics.CELL_UPDATES.inc(len(rows))
 
     async def _queued_notices(self) -> list[Any]:
