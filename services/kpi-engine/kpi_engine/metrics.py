@@ -30,3 +30,8 @@ BATCH_DURATION = Histogram(
 )
 BATCH_RETRIES = Counter("vr_kpi_batch_retries_total", "Batch attempts repeated because the database failed")
 CELL_UPDATES = Counter("vr_kpi_cell_updates_total", "KPI cells changed (one change notice each)")
+KPI_VALUE = Gauge(
+    "vr_kpi_value",
+    "Rolling 30-day value of each KPI per facility (dimension empty when the KPI has none)",
+    ["tenant", "kpi", "facility", "dimension"],
+)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from sqlalchemy import text
 
@@ -18,6 +19,7 @@ from tests.integration.conftest import IngestUnderTest, ingest_settings, running
 from tests.support.examples import event
 from tests.support.identity import IDENTITY_SECRET, token
 from tests.support.infrastructure import Infrastructure
+from tests.support.kafka import read_topic
 from vr_shared.db import create_engine
 
 
@@ -149,3 +151,67 @@ async def test_another_tenants_facility_is_not_found_and_unknown_events_are_404(
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.query.from"
     assert (await stack.engine.get("/v1/kpis")).status_code == 401
+
+
+async def test_changed_cells_are_announced_on_the_change_feed(
+    stack: Stack, infrastructure: Infrastructure
+) -> None:
+    claims = [event("claim.submitted", time="2026-03-03T10:00:00-05:00", clean=c) for c in (True, False)]
+    assert (
+        await stack.ingest.client.post("/v1/events", json=claims, headers={"X-VR-Identity": token()})
+    ).status_code == 202
+
+    async def notices() -> list[dict[str, Any]]:
+        landed = await read_topic(
+            infrastructure.kafka_bootstrap_servers, stack.settings.updates_topic, expect=1, timeout_s=2
+        )
+        return [orjson.loads(m.value) for m in landed]
+
+    def final_notice(found: list[dict[str, Any]]) -> bool:
+        return any(
+            n["kpi"] == "clean_claim_rate" and n["bucket"] == "2026-03-03" and n["denominator"] == "2"
+            for n in found
+        )
+
+    found = await _eventually(notices, final_notice)
+    notice = next(n for n in found if final_notice([n]))
+    assert notice == {
+        "kpi": "clean_claim_rate",
+        "tenant": "mission-health",
+        "facility": "asheville-main",
+        "bucket": "2026-03-03",
+        "dimension": "",
+        "numerator": "1",
+        "denominator": "2",
+        "sample_size": 2,
+    }
+
+
+async def test_kpi_value_gauges_show_the_rolling_30_day_value(stack: Stack) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from prometheus_client import REGISTRY
+
+    from kpi_engine.entrypoints.gauges import KpiGauges
+
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    given = [
+        event("medication.administered", time=yesterday, patient_scanned=True, medication_scanned=m)
+        for m in (True, True, True, False)
+    ]
+    assert (
+        await stack.ingest.client.post("/v1/events", json=given, headers={"X-VR-Identity": token()})
+    ).status_code == 202
+    components = stack.engine._transport.app.state.components  # type: ignore[attr-defined]
+    labels = {
+        "tenant": "mission-health",
+        "kpi": "bcma_compliance",
+        "facility": "asheville-main",
+        "dimension": "",
+    }
+
+    async def refreshed() -> float | None:
+        await KpiGauges(components.engine, {"mission-health": "America/New_York"}).refresh()
+        return REGISTRY.get_sample_value("vr_kpi_value", labels)
+
+    assert await _eventually(refreshed, lambda v: v == 0.75)

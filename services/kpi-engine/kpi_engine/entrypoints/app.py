@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from kpi_engine import bootstrap
 from kpi_engine.adapters.migrate import migrate
 from kpi_engine.config import Settings
+from kpi_engine.entrypoints.gauges import KpiGauges
 from kpi_engine.entrypoints.routes import router
 from vr_shared.db import database_reachable
 from vr_shared.identity import IdentityVerifier
@@ -41,14 +42,18 @@ def create_app(settings: Settings) -> FastAPI:
         consuming = asyncio.create_task(components.event_consumer.run(), name="consume-events")
         consuming.add_done_callback(_report_stop)
         app.state.consuming = consuming
+        gauges = asyncio.create_task(
+            KpiGauges(components.engine, components.event_consumer.timezones).run(), name="kpi-gauges"
+        )
         settle_heap()
         log.info("kpi-engine ready", extra={"topic": settings.events_topic, "schema": settings.db_schema})
         try:
             yield
         finally:
-            consuming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consuming
+            for task in (consuming, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await components.consumer.stop()  # leaves the group: partitions move on at once
             await components.producer.stop()
             await components.engine.dispose()

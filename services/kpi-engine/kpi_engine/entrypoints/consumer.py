@@ -61,6 +61,7 @@ class EventConsumer:
         self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
         self.database_ok = True
         self.processed_batches = 0
+        self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
 
     async def run(self) -> None:
         await self._drain_outbox()  # notices a crash left behind
@@ -79,6 +80,7 @@ class EventConsumer:
         decoded = [decode(m) for m in messages]
         events = [d for d in decoded if isinstance(d, Decoded)]
         dead = [d for d in decoded if isinstance(d, DeadLetter)]
+        self.timezones.update((d.origin.tenant, d.origin.timezone) for d in events)
         started = time.perf_counter()
         outcome = await self._record_until_done(events, dead, messages)
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)

@@ -1,0 +1,67 @@
+"""KPI value gauges for dashboards: each KPI's rolling 30-day value per facility, refreshed periodically.
+
+Produces `vr_kpi_value{tenant,kpi,facility,dimension}` from the cells (O(days × facilities)), in each
+tenant's calendar as last seen on its events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kpi_engine.adapters import tables as t
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.catalogue import CATALOGUE
+from kpi_engine.domain.cells import Cell, CellKey
+from kpi_engine.domain.query import rolling
+from kpi_engine.metrics import KPI_VALUE
+
+WINDOW_DAYS = 30
+log = logging.getLogger(__name__)
+
+
+class KpiGauges:
+    def __init__(self, engine: AsyncEngine, timezones: dict[str, str], *, interval_s: float = 30) -> None:
+        self._engine, self._timezones, self._interval_s = engine, timezones, interval_s
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except (OperationalError, DBAPIError, OSError) as exc:  # the consumer reports the outage
+                log.debug("gauge refresh skipped", extra={"error": type(exc).__name__})
+            await asyncio.sleep(self._interval_s)
+
+    async def refresh(self) -> None:
+        now = datetime.now(UTC)
+        # A day's margin either side of any time zone; each tenant's own window is applied below.
+        since = now.date() - timedelta(days=WINDOW_DAYS + 1)
+        by_tenant: dict[str, dict[CellKey, Cell]] = defaultdict(dict)
+        async with self._engine.connect() as conn:
+            for r in await conn.execute(select(t.cells).where(t.cells.c.day >= since)):
+                by_tenant[r.tenant][CellKey(r.kpi, r.facility, r.day, r.dimension)] = Cell(
+                    r.numerator, r.denominator, r.sample_size
+                )
+        for tenant, cells in by_tenant.items():
+            calendar = TenantCalendar.of(self._timezones.get(tenant, "UTC"))
+            today = calendar.local_date(now)
+            for kpi_name, facility, dimension in {(k.kpi, k.facility, k.dimension) for k in cells}:
+                kpi = CATALOGUE[kpi_name]
+                point = rolling(
+                    kpi,
+                    cells,
+                    {facility},
+                    WINDOW_DAYS,
+                    today,
+                    dimension if kpi.dimension else None,
+                    calendar,
+                    now,
+                )
+                if point.value is not None:
+                    KPI_VALUE.labels(tenant, kpi_name, facility, dimension).set(float(point.value))
