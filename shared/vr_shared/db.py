@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -36,7 +37,13 @@ def create_engine(
         pool_pre_ping=True,  # a database restart must not leave dead connections in the pool
         pool_recycle=1800,
         connect_args={"server_settings": server_settings, "timeout": 5},
+        json_serializer=_json_text,  # orjson: JSONB columns are on hot write paths
+        json_deserializer=orjson.loads,
     )
+
+
+def _json_text(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,7 +42,7 @@ def build(settings: Settings) -> Components:
         consumer,
         producer,
         engine,
-        PostgresRecorder(engine),
+        PostgresRecorder(engine, settings.db_schema, late_after=timedelta(hours=settings.late_after_hours)),
         dead_letter_topic=settings.dead_letter_topic,
         updates_topic=settings.updates_topic,
         batch_max_records=settings.batch_max_records,

@@ -66,9 +66,9 @@ def messages(events: list[Event], first_offset: int = 0) -> list[Message]:
     ]
 
 
-async def record(engine: AsyncEngine, batch: list[Message]) -> None:
+async def record(engine: AsyncEngine, batch: list[Message], schema: str) -> None:
     decoded = [decode(m) for m in batch]
-    await PostgresRecorder(engine).record(
+    await PostgresRecorder(engine, schema).record(
         [d for d in decoded if isinstance(d, Decoded)], [d for d in decoded if isinstance(d, DeadLetter)], NOW
     )
 
@@ -76,20 +76,20 @@ async def record(engine: AsyncEngine, batch: list[Message]) -> None:
 async def test_shuffled_batches_with_redeliveries_equal_the_full_recomputation(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:
-    engine, _ = kpi_schema
+    engine, schema = kpi_schema
     events = mixed_events()
     stream = messages(events)
     shuffled = random.Random(7).sample(stream, len(stream))
     redelivered = shuffled + shuffled[:10] + random.Random(8).sample(stream, 15)  # replays and duplicates
     for start in range(0, len(redelivered), 9):
-        await record(engine, redelivered[start : start + 9])
+        await record(engine, redelivered[start : start + 9], schema)
     assert await stored_cells(engine, TENANT) == compute_cells(events, CALENDAR)
 
 
 async def test_retraction_before_or_after_the_event_removes_exactly_its_contribution(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:
-    engine, _ = kpi_schema
+    engine, schema = kpi_schema
     events = mixed_events()
     # An admission (readmission join) retracted before it arrives; an outage (merged intervals) and a
     # claim (additive) retracted after they counted.
@@ -99,9 +99,9 @@ async def test_retraction_before_or_after_the_event_removes_exactly_its_contribu
         for e in (early_target, *late_targets)
     ]
     stream = messages(events)
-    await record(engine, messages([retract[0]], first_offset=1000))
-    await record(engine, stream)
-    await record(engine, messages(retract[1:], first_offset=1001))
+    await record(engine, messages([retract[0]], first_offset=1000), schema)
+    await record(engine, stream, schema)
+    await record(engine, messages(retract[1:], first_offset=1001), schema)
     effective = [e for e in events if e not in (early_target, *late_targets)]
     assert await stored_cells(engine, TENANT) == compute_cells(effective, CALENDAR)
 
@@ -109,11 +109,11 @@ async def test_retraction_before_or_after_the_event_removes_exactly_its_contribu
 async def test_same_key_other_payload_is_a_recorded_conflict_and_the_first_one_counts(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:
-    engine, _ = kpi_schema
+    engine, schema = kpi_schema
     first = ev("claim.submitted", "2026-01-03T10:00:00-05:00", clean=True)
     other = first.model_copy(update={"data": first.data.model_copy(update={"clean": False})})
-    await record(engine, messages([first]))
-    await record(engine, messages([other, other], first_offset=5))
+    await record(engine, messages([first]), schema)
+    await record(engine, messages([other, other], first_offset=5), schema)
     cells = await stored_cells(engine, TENANT)
     assert cells == compute_cells([first], CALENDAR)
     async with engine.connect() as conn:
@@ -124,13 +124,13 @@ async def test_same_key_other_payload_is_a_recorded_conflict_and_the_first_one_c
 async def test_poison_messages_are_dead_lettered_with_their_reason(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:
-    engine, _ = kpi_schema
+    engine, schema = kpi_schema
     good = messages([ev("claim.submitted", "2026-01-03T10:00:00-05:00", clean=True)])
     poison = [
         Message(0, 50, b"not json"),
         Message(0, 51, b'{"tenant": "mission-health", "source": "s", "id": "x", "type": "claim.submitted"}'),
     ]
-    await record(engine, good + poison)
+    await record(engine, good + poison, schema)
     async with engine.connect() as conn:
         rows = {r.offset: r for r in await conn.execute(select(t.dead_letters))}
     assert set(rows) == {50, 51}
@@ -143,12 +143,14 @@ async def test_poison_messages_are_dead_lettered_with_their_reason(
 async def test_repeats_in_the_same_batch_and_later_are_counted_as_duplicates(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:
-    engine, _ = kpi_schema
+    engine, schema = kpi_schema
     claim = ev("claim.submitted", "2026-01-03T10:00:00-05:00", clean=True)
     [message] = messages([claim])
     again = Message(0, 1, message.value)
-    await record(engine, [message, again])  # first delivery and a repeat in one batch
-    await record(engine, [Message(0, 2, message.value), message])  # a later repeat, and a replay of offset 0
+    await record(engine, [message, again], schema)  # first delivery and a repeat in one batch
+    await record(
+        engine, [Message(0, 2, message.value), message], schema
+    )  # a later repeat, and a replay of offset 0
     async with engine.connect() as conn:
         [row] = (await conn.execute(select(t.events.c.duplicates))).all()
     assert row.duplicates == 2

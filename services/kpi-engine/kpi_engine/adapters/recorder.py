@@ -21,8 +21,23 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Numeric,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kpi_engine.adapters import tables as t
@@ -61,14 +76,25 @@ class _Effects:
     uptime_days: dict[tuple[str, str, str], set[date]] = field(default_factory=lambda: defaultdict(set))
     ar_days: set[tuple[str, str, date]] = field(default_factory=set)
     patients: set[tuple[str, str]] = field(default_factory=set)
+    added: dict[Table, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    removed: dict[Table, set[EventKey]] = field(default_factory=lambda: defaultdict(set))
 
     def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
         self.deltas.setdefault((tenant, key), Cell()).add(delta, sign)
 
+    def row(self, table: Table, key: dict[str, str], sign: int, **values: Any) -> None:
+        if sign > 0:
+            self.added[table].append({**key, **values})
+        else:
+            self.removed[table].add((key["tenant"], key["source"], key["id"]))
+
 
 class PostgresRecorder:
-    def __init__(self, engine: AsyncEngine, *, late_after: timedelta = timedelta(days=2)) -> None:
+    def __init__(
+        self, engine: AsyncEngine, schema: str, *, late_after: timedelta = timedelta(days=2)
+    ) -> None:
         self._engine = engine
+        self._schema = schema
         self._late_after = late_after
 
     async def record(self, batch: Sequence[Decoded], dead: Sequence[DeadLetter], now: Any) -> BatchOutcome:
@@ -89,14 +115,13 @@ class PostgresRecorder:
             for decoded in new:
                 if decoded.key in retracted_now or decoded.event.type == "event.retracted":
                     continue
-                await _apply(
-                    conn, decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1, effects
-                )
+                _apply(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1, effects)
                 if now - decoded.event.time > self._late_after:
                     outcome.late += 1
                 slot = (decoded.origin.tenant, decoded.event.facility)
                 if slot not in outcome.event_times or decoded.event.time > outcome.event_times[slot]:
                     outcome.event_times[slot] = decoded.event.time
+            await _write_rows(conn, effects)
             absolute = await _recompute(conn, effects, calendars)
             changed = await _write_cells(conn, effects.deltas, absolute)
             outcome.changed_cells = len(changed)
@@ -123,20 +148,19 @@ class PostgresRecorder:
         self, conn: AsyncConnection, batch: Sequence[Decoded], outcome: BatchOutcome
     ) -> tuple[list[Decoded], dict[EventKey, int], list[Decoded]]:
         stored: dict[EventKey, tuple[bytes, int, int]] = {}
-        keys = list({d.key for d in batch})
-        for chunk in _chunks(keys, 5000):
-            rows = await conn.execute(
-                select(
-                    t.events.c.tenant,
-                    t.events.c.source,
-                    t.events.c.id,
-                    t.events.c.payload_hash,
-                    t.events.c.partition,
-                    t.events.c.offset,
-                ).where(tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk))
-            )
-            for row in rows:
-                stored[(row.tenant, row.source, row.id)] = (row.payload_hash, row.partition, row.offset)
+        keys = _event_keys(sorted({d.key for d in batch}))
+        rows = await conn.execute(
+            select(
+                t.events.c.tenant,
+                t.events.c.source,
+                t.events.c.id,
+                t.events.c.payload_hash,
+                t.events.c.partition,
+                t.events.c.offset,
+            ).join(keys, _on_event_key(t.events, keys))
+        )
+        for row in rows:
+            stored[(row.tenant, row.source, row.id)] = (row.payload_hash, row.partition, row.offset)
         new: list[Decoded] = []
         duplicates: dict[EventKey, int] = defaultdict(int)
         conflicting: list[Decoded] = []
@@ -183,21 +207,36 @@ class PostgresRecorder:
     async def _store(self, conn: AsyncConnection, new: Sequence[Decoded]) -> None:
         if not new:
             return
-        await conn.execute(
-            insert(t.events),
-            [
-                {
-                    "tenant": d.origin.tenant,
-                    "source": d.event.source,
-                    "id": d.event.id,
-                    "type": d.event.type,
-                    "facility": d.event.facility,
-                    "event_time": d.event.time,
-                    "payload": d.document,
-                    "payload_hash": d.payload_hash,
-                    "partition": d.partition,
-                    "offset": d.offset,
-                }
+        # COPY: these keys were just found absent while this transaction holds the tenants' locks.
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            "events",
+            schema_name=self._schema,
+            columns=[
+                "tenant",
+                "source",
+                "id",
+                "type",
+                "facility",
+                "event_time",
+                "payload",
+                "payload_hash",
+                "partition",
+                "offset",
+            ],
+            records=[
+                (
+                    d.origin.tenant,
+                    d.event.source,
+                    d.event.id,
+                    d.event.type,
+                    d.event.facility,
+                    d.event.time,
+                    orjson.dumps(d.document).decode(),
+                    d.payload_hash,
+                    d.partition,
+                    d.offset,
+                )
                 for d in new
             ],
         )
@@ -232,65 +271,47 @@ class PostgresRecorder:
             return set()
         new_keys = {d.key for d in new}
         retracted: set[EventKey] = set()
-        for chunk in _chunks(sorted(candidates), 5000):
-            rows = await conn.execute(
-                select(t.events.c.tenant, t.events.c.source, t.events.c.id, t.events.c.payload)
-                .join(
-                    t.retractions,
-                    and_(
-                        t.retractions.c.tenant == t.events.c.tenant,
-                        t.retractions.c.source == t.events.c.source,
-                        t.retractions.c.retracted_id == t.events.c.id,
-                    ),
-                )
-                .where(
-                    t.events.c.retracted.is_(False),
-                    t.events.c.type != "event.retracted",
-                    tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk),
-                )
+        keys = _event_keys(sorted(candidates))
+        rows = await conn.execute(
+            select(t.events.c.tenant, t.events.c.source, t.events.c.id, t.events.c.payload)
+            .join(keys, _on_event_key(t.events, keys))
+            .join(
+                t.retractions,
+                and_(
+                    t.retractions.c.tenant == t.events.c.tenant,
+                    t.retractions.c.source == t.events.c.source,
+                    t.retractions.c.retracted_id == t.events.c.id,
+                ),
             )
-            for row in rows:
-                key = (row.tenant, row.source, row.id)
-                retracted.add(key)
-                if key not in new_keys and row.tenant in calendars:  # it counted until now: undo its effects
-                    await _apply(
-                        conn, row.tenant, validate_event(row.payload), calendars[row.tenant], -1, effects
-                    )
-        for chunk in _chunks(sorted(retracted), 5000):
-            await conn.execute(
-                update(t.events)
-                .where(tuple_(t.events.c.tenant, t.events.c.source, t.events.c.id).in_(chunk))
-                .values(retracted=True)
-            )
+            .where(t.events.c.retracted.is_(False), t.events.c.type != "event.retracted")
+        )
+        for row in rows:
+            key = (row.tenant, row.source, row.id)
+            retracted.add(key)
+            if key not in new_keys and row.tenant in calendars:  # it counted until now: undo its effects
+                _apply(row.tenant, validate_event(row.payload), calendars[row.tenant], -1, effects)
+        if retracted:
+            keys = _event_keys(sorted(retracted))
+            await conn.execute(update(t.events).where(_on_event_key(t.events, keys)).values(retracted=True))
         return retracted
 
 
-async def _apply(
-    conn: AsyncConnection, tenant: str, event: Event, calendar: TenantCalendar, sign: int, effects: _Effects
-) -> None:
-    """Add (sign +1) or remove (sign −1) one event's contribution."""
+def _apply(tenant: str, event: Event, calendar: TenantCalendar, sign: int, effects: _Effects) -> None:
+    """Add (sign +1) or remove (sign −1) one event's contribution; rows are written later, in bulk."""
     for key, delta in contributions(event, calendar):
         effects.add(tenant, key, delta, sign)
     row_key = {"tenant": tenant, "source": event.source, "id": event.id}
     match event:
         case SystemOutage() if not event.data.planned:
-            if sign > 0:
-                await conn.execute(
-                    insert(t.outages).on_conflict_do_nothing(),
-                    [
-                        {
-                            **row_key,
-                            "facility": event.facility,
-                            "system": event.data.system,
-                            "started_at": event.data.started_at,
-                            "ended_at": event.data.ended_at,
-                        }
-                    ],
-                )
-            else:
-                await conn.execute(
-                    delete(t.outages).where(_is_key(t.outages, tenant, event.source, event.id))
-                )
+            effects.row(
+                t.outages,
+                row_key,
+                sign,
+                facility=event.facility,
+                system=event.data.system,
+                started_at=event.data.started_at,
+                ended_at=event.data.ended_at,
+            )
             days = effects.uptime_days[(tenant, event.facility, event.data.system)]
             day = calendar.local_date(event.data.started_at)
             while day <= calendar.local_date(event.data.ended_at):
@@ -298,37 +319,35 @@ async def _apply(
                 day += timedelta(days=1)
         case ArSnapshot():
             day = calendar.local_date(event.time)
-            if sign > 0:
-                await conn.execute(
-                    insert(t.ar_snapshots).on_conflict_do_nothing(),
-                    [
-                        {
-                            **row_key,
-                            "facility": event.facility,
-                            "day": day,
-                            "event_time": event.time,
-                            "net_ar": event.data.net_ar,
-                            "avg_daily_net_revenue": event.data.avg_daily_net_revenue,
-                        }
-                    ],
-                )
-            else:
-                await conn.execute(
-                    delete(t.ar_snapshots).where(_is_key(t.ar_snapshots, tenant, event.source, event.id))
-                )
+            effects.row(
+                t.ar_snapshots,
+                row_key,
+                sign,
+                facility=event.facility,
+                day=day,
+                event_time=event.time,
+                net_ar=event.data.net_ar,
+                avg_daily_net_revenue=event.data.avg_daily_net_revenue,
+            )
             effects.ar_days.add((tenant, event.facility, day))
         case EncounterAdmitted() | EncounterDischarged():
             patient = event.data.patient_ref
-            if sign > 0:
-                await conn.execute(
-                    insert(t.stays).on_conflict_do_nothing(),
-                    [{**row_key, "patient": patient, "payload": event.model_dump(mode="json")}],
-                )
-            else:
-                await conn.execute(delete(t.stays).where(_is_key(t.stays, tenant, event.source, event.id)))
+            effects.row(t.stays, row_key, sign, patient=patient, payload=event.model_dump(mode="json"))
             effects.patients.add((tenant, patient))
         case _:
             pass
+
+
+async def _write_rows(conn: AsyncConnection, effects: _Effects) -> None:
+    """One statement per table and kind: the inputs the non-additive KPIs are recomputed from."""
+    for table, keys in effects.removed.items():
+        for chunk in _chunks(sorted(keys), 5000):
+            await conn.execute(
+                delete(table).where(tuple_(table.c.tenant, table.c.source, table.c.id).in_(chunk))
+            )
+    for table, rows in effects.added.items():
+        if rows:
+            await conn.execute(insert(table).on_conflict_do_nothing(), rows)
 
 
 async def _recompute(
@@ -378,51 +397,59 @@ async def _recompute(
         absolute[(tenant, CellKey(DAYS_IN_AR, facility, day))] = (
             Cell(row.net_ar, row.avg_daily_net_revenue, 1) if row else None
         )
-    for tenant, patient in sorted(effects.patients):
-        await _recompute_patient(conn, tenant, patient, calendars[tenant], effects)
+    await _recompute_patients(conn, sorted(effects.patients), calendars, effects)
     return absolute
 
 
-async def _recompute_patient(
-    conn: AsyncConnection, tenant: str, patient: str, calendar: TenantCalendar, effects: _Effects
+async def _recompute_patients(
+    conn: AsyncConnection,
+    patients: Sequence[tuple[str, str]],
+    calendars: dict[str, TenantCalendar],
+    effects: _Effects,
 ) -> None:
-    """Re-derive the patient's index stays and turn every changed outcome into readmission deltas."""
-    rows = await conn.execute(
-        select(t.stays.c.source, t.stays.c.id, t.stays.c.payload).where(
-            t.stays.c.tenant == tenant, t.stays.c.patient == patient
-        )
-    )
-    admissions: list[Admission] = []
-    discharges: dict[tuple[str, str], Discharge] = {}
-    for row in rows:
-        event = validate_event(row.payload)
-        if isinstance(event, EncounterAdmitted):
-            admissions.append(admission_of(event))
-        elif isinstance(event, EncounterDischarged):
-            discharges[(row.source, row.id)] = discharge_of(event)
-    now = index_outcomes(discharges, admissions, calendar)
-    before = {
-        (r.source, r.id): r
-        for r in await conn.execute(
-            select(t.readmission_index).where(
-                t.readmission_index.c.tenant == tenant, t.readmission_index.c.patient == patient
-            )
-        )
-    }
-    for key in sorted(set(now) | set(before)):
-        old, new = before.get(key), now.get(key)
-        if old is not None and (
-            new is None or (old.facility, old.day, old.readmitted) != (new.facility, new.day, new.readmitted)
+    """Re-derive the touched patients' index stays; every changed outcome becomes readmission deltas."""
+    stays: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    before: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
+    for chunk in _chunks(patients, 5000):
+        for row in await conn.execute(
+            select(
+                t.stays.c.tenant, t.stays.c.patient, t.stays.c.source, t.stays.c.id, t.stays.c.payload
+            ).where(tuple_(t.stays.c.tenant, t.stays.c.patient).in_(chunk))
         ):
-            old_cell = Cell(Decimal(1) if old.readmitted else Decimal(0), Decimal(1), 1)
-            effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old_cell, -1)
-            await conn.execute(delete(t.readmission_index).where(_is_key(t.readmission_index, tenant, *key)))
-            old = None
-        if new is not None and old is None:
-            effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
-            await conn.execute(
-                insert(t.readmission_index),
-                [
+            stays[(row.tenant, row.patient)].append(row)
+        index = t.readmission_index
+        for row in await conn.execute(
+            select(index).where(tuple_(index.c.tenant, index.c.patient).in_(chunk))
+        ):
+            before[(row.tenant, row.patient)][(row.source, row.id)] = row
+    removed: list[EventKey] = []
+    added: list[dict[str, Any]] = []
+    for tenant, patient in patients:
+        admissions: list[Admission] = []
+        discharges: dict[tuple[str, str], Discharge] = {}
+        for row in stays[(tenant, patient)]:
+            event = validate_event(row.payload)
+            if isinstance(event, EncounterAdmitted):
+                admissions.append(admission_of(event))
+            elif isinstance(event, EncounterDischarged):
+                discharges[(row.source, row.id)] = discharge_of(event)
+        now = index_outcomes(discharges, admissions, calendars[tenant])
+        old_rows = before[(tenant, patient)]
+        for key in sorted(set(now) | set(old_rows)):
+            old, new = old_rows.get(key), now.get(key)
+            if (
+                old is not None
+                and new is not None
+                and (old.facility, old.day, old.readmitted) == (new.facility, new.day, new.readmitted)
+            ):
+                continue
+            if old is not None:
+                old_cell = Cell(Decimal(1) if old.readmitted else Decimal(0), Decimal(1), 1)
+                effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old_cell, -1)
+                removed.append((tenant, *key))
+            if new is not None:
+                effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
+                added.append(
                     {
                         "tenant": tenant,
                         "source": key[0],
@@ -432,85 +459,127 @@ async def _recompute_patient(
                         "day": new.day,
                         "readmitted": new.readmitted,
                     }
-                ],
-            )
+                )
+    index = t.readmission_index
+    if removed:
+        keys = _event_keys(sorted(removed))
+        await conn.execute(delete(index).where(_on_event_key(index, keys)))
+    if added:
+        await conn.execute(insert(index), added)
 
 
 async def _write_cells(
     conn: AsyncConnection, deltas: dict[TenantCell, Cell], absolute: dict[TenantCell, Cell | None]
-) -> list[TenantCell]:
-    """Deltas are added, absolute values replace; in key order, so concurrent writers cannot deadlock."""
-    changed = sorted({k for k, d in deltas.items() if not d.is_empty()} | set(absolute))
-    additions = [_cell_row(k, deltas[k]) for k in changed if k in deltas and not deltas[k].is_empty()]
-    if additions:
-        statement = insert(t.cells)
-        await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant", "kpi", "facility", "day", "dimension"],
-                set_={
-                    "numerator": t.cells.c.numerator + statement.excluded.numerator,
-                    "denominator": t.cells.c.denominator + statement.excluded.denominator,
-                    "sample_size": t.cells.c.sample_size + statement.excluded.sample_size,
-                },
-            ),
-            additions,
-        )
+) -> dict[TenantCell, Cell]:
+    """Deltas are added, absolute values replace; rows go in key order, so concurrent writers cannot
+    deadlock. Returns the new value of every changed cell (empty for a cell that no longer exists)."""
+    changed: dict[TenantCell, Cell] = {}
+    additions = [_cell_row(k, d) for k, d in sorted(deltas.items()) if not d.is_empty()]
     replacements = [_cell_row(k, c) for k, c in sorted(absolute.items()) if c is not None]
-    if replacements:
-        statement = insert(t.cells)
-        await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=["tenant", "kpi", "facility", "day", "dimension"],
-                set_={
-                    "numerator": statement.excluded.numerator,
-                    "denominator": statement.excluded.denominator,
-                    "sample_size": statement.excluded.sample_size,
-                },
-            ),
-            replacements,
+    for rows, adding in ((additions, True), (replacements, False)):
+        if not rows:
+            continue
+        # One statement per kind whatever the number of cells: the rows travel as typed arrays.
+        source = _cell_rows(rows)
+        statement = insert(t.cells).from_select(
+            list(_CELL_COLUMNS), select(*(source.c[n] for n in _CELL_COLUMNS))
         )
-    removed = [k for k, c in absolute.items() if c is None]
-    for chunk in _chunks(sorted(removed), 2000):
-        await conn.execute(delete(t.cells).where(_cell_keys_in(chunk)))
-    for chunk in _chunks(changed, 2000):  # a retraction can bring a cell back to nothing
+        new_values = {
+            name: (t.cells.c[name] + statement.excluded[name]) if adding else statement.excluded[name]
+            for name in ("numerator", "denominator", "sample_size")
+        }
+        upsert = statement.on_conflict_do_update(
+            index_elements=["tenant", "kpi", "facility", "day", "dimension"], set_=new_values
+        ).returning(t.cells)
+        for row in await conn.execute(upsert):
+            changed[_tenant_cell(row)] = Cell(row.numerator, row.denominator, row.sample_size)
+    gone = [k for k, c in absolute.items() if c is None]
+    emptied = [k for k, c in changed.items() if c.is_empty()]  # a retraction took a cell back to nothing
+    if gone or emptied:
+        keys = _cell_keys(sorted(set(gone) | set(emptied)))
+        c = t.cells.c
         await conn.execute(
             delete(t.cells).where(
-                _cell_keys_in(chunk),
-                t.cells.c.numerator == 0,
-                t.cells.c.denominator == 0,
-                t.cells.c.sample_size == 0,
+                c.tenant == keys.c.tenant,
+                c.kpi == keys.c.kpi,
+                c.facility == keys.c.facility,
+                c.day == keys.c.day,
+                c.dimension == keys.c.dimension,
             )
         )
+        for key in gone:
+            changed[key] = Cell()
     return changed
 
 
-async def _queue_changes(conn: AsyncConnection, changed: Sequence[TenantCell]) -> None:
-    if not changed:
-        return
-    current: dict[TenantCell, Cell] = {}
-    for chunk in _chunks(list(changed), 2000):
-        for row in await conn.execute(select(t.cells).where(_cell_keys_in(chunk))):
-            current[(row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))] = Cell(
-                row.numerator, row.denominator, row.sample_size
-            )
-    notices = []
-    for tenant, key in changed:
-        cell = current.get((tenant, key), Cell())
-        notices.append(
-            {
-                "payload": {
-                    "kpi": key.kpi,
-                    "tenant": tenant,
-                    "facility": key.facility,
-                    "bucket": key.day.isoformat(),
-                    "dimension": key.dimension,
-                    "numerator": format(cell.numerator, "f"),
-                    "denominator": format(cell.denominator, "f"),
-                    "sample_size": cell.sample_size,
-                }
+async def _queue_changes(conn: AsyncConnection, changed: dict[TenantCell, Cell]) -> None:
+    notices = [
+        {
+            "payload": {
+                "kpi": key.kpi,
+                "tenant": tenant,
+                "facility": key.facility,
+                "bucket": key.day.isoformat(),
+                "dimension": key.dimension,
+                "numerator": format(cell.numerator, "f"),
+                "denominator": format(cell.denominator, "f"),
+                "sample_size": cell.sample_size,
             }
-        )
-    await conn.execute(insert(t.outbox), notices)
+        }
+        for (tenant, key), cell in sorted(changed.items())
+    ]
+    if notices:
+        await conn.execute(insert(t.outbox), notices)
+
+
+_CELL_COLUMNS: dict[str, ARRAY[Any]] = {
+    "tenant": ARRAY(Text),
+    "kpi": ARRAY(Text),
+    "facility": ARRAY(Text),
+    "day": ARRAY(Date),
+    "dimension": ARRAY(Text),
+    "numerator": ARRAY(Numeric),
+    "denominator": ARRAY(Numeric),
+    "sample_size": ARRAY(BigInteger),
+}
+
+
+def _cell_rows(rows: Sequence[dict[str, Any]]) -> Any:
+    arrays = [literal([row[name] for row in rows], kind) for name, kind in _CELL_COLUMNS.items()]
+    return func.unnest(*arrays).table_valued(*_CELL_COLUMNS).render_derived(name="r")
+
+
+def _tenant_cell(row: Any) -> TenantCell:
+    return (row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))
+
+
+def _cell_keys(keys: Sequence[TenantCell]) -> Any:
+    columns: list[list[Any]] = [[], [], [], [], []]
+    for tenant, key in keys:
+        for column, value in zip(
+            columns, (tenant, key.kpi, key.facility, key.day, key.dimension), strict=True
+        ):
+            column.append(value)
+    types: tuple[ARRAY[Any], ...] = (ARRAY(Text), ARRAY(Text), ARRAY(Text), ARRAY(Date), ARRAY(Text))
+    return (
+        func.unnest(*(literal(c, kind) for c, kind in zip(columns, types, strict=True)))
+        .table_valued("tenant", "kpi", "facility", "day", "dimension")
+        .render_derived(name="c")
+    )
+
+
+def _event_keys(keys: Sequence[EventKey]) -> Any:
+    """The keys as a table (unnest of typed arrays): one join instead of a long row-IN list."""
+    columns = list(zip(*keys, strict=True)) if keys else [(), (), ()]
+    return (
+        func.unnest(*(literal(list(c), ARRAY(Text)) for c in columns))
+        .table_valued("tenant", "source", "id")
+        .render_derived(name="k")
+    )
+
+
+def _on_event_key(table: Any, keys: Any) -> Any:
+    return and_(table.c.tenant == keys.c.tenant, table.c.source == keys.c.source, table.c.id == keys.c.id)
 
 
 def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
@@ -525,13 +594,6 @@ def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
         "denominator": cell.denominator,
         "sample_size": cell.sample_size,
     }
-
-
-def _cell_keys_in(keys: Sequence[TenantCell]) -> Any:
-    c = t.cells.c
-    return tuple_(c.tenant, c.kpi, c.facility, c.day, c.dimension).in_(
-        [(tenant, k.kpi, k.facility, k.day, k.dimension) for tenant, k in keys]
-    )
 
 
 def _is_key(table: Any, tenant: str, source: str, id_: str) -> Any:

@@ -1,0 +1,169 @@
+"""KPI engine throughput against a raw baseline, on the same machine, in one run.
+
+* engine: one process consuming `N` events from the topic and recording them with every KPI effect
+  (batch transaction, cells, change notices), offsets committed — timed from the first fetched batch
+  to the last committed one.
+* baseline: consuming the same messages and COPYing them into a table (tenant, source, id, payload),
+  the least any consumer that keeps the events must do.
+
+Broker and PostgreSQL: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL if set, else local ones started here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import TopicPartition
+
+# Run as a script, this file's folder would come first on sys.path.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench.report import machine, today, write_section  # noqa: E402
+from devstack.broker import running_broker  # noqa: E402
+from devstack.postgres import running_postgres  # noqa: E402
+from kpi_engine import bootstrap  # noqa: E402
+from kpi_engine.adapters.migrate import migrate  # noqa: E402
+from kpi_engine.config import Settings  # noqa: E402
+from kpi_engine.handlers import Message  # noqa: E402
+from tests.support.publishing import publish  # noqa: E402
+from tests.support.streams import event_stream  # noqa: E402
+from vr_shared.kafka import TopicSpec, create_consumer, ensure_topics  # noqa: E402
+
+EVENTS = 10_000
+PARTITIONS = 12
+ROUNDS = 1
+SECRET = "bench-identity-secret-0123456789abcdef0123"
+
+
+@contextlib.contextmanager
+def infrastructure() -> Iterator[tuple[str, str]]:
+    with contextlib.ExitStack() as stack:
+        kafka = (
+            os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+            or stack.enter_context(running_broker()).bootstrap_servers
+        )
+        database = os.environ.get("DATABASE_URL") or stack.enter_context(running_postgres()).url
+        yield kafka, database
+
+
+async def measure_baseline(kafka: str, database: str, topic: str) -> float:
+    """Consume every message and COPY it into a table: events/s."""
+    consumer = create_consumer(kafka, group_id=None, client_id="bench-baseline")
+    await consumer.start()
+    connection = await asyncpg.connect(database)
+    table = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    await connection.execute(f"CREATE TABLE {table} (tenant text, source text, id text, payload jsonb)")
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        copied, started = 0, None
+        while copied < EVENTS:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            started = started or time.perf_counter()
+            rows = []
+            for records in batch.values():
+                for record in records:
+                    document = orjson.loads(record.value)
+                    rows.append(
+                        (document["tenant"], document["source"], document["id"], record.value.decode())
+                    )
+            await connection.copy_records_to_table(table, records=rows)
+            copied += len(rows)
+        return copied / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await connection.execute(f"DROP TABLE {table}")
+        await connection.close()
+        await consumer.stop()
+
+
+async def measure_engine(kafka: str, database: str, topic: str) -> float:
+    """The engine's own batch path (decode → record → notices → commit): events/s."""
+    suffix = uuid.uuid4().hex[:8]
+    settings = Settings.model_validate(
+        {
+            "kafka_bootstrap_servers": kafka,
+            "database_url": database,
+            "identity_secret": SECRET,
+            "db_schema": f"bench_{suffix}",
+            "events_topic": topic,
+            "dead_letter_topic": f"bench.dlq.{suffix}",
+            "updates_topic": f"bench.updates.{suffix}",
+            "consumer_group": f"bench-{suffix}",
+            "session_timeout_ms": 6000,
+        }
+    )
+    components = bootstrap.build(settings)
+    await migrate(components.engine, settings.db_schema)
+    await ensure_topics(kafka, components.topics)
+    await components.producer.start()
+    await components.consumer.start()
+    try:
+        processed, started = 0, None
+        while processed < EVENTS:
+            batch = await components.consumer.getmany(timeout_ms=1000, max_records=settings.batch_max_records)
+            if not batch:
+                continue
+            started = started or time.perf_counter()
+            messages = [
+                Message(tp.partition, r.offset, r.value or b"") for tp, rs in batch.items() for r in rs
+            ]
+            await components.event_consumer.handle(messages)
+            await components.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            processed += len(messages)
+        return processed / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        await components.consumer.stop()
+        await components.producer.stop()
+        async with components.engine.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(text(f'DROP SCHEMA "{settings.db_schema}" CASCADE'))
+        await components.engine.dispose()
+
+
+async def main() -> None:
+    events = event_stream(seed=101, count=EVENTS, days=365, patients=5000)
+    engine_rates, baseline_rates = [], []
+    with infrastructure() as (kafka, database):
+        topic = f"bench.events.{uuid.uuid4().hex[:8]}"
+        await ensure_topics(kafka, [TopicSpec(topic, PARTITIONS)])
+        await publish(kafka, topic, events)
+        for _ in range(ROUNDS):
+            baseline_rates.append(await measure_baseline(kafka, database, topic))
+            engine_rates.append(await measure_engine(kafka, database, topic))
+    ratio = statistics.median(engine_rates) / statistics.median(baseline_rates)
+    verdict = "meets" if ratio >= 0.5 else "misses"
+    body = f"""## KPI engine throughput
+
+{today()} — {machine()}. {EVENTS:,} realistic events (stays and readmissions, claims, payments, costs,
+medication, outages, A/R snapshots, retractions) over a year for 5,000 patients, {PARTITIONS} partitions.
+Run: `make bench` (`bench/kpi_engine.py`). Median of {ROUNDS} interleaved rounds (range in brackets).
+
+| path | events/s |
+|---|---:|
+| engine, one process: topic → one transaction per batch, all KPI effects | {_spread(engine_rates)} |
+| baseline: consume the same messages and COPY them into a table | {_spread(baseline_rates)} |
+
+* **engine / baseline = {ratio:.2f}** — target ≥ 0.5: {verdict} the target.
+"""
+    write_section("kpi-engine-throughput", body)
+    print(body)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
