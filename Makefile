@@ -33,6 +33,8 @@ test-unit: install ## unit tests only (no infrastructure)
 
 bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/ingest.py
+	$(RUN) python bench/kpi_engine.py
+	$(RUN) python bench/kpi_queries.py
 
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .

@@ -39,9 +39,9 @@ from tests.support.publishing import publish  # noqa: E402
 from tests.support.streams import event_stream  # noqa: E402
 from vr_shared.kafka import TopicSpec, create_consumer, ensure_topics  # noqa: E402
 
-EVENTS = 10_000
+EVENTS = 40_000
 PARTITIONS = 12
-ROUNDS = 1
+ROUNDS = 3
 SECRET = "bench-identity-secret-0123456789abcdef0123"
 
 

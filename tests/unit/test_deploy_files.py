@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from vr_shared import topics
@@ -27,7 +28,29 @@ def test_compose_creates_every_topic_the_services_use() -> None:
         assert f"{name}:" in init
 
 
-def test_ingest_in_compose_listens_where_its_dockerfile_says() -> None:
-    dockerfile = (ROOT / "services/ingest/Dockerfile").read_text()
-    assert "VR_HTTP_PORT=8001" in dockerfile and "EXPOSE 8001" in dockerfile
-    assert _compose()["services"]["ingest"]["ports"] == ["8001:8001"]
+@pytest.mark.parametrize(
+    ("service", "port", "module"), [("ingest", 8001, "ingest"), ("kpi-engine", 8002, "kpi_engine")]
+)
+def test_each_service_in_compose_listens_where_its_dockerfile_says(
+    service: str, port: int, module: str
+) -> None:
+    dockerfile = (ROOT / f"services/{service}/Dockerfile").read_text()
+    assert f"VR_HTTP_PORT={port}" in dockerfile and f"EXPOSE {port}" in dockerfile
+    assert f'"-m", "{module}"' in dockerfile and f"127.0.0.1:{port}/readyz" in dockerfile
+    assert _compose()["services"][service]["ports"] == [f"{port}:{port}"]
+
+
+def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
+    from devstack.stack import SERVICES
+
+    with_code = {p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml")}
+    assert with_code == {s.name for s in SERVICES} <= set(_compose()["services"])
+
+
+def test_kpi_engine_migrations_ship_inside_its_package() -> None:
+    # The Docker image installs the package without the source tree: migrations must be package data.
+    import kpi_engine
+    from kpi_engine.adapters.migrate import MIGRATIONS
+
+    assert MIGRATIONS.parent == Path(kpi_engine.__file__).parent
+    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
