@@ -162,3 +162,12 @@ def test_a_duplicated_key_is_judged_on_the_value_that_is_kept() -> None:
 def test_bytes_the_validator_cannot_parse_fall_back_to_the_items() -> None:
     [result] = validate_events([event("cost.incurred")], json_array=b"[not json")
     assert not isinstance(result, list)
+
+
+def test_identifiers_with_control_characters_are_refused_at_the_door() -> None:
+    [error] = _errors(event("claim.submitted", claim_ref="a\u0000b"))
+    assert (error.path, error.message) == (
+        "$.data.claim_ref",
+        "must not contain control characters (NUL, tab, line breaks…)",
+    )
+    assert "$.id" in [e.path for e in _errors(event("cost.incurred", id_="x\ny"))]

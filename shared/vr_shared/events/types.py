@@ -77,6 +77,7 @@ PositiveMoney = Annotated[Decimal, BeforeValidator(_positive_decimal_string), _A
 _SOURCE_PATTERN = r"^[A-Za-z0-9._~:@!$&'()*+,;=%-]+$"
 _FACILITY_PATTERN = r"^[A-Za-z0-9._-]+$"
 _LABEL_PATTERN = r"^[a-z0-9_]+$"
+_PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 
 PATTERN_RULES: dict[str, str] = {
     # A CloudEvents source is a URI-reference; it is also one path segment of the event lookup URL
@@ -84,12 +85,13 @@ PATTERN_RULES: dict[str, str] = {
     _SOURCE_PATTERN: "must be URI characters without '/', '?', '#' or spaces",
     _FACILITY_PATTERN: "must be letters, digits, '.', '_' or '-'",
     _LABEL_PATTERN: "must be lower-case letters, digits or '_' (e.g. ehr, revenue_cycle)",
+    _PRINTABLE_PATTERN: "must not contain control characters (NUL, tab, line breaks…)",
 }
 """Readable error text for each pattern (patterns are checked inside pydantic-core, which is fast)."""
 
-Ref = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE_PATTERN)]
 """An identifier issued by the hospital's systems (encounter, order, claim…)."""
-EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE_PATTERN)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_SOURCE_PATTERN)]
 FacilityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_FACILITY_PATTERN)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_LABEL_PATTERN)]

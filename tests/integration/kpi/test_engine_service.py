@@ -215,3 +215,48 @@ async def test_kpi_value_gauges_show_the_rolling_30_day_value(stack: Stack) -> N
         return REGISTRY.get_sample_value("vr_kpi_value", labels)
 
     assert await _eventually(refreshed, lambda v: v == 0.75)
+
+
+async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_counts(
+    stack: Stack, infrastructure: Infrastructure
+) -> None:
+    from tests.support.publishing import publish
+    from vr_shared.events import Origin, validate_event
+
+    # A real refusal by PostgreSQL for one event (a constraint), as a corrupt row or a bug would cause.
+    admin = create_engine(infrastructure.database_url)
+    async with admin.begin() as conn:
+        await conn.execute(
+            text(
+                f'ALTER TABLE "{stack.settings.db_schema}".events '
+                "ADD CONSTRAINT refuse_poison CHECK (id NOT LIKE 'poison-%')"
+            )
+        )
+    await admin.dispose()
+    origin = Origin("mission-health", "America/New_York")
+    good = [
+        validate_event(event("claim.submitted", time="2026-04-02T10:00:00-04:00", clean=True))
+        for _ in range(2)
+    ]
+    poison = validate_event(event("claim.submitted", time="2026-04-02T10:00:00-04:00", id_="poison-1"))
+    await publish(
+        infrastructure.kafka_bootstrap_servers,
+        stack.settings.events_topic,
+        [good[0], poison, good[1]],
+        origin,
+    )
+
+    async def outcome() -> dict[str, Any]:
+        response = await stack.engine.get(
+            f"/v1/events/{poison.source}/{poison.id}", headers={"X-VR-Identity": token()}
+        )
+        return response.json()
+
+    dead = await _eventually(outcome, lambda b: b.get("status") == "dead-lettered")
+    assert dead["reason"] == "processing failed: CheckViolationError"
+    for kept in good:
+        response = await stack.engine.get(
+            f"/v1/events/{kept.source}/{kept.id}", headers={"X-VR-Identity": token()}
+        )
+        assert response.json()["status"] == "stored"
+    assert (await stack.engine.get("/readyz")).status_code == 200  # the consumer goes on

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -95,7 +96,7 @@ class EventConsumer:
     ) -> BatchOutcome:
         try:
             return await self._with_database(lambda: self._recorder.record(events, dead, datetime.now(UTC)))
-        except DBAPIError as exc:  # this batch itself cannot be recorded: find the message responsible
+        except (DBAPIError, asyncpg.PostgresError) as exc:  # the batch itself cannot be stored
             return await self._record_one_by_one(events, dead, exc)
 
     async def _with_database(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -106,7 +107,13 @@ class EventConsumer:
                 result = await operation()
                 self.database_ok = True
                 return result
-            except (OperationalError, OSError, ConnectionError) as exc:
+            except (
+                OperationalError,
+                OSError,
+                ConnectionError,
+                asyncpg.PostgresConnectionError,
+                asyncpg.InterfaceError,
+            ) as exc:
                 self._database_down(exc)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
@@ -124,13 +131,15 @@ class EventConsumer:
         self, events: list[Decoded], dead: list[DeadLetter], exc: Exception
     ) -> BatchOutcome:
         log.error("batch failed; recording its events one by one", extra={"error": type(exc).__name__})
-        total = await self._recorder.record([], dead, datetime.now(UTC))
+        total = await self._with_database(
+            functools.partial(self._recorder.record, [], dead, datetime.now(UTC))
+        )
         for event in events:
             try:
-                outcome = await self._recorder.record([event], [], datetime.now(UTC))
-            except DBAPIError as error:
-                if error.connection_invalidated:
-                    raise
+                outcome = await self._with_database(
+                    functools.partial(self._recorder.record, [event], [], datetime.now(UTC))
+                )
+            except (DBAPIError, asyncpg.PostgresError) as error:  # this event is the one: dead-letter it
                 letter = DeadLetter(
                     event.partition,
                     event.offset,
@@ -140,7 +149,9 @@ class EventConsumer:
                     event.event.id,
                 )
                 dead.append(letter)
-                await self._recorder.record([], [letter], datetime.now(UTC))
+                await self._with_database(
+                    functools.partial(self._recorder.record, [], [letter], datetime.now(UTC))
+                )
                 continue
             total = _merge(total, outcome)
         total.dead_letters = len(dead)
