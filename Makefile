@@ -35,6 +35,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/ingest.py
 	$(RUN) python bench/kpi_engine.py
 	$(RUN) python bench/kpi_queries.py
+	$(RUN) python bench/freshness.py
 
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .
