@@ -30,6 +30,7 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench.report import machine, today, write_section  # noqa: E402
 from devstack.postgres import running_postgres  # noqa: E402
+from kpi_engine.adapters import tables as t  # noqa: E402
 from kpi_engine.adapters.migrate import migrate  # noqa: E402
 from kpi_engine.adapters.queries import PostgresKpiReader  # noqa: E402
 from kpi_engine.domain.calendar import TenantCalendar  # noqa: E402
@@ -90,19 +91,7 @@ async def load(url: str, schema: str, size: int) -> None:
             "events",
             schema_name=schema,
             records=records,
-            columns=[
-                "tenant",
-                "source",
-                "id",
-                "type",
-                "facility",
-                "event_time",
-                "payload",
-                "payload_hash",
-                "partition",
-                "offset",
-                "retracted",
-            ],
+            columns=[*t.EVENT_COPY_COLUMNS, "retracted"],
         )
         await connection.copy_records_to_table(
             "cells",

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
@@ -27,18 +26,12 @@ from tests.support.identity import IDENTITY_SECRET
 from tests.support.infrastructure import Infrastructure
 from tests.support.publishing import ORIGIN, publish
 from tests.support.streams import effective, event_stream
+from tests.support.waiting import wait_until
 from vr_shared.db import create_engine
 from vr_shared.kafka import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.fault
 CALENDAR = TenantCalendar.of(ORIGIN.timezone)
-
-
-async def _wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
 
 
 async def _counts(db: AsyncEngine) -> tuple[int, int]:
@@ -87,7 +80,7 @@ async def test_sigkill_mid_stream_then_restart_equals_the_from_scratch_computati
         async def part_recorded() -> bool:
             return (await _counts(db))[0] >= 1000
 
-        await _wait_until(part_recorded)
+        await wait_until(part_recorded)
         process.send_signal(signal.SIGKILL)  # no shutdown, no offset commit, mid-batch
         process.wait(timeout=10)
         assert (await _counts(db))[0] < len(events), "the kill came too late to be mid-stream"
@@ -96,7 +89,7 @@ async def test_sigkill_mid_stream_then_restart_equals_the_from_scratch_computati
         async def all_recorded() -> bool:
             return (await _counts(db))[0] == len(events)
 
-        await _wait_until(all_recorded)
+        await wait_until(all_recorded)
         await asyncio.sleep(1)  # anything still replaying must not change the result
         assert await _counts(db) == (len(events), 0)  # replays are not duplicates
         assert await stored_cells(db, ORIGIN.tenant) == compute_cells(effective(events), CALENDAR)
@@ -129,14 +122,14 @@ async def test_database_stopped_and_restarted_while_consuming_loses_and_doubles_
             async def some_recorded() -> bool:
                 return (await _counts(db))[0] > 0
 
-            await _wait_until(some_recorded)
+            await wait_until(some_recorded)
             database.stop()
             await publish(infrastructure.kafka_bootstrap_servers, topic, second)
 
             async def not_ready() -> bool:
                 return (await client.get("/readyz")).status_code == 503
 
-            await _wait_until(not_ready, timeout_s=30)
+            await wait_until(not_ready, timeout_s=30)
             assert (await client.get("/readyz")).json()["checks"]["database"] == "unreachable"
             await asyncio.sleep(2)  # the consumer keeps retrying the same batch meanwhile
             database.start()
@@ -144,7 +137,7 @@ async def test_database_stopped_and_restarted_while_consuming_loses_and_doubles_
             async def all_recorded() -> bool:
                 return (await _counts(db))[0] == len(first) + len(second)
 
-            await _wait_until(all_recorded)
+            await wait_until(all_recorded)
             assert (await client.get("/readyz")).status_code == 200
         assert await _counts(db) == (len(first) + len(second), 0)
         assert await stored_cells(db, ORIGIN.tenant) == compute_cells(effective(first + second), CALENDAR)

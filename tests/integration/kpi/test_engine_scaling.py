@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from contextlib import AsyncExitStack
@@ -19,15 +18,9 @@ from tests.integration.kpi.test_engine_service import engine_settings
 from tests.support.infrastructure import Infrastructure
 from tests.support.publishing import ORIGIN, publish
 from tests.support.streams import effective, event_stream
+from tests.support.waiting import wait_until
 from vr_shared.db import create_engine
 from vr_shared.kafka import TopicSpec, ensure_topics
-
-
-async def _wait_until(condition, timeout_s: float = 60) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.25)
 
 
 async def test_two_instances_share_the_partitions_and_count_everything_once(
@@ -48,7 +41,7 @@ async def test_two_instances_share_the_partitions_and_count_everything_once(
             async def both_assigned() -> bool:
                 return all(app.state.components.consumer.assignment() for app in apps)
 
-            await _wait_until(both_assigned)
+            await wait_until(both_assigned)
             await publish(infrastructure.kafka_bootstrap_servers, topic, events + redelivered)
 
             async def all_recorded() -> bool:  # every event once, and every redelivery seen as one
@@ -60,7 +53,7 @@ async def test_two_instances_share_the_partitions_and_count_everything_once(
                     ).one()
                 return (stored, duplicates) == (len(events), len(redelivered))
 
-            await _wait_until(all_recorded)
+            await wait_until(all_recorded)
             assert all(app.state.components.event_consumer.processed_batches > 0 for app in apps)
         cells = await stored_cells(db, ORIGIN.tenant)
         assert cells == compute_cells(effective(events), TenantCalendar.of(ORIGIN.timezone))

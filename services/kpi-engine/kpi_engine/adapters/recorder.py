@@ -212,18 +212,7 @@ class PostgresRecorder:
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
             "events",
             schema_name=self._schema,
-            columns=[
-                "tenant",
-                "source",
-                "id",
-                "type",
-                "facility",
-                "event_time",
-                "payload",
-                "payload_hash",
-                "partition",
-                "offset",
-            ],
+            columns=list(t.EVENT_COPY_COLUMNS),
             records=[
                 (
                     d.origin.tenant,

@@ -53,6 +53,20 @@ events = Table(
     PrimaryKeyConstraint("tenant", "source", "id"),
 )
 
+EVENT_COPY_COLUMNS = (
+    "tenant",
+    "source",
+    "id",
+    "type",
+    "facility",
+    "event_time",
+    "payload",
+    "payload_hash",
+    "partition",
+    "offset",
+)
+"""The columns a new event is written with (COPY); the others take their defaults."""
+
 conflicts = Table(
     "conflicts",
     metadata,
