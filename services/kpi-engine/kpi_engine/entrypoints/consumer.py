@@ -68,7 +68,7 @@ class EventConsumer:
         await self._drain_outbox()  # notices a crash left behind
         while True:
             records = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_max_records)
-            await self._report_lag()
+            await self.report_lag()
             if not records:
                 continue
             messages = [
@@ -216,7 +216,7 @@ class EventConsumer:
             # recorder recognises the replay. Nothing to undo here.
             log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
 
-    async def _report_lag(self) -> None:
+    async def report_lag(self) -> None:
         """High watermark from the last fetch response minus our position: correct on brokers whose
         ListOffsets(latest) answer is short (local-infra.md)."""
         for tp in self._consumer.assignment():
