@@ -329,11 +329,10 @@ def _apply(tenant: str, event: Event, calendar: TenantCalendar, sign: int, effec
 
 async def _write_rows(conn: AsyncConnection, effects: _Effects) -> None:
     """One statement per table and kind: the inputs the non-additive KPIs are recomputed from."""
-    for table, keys in effects.removed.items():
-        for chunk in _chunks(sorted(keys), 5000):
-            await conn.execute(
-                delete(table).where(tuple_(table.c.tenant, table.c.source, table.c.id).in_(chunk))
-            )
+    for table, removed in effects.removed.items():
+        if removed:
+            keys = _event_keys(sorted(removed))
+            await conn.execute(delete(table).where(_on_event_key(table, keys)))
     for table, rows in effects.added.items():
         if rows:
             await conn.execute(insert(table).on_conflict_do_nothing(), rows)
