@@ -83,7 +83,7 @@ class EventConsumer:
         dead = [d for d in decoded if isinstance(d, DeadLetter)]
         self.timezones.update((d.origin.tenant, d.origin.timezone) for d in events)
         started = time.perf_counter()
-        outcome = await self._record_until_done(events, dead, messages)
+        outcome = await self._record_until_done(events, dead)
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         await self._publish_dead_letters(dead, messages)
         await self._drain_outbox()
@@ -91,9 +91,7 @@ class EventConsumer:
         self.processed_batches += 1
         return outcome
 
-    async def _record_until_done(
-        self, events: list[Decoded], dead: list[DeadLetter], messages: Sequence[Message]
-    ) -> BatchOutcome:
+    async def _record_until_done(self, events: list[Decoded], dead: list[DeadLetter]) -> BatchOutcome:
         try:
             return await self._with_database(lambda: self._recorder.record(events, dead, datetime.now(UTC)))
         except (DBAPIError, asyncpg.PostgresError) as exc:  # the batch itself cannot be stored
