@@ -55,10 +55,14 @@ def rolling(
     now: datetime,
 ) -> PeriodValue:
     """The window of `window_days` local days ending with `at_day` (inclusive)."""
+    start, end = rolling_window(window_days, at_day)
+    return period_value(kpi, cells, facilities, start, end, dimension, calendar, now)
+
+
+def rolling_window(window_days: int, at_day: date) -> tuple[date, date]:
+    """[start, end) of the `window_days` local days ending with `at_day` (inclusive)."""
     end = at_day + timedelta(days=1)
-    return period_value(
-        kpi, cells, facilities, end - timedelta(days=window_days), end, dimension, calendar, now
-    )
+    return end - timedelta(days=window_days), end
 
 
 def period_value(
@@ -134,4 +138,4 @@ def _status(kpi: KpiDefinition, end: date, calendar: TenantCalendar, now: dateti
     return "mature" if now >= matured_at else "provisional"
 
 
-__all__ = ["ZERO", "PeriodValue", "period_value", "rolling", "series"]
+__all__ = ["ZERO", "PeriodValue", "period_value", "rolling", "rolling_window", "series"]

@@ -7,7 +7,7 @@ every number a decimal string. A tenant sees only its own facilities; another fa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from kpi_engine.adapters.queries import PostgresKpiReader
 from kpi_engine.domain.calendar import Granularity, TenantCalendar
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition
-from kpi_engine.domain.query import PeriodValue, rolling, series
+from kpi_engine.domain.query import PeriodValue, rolling, rolling_window, series
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, window_days
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
@@ -108,9 +108,8 @@ async def rolling_value(
     now = datetime.now(UTC)
     at_day = day_boundary("at", at, calendar, end=False) if at else calendar.local_date(now)
     value_of = dimension_value(definition, dimension)
-    first = at_day - timedelta(days=days - 1)
     cells = await reader.cells(
-        caller.tenant, definition.name, facilities, first, at_day + timedelta(days=1), value_of
+        caller.tenant, definition.name, facilities, *rolling_window(days, at_day), value_of
     )
     point = rolling(definition, cells, facilities, days, at_day, value_of, calendar, now)
     return _answer(definition, f"{days}d", facilities, value_of, [point], calendar)
