@@ -15,7 +15,7 @@ The consumer commits offsets only after this transaction commits.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import (
     BigInteger,
     Date,
+    Integer,
     Numeric,
     Table,
     Text,
@@ -34,7 +35,6 @@ from sqlalchemy import (
     literal,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -182,11 +182,16 @@ class PostgresRecorder:
         self, conn: AsyncConnection, duplicates: dict[EventKey, int], conflicting: Sequence[Decoded]
     ) -> None:
         """After the new events are stored: a repeat may follow its first delivery in the same batch."""
-        for (tenant, source, id_), count in sorted(duplicates.items()):
+        if duplicates:
+            repeats = _as_table(
+                "d",
+                {**_KEY_COLUMNS, "count": Integer},
+                [(*key, count) for key, count in sorted(duplicates.items())],
+            )
             await conn.execute(
                 update(t.events)
-                .where(_is_key(t.events, tenant, source, id_))
-                .values(duplicates=t.events.c.duplicates + count)
+                .where(_on_event_key(t.events, repeats))
+                .values(duplicates=t.events.c.duplicates + repeats.c.count)
             )
         for decoded in conflicting:
             tenant, source, id_ = decoded.key
@@ -398,18 +403,22 @@ async def _recompute_patients(
     """Re-derive the touched patients' index stays; every changed outcome becomes readmission deltas."""
     stays: dict[tuple[str, str], list[Any]] = defaultdict(list)
     before: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
-    for chunk in _chunks(patients, 5000):
-        for row in await conn.execute(
-            select(
-                t.stays.c.tenant, t.stays.c.patient, t.stays.c.source, t.stays.c.id, t.stays.c.payload
-            ).where(tuple_(t.stays.c.tenant, t.stays.c.patient).in_(chunk))
-        ):
-            stays[(row.tenant, row.patient)].append(row)
-        index = t.readmission_index
-        for row in await conn.execute(
-            select(index).where(tuple_(index.c.tenant, index.c.patient).in_(chunk))
-        ):
-            before[(row.tenant, row.patient)][(row.source, row.id)] = row
+    touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
+    rows = await conn.execute(
+        select(t.stays.c.tenant, t.stays.c.patient, t.stays.c.source, t.stays.c.id, t.stays.c.payload).join(
+            touched, and_(t.stays.c.tenant == touched.c.tenant, t.stays.c.patient == touched.c.patient)
+        )
+    )
+    for row in rows:
+        stays[(row.tenant, row.patient)].append(row)
+    index = t.readmission_index
+    rows = await conn.execute(
+        select(index).join(
+            touched, and_(index.c.tenant == touched.c.tenant, index.c.patient == touched.c.patient)
+        )
+    )
+    for row in rows:
+        before[(row.tenant, row.patient)][(row.source, row.id)] = row
     removed: list[EventKey] = []
     added: list[dict[str, Any]] = []
     for tenant, patient in patients:
@@ -448,7 +457,6 @@ async def _recompute_patients(
                         "readmitted": new.readmitted,
                     }
                 )
-    index = t.readmission_index
     if removed:
         keys = _event_keys(sorted(removed))
         await conn.execute(delete(index).where(_on_event_key(index, keys)))
@@ -520,54 +528,38 @@ async def _queue_changes(conn: AsyncConnection, changed: dict[TenantCell, Cell])
         await conn.execute(insert(t.outbox), notices)
 
 
-_CELL_COLUMNS: dict[str, ARRAY[Any]] = {
-    "tenant": ARRAY(Text),
-    "kpi": ARRAY(Text),
-    "facility": ARRAY(Text),
-    "day": ARRAY(Date),
-    "dimension": ARRAY(Text),
-    "numerator": ARRAY(Numeric),
-    "denominator": ARRAY(Numeric),
-    "sample_size": ARRAY(BigInteger),
-}
+def _as_table(alias: str, columns: dict[str, Any], rows: Sequence[Sequence[Any]]) -> Any:
+    """Rows as a table, `unnest` of one typed array per column: one parameter per column whatever the
+    number of rows, and a join instead of a long row-IN list."""
+    arrays = [literal([row[i] for row in rows], ARRAY(kind)) for i, kind in enumerate(columns.values())]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name=alias)
 
 
-def _cell_rows(rows: Sequence[dict[str, Any]]) -> Any:
-    arrays = [literal([row[name] for row in rows], kind) for name, kind in _CELL_COLUMNS.items()]
-    return func.unnest(*arrays).table_valued(*_CELL_COLUMNS).render_derived(name="r")
-
-
-def _tenant_cell(row: Any) -> TenantCell:
-    return (row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))
-
-
-def _cell_keys(keys: Sequence[TenantCell]) -> Any:
-    columns: list[list[Any]] = [[], [], [], [], []]
-    for tenant, key in keys:
-        for column, value in zip(
-            columns, (tenant, key.kpi, key.facility, key.day, key.dimension), strict=True
-        ):
-            column.append(value)
-    types: tuple[ARRAY[Any], ...] = (ARRAY(Text), ARRAY(Text), ARRAY(Text), ARRAY(Date), ARRAY(Text))
-    return (
-        func.unnest(*(literal(c, kind) for c, kind in zip(columns, types, strict=True)))
-        .table_valued("tenant", "kpi", "facility", "day", "dimension")
-        .render_derived(name="c")
-    )
+_KEY_COLUMNS = {"tenant": Text, "source": Text, "id": Text}
+_CELL_KEY_COLUMNS = {"tenant": Text, "kpi": Text, "facility": Text, "day": Date, "dimension": Text}
+_CELL_COLUMNS = {**_CELL_KEY_COLUMNS, "numerator": Numeric, "denominator": Numeric, "sample_size": BigInteger}
 
 
 def _event_keys(keys: Sequence[EventKey]) -> Any:
-    """The keys as a table (unnest of typed arrays): one join instead of a long row-IN list."""
-    columns = list(zip(*keys, strict=True)) if keys else [(), (), ()]
-    return (
-        func.unnest(*(literal(list(c), ARRAY(Text)) for c in columns))
-        .table_valued("tenant", "source", "id")
-        .render_derived(name="k")
-    )
+    return _as_table("k", _KEY_COLUMNS, keys)
 
 
 def _on_event_key(table: Any, keys: Any) -> Any:
     return and_(table.c.tenant == keys.c.tenant, table.c.source == keys.c.source, table.c.id == keys.c.id)
+
+
+def _cell_keys(keys: Sequence[TenantCell]) -> Any:
+    return _as_table(
+        "c", _CELL_KEY_COLUMNS, [(tenant, k.kpi, k.facility, k.day, k.dimension) for tenant, k in keys]
+    )
+
+
+def _cell_rows(rows: Sequence[dict[str, Any]]) -> Any:
+    return _as_table("r", _CELL_COLUMNS, [[row[name] for name in _CELL_COLUMNS] for row in rows])
+
+
+def _tenant_cell(row: Any) -> TenantCell:
+    return (row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))
 
 
 def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
@@ -582,13 +574,3 @@ def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
         "denominator": cell.denominator,
         "sample_size": cell.sample_size,
     }
-
-
-def _is_key(table: Any, tenant: str, source: str, id_: str) -> Any:
-    return and_(table.c.tenant == tenant, table.c.source == source, table.c.id == id_)
-
-
-def _chunks(items: Sequence[Any] | Iterable[Any], size: int) -> Iterable[list[Any]]:
-    items = list(items)
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
