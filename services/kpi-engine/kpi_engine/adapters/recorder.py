@@ -115,7 +115,14 @@ class PostgresRecorder:
             for decoded in new:
                 if decoded.key in retracted_now or decoded.event.type == "event.retracted":
                     continue
-                _apply(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1, effects)
+                _apply(
+                    decoded.origin.tenant,
+                    decoded.event,
+                    decoded.document,
+                    calendars[decoded.origin.tenant],
+                    1,
+                    effects,
+                )
                 if now - decoded.event.time > self._late_after:
                     outcome.late += 1
                 slot = (decoded.origin.tenant, decoded.event.facility)
@@ -283,15 +290,25 @@ class PostgresRecorder:
             key = (row.tenant, row.source, row.id)
             retracted.add(key)
             if key not in new_keys and row.tenant in calendars:  # it counted until now: undo its effects
-                _apply(row.tenant, validate_event(row.payload), calendars[row.tenant], -1, effects)
+                _apply(
+                    row.tenant, validate_event(row.payload), row.payload, calendars[row.tenant], -1, effects
+                )
         if retracted:
             keys = _event_keys(sorted(retracted))
             await conn.execute(update(t.events).where(_on_event_key(t.events, keys)).values(retracted=True))
         return retracted
 
 
-def _apply(tenant: str, event: Event, calendar: TenantCalendar, sign: int, effects: _Effects) -> None:
-    """Add (sign +1) or remove (sign −1) one event's contribution; rows are written later, in bulk."""
+def _apply(
+    tenant: str,
+    event: Event,
+    document: dict[str, Any],
+    calendar: TenantCalendar,
+    sign: int,
+    effects: _Effects,
+) -> None:
+    """Add (sign +1) or remove (sign −1) one event's contribution; rows are written later, in bulk.
+    `document` is the event's JSON form (decoded or stored), kept as the stay's payload."""
     for key, delta in contributions(event, calendar):
         effects.add(tenant, key, delta, sign)
     row_key = {"tenant": tenant, "source": event.source, "id": event.id}
@@ -326,7 +343,7 @@ def _apply(tenant: str, event: Event, calendar: TenantCalendar, sign: int, effec
             effects.ar_days.add((tenant, event.facility, day))
         case EncounterAdmitted() | EncounterDischarged():
             patient = event.data.patient_ref
-            effects.row(t.stays, row_key, sign, patient=patient, payload=event.model_dump(mode="json"))
+            effects.row(t.stays, row_key, sign, patient=patient, payload=document)
             effects.patients.add((tenant, patient))
         case _:
             pass
