@@ -26,10 +26,9 @@ import httpx
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.infra import broker_servers, database_url  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.broker import running_broker  # noqa: E402
 from devstack.ports import free_port, wait_listening  # noqa: E402
-from devstack.postgres import running_postgres  # noqa: E402
 from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
 
 RATE, BATCH, SECONDS = 1_000, 100, 30
@@ -42,12 +41,7 @@ SECRETS = {
 
 @contextlib.contextmanager
 def stack() -> Iterator[tuple[int, int]]:
-    with contextlib.ExitStack() as resources:
-        kafka = (
-            os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            or resources.enter_context(running_broker()).bootstrap_servers
-        )
-        database = os.environ.get("DATABASE_URL") or resources.enter_context(running_postgres()).url
+    with broker_servers() as kafka, database_url() as database:
         suffix = uuid.uuid4().hex[:8]
         common = {
             **os.environ,

@@ -30,8 +30,8 @@ import orjson
 # Run as a script, this file's folder would come first on sys.path and shadow the `ingest` package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.infra import broker_servers  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.broker import running_broker  # noqa: E402
 from devstack.ports import free_port, wait_listening  # noqa: E402
 from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
 from vr_shared.events import Origin, encode_event, message_headers, message_key  # noqa: E402
@@ -124,15 +124,6 @@ def serialised_messages() -> list[OutgoingMessage]:
             )
         )
     return messages
-
-
-@contextlib.contextmanager
-def broker() -> Iterator[str]:
-    if servers := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield servers
-        return
-    with running_broker() as local:
-        yield local.bootstrap_servers
 
 
 @contextlib.contextmanager
@@ -233,7 +224,7 @@ def percentile(values: list[float], p: float) -> float:
 async def main() -> None:
     bodies, messages = request_bodies(), serialised_messages()
     raw_send, raw_batch, ingest, latencies = [], [], [], []
-    with broker() as bootstrap:
+    with broker_servers() as bootstrap:
         topic = f"bench.ingest.{uuid.uuid4().hex[:8]}"
         raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
         await ensure_topics(bootstrap, [TopicSpec(topic, PARTITIONS), TopicSpec(raw_topic, PARTITIONS)])

@@ -12,13 +12,10 @@ Broker and PostgreSQL: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL if set, else local
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,9 +25,8 @@ from aiokafka import TopicPartition
 # Run as a script, this file's folder would come first on sys.path.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.infra import broker_servers, database_url  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.broker import running_broker  # noqa: E402
-from devstack.postgres import running_postgres  # noqa: E402
 from kpi_engine import bootstrap  # noqa: E402
 from kpi_engine.adapters.migrate import migrate  # noqa: E402
 from kpi_engine.config import Settings  # noqa: E402
@@ -43,17 +39,6 @@ EVENTS = 40_000
 PARTITIONS = 12
 ROUNDS = 3
 SECRET = "bench-identity-secret-0123456789abcdef0123"
-
-
-@contextlib.contextmanager
-def infrastructure() -> Iterator[tuple[str, str]]:
-    with contextlib.ExitStack() as stack:
-        kafka = (
-            os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-            or stack.enter_context(running_broker()).bootstrap_servers
-        )
-        database = os.environ.get("DATABASE_URL") or stack.enter_context(running_postgres()).url
-        yield kafka, database
 
 
 async def measure_baseline(kafka: str, database: str, topic: str) -> float:
@@ -135,7 +120,7 @@ async def measure_engine(kafka: str, database: str, topic: str) -> float:
 async def main() -> None:
     events = event_stream(seed=101, count=EVENTS, days=365, patients=5000)
     engine_rates, baseline_rates = [], []
-    with infrastructure() as (kafka, database):
+    with broker_servers() as kafka, database_url() as database:
         topic = f"bench.events.{uuid.uuid4().hex[:8]}"
         await ensure_topics(kafka, [TopicSpec(topic, PARTITIONS)])
         await publish(kafka, topic, events)

@@ -12,14 +12,11 @@ Both answers are checked equal before timing. PostgreSQL: DATABASE_URL if set, e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,8 +25,8 @@ import orjson
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
+from bench.infra import database_url  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.postgres import running_postgres  # noqa: E402
 from kpi_engine.adapters import tables as t  # noqa: E402
 from kpi_engine.adapters.migrate import migrate  # noqa: E402
 from kpi_engine.adapters.queries import PostgresKpiReader  # noqa: E402
@@ -51,15 +48,6 @@ FROM events
 WHERE tenant = $1 AND type = 'claim.submitted' AND facility = $2 AND NOT retracted
   AND event_time >= $3 AND event_time < $4
 """
-
-
-@contextlib.contextmanager
-def database() -> Iterator[str]:
-    if url := os.environ.get("DATABASE_URL"):
-        yield url
-        return
-    with running_postgres() as server:
-        yield server.url
 
 
 async def load(url: str, schema: str, size: int) -> None:
@@ -143,7 +131,7 @@ async def time_raw(url: str, schema: str) -> tuple[float, tuple[str, str]]:
 
 async def main() -> None:
     rows = []
-    with database() as url:
+    with database_url() as url:
         for size in SIZES:
             schema = f"bench_q_{uuid.uuid4().hex[:8]}"
             engine = create_engine(url, schema=schema)
