@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def eventually(
+    fetch: Callable[[], Awaitable[T]], check: Callable[[T], bool], timeout_s: float = 30
+) -> T:
+    """Fetch until `check` accepts the result; the last result is shown if it never does."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await fetch()
+        if check(result):
+            return result
+        assert asyncio.get_running_loop().time() < deadline, f"not reached in time: {result}"
+        await asyncio.sleep(0.2)
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 90) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.2)
+    await eventually(condition, bool, timeout_s)

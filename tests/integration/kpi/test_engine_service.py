@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from tests.support.examples import event
 from tests.support.identity import IDENTITY_SECRET, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
+from tests.support.waiting import eventually
 from vr_shared.db import create_engine
 
 
@@ -63,16 +63,6 @@ async def stack(infrastructure: Infrastructure) -> AsyncIterator[Stack]:
     await admin.dispose()
 
 
-async def _eventually(fetch: Any, check: Any, timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await fetch()
-        if check(result):
-            return result
-        assert asyncio.get_running_loop().time() < deadline, f"not reached in time: {result}"
-        await asyncio.sleep(0.2)
-
-
 async def test_events_posted_to_ingest_become_kpi_values(stack: Stack) -> None:
     batch = [
         event("claim.submitted", time="2026-01-03T10:00:00-05:00", clean=True),
@@ -97,7 +87,7 @@ async def test_events_posted_to_ingest_become_kpi_values(stack: Stack) -> None:
         assert response.status_code == 200, response.text
         return response.json()
 
-    body = await _eventually(january, lambda b: b["values"][0]["denominator"] == "3")
+    body = await eventually(january, lambda b: b["values"][0]["denominator"] == "3")
     assert body["kpi"] == "clean_claim_rate" and body["granularity"] == "month"
     [month] = body["values"]
     assert (month["numerator"], month["denominator"], month["sample_size"]) == ("2", "3", "3")
@@ -123,7 +113,7 @@ async def test_a_redelivered_event_is_reported_as_a_duplicate_and_counted_once(s
         )
         return response.json()
 
-    found = await _eventually(outcome, lambda b: b.get("duplicates") == 2)
+    found = await eventually(outcome, lambda b: b.get("duplicates") == 2)
     assert found["status"] == "duplicate"
     value = await stack.engine.get(
         "/v1/kpis/clean_claim_rate/rolling",
@@ -173,7 +163,7 @@ async def test_changed_cells_are_announced_on_the_change_feed(
             for n in found
         )
 
-    found = await _eventually(notices, final_notice)
+    found = await eventually(notices, final_notice)
     notice = next(n for n in found if final_notice([n]))
     assert notice == {
         "kpi": "clean_claim_rate",
@@ -214,7 +204,7 @@ async def test_kpi_value_gauges_show_the_rolling_30_day_value(stack: Stack) -> N
         await KpiGauges(components.engine, {"mission-health": "America/New_York"}).refresh()
         return REGISTRY.get_sample_value("vr_kpi_value", labels)
 
-    assert await _eventually(refreshed, lambda v: v == 0.75)
+    assert await eventually(refreshed, lambda v: v == 0.75)
 
 
 async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_counts(
@@ -252,7 +242,7 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_count
         )
         return response.json()
 
-    dead = await _eventually(outcome, lambda b: b.get("status") == "dead-lettered")
+    dead = await eventually(outcome, lambda b: b.get("status") == "dead-lettered")
     assert dead["reason"] == "processing failed: CheckViolationError"
     for kept in good:
         response = await stack.engine.get(
