@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from contextlib import AsyncExitStack
@@ -39,10 +40,21 @@ async def test_two_instances_share_the_partitions_and_count_everything_once(
                 await stack.enter_async_context(app.router.lifespan_context(app))
 
             async def both_assigned() -> bool:
-                return all(app.state.components.consumer.assignment() for app in apps)
+                # The group has settled: each instance holds partitions, none twice, all of them held.
+                held = [{tp.partition for tp in app.state.components.consumer.assignment()} for app in apps]
+                return all(held) and not held[0] & held[1] and held[0] | held[1] == {0, 1, 2, 3}
 
             await wait_until(both_assigned)
-            await publish(infrastructure.kafka_bootstrap_servers, topic, events + redelivered)
+            # The stream keeps arriving for a few seconds, as it would in production, so that both
+            # members work on it even if the group rebalances once more after settling.
+            stream = events + redelivered
+            for start in range(0, len(stream), len(stream) // 10 + 1):
+                await publish(
+                    infrastructure.kafka_bootstrap_servers,
+                    topic,
+                    stream[start : start + len(stream) // 10 + 1],
+                )
+                await asyncio.sleep(0.3)
 
             async def all_recorded() -> bool:  # every event once, and every redelivery seen as one
                 async with db.connect() as conn:
