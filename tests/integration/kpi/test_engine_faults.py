@@ -131,8 +131,12 @@ async def test_database_stopped_and_restarted_while_consuming_loses_and_doubles_
 
             await wait_until(not_ready, timeout_s=30)
             assert (await client.get("/readyz")).json()["checks"]["database"] == "unreachable"
+            # Every database step of the loop waits the outage out; none of them ends the consumer.
+            draining = asyncio.create_task(app.state.components.event_consumer.drain_outbox())
             await asyncio.sleep(2)  # the consumer keeps retrying the same batch meanwhile
+            assert not draining.done()
             database.start()
+            await asyncio.wait_for(draining, timeout=30)
 
             async def all_recorded() -> bool:
                 return (await _counts(db))[0] == len(first) + len(second)

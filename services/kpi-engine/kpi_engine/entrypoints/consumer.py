@@ -65,7 +65,7 @@ class EventConsumer:
         self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
 
     async def run(self) -> None:
-        await self._drain_outbox()  # notices a crash left behind
+        await self.drain_outbox()  # notices a crash left behind
         while True:
             records = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_max_records)
             await self.report_lag()
@@ -86,7 +86,7 @@ class EventConsumer:
         outcome = await self._record_until_done(events, dead)
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         await self._publish_dead_letters(dead, messages)
-        await self._drain_outbox()
+        await self.drain_outbox()
         _count(outcome)
         self.processed_batches += 1
         return outcome
@@ -173,17 +173,10 @@ class EventConsumer:
             )
         await asyncio.gather(*deliveries)
 
-    async def _drain_outbox(self) -> None:
+    async def drain_outbox(self) -> None:
         """Publish queued change notices (at least once), then forget them."""
         while True:
-            async with self._engine.connect() as conn:
-                rows = (
-                    await conn.execute(
-                        select(t.outbox.c.seq, t.outbox.c.payload)
-                        .order_by(t.outbox.c.seq)
-                        .limit(_OUTBOX_CHUNK)
-                    )
-                ).all()
+            rows = await self._with_database(self._queued_notices)
             if not rows:
                 return
             deliveries = []
