@@ -23,10 +23,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
     Date,
+    DateTime,
     Integer,
-    Numeric,
     Table,
     Text,
     and_,
@@ -37,7 +36,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kpi_engine.adapters import tables as t
@@ -130,9 +129,7 @@ class PostgresRecorder:
                     outcome.event_times[slot] = decoded.event.time
             await _write_rows(conn, effects)
             absolute = await _recompute(conn, effects, calendars)
-            changed = await _write_cells(conn, effects.deltas, absolute)
-            outcome.changed_cells = len(changed)
-            await _queue_changes(conn, changed)
+            outcome.changed_cells = await _write_cells(conn, effects.deltas, absolute)
             outcome.stored = len(new)
         return outcome
 
@@ -365,19 +362,64 @@ async def _recompute(
 ) -> dict[TenantCell, Cell | None]:
     """New values of the non-additive cells whose inputs changed (None: the cell no longer exists)."""
     absolute: dict[TenantCell, Cell | None] = {}
-    for (tenant, facility, system), days in sorted(effects.uptime_days.items()):
+    await _recompute_uptime(conn, effects, calendars, absolute)
+    await _recompute_ar(conn, effects, absolute)
+    await _recompute_patients(conn, sorted(effects.patients), calendars, effects)
+    return absolute
+
+
+async def _recompute_uptime(
+    conn: AsyncConnection,
+    effects: _Effects,
+    calendars: dict[str, TenantCalendar],
+    absolute: dict[TenantCell, Cell | None],
+) -> None:
+    """Every touched system's outages over its touched days, in one query."""
+    if not effects.uptime_days:
+        return
+    scopes = sorted(effects.uptime_days.items())
+    spans = []
+    for (tenant, facility, system), days in scopes:
         calendar = calendars[tenant]
-        first, last = min(days), max(days)
-        rows = await conn.execute(
-            select(t.outages.c.started_at, t.outages.c.ended_at).where(
-                t.outages.c.tenant == tenant,
-                t.outages.c.facility == facility,
-                t.outages.c.system == system,
-                t.outages.c.started_at < calendar.day_start(last + timedelta(days=1)),
-                t.outages.c.ended_at > calendar.day_start(first),
+        spans.append(
+            (
+                tenant,
+                facility,
+                system,
+                calendar.day_start(min(days)),
+                calendar.day_start(max(days) + timedelta(days=1)),
             )
         )
-        by_day = outage_minutes_by_day([Outage(r.started_at, r.ended_at) for r in rows], calendar)
+    o = t.outages.c
+    span = _as_table(
+        "s",
+        {
+            "tenant": Text,
+            "facility": Text,
+            "system": Text,
+            "since": DateTime(timezone=True),
+            "until": DateTime(timezone=True),
+        },
+        spans,
+    )
+    rows = await conn.execute(
+        select(o.tenant, o.facility, o.system, o.started_at, o.ended_at).join(
+            span,
+            and_(
+                o.tenant == span.c.tenant,
+                o.facility == span.c.facility,
+                o.system == span.c.system,
+                o.started_at < span.c.until,
+                o.ended_at > span.c.since,
+            ),
+        )
+    )
+    outages: dict[tuple[str, str, str], list[Outage]] = defaultdict(list)
+    for row in rows:
+        outages[(row.tenant, row.facility, row.system)].append(Outage(row.started_at, row.ended_at))
+    for (tenant, facility, system), days in scopes:
+        calendar = calendars[tenant]
+        by_day = outage_minutes_by_day(outages[(tenant, facility, system)], calendar)
         for day in days:
             key = CellKey(UPTIME, facility, day, system)
             if day in by_day:
@@ -386,29 +428,26 @@ async def _recompute(
                 absolute[(tenant, key)] = Cell(scheduled - down, scheduled, count)
             else:
                 absolute[(tenant, key)] = None
+
+
+async def _recompute_ar(
+    conn: AsyncConnection, effects: _Effects, absolute: dict[TenantCell, Cell | None]
+) -> None:
+    """Each touched day's latest A/R snapshot, in one query."""
+    if not effects.ar_days:
+        return
+    a = t.ar_snapshots.c
+    days = _as_table("d", {"tenant": Text, "facility": Text, "day": Date}, sorted(effects.ar_days))
+    rows = await conn.execute(
+        select(a.tenant, a.facility, a.day, a.net_ar, a.avg_daily_net_revenue)
+        .join(days, and_(a.tenant == days.c.tenant, a.facility == days.c.facility, a.day == days.c.day))
+        # Latest by event time; equal times by source and id, so arrival order never matters.
+        .order_by(a.tenant, a.facility, a.day, a.event_time.desc(), a.source.desc(), a.id.desc())
+        .ext(distinct_on(a.tenant, a.facility, a.day))
+    )
+    latest = {(r.tenant, r.facility, r.day): Cell(r.net_ar, r.avg_daily_net_revenue, 1) for r in rows}
     for tenant, facility, day in sorted(effects.ar_days):
-        row = (
-            await conn.execute(
-                select(t.ar_snapshots.c.net_ar, t.ar_snapshots.c.avg_daily_net_revenue)
-                .where(
-                    t.ar_snapshots.c.tenant == tenant,
-                    t.ar_snapshots.c.facility == facility,
-                    t.ar_snapshots.c.day == day,
-                )
-                # Latest by event time; equal times by source and id, so arrival order never matters.
-                .order_by(
-                    t.ar_snapshots.c.event_time.desc(),
-                    t.ar_snapshots.c.source.desc(),
-                    t.ar_snapshots.c.id.desc(),
-                )
-                .limit(1)
-            )
-        ).first()
-        absolute[(tenant, CellKey(DAYS_IN_AR, facility, day))] = (
-            Cell(row.net_ar, row.avg_daily_net_revenue, 1) if row else None
-        )
-    await _recompute_patients(conn, sorted(effects.patients), calendars, effects)
-    return absolute
+        absolute[(tenant, CellKey(DAYS_IN_AR, facility, day))] = latest.get((tenant, facility, day))
 
 
 async def _recompute_patients(
@@ -483,66 +522,90 @@ async def _recompute_patients(
 
 async def _write_cells(
     conn: AsyncConnection, deltas: dict[TenantCell, Cell], absolute: dict[TenantCell, Cell | None]
-) -> dict[TenantCell, Cell]:
-    """Deltas are added, absolute values replace; rows go in key order, so concurrent writers cannot
-    deadlock. Returns the new value of every changed cell (empty for a cell that no longer exists)."""
-    changed: dict[TenantCell, Cell] = {}
-    additions = [_cell_row(k, d) for k, d in sorted(deltas.items()) if not d.is_empty()]
-    replacements = [_cell_row(k, c) for k, c in sorted(absolute.items()) if c is not None]
-    for rows, adding in ((additions, True), (replacements, False)):
-        if not rows:
-            continue
-        # One statement per kind whatever the number of cells: the rows travel as typed arrays.
-        source = _cell_rows(rows)
-        statement = insert(t.cells).from_select(
-            list(_CELL_COLUMNS), select(*(source.c[n] for n in _CELL_COLUMNS))
-        )
-        new_values = {
-            name: (t.cells.c[name] + statement.excluded[name]) if adding else statement.excluded[name]
-            for name in ("numerator", "denominator", "sample_size")
-        }
-        upsert = statement.on_conflict_do_update(
-            index_elements=["tenant", "kpi", "facility", "day", "dimension"], set_=new_values
-        ).returning(t.cells)
-        for row in await conn.execute(upsert):
-            changed[_tenant_cell(row)] = Cell(row.numerator, row.denominator, row.sample_size)
-    gone = [k for k, c in absolute.items() if c is None]
-    emptied = [k for k, c in changed.items() if c.is_empty()]  # a retraction took a cell back to nothing
-    if gone or emptied:
-        keys = _cell_keys(sorted(set(gone) | set(emptied)))
-        c = t.cells.c
-        await conn.execute(
-            delete(t.cells).where(
-                c.tenant == keys.c.tenant,
-                c.kpi == keys.c.kpi,
-                c.facility == keys.c.facility,
-                c.day == keys.c.day,
-                c.dimension == keys.c.dimension,
-            )
-        )
-        for key in gone:
-            changed[key] = Cell()
+) -> int:
+    """Deltas are added, absolute values replace, cells that no longer exist are deleted; each changed
+    cell queues its change notice in the same statement. Rows go in key order, so concurrent writers
+    cannot deadlock. Returns how many cells changed."""
+    additions = [_cell_values(k, d) for k, d in sorted(deltas.items()) if not d.is_empty()]
+    replacements = [_cell_values(k, c) for k, c in sorted(absolute.items()) if c is not None]
+    gone = sorted(k for k, c in absolute.items() if c is None)
+    changed = 0
+    for rows, statement in ((additions, _ADD_CELLS), (replacements, _REPLACE_CELLS)):
+        if rows:
+            result = await conn.execute(statement, _columns(_CELL_COLUMNS, rows))
+            emptied = [tuple(row) for row in result]  # a retraction took these cells back to nothing
+            changed += len(rows)
+            if emptied:
+                await conn.execute(_DELETE_EMPTY_CELLS, _columns(_CELL_KEY_COLUMNS, emptied))
+    if gone:
+        keys = [(tenant, k.kpi, k.facility, k.day, k.dimension) for tenant, k in gone]
+        result = await conn.execute(_DELETE_CELLS, _columns(_CELL_KEY_COLUMNS, keys))
+        changed += result.scalar_one()
     return changed
 
 
-async def _queue_changes(conn: AsyncConnection, changed: dict[TenantCell, Cell]) -> None:
-    notices = [
-        {
-            "payload": {
-                "kpi": key.kpi,
-                "tenant": tenant,
-                "facility": key.facility,
-                "bucket": key.day.isoformat(),
-                "dimension": key.dimension,
-                "numerator": format(cell.numerator, "f"),
-                "denominator": format(cell.denominator, "f"),
-                "sample_size": cell.sample_size,
-            }
-        }
-        for (tenant, key), cell in sorted(changed.items())
-    ]
-    if notices:
-        await conn.execute(insert(t.outbox), notices)
+def _columns(columns: dict[str, str], rows: Sequence[Sequence[Any]]) -> dict[str, list[Any]]:
+    """Rows as one array per column: one parameter each whatever the number of rows."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(columns)}
+
+
+_CELL_KEY_COLUMNS = {"tenant": "text", "kpi": "text", "facility": "text", "day": "date", "dimension": "text"}
+_CELL_COLUMNS = {
+    **_CELL_KEY_COLUMNS,
+    "numerator": "numeric",
+    "denominator": "numeric",
+    "sample_size": "bigint",
+}
+
+
+def _unnest(columns: dict[str, str]) -> str:
+    arrays = ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in columns.items())
+    return f"unnest({arrays}) AS r({', '.join(columns)})"
+
+
+_KEY_MATCH = " AND ".join(f"c.{name} = r.{name}" for name in _CELL_KEY_COLUMNS)
+_NOTICE = """jsonb_build_object('kpi', kpi, 'tenant', tenant, 'facility', facility, 'bucket', day::text,
+    'dimension', dimension, 'numerator', numerator::text, 'denominator', denominator::text,
+    'sample_size', sample_size)"""
+_ORDER = "tenant, kpi, facility, day, dimension"
+
+
+def _upsert_cells(new_value: str) -> Any:
+    """Upsert cell rows; queue a notice per written cell (outbox, key order); return the emptied keys."""
+    values = ", ".join(
+        f"{name} = {new_value.format(name=name)}" for name in ("numerator", "denominator", "sample_size")
+    )
+    return text(
+        f"""
+        WITH written AS (
+            INSERT INTO cells ({", ".join(_CELL_COLUMNS)})
+            SELECT * FROM {_unnest(_CELL_COLUMNS)}
+            ON CONFLICT ({_ORDER}) DO UPDATE SET {values}
+            RETURNING *
+        ), queued AS (
+            INSERT INTO outbox (payload) SELECT {_NOTICE} FROM written ORDER BY {_ORDER}
+        )
+        SELECT {_ORDER} FROM written WHERE numerator = 0 AND denominator = 0 AND sample_size = 0
+        """
+    )
+
+
+_ADD_CELLS = _upsert_cells("cells.{name} + excluded.{name}")
+_REPLACE_CELLS = _upsert_cells("excluded.{name}")
+_DELETE_EMPTY_CELLS = text(f"DELETE FROM cells c USING {_unnest(_CELL_KEY_COLUMNS)} WHERE {_KEY_MATCH}")
+_DELETE_CELLS = text(
+    f"""
+    WITH deleted AS (
+        DELETE FROM cells c USING {_unnest(_CELL_KEY_COLUMNS)} WHERE {_KEY_MATCH} RETURNING c.*
+    ), queued AS (
+        INSERT INTO outbox (payload)
+        SELECT jsonb_build_object('kpi', kpi, 'tenant', tenant, 'facility', facility, 'bucket', day::text,
+            'dimension', dimension, 'numerator', '0', 'denominator', '0', 'sample_size', 0)
+        FROM deleted ORDER BY {_ORDER}
+    )
+    SELECT count(*) FROM deleted
+    """
+)
 
 
 def _as_table(alias: str, columns: dict[str, Any], rows: Sequence[Sequence[Any]]) -> Any:
@@ -553,8 +616,6 @@ def _as_table(alias: str, columns: dict[str, Any], rows: Sequence[Sequence[Any]]
 
 
 _KEY_COLUMNS = {"tenant": Text, "source": Text, "id": Text}
-_CELL_KEY_COLUMNS = {"tenant": Text, "kpi": Text, "facility": Text, "day": Date, "dimension": Text}
-_CELL_COLUMNS = {**_CELL_KEY_COLUMNS, "numerator": Numeric, "denominator": Numeric, "sample_size": BigInteger}
 
 
 def _event_keys(keys: Sequence[EventKey]) -> Any:
@@ -565,29 +626,6 @@ def _on_event_key(table: Any, keys: Any) -> Any:
     return and_(table.c.tenant == keys.c.tenant, table.c.source == keys.c.source, table.c.id == keys.c.id)
 
 
-def _cell_keys(keys: Sequence[TenantCell]) -> Any:
-    return _as_table(
-        "c", _CELL_KEY_COLUMNS, [(tenant, k.kpi, k.facility, k.day, k.dimension) for tenant, k in keys]
-    )
-
-
-def _cell_rows(rows: Sequence[dict[str, Any]]) -> Any:
-    return _as_table("r", _CELL_COLUMNS, [[row[name] for name in _CELL_COLUMNS] for row in rows])
-
-
-def _tenant_cell(row: Any) -> TenantCell:
-    return (row.tenant, CellKey(row.kpi, row.facility, row.day, row.dimension))
-
-
-def _cell_row(key: TenantCell, cell: Cell) -> dict[str, Any]:
+def _cell_values(key: TenantCell, cell: Cell) -> tuple[Any, ...]:
     tenant, k = key
-    return {
-        "tenant": tenant,
-        "kpi": k.kpi,
-        "facility": k.facility,
-        "day": k.day,
-        "dimension": k.dimension,
-        "numerator": cell.numerator,
-        "denominator": cell.denominator,
-        "sample_size": cell.sample_size,
-    }
+    return (tenant, k.kpi, k.facility, k.day, k.dimension, cell.numerator, cell.denominator, cell.sample_size)

@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,10 +29,16 @@ from kpi_engine import metrics
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import BatchOutcome, PostgresRecorder
 from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
+from vr_shared.kafka import BatchPublisher, OutgoingMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTBOX_CHUNK = 5_000
+_QUEUED_NOTICES = text(
+    """SELECT seq, payload::text AS value,
+        concat_ws('|', payload->>'tenant', payload->>'kpi', payload->>'facility') AS key
+    FROM outbox ORDER BY seq LIMIT :limit"""
+)
 
 
 class LoggingRebalanceListener(ConsumerRebalanceListener):
@@ -60,6 +65,7 @@ class EventConsumer:
         self._consumer, self._producer, self._engine, self._recorder = consumer, producer, engine, recorder
         self._dead_letter_topic, self._updates_topic = dead_letter_topic, updates_topic
         self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
+        self._notices = BatchPublisher(producer, updates_topic)
         self.database_ok = True
         self.processed_batches = 0
         self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
@@ -174,26 +180,21 @@ class EventConsumer:
         await asyncio.gather(*deliveries)
 
     async def drain_outbox(self) -> None:
-        """Publish queued change notices (at least once), then forget them."""
+        """Publish queued change notices (at least once, record batches per partition), then forget them."""
         while True:
             rows = await self._with_database(self._queued_notices)
             if not rows:
                 return
-            deliveries = []
-            for row in rows:
-                notice = row.payload
-                key = f"{notice['tenant']}|{notice['kpi']}|{notice['facility']}".encode()
-                deliveries.append(
-                    await self._producer.send(self._updates_topic, orjson.dumps(notice), key=key)
-                )
-            await asyncio.gather(*deliveries)
+            await self._notices.publish(
+                [OutgoingMessage(row.key.encode(), row.value.encode(), []) for row in rows]
+            )
             await self._with_database(functools.partial(self._forget_notices, rows[-1].seq))
             metrics.CELL_UPDATES.inc(len(rows))
 
     async def _queued_notices(self) -> list[Any]:
+        """Notices as their JSON text and key (tenant|kpi|facility): published without parsing."""
         async with self._engine.connect() as conn:
-            query = select(t.outbox.c.seq, t.outbox.c.payload).order_by(t.outbox.c.seq).limit(_OUTBOX_CHUNK)
-            return list((await conn.execute(query)).all())
+            return list((await conn.execute(_QUEUED_NOTICES, {"limit": _OUTBOX_CHUNK})).all())
 
     async def _forget_notices(self, last_seq: int) -> None:
         async with self._engine.begin() as conn:
