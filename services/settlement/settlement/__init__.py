@@ -1,0 +1,1 @@
+"""Settlement service: contracts, period statements, finalization and adjustments (SPEC §6)."""

@@ -1,0 +1,1 @@
+"""Pure settlement maths and contract rules: no I/O, no framework."""

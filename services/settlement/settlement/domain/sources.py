@@ -1,0 +1,147 @@
+"""Value sources: where a term parameter's number comes from (SPEC §6).
+
+A parameter is a constant (a decimal string), `{"kpi": name, "dimension": {...}}` (the KPI over the
+contract's facilities for the period) or `{"input": name}` (a per-period input). A reading of a KPI
+keeps its numerator, denominator and sample size, so the statement can show what the amount rests on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from settlement.domain.money import decimal_text
+from vr_shared.kpis import KPI_DIMENSIONS
+
+
+class KpiSource(BaseModel):
+    """`{"kpi": "uptime_pct", "dimension": {"system": "ehr"}}`"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kpi: str
+    dimension: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_pairs), PlainSerializer(dict)] = ()
+
+    @field_validator("kpi")
+    @classmethod
+    def _known_kpi(cls, name: str) -> str:
+        if name not in KPI_DIMENSIONS:
+            raise ValueError(f"unknown KPI {name!r}; expected one of: {', '.join(KPI_DIMENSIONS)}")
+        return name
+
+    @model_validator(mode="after")
+    def _known_dimension(self) -> KpiSource:
+        allowed = KPI_DIMENSIONS[self.kpi]
+        for key, _ in self.dimension:
+            if key != allowed:
+                expected = f"only {allowed!r}" if allowed else "none"
+                raise ValueError(f"{self.kpi} has no dimension {key!r} ({expected})")
+        return self
+
+    def label(self) -> str:
+        if not self.dimension:
+            return self.kpi
+        return f"{self.kpi}[{','.join(f'{k}={v}' for k, v in self.dimension)}]"
+
+
+class InputSource(BaseModel):
+    """`{"input": "benchmark"}`: a value entered per period."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    input: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+
+
+def _pairs(value: Any) -> Any:
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError('a dimension maps names to string values, e.g. {"system": "ehr"}')
+        return tuple(sorted(value.items()))
+    return value
+
+
+Source = KpiSource | InputSource
+Param = Decimal | KpiSource | InputSource
+
+
+@dataclass(frozen=True, slots=True)
+class KpiReading:
+    """One KPI value over one date range and the contract's facilities, as the KPI engine answered."""
+
+    value: Decimal | None  # None: no denominator in the range
+    numerator: Decimal
+    denominator: Decimal | None
+    sample_size: int
+    status: str  # provisional / mature
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "value": None if self.value is None else decimal_text(self.value),
+            "numerator": decimal_text(self.numerator),
+            "denominator": None if self.denominator is None else decimal_text(self.denominator),
+            "sample_size": self.sample_size,
+            "status": self.status,
+        }
+
+
+class MissingValue(Exception):
+    """A value source has no value for the period: the line pays 0 and says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class KpiRequest:
+    source: KpiSource
+    start: date
+    end: date
+
+
+@dataclass
+class Values:
+    """Everything the terms of one statement may read: period inputs and prefetched KPI readings.
+
+    Terms are pure; the service fetches what `needed_kpis` lists before computing. Every value read is
+    recorded (by the name the term gives it) for the line's `inputs`.
+    """
+
+    inputs: dict[str, Decimal]
+    kpis: dict[KpiRequest, KpiReading]
+    used: dict[str, Any] = field(default_factory=dict)
+
+    def number(self, name: str, param: Param, start: date, end: date) -> Decimal:
+        if isinstance(param, Decimal):
+            self.used[name] = decimal_text(param)
+            return param
+        if isinstance(param, InputSource):
+            if param.input not in self.inputs:
+                raise MissingValue(
+                    "missing_input", f"period input {param.input!r} ({name}) has not been entered"
+                )
+            value = self.inputs[param.input]
+            self.used[name] = {"input": param.input, "value": decimal_text(value)}
+            return value
+        reading = self.reading(name, param, start, end)
+        if reading.value is None:
+            raise MissingValue("no_kpi_data", f"{param.label()} has no data for {start} to {end} ({name})")
+        return reading.value
+
+    def reading(self, name: str, source: KpiSource, start: date, end: date) -> KpiReading:
+        reading = self.kpis.get(KpiRequest(source, start, end))
+        if reading is None:
+            raise MissingValue("kpi_unavailable", f"{source.label()} could not be read ({name})")
+        self.used[name] = {"kpi": source.kpi, "dimension": dict(source.dimension), **reading.as_json()}
+        return reading

@@ -1,0 +1,151 @@
+"""A period statement: every term's line, contract caps, total, and the canonical hash of a final one.
+
+Computation is pure: the caller supplies period inputs and KPI readings (`Values`) for exactly the
+requests `kpi_requests` lists, so the same contract, inputs and readings always give the same statement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from settlement.domain.contract import Contract, KpiIncentive, RiskCorridor, SharedSavings, SlaCredit, Term
+from settlement.domain.money import ZERO, decimal_text, round_money
+from settlement.domain.periods import Period, Status
+from settlement.domain.sources import KpiRequest, KpiSource, MissingValue, Values
+from settlement.domain.terms import kpi_incentive, risk_corridor, shared_savings, sla_credit
+from settlement.domain.terms.lines import Line, Outcome, Steps, zero
+
+CONTRACT_CAPS = "contract_caps"
+
+
+def kpi_requests(contract: Contract, period: Period) -> list[KpiRequest]:
+    """Every KPI reading the contract's terms need for the period (SLA terms: one per month)."""
+    requests: set[KpiRequest] = set()
+    for term in contract.terms:
+        ranges = period.months() if isinstance(term, SlaCredit) else [period]
+        for source in _kpi_sources(term):
+            requests.update(KpiRequest(source, r.start, r.end) for r in ranges)
+    return sorted(requests, key=lambda r: (r.source.label(), r.start))
+
+
+def _kpi_sources(model: Any) -> Iterator[KpiSource]:
+    if isinstance(model, KpiSource):
+        yield model
+    elif isinstance(model, BaseModel):
+        for name in type(model).model_fields:
+            yield from _kpi_sources(getattr(model, name))
+        if isinstance(model, KpiIncentive | SlaCredit) and isinstance(model.source, KpiSource):
+            yield model.source
+    elif isinstance(model, list):
+        for item in model:
+            yield from _kpi_sources(item)
+
+
+def compute_line(term: Term, contract: Contract, period: Period, values: Values) -> Line:
+    values.used = {}
+    steps = Steps()
+    try:
+        outcome = _outcome(term, contract, period, values, steps)
+    except MissingValue as missing:
+        outcome = zero(missing.reason, missing.detail)
+    return Line(
+        term.id,
+        term.kind,
+        round_money(outcome.amount, contract.currency),
+        dict(values.used),
+        steps,
+        outcome.reason,
+        outcome.detail,
+        outcome.amount,
+    )
+
+
+def _outcome(term: Term, contract: Contract, period: Period, values: Values, steps: Steps) -> Outcome:
+    match term:
+        case SharedSavings():
+            return shared_savings.compute(term, values, period, steps)
+        case KpiIncentive():
+            return kpi_incentive.compute(term, values, period, steps)
+        case SlaCredit():
+            return sla_credit.compute(term, values, period, steps, contract.fees)
+        case RiskCorridor():
+            return risk_corridor.compute(term, values, period, steps)
+    raise AssertionError(f"unhandled term kind {term.kind}")  # pragma: no cover - the union is closed
+
+
+def contract_caps_line(contract: Contract, lines: list[Line]) -> Line | None:
+    """Contract caps limit the period's total after all terms; when one binds it becomes a line, so the
+    total is always the sum of the lines."""
+    caps = contract.caps
+    if caps is None:
+        return None
+    terms_total = sum((line.amount for line in lines), ZERO)
+    steps = Steps()
+    steps.add("terms_total", terms_total)
+    limited = terms_total
+    if caps.max_reward is not None and terms_total > caps.max_reward:
+        limited = steps.add("max_reward", caps.max_reward)
+    if caps.max_penalty is not None and terms_total < -caps.max_penalty:
+        limited = -steps.add("max_penalty", caps.max_penalty)
+    if limited == terms_total:
+        return None
+    steps.add("amount", limited - terms_total)
+    inputs = {k: decimal_text(v) for k, v in caps.model_dump(exclude_none=True).items()}
+    return Line(
+        CONTRACT_CAPS, CONTRACT_CAPS, round_money(limited - terms_total, contract.currency), inputs, steps
+    )
+
+
+def statement(
+    contract: Contract,
+    version: int,
+    period: Period,
+    status: Status,
+    lines: list[Line],
+    *,
+    data_cutoff: datetime,
+    computed_at: datetime,
+) -> dict[str, Any]:
+    if (capped := contract_caps_line(contract, lines)) is not None:
+        lines = [*lines, capped]
+    total = sum((line.amount for line in lines), ZERO)
+    return {
+        "contract_id": contract.id,
+        "contract_version": version,
+        "period": period.id,
+        "period_start": period.start.isoformat(),
+        "period_end": (period.end - timedelta(days=1)).isoformat(),  # the last day, inclusive
+        "status": status,
+        "currency": contract.currency,
+        "total": decimal_text(round_money(total, contract.currency)),
+        "lines": [line.as_json() for line in lines],
+        "data_cutoff": data_cutoff.isoformat(),
+        "computed_at": computed_at.isoformat(),
+        "adjustments": [],
+    }
+
+
+def canonical_hash(statement_json: dict[str, Any]) -> str:
+    """SHA-256 of the statement's canonical JSON (sorted keys, no whitespace), without the fields that
+    are added after finalization (the hash itself and adjustments)."""
+    body = {k: v for k, v in statement_json.items() if k not in ("sha256", "adjustments", "finalized_at")}
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def line_deltas(final: dict[str, Any], current: dict[str, Any]) -> tuple[list[dict[str, str]], Decimal]:
+    """Per-line and total differences between what was finalized (plus earlier adjustments) and now."""
+    before = {line["term_id"]: Decimal(line["amount"]) for line in final["lines"]}
+    after = {line["term_id"]: Decimal(line["amount"]) for line in current["lines"]}
+    deltas = []
+    for term_id in sorted(set(before) | set(after)):
+        delta = after.get(term_id, ZERO) - before.get(term_id, ZERO)
+        if delta:
+            deltas.append({"term_id": term_id, "delta": decimal_text(delta)})
+    return deltas, Decimal(current["total"]) - Decimal(final["total"])
