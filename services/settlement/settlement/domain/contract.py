@@ -69,37 +69,31 @@ Rate = Annotated[Decimal, BeforeValidator(_rate), _AS_TEXT]
 Amount = Annotated[Decimal, BeforeValidator(_amount), _AS_TEXT]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 
-SOURCE_TAGS = (
-    "constant",
-    "kpi",
-    "input",
-    "mssp_one_sided_scale",
-    "one_minus_final_savings_rate",
-    "benchmark",
-)
+_SOURCE_KEYS = ("kpi", "input", "mssp_one_sided_scale", "one_minus_final_savings_rate")
 _SOURCE_HINT = 'must be a decimal string, {"kpi": "<name>"} or {"input": "<name>"}'
 
 
 def _source_tag(value: Any) -> str | None:
+    """Which form a parameter takes; the tag appears in error locations and is dropped from paths."""
     if isinstance(value, str | Decimal):
-        return "benchmark" if value == "benchmark" else "constant"
+        return "source:benchmark" if value == "benchmark" else "source:constant"
     if isinstance(value, KpiSource):
-        return "kpi"
+        return "source:kpi"
     if isinstance(value, InputSource):
-        return "input"
+        return "source:input"
     if isinstance(value, BaseModel):
-        return next(iter(type(value).model_fields))
+        return f"source:{next(iter(type(value).model_fields))}"
     if isinstance(value, dict):
-        return next((tag for tag in SOURCE_TAGS[1:] if tag in value), None)
+        return next((f"source:{tag}" for tag in _SOURCE_KEYS if tag in value), None)
     return None
 
 
 _SOURCE = Discriminator(_source_tag, custom_error_type="value_source", custom_error_message=_SOURCE_HINT)
-_KPI = Annotated[KpiSource, Tag("kpi")]
-_INPUT = Annotated[InputSource, Tag("input")]
-Param = Annotated[Annotated[Number, Tag("constant")] | _KPI | _INPUT, _SOURCE]
-RateParam = Annotated[Annotated[Rate, Tag("constant")] | _KPI | _INPUT, _SOURCE]
-AmountParam = Annotated[Annotated[Amount, Tag("constant")] | _KPI | _INPUT, _SOURCE]
+_KPI = Annotated[KpiSource, Tag("source:kpi")]
+_INPUT = Annotated[InputSource, Tag("source:input")]
+Param = Annotated[Annotated[Number, Tag("source:constant")] | _KPI | _INPUT, _SOURCE]
+RateParam = Annotated[Annotated[Rate, Tag("source:constant")] | _KPI | _INPUT, _SOURCE]
+AmountParam = Annotated[Annotated[Amount, Tag("source:constant")] | _KPI | _INPUT, _SOURCE]
 
 
 class _Strict(BaseModel):
@@ -124,10 +118,10 @@ class OneMinusFinalRate(_Strict):
 
 
 MinRate = Annotated[
-    Annotated[Rate, Tag("constant")]
-    | Annotated[KpiSource, Tag("kpi")]
-    | Annotated[InputSource, Tag("input")]
-    | Annotated[MsspScale, Tag("mssp_one_sided_scale")],
+    Annotated[Rate, Tag("source:constant")]
+    | Annotated[KpiSource, Tag("source:kpi")]
+    | Annotated[InputSource, Tag("source:input")]
+    | Annotated[MsspScale, Tag("source:mssp_one_sided_scale")],
     Discriminator(
         _source_tag,
         custom_error_type="value_source",
@@ -135,10 +129,10 @@ MinRate = Annotated[
     ),
 ]
 LossRate = Annotated[
-    Annotated[Rate, Tag("constant")]
-    | Annotated[KpiSource, Tag("kpi")]
-    | Annotated[InputSource, Tag("input")]
-    | Annotated[OneMinusFinalRate, Tag("one_minus_final_savings_rate")],
+    Annotated[Rate, Tag("source:constant")]
+    | Annotated[KpiSource, Tag("source:kpi")]
+    | Annotated[InputSource, Tag("source:input")]
+    | Annotated[OneMinusFinalRate, Tag("source:one_minus_final_savings_rate")],
     Discriminator(
         _source_tag,
         custom_error_type="value_source",
@@ -146,10 +140,10 @@ LossRate = Annotated[
     ),
 ]
 CapBase = Annotated[
-    Annotated[Literal["benchmark"], Tag("benchmark")]
-    | Annotated[Number, Tag("constant")]
-    | Annotated[KpiSource, Tag("kpi")]
-    | Annotated[InputSource, Tag("input")],
+    Annotated[Literal["benchmark"], Tag("source:benchmark")]
+    | Annotated[Number, Tag("source:constant")]
+    | Annotated[KpiSource, Tag("source:kpi")]
+    | Annotated[InputSource, Tag("source:input")],
     Discriminator(
         _source_tag, custom_error_type="value_source", custom_error_message=_SOURCE_HINT + ' or "benchmark"'
     ),
@@ -189,9 +183,9 @@ def _known_kpi_name(name: str) -> str:
 
 
 KpiParam = Annotated[
-    Annotated[str, AfterValidator(_known_kpi_name), Tag("constant")]
-    | Annotated[KpiSource, Tag("kpi")]
-    | Annotated[InputSource, Tag("input")],
+    Annotated[str, AfterValidator(_known_kpi_name), Tag("source:constant")]
+    | Annotated[KpiSource, Tag("source:kpi")]
+    | Annotated[InputSource, Tag("source:input")],
     Discriminator(
         _source_tag,
         custom_error_type="value_source",
@@ -206,7 +200,7 @@ def _kpi_source(value: str | KpiSource | InputSource) -> KpiSource | InputSource
 
 class Tier(_Strict):
     threshold: Number
-    amount: Number  # signed: a tier may be a penalty
+    amount: Number
 
 
 class KpiIncentive(_Term):
@@ -327,7 +321,11 @@ def parse_contract(document: Any, *, path_id: str | None = None) -> Contract:
 def _field_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
-        loc: list[int | str] = [p for p in err["loc"] if p not in SOURCE_TAGS and p not in TERM_KINDS]
+        loc: list[int | str] = [
+            p
+            for p in err["loc"]
+            if not (isinstance(p, str) and p.startswith("source:")) and p not in TERM_KINDS
+        ]
         loc = ["from" if part == "from_" else part for part in loc]
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
@@ -396,6 +394,17 @@ def _incentive_rules(term: KpiIncentive, at: str, error: Any) -> None:
         if not term.tiers:
             error(f"{at}.tiers", 'curve "tiers" needs a non-empty list of {"threshold", "amount"}')
             return
+        for i, tier in enumerate(term.tiers):
+            if tier.amount < 0:
+                error(
+                    f"{at}.tiers[{i}].amount",
+                    "tier amounts are rewards (≥ 0); penalties use the linear curve's floor and max_penalty",
+                )
+            if i and tier.amount < term.tiers[i - 1].amount:
+                error(
+                    f"{at}.tiers[{i}].amount",
+                    "must not be less than the previous tier's: a better KPI must never pay less",
+                )
         for i in range(1, len(term.tiers)):
             before, now = term.tiers[i - 1].threshold, term.tiers[i].threshold
             if (now <= before) if higher else (now >= before):

@@ -97,7 +97,7 @@ def contract_caps_line(contract: Contract, lines: list[Line]) -> Line | None:
     if limited == terms_total:
         return None
     steps.add("amount", limited - terms_total)
-    inputs = {k: decimal_text(v) for k, v in caps.model_dump(exclude_none=True).items()}
+    inputs = caps.model_dump(mode="json", exclude_none=True)
     return Line(
         CONTRACT_CAPS, CONTRACT_CAPS, round_money(limited - terms_total, contract.currency), inputs, steps
     )
