@@ -50,6 +50,8 @@ class ErrorMapping:
     status: int
     title: str
     headers: Mapping[str, str] | None = None
+    # Extra members of the problem document taken from the exception (e.g. a field-error list).
+    members: Callable[[Exception], Mapping[str, Any]] | None = None
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
@@ -96,8 +98,9 @@ def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMap
 
 def _mapped_handler(mapping: ErrorMapping) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
+        extra = mapping.members(exc) if mapping.members else {}
         return problem_response(
-            Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers), request
+            Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers, **extra), request
         )
 
     return handle

@@ -462,3 +462,28 @@ def _corridor_rules(term: RiskCorridor, at: str, error: Any) -> None:
             error(
                 f"{at}.bands[{i}].from", "bands out of order: must start at or after the previous band's `to`"
             )
+
+
+class InputsInvalid(ContractInvalid):
+    """Period inputs that are not a map of names to decimal strings."""
+
+
+_INPUT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def parse_inputs(document: Any) -> dict[str, Decimal]:
+    """`{"benchmark": "62500000.00", ...}`: names as value sources use them, values decimal strings."""
+    if not isinstance(document, dict):
+        raise InputsInvalid([FieldError("$", 'must be an object such as {"benchmark": "1000.00"}', "type")])
+    errors, inputs = [], {}
+    for name, value in document.items():
+        if not _INPUT_NAME.match(name):
+            errors.append(FieldError(json_path([name]), "input names are lower_snake_case", "input_name"))
+            continue
+        try:
+            inputs[name] = _decimal(value)
+        except ValueError as exc:
+            errors.append(FieldError(json_path([name]), str(exc), "decimal"))
+    if errors:
+        raise InputsInvalid(errors)
+    return inputs

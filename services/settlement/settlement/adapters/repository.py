@@ -1,0 +1,361 @@
+"""PostgreSQL persistence of contracts, period inputs, final statements, adjustments and the audit log.
+
+Every write and its audit record commit in one transaction. Final statements are inserted once
+(primary key contract + period): a second finalize finds the first and returns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from settlement.adapters import tables as t
+from settlement.domain.contract import Contract, parse_contract
+from vr_shared.identity import Identity
+
+
+class UnknownContract(LookupError):
+    """No such contract, or one the caller is not party to (the two look the same)."""
+
+
+class ContractExists(Exception):
+    """A contract with this id exists already; a change is a PUT (new version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContract:
+    contract: Contract
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.contract.id,
+            "name": self.contract.name,
+            "health_system": self.contract.health_system,
+            "vendor": self.contract.vendor,
+            "version": self.version,
+            "period": self.contract.period,
+            "start": self.contract.start.isoformat(),
+            "end": self.contract.end.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FinalStatement:
+    statement: dict[str, Any]
+    basis: dict[str, Any]
+    idempotency_key: str | None
+
+
+class PostgresSettlementStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    # --- contracts -------------------------------------------------------------------------------
+
+    async def create_contract(self, contract: Contract, actor: Identity) -> StoredContract:
+        document = contract.as_document()
+        async with self._engine.begin() as conn:
+            created = await conn.execute(
+                pg_insert(t.contracts)
+                .values(
+                    id=contract.id, health_system=contract.health_system, vendor=contract.vendor, version=1
+                )
+                .on_conflict_do_nothing()
+                .returning(t.contracts.c.created_at)
+            )
+            if created.first() is None:
+                raise ContractExists(
+                    f"contract {contract.id!r} exists; PUT /v1/contracts/{contract.id} changes it"
+                )
+            await self._add_version(conn, contract.id, 1, document, actor)
+            await _audit(conn, contract.id, "contract.created", actor, None, document)
+        stored = await self.contract(contract.id)
+        assert stored is not None
+        return stored
+
+    async def update_contract(self, contract: Contract, actor: Identity) -> StoredContract:
+        document = contract.as_document()
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(t.contracts)
+                    .where(t.contracts.c.id == contract.id)
+                    .values(
+                        version=t.contracts.c.version + 1,
+                        health_system=contract.health_system,
+                        vendor=contract.vendor,
+                        updated_at=func.now(),
+                    )
+                    .returning(t.contracts.c.version)
+                )
+            ).first()
+            if row is None:
+                raise UnknownContract(contract.id)
+            previous = await _document(conn, contract.id, row.version - 1)
+            await self._add_version(conn, contract.id, row.version, document, actor)
+            await _audit(conn, contract.id, "contract.updated", actor, previous, document)
+        stored = await self.contract(contract.id)
+        assert stored is not None
+        return stored
+
+    async def _add_version(
+        self, conn: AsyncConnection, contract_id: str, version: int, document: dict[str, Any], actor: Identity
+    ) -> None:
+        await conn.execute(
+            insert(t.contract_versions).values(
+                contract_id=contract_id, version=version, document=document, created_by=actor.key_id
+            )
+        )
+
+    async def contract(self, contract_id: str, version: int | None = None) -> StoredContract | None:
+        c, v = t.contracts.c, t.contract_versions.c
+        query = (
+            select(v.document, v.version, c.created_at, v.created_at.label("updated_at"))
+            .join(t.contracts, c.id == v.contract_id)
+            .where(v.contract_id == contract_id, v.version == (version if version is not None else c.version))
+        )
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return StoredContract(parse_contract(row.document), row.version, row.created_at, row.updated_at)
+
+    async def contracts_of(self, tenant: str | None) -> list[StoredContract]:
+        """Contracts the tenant is party to (all of them for None: a platform admin)."""
+        c, v = t.contracts.c, t.contract_versions.c
+        query = (
+            select(v.document, v.version, c.created_at, v.created_at.label("updated_at"))
+            .join(t.contracts, (c.id == v.contract_id) & (c.version == v.version))
+            .order_by(c.id)
+        )
+        if tenant is not None:
+            query = query.where((c.health_system == tenant) | (c.vendor == tenant))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            StoredContract(parse_contract(r.document), r.version, r.created_at, r.updated_at) for r in rows
+        ]
+
+    # --- period inputs ---------------------------------------------------------------------------
+
+    async def put_inputs(
+        self, contract_id: str, period: str, inputs: dict[str, Decimal], actor: Identity
+    ) -> dict[str, str]:
+        document = {name: format(value, "f") for name, value in sorted(inputs.items())}
+        async with self._engine.begin() as conn:
+            previous = await _inputs(conn, contract_id, period)
+            statement = pg_insert(t.period_inputs).values(
+                contract_id=contract_id, period=period, inputs=document
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["contract_id", "period"],
+                    set_={"inputs": statement.excluded.inputs, "updated_at": func.now()},
+                )
+            )
+            await _audit(conn, contract_id, "inputs.put", actor, previous, document, period=period)
+        return document
+
+    async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]:
+        async with self._engine.connect() as conn:
+            stored = await _inputs(conn, contract_id, period)
+        return {name: Decimal(value) for name, value in (stored or {}).items()}
+
+    # --- final statements and adjustments --------------------------------------------------------
+
+    async def finalize(
+        self,
+        contract_id: str,
+        period: str,
+        statement: dict[str, Any],
+        basis: dict[str, Any],
+        scope: tuple[str, list[str], list[str], date, date],
+        idempotency_key: str | None,
+        actor: Identity,
+    ) -> FinalStatement:
+        """Store the final statement unless one exists; either way return the one that is final."""
+        health_system, facilities, kpis, start, end = scope
+        async with self._engine.begin() as conn:
+            inserted = await conn.execute(
+                pg_insert(t.final_statements)
+                .values(
+                    contract_id=contract_id,
+                    period=period,
+                    contract_version=statement["contract_version"],
+                    statement=statement,
+                    sha256=statement["sha256"],
+                    basis=basis,
+                    health_system=health_system,
+                    facilities=facilities,
+                    kpis=kpis,
+                    period_start=start,
+                    period_end=end,
+                    idempotency_key=idempotency_key,
+                    finalized_by=actor.key_id,
+                )
+                .on_conflict_do_nothing()
+                .returning(t.final_statements.c.period)
+            )
+            if inserted.first() is not None:
+                await _audit(conn, contract_id, "settlement.finalized", actor, None, statement, period=period)
+        final = await self.final(contract_id, period)
+        assert final is not None
+        return final
+
+    async def final(self, contract_id: str, period: str) -> FinalStatement | None:
+        f = t.final_statements.c
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(f.statement, f.basis, f.idempotency_key).where(
+                        f.contract_id == contract_id, f.period == period
+                    )
+                )
+            ).first()
+        return None if row is None else FinalStatement(row.statement, row.basis, row.idempotency_key)
+
+    async def finals_touched_by(
+        self, tenant: str, facility: str, kpi: str, day: date
+    ) -> list[tuple[str, str]]:
+        """Final statements whose numbers a change of this KPI cell can move."""
+        f = t.final_statements.c
+        query = select(f.contract_id, f.period).where(
+            f.health_system == tenant,
+            f.facilities.any(facility),
+            f.kpis.any(kpi),
+            f.period_start <= day,
+            f.period_end > day,
+        )
+        async with self._engine.connect() as conn:
+            return [(r.contract_id, r.period) for r in await conn.execute(query)]
+
+    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+        a = t.adjustments.c
+        query = (
+            select(a.id, a.total_delta, a.lines, a.reason, a.created_at, a.statement)
+            .where(a.contract_id == contract_id, a.period == period)
+            .order_by(a.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {
+                "id": row.id,
+                "total_delta": format(row.total_delta, "f"),
+                "lines": row.lines,
+                "reason": row.reason,
+                "created_at": row.created_at.isoformat(),
+                "total_after": row.statement["total"],
+            }
+            for row in rows
+        ]
+
+    async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+        """The recomputed statement behind each adjustment, oldest first."""
+        a = t.adjustments.c
+        query = select(a.statement).where(a.contract_id == contract_id, a.period == period).order_by(a.id)
+        async with self._engine.connect() as conn:
+            return list((await conn.execute(query)).scalars())
+
+    async def add_adjustment(
+        self,
+        contract_id: str,
+        period: str,
+        expected_count: int,
+        total_delta: Decimal,
+        lines: list[dict[str, str]],
+        reason: str,
+        statement: dict[str, Any],
+    ) -> bool:
+        """Append an adjustment unless another one was added since the caller looked (`expected_count`):
+        concurrent reconciliations of one statement record each change once."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended(f"adj:{contract_id}:{period}", 0)))
+            )
+            a = t.adjustments.c
+            count = (
+                await conn.execute(
+                    select(func.count()).where(a.contract_id == contract_id, a.period == period)
+                )
+            ).scalar_one()
+            if count != expected_count:
+                return False
+            await conn.execute(
+                insert(t.adjustments).values(
+                    contract_id=contract_id,
+                    period=period,
+                    total_delta=total_delta,
+                    lines=lines,
+                    reason=reason,
+                    statement=statement,
+                )
+            )
+        return True
+
+    # --- audit -----------------------------------------------------------------------------------
+
+    async def audit_trail(self, contract_id: str) -> list[dict[str, Any]]:
+        a = t.audit_log.c
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(select(t.audit_log).where(a.contract_id == contract_id).order_by(a.seq))
+            ).all()
+        return [
+            {
+                "seq": row.seq,
+                "at": row.at.isoformat(),
+                "action": row.action,
+                "period": row.period,
+                "by": {"tenant": row.tenant, "role": row.role, "key_id": row.key_id},
+                "previous": row.previous,
+                "current": row.current,
+            }
+            for row in rows
+        ]
+
+
+async def _document(conn: AsyncConnection, contract_id: str, version: int) -> dict[str, Any] | None:
+    v = t.contract_versions.c
+    query = select(v.document).where(v.contract_id == contract_id, v.version == version)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def _inputs(conn: AsyncConnection, contract_id: str, period: str) -> dict[str, str] | None:
+    p = t.period_inputs.c
+    query = select(p.inputs).where(p.contract_id == contract_id, p.period == period)
+    return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def _audit(
+    conn: AsyncConnection,
+    contract_id: str,
+    action: str,
+    actor: Identity,
+    previous: Any,
+    current: Any,
+    *,
+    period: str | None = None,
+) -> None:
+    await conn.execute(
+        insert(t.audit_log).values(
+            contract_id=contract_id,
+            action=action,
+            period=period,
+            tenant=actor.tenant,
+            role=actor.role,
+            key_id=actor.key_id,
+            previous=previous,
+            current=current,
+        )
+    )

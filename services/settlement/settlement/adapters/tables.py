@@ -1,0 +1,112 @@
+"""Settlement's tables (its own schema; connections put it first on the search path).
+
+Contracts are versioned documents; period inputs are per contract and period; a final statement is
+frozen with everything needed to recompute it; adjustments and the audit log are append-only.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+contracts = Table(
+    "contracts",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("health_system", Text, nullable=False),
+    Column("vendor", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("contracts_by_health_system", "health_system"),
+    Index("contracts_by_vendor", "vendor"),
+)
+
+contract_versions = Table(
+    "contract_versions",
+    metadata,
+    Column("contract_id", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("document", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    PrimaryKeyConstraint("contract_id", "version"),
+)
+
+period_inputs = Table(
+    "period_inputs",
+    metadata,
+    Column("contract_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("inputs", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("contract_id", "period"),
+)
+
+final_statements = Table(
+    "final_statements",
+    metadata,
+    Column("contract_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("contract_version", Integer, nullable=False),
+    Column("statement", JSONB, nullable=False),
+    Column("sha256", Text, nullable=False),
+    # What recomputes it: the contract document and inputs it used (KPI readings are in its lines).
+    Column("basis", JSONB, nullable=False),
+    # Which KPI changes can touch it (the change feed is matched against these).
+    Column("health_system", Text, nullable=False),
+    Column("facilities", ARRAY(Text), nullable=False),
+    Column("kpis", ARRAY(Text), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),  # exclusive
+    Column("idempotency_key", Text),
+    Column("finalized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finalized_by", Text, nullable=False),
+    PrimaryKeyConstraint("contract_id", "period"),
+    Index("final_statements_by_scope", "health_system", "period_start"),
+)
+
+adjustments = Table(
+    "adjustments",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("contract_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("total_delta", Numeric, nullable=False),
+    Column("lines", JSONB, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("statement", JSONB, nullable=False),  # the recomputation the deltas lead to
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("adjustments_by_statement", "contract_id", "period", "id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("contract_id", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("period", Text),
+    Column("tenant", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("key_id", Text, nullable=False),
+    Column("previous", JSONB),
+    Column("current", JSONB),
+    Index("audit_log_by_contract", "contract_id", "seq"),
+)

@@ -1,0 +1,55 @@
+"""The composition root: the one place that names the concrete adapters settlement runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from settlement.adapters.kpi_client import HttpKpiReader
+from settlement.adapters.repository import PostgresSettlementStore
+from settlement.config import Settings
+from settlement.entrypoints.updates import KpiUpdatesConsumer
+from settlement.handlers import SettlementService
+from vr_shared.db import create_engine
+from vr_shared.identity import IdentitySigner
+from vr_shared.kafka import TopicSpec, create_consumer
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    engine: AsyncEngine
+    http: httpx.AsyncClient
+    consumer: AIOKafkaConsumer
+    store: PostgresSettlementStore
+    service: SettlementService
+    updates: KpiUpdatesConsumer
+    topics: list[TopicSpec]
+
+
+def build(settings: Settings) -> Components:
+    """Must run inside the event loop (aiokafka and httpx clients bind to it)."""
+    engine = create_engine(settings.database_url, schema=settings.db_schema, pool_size=5)
+    http = httpx.AsyncClient(
+        base_url=settings.kpi_engine_url,
+        timeout=settings.kpi_timeout_seconds,
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+    )
+    # Settlement asks the KPI engine as the contract's health system, with tokens it signs itself.
+    signer = IdentitySigner(settings.identity_secret.get_secret_value(), ttl_seconds=60)
+    store = PostgresSettlementStore(engine)
+    service = SettlementService(store, HttpKpiReader(http, signer))
+    consumer = create_consumer(
+        settings.kafka_bootstrap_servers,
+        group_id=settings.consumer_group,
+        client_id="settlement",
+        session_timeout_ms=settings.session_timeout_ms,
+        max_poll_records=1000,
+    )
+    consumer.subscribe([settings.updates_topic])
+    updates = KpiUpdatesConsumer(consumer, store, service)
+    return Components(
+        engine, http, consumer, store, service, updates, [TopicSpec(settings.updates_topic, 12)]
+    )

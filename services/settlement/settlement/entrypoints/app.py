@@ -1,0 +1,81 @@
+"""The settlement application: HTTP API and the change-feed consumer, opened and closed in lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from settlement import bootstrap
+from settlement.adapters.migrate import migrate
+from settlement.config import Settings
+from settlement.entrypoints.errors import error_map
+from settlement.entrypoints.routes import router
+from vr_shared.db import database_reachable
+from vr_shared.identity import IdentityVerifier
+from vr_shared.kafka import ensure_topics
+from vr_shared.runtime import settle_heap
+from vr_shared.web import add_common_middleware, install_error_map, ops_router
+
+log = logging.getLogger(__name__)
+
+
+def _report_stop(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("change-feed consumer stopped", exc_info=task.exception())
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        components = bootstrap.build(settings)
+        await migrate(components.engine, settings.db_schema)
+        await ensure_topics(settings.kafka_bootstrap_servers, components.topics)
+        await components.consumer.start()
+        app.state.components = components
+        app.state.store, app.state.service = components.store, components.service
+        consuming = asyncio.create_task(components.updates.run(), name="consume-kpi-updates")
+        consuming.add_done_callback(_report_stop)
+        app.state.consuming = consuming
+        settle_heap()
+        log.info(
+            "settlement ready", extra={"schema": settings.db_schema, "kpi_engine": settings.kpi_engine_url}
+        )
+        try:
+            yield
+        finally:
+            consuming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consuming
+            await components.consumer.stop()
+            await components.http.aclose()
+            await components.engine.dispose()
+
+    app = FastAPI(
+        title="Value Realization — settlement",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.identity_verifier = IdentityVerifier(
+        settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
+    )
+    install_error_map(app, error_map(settings.retry_after_seconds))
+    add_common_middleware(app, settings.service_name)
+    app.include_router(router)
+
+    async def database_ready() -> bool:
+        components = getattr(app.state, "components", None)
+        return components is not None and await database_reachable(components.engine)
+
+    async def consumer_running() -> bool:
+        consuming = getattr(app.state, "consuming", None)
+        return consuming is not None and not consuming.done()
+
+    app.include_router(ops_router({"database": database_ready, "change_feed": consumer_running}))
+    return app

@@ -1,0 +1,33 @@
+"""Settlement's error map: domain exceptions → problem+json status, title and members."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from settlement.adapters.kpi_client import KpiEngineUnavailable
+from settlement.adapters.repository import ContractExists
+from settlement.domain.contract import ContractInvalid
+from settlement.domain.periods import PeriodError
+from settlement.handlers import PeriodNotEnded, StatementIncomplete
+from vr_shared.web import ErrorMapping
+
+
+def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping]:
+    return {
+        ContractInvalid: ErrorMapping(
+            422,
+            "Invalid contract",
+            members=lambda exc: {"errors": [e.as_json() for e in exc.errors]},
+        ),
+        ContractExists: ErrorMapping(409, "Contract exists"),
+        PeriodError: ErrorMapping(404, "Unknown period"),
+        PeriodNotEnded: ErrorMapping(409, "Period not ended"),
+        StatementIncomplete: ErrorMapping(
+            409,
+            "Statement incomplete",
+            members=lambda exc: {"lines": exc.lines},
+        ),
+        KpiEngineUnavailable: ErrorMapping(
+            503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
+        ),
+    }

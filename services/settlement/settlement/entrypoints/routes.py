@@ -1,0 +1,260 @@
+"""HTTP routes of settlement (SPEC §6): contracts, period inputs, statements, finalize, what-if, audit.
+
+Consumes: the gateway-signed identity; reads KPI values through the KPI engine's API. Produces:
+statements with every amount a decimal string; final statements and adjustments for billing systems.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Request, Response
+
+from settlement.adapters.repository import PostgresSettlementStore, StoredContract, UnknownContract
+from settlement.domain.contract import ContractInvalid, parse_contract, parse_inputs
+from settlement.entrypoints.access import (
+    ensure_may_finalize,
+    ensure_may_read,
+    ensure_may_write,
+    not_found,
+    unknown_facilities,
+)
+from settlement.handlers import SettlementService
+from vr_shared.auth import caller_with_role
+from vr_shared.events.validation import FieldError
+from vr_shared.identity import Identity
+from vr_shared.web import Problem
+
+router = APIRouter()
+
+ALL_ROLES = {"platform_admin", "tenant_admin", "billing", "ops"}
+Caller = Annotated[Identity, Depends(caller_with_role(ALL_ROLES))]
+Writer = Annotated[Identity, Depends(caller_with_role({"platform_admin", "tenant_admin"}))]
+Document = Annotated[dict[str, Any], Body()]
+
+
+def _service(request: Request) -> SettlementService:
+    service: SettlementService = request.app.state.service
+    return service
+
+
+def _store(request: Request) -> PostgresSettlementStore:
+    store: PostgresSettlementStore = request.app.state.store
+    return store
+
+
+Service = Annotated[SettlementService, Depends(_service)]
+Store = Annotated[PostgresSettlementStore, Depends(_store)]
+
+
+async def _readable(store: PostgresSettlementStore, contract_id: str, caller: Identity) -> StoredContract:
+    stored = await store.contract(contract_id)
+    if stored is None:
+        raise not_found(contract_id)
+    ensure_may_read(caller, stored.contract)
+    return stored
+
+
+def _check_writer(caller: Identity, document: dict[str, Any], path_id: str | None = None) -> Any:
+    contract = parse_contract(document, path_id=path_id)
+    ensure_may_write(caller, contract)
+    wrong = unknown_facilities(caller, contract)
+    if wrong:
+        raise ContractInvalid(
+            [
+                FieldError(f"$.facilities[{i}]", "not a facility of the health system", "facility")
+                for i in wrong
+            ]
+        )
+    return contract
+
+
+def _contract_answer(stored: StoredContract) -> dict[str, Any]:
+    return {
+        **stored.contract.as_document(),
+        "version": stored.version,
+        "created_at": stored.created_at.isoformat(),
+        "updated_at": stored.updated_at.isoformat(),
+    }
+
+
+@router.post("/v1/contracts", status_code=201, summary="Create a contract (version 1)")
+async def create_contract(
+    document: Document, caller: Writer, store: Store, response: Response
+) -> dict[str, Any]:
+    contract = _check_writer(caller, document)
+    stored = await store.create_contract(contract, caller)
+    response.headers["Location"] = f"/v1/contracts/{contract.id}"
+    return _contract_answer(stored)
+
+
+@router.get("/v1/contracts", summary="Contracts the caller's tenant is party to")
+async def list_contracts(caller: Caller, store: Store) -> dict[str, Any]:
+    tenant = None if caller.role == "platform_admin" else caller.tenant
+    return {"items": [c.summary() for c in await store.contracts_of(tenant)]}
+
+
+@router.get("/v1/contracts/{contract_id}", summary="A contract, its latest or a given version")
+async def get_contract(
+    contract_id: str, caller: Caller, store: Store, version: int | None = None
+) -> dict[str, Any]:
+    await _readable(store, contract_id, caller)
+    stored = await store.contract(contract_id, version)
+    if stored is None:
+        raise Problem(404, "Unknown version", f"contract {contract_id!r} has no version {version}")
+    return _contract_answer(stored)
+
+
+@router.put("/v1/contracts/{contract_id}", summary="Change a contract (a new version)")
+async def update_contract(
+    contract_id: str, document: Document, caller: Writer, store: Store
+) -> dict[str, Any]:
+    existing = await store.contract(contract_id)
+    if existing is None:
+        raise not_found(contract_id)
+    ensure_may_write(caller, existing.contract)  # the current parties decide, not the new document
+    contract = _check_writer(caller, document, path_id=contract_id)
+    try:
+        return _contract_answer(await store.update_contract(contract, caller))
+    except UnknownContract:
+        raise not_found(contract_id) from None
+
+
+@router.put("/v1/contracts/{contract_id}/periods/{period}/inputs", summary="Set a period's inputs")
+async def put_inputs(
+    contract_id: str, period: str, document: Document, caller: Writer, store: Store, service: Service
+) -> dict[str, Any]:
+    stored = await store.contract(contract_id)
+    if stored is None:
+        raise not_found(contract_id)
+    ensure_may_write(caller, stored.contract)
+    checked = service.period(stored.contract, period)
+    inputs = await store.put_inputs(contract_id, checked.id, parse_inputs(document), caller)
+    # An input of a final period changes what is owed: that is an adjustment, never an edit.
+    await service.reconcile(contract_id, checked.id, "inputs", "period inputs changed after finalization")
+    return {"contract_id": contract_id, "period": checked.id, "inputs": inputs}
+
+
+@router.get("/v1/contracts/{contract_id}/periods/{period}/inputs", summary="A period's inputs")
+async def get_inputs(
+    contract_id: str, period: str, caller: Caller, store: Store, service: Service
+) -> dict[str, Any]:
+    stored = await _readable(store, contract_id, caller)
+    checked = service.period(stored.contract, period)
+    inputs = await store.inputs(contract_id, checked.id)
+    return {
+        "contract_id": contract_id,
+        "period": checked.id,
+        "inputs": {k: format(v, "f") for k, v in inputs.items()},
+    }
+
+
+@router.get("/v1/contracts/{contract_id}/settlements", summary="Statements of every period begun so far")
+async def list_settlements(
+    contract_id: str, caller: Caller, store: Store, service: Service
+) -> dict[str, Any]:
+    stored = await _readable(store, contract_id, caller)
+    return {"items": await service.statements(stored)}
+
+
+@router.get("/v1/contracts/{contract_id}/settlements/{period}", summary="One period's statement")
+async def get_settlement(
+    contract_id: str, period: str, caller: Caller, store: Store, service: Service
+) -> dict[str, Any]:
+    stored = await _readable(store, contract_id, caller)
+    return await service.statement(stored, period)
+
+
+@router.post(
+    "/v1/contracts/{contract_id}/settlements/{period}/finalize", summary="Freeze a period's statement"
+)
+async def finalize(
+    contract_id: str,
+    period: str,
+    caller: Caller,
+    store: Store,
+    service: Service,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> dict[str, Any]:
+    stored = await store.contract(contract_id)
+    if stored is None:
+        raise not_found(contract_id)
+    ensure_may_finalize(caller, stored.contract)
+    final, created = await service.finalize(stored, period, idempotency_key, caller)
+    response.status_code = 201 if created else 200
+    return final
+
+
+@router.post(
+    "/v1/contracts/{contract_id}/settlements/{period}/reconcile",
+    summary="Recompute a final period on today's data; a difference becomes an adjustment",
+)
+async def reconcile(
+    contract_id: str, period: str, caller: Caller, store: Store, service: Service
+) -> dict[str, Any]:
+    stored = await store.contract(contract_id)
+    if stored is None:
+        raise not_found(contract_id)
+    ensure_may_finalize(caller, stored.contract)
+    checked = service.period(stored.contract, period)
+    if await store.final(contract_id, checked.id) is None:
+        raise Problem(409, "Not final", f"period {checked.id} is not final: its statement is always current")
+    adjustment = await service.reconcile(contract_id, checked.id, "on_demand", "reconciliation requested")
+    return {"adjustment": adjustment}
+
+
+@router.get("/v1/contracts/{contract_id}/audit", summary="Every write to the contract, append-only")
+async def audit(contract_id: str, caller: Caller, store: Store) -> dict[str, Any]:
+    await _readable(store, contract_id, caller)
+    return {"items": await store.audit_trail(contract_id)}
+
+
+@router.post("/v1/contracts:simulate", summary="What-if: statements a contract would produce (not stored)")
+async def simulate(document: Document, caller: Caller, store: Store, service: Service) -> dict[str, Any]:
+    contract = parse_contract(document.get("contract"))
+    periods = document.get("periods")
+    if not isinstance(periods, list) or not periods or not all(isinstance(p, str) for p in periods):
+        raise ContractInvalid(
+            [FieldError("$.periods", 'a non-empty list of period ids, e.g. ["2026-Q1"]', "periods")]
+        )
+    raw_inputs = document.get("inputs") or {}
+    if not isinstance(raw_inputs, dict):
+        raise ContractInvalid([FieldError("$.inputs", "an object of period id → inputs", "inputs")])
+    await _ensure_may_simulate(caller, contract, store)
+    inputs = {period: parse_inputs(values) for period, values in raw_inputs.items()}
+    return {"statements": await service.simulate(contract, periods, inputs)}
+
+
+async def _ensure_may_simulate(caller: Identity, contract: Any, store: PostgresSettlementStore) -> None:
+    """The health system may simulate on its own facilities; a vendor only on facilities an existing
+    contract with that health system already lets it see."""
+    if caller.role == "platform_admin":
+        return
+    if caller.tenant == contract.health_system:
+        wrong = unknown_facilities(caller, contract)
+        if wrong:
+            raise ContractInvalid(
+                [
+                    FieldError(
+                        f"$.contract.facilities[{i}]", "not a facility of the health system", "facility"
+                    )
+                    for i in wrong
+                ]
+            )
+        return
+    if caller.tenant == contract.vendor:
+        visible = {
+            f
+            for c in await store.contracts_of(caller.tenant)
+            if c.contract.health_system == contract.health_system
+            for f in c.contract.facilities
+        }
+        if set(contract.facilities) <= visible:
+            return
+    raise Problem(
+        403,
+        "Forbidden",
+        "simulate only with your own facilities or those a contract shares with you",
+        type_="/problems/forbidden",
+    )

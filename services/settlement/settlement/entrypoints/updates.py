@@ -1,0 +1,80 @@
+"""The change-feed consumer: late KPI changes reach final statements as adjustments.
+
+Consumes: `vr.kpi-updates.v1` (compact notices of changed KPI cells, from the KPI engine). Produces:
+adjustment records for final statements whose period and scope the change touches. Offsets are
+committed after the batch's reconciliations, so a crash re-reads the notices; reconciling twice is
+harmless (a second recomputation finds no new difference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from settlement import metrics
+from settlement.adapters.kpi_client import KpiEngineUnavailable
+from settlement.adapters.repository import PostgresSettlementStore
+from settlement.handlers import SettlementService
+
+log = logging.getLogger(__name__)
+Change = tuple[str, str, str, date]  # tenant, facility, kpi, day
+
+
+class KpiUpdatesConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        store: PostgresSettlementStore,
+        service: SettlementService,
+        *,
+        retry_backoff_s: float = 2.0,
+    ) -> None:
+        self._consumer, self._store, self._service = consumer, store, service
+        self._retry_backoff_s = retry_backoff_s
+
+    async def run(self) -> None:
+        while True:
+            batch = await self._consumer.getmany(timeout_ms=500, max_records=1000)
+            if not batch:
+                continue
+            changes = {
+                c for records in batch.values() for r in records if (c := _change(r.value)) is not None
+            }
+            await self._reconcile_until_done(changes)
+            try:
+                await self._consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            except (CommitFailedError, KafkaError) as exc:
+                log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
+
+    async def _reconcile_until_done(self, changes: set[Change]) -> None:
+        while True:
+            try:
+                await self.reconcile(changes)
+                return
+            except KpiEngineUnavailable:
+                log.warning("KPI engine unavailable; change notices wait")
+                await asyncio.sleep(self._retry_backoff_s)
+
+    async def reconcile(self, changes: set[Change]) -> None:
+        touched: set[tuple[str, str, str]] = set()
+        for tenant, facility, kpi, day in sorted(changes):
+            for contract_id, period in await self._store.finals_touched_by(tenant, facility, kpi, day):
+                touched.add((contract_id, period, kpi))
+        metrics.KPI_UPDATES.labels("touches_final" if touched else "no_final").inc(len(changes))
+        for contract_id, period in sorted({(c, p) for c, p, _ in touched}):
+            kpis = ", ".join(sorted(k for c, p, k in touched if (c, p) == (contract_id, period)))
+            await self._service.reconcile(contract_id, period, "kpi_update", f"late KPI data: {kpis}")
+
+
+def _change(value: bytes | None) -> Change | None:
+    try:
+        notice = orjson.loads(value or b"")
+        return (notice["tenant"], notice["facility"], notice["kpi"], date.fromisoformat(notice["bucket"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.warning("unreadable KPI change notice skipped")
+        return None

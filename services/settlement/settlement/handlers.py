@@ -1,0 +1,229 @@
+"""What settlement does: compute statements, finalize them, reconcile late data, simulate terms.
+
+Statements are computed from the contract, the period inputs and KPI readings fetched for exactly the
+requests the terms need; the maths is the pure domain. A final statement is frozen with its basis
+(contract document, inputs, readings) and its SHA-256; later changes become adjustments.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+from settlement import metrics
+from settlement.adapters.repository import PostgresSettlementStore, StoredContract
+from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.periods import Period, Status, has_ended, parse_period, periods_until, status_at
+from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
+from settlement.domain.statement import canonical_hash, compute_line, kpi_requests, line_deltas, statement
+from vr_shared.identity import Identity
+
+INCOMPLETE_REASONS = frozenset({"missing_input", "kpi_unavailable"})
+
+
+class KpiReader(Protocol):
+    async def read(self, contract: Contract, requests: list[KpiRequest]) -> dict[KpiRequest, KpiReading]: ...
+
+
+class PeriodNotEnded(Exception):
+    """A period is finalized only once it has ended."""
+
+
+class StatementIncomplete(Exception):
+    def __init__(self, lines: list[dict[str, Any]]) -> None:
+        super().__init__(
+            "the statement lacks values: "
+            + ", ".join(f"{line['term_id']} ({line['reason']})" for line in lines)
+        )
+        self.lines = [
+            {"term_id": line["term_id"], "reason": line["reason"], "detail": line.get("detail")}
+            for line in lines
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    statement: dict[str, Any]
+    readings: dict[KpiRequest, KpiReading]
+    inputs: dict[str, Decimal]
+
+
+class SettlementService:
+    def __init__(
+        self,
+        store: PostgresSettlementStore,
+        kpis: KpiReader,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store, self._kpis, self._clock = store, kpis, clock
+
+    def period(self, contract: Contract, period_id: str) -> Period:
+        return parse_period(contract.period, period_id, contract.start, contract.end)
+
+    async def compute(
+        self,
+        contract: Contract,
+        version: int,
+        period: Period,
+        inputs: dict[str, Decimal],
+        *,
+        status: Status | None = None,
+    ) -> Computed:
+        started = time.perf_counter()
+        now = self._clock()
+        readings = await self._kpis.read(contract, kpi_requests(contract, period))
+        values = Values(inputs, readings)
+        lines = [compute_line(term, contract, period, values) for term in contract.terms]
+        state = status or status_at(period, contract.runout_days, contract.timezone, now)
+        result = statement(
+            contract, version, period, state, lines, data_cutoff=now, computed_at=self._clock()
+        )
+        metrics.STATEMENT_SECONDS.observe(time.perf_counter() - started)
+        metrics.STATEMENTS_COMPUTED.labels(result["status"]).inc()
+        metrics.SETTLEMENT_AMOUNT.labels(contract.id, period.id, result["status"], contract.currency).set(
+            float(result["total"])
+        )
+        return Computed(result, readings, inputs)
+
+    async def statement(self, stored: StoredContract, period_id: str) -> dict[str, Any]:
+        period = self.period(stored.contract, period_id)
+        final = await self._store.final(stored.contract.id, period.id)
+        if final is not None:
+            return await self._final_with_adjustments(stored.contract.id, final.statement)
+        inputs = await self._store.inputs(stored.contract.id, period.id)
+        return (await self.compute(stored.contract, stored.version, period, inputs)).statement
+
+    async def statements(self, stored: StoredContract) -> list[dict[str, Any]]:
+        today = self._clock().astimezone(ZoneInfo(stored.contract.timezone)).date()
+        periods = periods_until(stored.contract.period, stored.contract.start, stored.contract.end, today)
+        return [await self.statement(stored, p.id) for p in periods]
+
+    async def finalize(
+        self, stored: StoredContract, period_id: str, idempotency_key: str | None, actor: Identity
+    ) -> tuple[dict[str, Any], bool]:
+        """The final statement and whether this call created it (a repeat returns the same one)."""
+        contract = stored.contract
+        period = self.period(contract, period_id)
+        existing = await self._store.final(contract.id, period.id)
+        if existing is not None:
+            return await self._final_with_adjustments(contract.id, existing.statement), False
+        if not has_ended(period, contract.timezone, self._clock()):
+            raise PeriodNotEnded(f"period {period.id} has not ended; it can be finalized from {period.end}")
+        inputs = await self._store.inputs(contract.id, period.id)
+        computed = await self.compute(contract, stored.version, period, inputs, status="final")
+        incomplete = [
+            line for line in computed.statement["lines"] if line.get("reason") in INCOMPLETE_REASONS
+        ]
+        if incomplete:
+            raise StatementIncomplete(incomplete)
+        final = dict(computed.statement)
+        final["basis"] = _basis(contract, computed)
+        final["sha256"] = canonical_hash(final)
+        final["finalized_at"] = self._clock().isoformat()
+        scope = (
+            contract.health_system,
+            list(contract.facilities),
+            sorted(
+                {r.source.kpi for r in computed.readings}
+                | {r.source.kpi for r in kpi_requests(contract, period)}
+            ),
+            period.start,
+            period.end,
+        )
+        stored_final = await self._store.finalize(
+            contract.id, period.id, final, final["basis"], scope, idempotency_key, actor
+        )
+        created = stored_final.statement["sha256"] == final["sha256"]
+        if created:
+            metrics.FINALIZATIONS.inc()
+        return await self._final_with_adjustments(contract.id, stored_final.statement), created
+
+    async def reconcile(
+        self, contract_id: str, period_id: str, trigger: str, reason: str
+    ) -> dict[str, Any] | None:
+        """Recompute a final period on today's data; a difference becomes an adjustment record."""
+        final = await self._store.final(contract_id, period_id)
+        if final is None:
+            return None
+        contract = parse_contract(final.basis["contract"])
+        period = self.period(contract, period_id)
+        for _attempt in range(3):
+            adjustments = await self._store.adjustments(contract_id, period_id)
+            inputs = await self._store.inputs(contract_id, period_id)
+            current = await self.compute(
+                contract, final.statement["contract_version"], period, inputs, status="final"
+            )
+            baseline = await self._latest_amounts(contract_id, period_id, final.statement)
+            deltas, total_delta = line_deltas(baseline, current.statement)
+            if not deltas and total_delta == 0:
+                return None
+            if await self._store.add_adjustment(
+                contract_id, period_id, len(adjustments), total_delta, deltas, reason, current.statement
+            ):
+                metrics.ADJUSTMENTS.labels(trigger).inc()
+                return (await self._store.adjustments(contract_id, period_id))[-1]
+        return None
+
+    async def _latest_amounts(
+        self, contract_id: str, period_id: str, final: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The final statement as corrected by its adjustments so far (the last recomputation)."""
+        adjustments = await self._store.adjustment_statements(contract_id, period_id)
+        return adjustments[-1] if adjustments else final
+
+    async def _final_with_adjustments(self, contract_id: str, final: dict[str, Any]) -> dict[str, Any]:
+        return {**final, "adjustments": await self._store.adjustments(contract_id, final["period"])}
+
+    async def simulate(
+        self, contract: Contract, period_ids: list[str], inputs: dict[str, dict[str, Decimal]]
+    ) -> list[dict[str, Any]]:
+        results = []
+        for period_id in period_ids:
+            period = self.period(contract, period_id)
+            computed = await self.compute(contract, 0, period, inputs.get(period_id, {}))
+            results.append({**computed.statement, "status": "simulated"})
+        return results
+
+
+def _basis(contract: Contract, computed: Computed) -> dict[str, Any]:
+    """Everything that reproduces the statement: the contract as it was, inputs, KPI readings."""
+    return {
+        "contract": contract.as_document(),
+        "inputs": {name: format(value, "f") for name, value in sorted(computed.inputs.items())},
+        "kpi_readings": [
+            {
+                "kpi": request.source.kpi,
+                "dimension": dict(request.source.dimension),
+                "start": request.start.isoformat(),
+                "end": request.end.isoformat(),
+                **reading.as_json(),
+            }
+            for request, reading in sorted(
+                computed.readings.items(), key=lambda item: (item[0].source.label(), item[0].start)
+            )
+        ],
+    }
+
+
+def readings_of(basis: dict[str, Any]) -> dict[KpiRequest, KpiReading]:
+    """The KPI readings a final statement's basis recorded (to recompute it exactly as it was)."""
+    result = {}
+    for item in basis["kpi_readings"]:
+        request = KpiRequest(
+            KpiSource(kpi=item["kpi"], dimension=item["dimension"]),
+            date.fromisoformat(item["start"]),
+            date.fromisoformat(item["end"]),
+        )
+        result[request] = KpiReading(
+            None if item["value"] is None else Decimal(item["value"]),
+            Decimal(item["numerator"]),
+            None if item["denominator"] is None else Decimal(item["denominator"]),
+            int(item["sample_size"]),
+            item["status"],
+        )
+    return result

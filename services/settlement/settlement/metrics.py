@@ -1,0 +1,27 @@
+"""Settlement metrics (SPEC §8): amounts per contract and period status, and the work behind them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SETTLEMENT_AMOUNT = Gauge(
+    "vr_settlement_amount",
+    "Latest computed period total (currency units; positive = owed to the vendor)",
+    ["contract", "period", "status", "currency"],
+)
+STATEMENTS_COMPUTED = Counter("vr_settlement_statements_computed_total", "Statements computed", ["status"])
+STATEMENT_SECONDS = Histogram(
+    "vr_settlement_statement_seconds",
+    "Time to compute one statement, KPI reads included",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+FINALIZATIONS = Counter("vr_settlement_finalizations_total", "Statements finalized")
+ADJUSTMENTS = Counter(
+    "vr_settlement_adjustments_total", "Adjustments recorded after finalization", ["trigger"]
+)
+KPI_READ_SECONDS = Histogram(
+    "vr_settlement_kpi_read_seconds",
+    "Latency of one KPI engine query",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+KPI_UPDATES = Counter("vr_settlement_kpi_updates_total", "KPI change notices consumed", ["effect"])
