@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vr_shared.identity import Identity, IdentitySigner, Role
+from vr_shared.identity import Identity, IdentitySigner, Role, TenantKind
 
 IDENTITY_SECRET = "test-identity-secret-0123456789abcdef0123456789"
 PSEUDONYM_KEY = "test-pseudonym-master-key-0123456789abcdef012345"
@@ -19,6 +19,15 @@ def token(
     ttl_seconds: int = 60,
     secret: str = IDENTITY_SECRET,
     now: float | None = None,
+    tenant_kind: TenantKind = "health_system",
+    timezone: str = TIMEZONE,
 ) -> str:
-    identity = Identity(tenant=tenant, role=role, key_id="key-test", facilities=facilities, timezone=TIMEZONE)
+    identity = Identity(
+        tenant=tenant,
+        role=role,
+        key_id="key-test",
+        facilities=facilities,
+        tenant_kind=tenant_kind,
+        timezone=timezone,
+    )
     return IdentitySigner(secret, ttl_seconds=ttl_seconds).sign(identity, now=now)

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import any_, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -231,8 +231,8 @@ class PostgresSettlementStore:
         f = t.final_statements.c
         query = select(f.contract_id, f.period).where(
             f.health_system == tenant,
-            f.facilities.any(facility),
-            f.kpis.any(kpi),
+            literal(facility) == any_(f.facilities),
+            literal(kpi) == any_(f.kpis),
             f.period_start <= day,
             f.period_end > day,
         )

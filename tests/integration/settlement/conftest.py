@@ -1,0 +1,89 @@
+"""The whole pipeline for settlement tests: ingest → broker → KPI engine (over HTTP) → settlement.
+
+One stack per test module (each with its own topics and schemas); tests keep apart by tenant and
+contract ids.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from kpi_engine.entrypoints.app import create_app as create_engine_app
+from settlement.config import Settings
+from settlement.entrypoints.app import create_app
+from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
+from tests.integration.kpi.test_engine_service import engine_settings
+from tests.support.identity import IDENTITY_SECRET, token
+from tests.support.infrastructure import Infrastructure
+from tests.support.servers import serving
+from vr_shared.db import create_engine
+from vr_shared.identity import Role
+
+
+@dataclass
+class SettlementStack:
+    ingest: IngestUnderTest
+    settlement: httpx.AsyncClient
+    settings: Settings
+
+
+def settlement_settings(infra: Infrastructure, kpi_engine_url: str, updates_topic: str) -> Settings:
+    suffix = uuid.uuid4().hex[:10]
+    return Settings.model_validate(
+        {
+            "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
+            "database_url": infra.database_url,
+            "identity_secret": IDENTITY_SECRET,
+            "db_schema": f"settlement_test_{suffix}",
+            "kpi_engine_url": kpi_engine_url,
+            "updates_topic": updates_topic,
+            "consumer_group": f"test-settlement-{suffix}",
+            "session_timeout_ms": 6000,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def stack(infrastructure: Infrastructure) -> AsyncIterator[SettlementStack]:
+    ingest_config = ingest_settings(infrastructure.kafka_bootstrap_servers)
+    engine_config = engine_settings(infrastructure, ingest_config.events_topic)
+    engine_app = create_engine_app(engine_config)
+    async for ingest in running_ingest(ingest_config):
+        async with serving(engine_app) as engine_url:
+            settings = settlement_settings(infrastructure, engine_url, engine_config.updates_topic)
+            app = create_app(settings)
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://settlement") as client:
+                    yield SettlementStack(ingest, client, settings)
+    admin = create_engine(infrastructure.database_url)
+    async with admin.begin() as conn:
+        for schema in (engine_config.db_schema, settings.db_schema):
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    await admin.dispose()
+
+
+def as_party(
+    tenant: str,
+    role: Role = "tenant_admin",
+    facilities: tuple[str, ...] = (),
+    *,
+    vendor: bool = False,
+    tz: str = "UTC",
+) -> dict[str, Any]:
+    """Headers of a caller of `tenant` (a health system with `facilities`, or a vendor)."""
+    identity = token(
+        tenant=tenant,
+        role=role,
+        facilities=frozenset(facilities),
+        tenant_kind="vendor" if vendor else "health_system",
+        timezone=tz,
+    )
+    return {"X-VR-Identity": identity}

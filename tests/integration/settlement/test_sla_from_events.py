@@ -1,0 +1,118 @@
+"""The SLA golden example from `system.outage` events through ingest and the KPI engine; then
+finalize (idempotent), and late outage events after finalization becoming an adjustment."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from tests.integration.settlement.conftest import SettlementStack, as_party
+from tests.support.waiting import eventually
+
+TENANT, FACILITY = "sla-health", "sla-main"
+HEALTH_SYSTEM = as_party(TENANT, facilities=(FACILITY,))
+PIPELINE = as_party(TENANT, role="pipeline", facilities=(FACILITY,))
+VENDOR_BILLING = as_party("sla-vendor", role="billing", vendor=True)
+CONTRACT = {
+    "id": "sla-2026",
+    "name": "EHR hosting SLA",
+    "health_system": TENANT,
+    "vendor": "sla-vendor",
+    "facilities": [FACILITY],
+    "currency": "USD",
+    "timezone": "UTC",
+    "start": "2026-01-01",
+    "end": "2026-12-31",
+    "period": "quarter",
+    "runout_days": 30,
+    "fees": {"monthly_fee": "10000.00"},
+    "terms": [
+        {
+            "id": "ehr-uptime",
+            "kind": "sla_credit",
+            "kpi": {"kpi": "uptime_pct", "dimension": {"system": "ehr"}},
+            "fee": "monthly_fee",
+            "tiers": [
+                {"below": "99.99", "credit_rate": "0.05"},
+                {"below": "98.50", "credit_rate": "0.10"},
+                {"below": "97.00", "credit_rate": "0.20"},
+            ],
+        }
+    ],
+}
+
+
+def outage(id_: str, start: str, end: str, *, planned: bool = False) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "source": "monitoring",
+        "type": "system.outage",
+        "time": end,
+        "facility": FACILITY,
+        "data": {"system": "ehr", "started_at": start, "ended_at": end, "planned": planned},
+    }
+
+
+# Q2 2026 in UTC: April has 43,200 minutes, May 44,640, June 43,200.
+# 99.995 % of April → 2.16 minutes down; 98.0 % of May → 892.8 minutes; 96.5 % of June → 1,512 minutes.
+OUTAGES = [
+    outage("o-apr", "2026-04-10T03:00:00Z", "2026-04-10T03:02:09.600Z"),
+    outage("o-may-1", "2026-05-05T00:00:00Z", "2026-05-05T10:00:00Z"),  # 600 minutes
+    outage("o-may-2", "2026-05-05T09:00:00Z", "2026-05-05T14:52:48Z"),  # overlaps: 292.8 more
+    outage("o-jun", "2026-06-20T12:00:00Z", "2026-06-21T13:12:00Z"),  # 1,512 minutes over two days
+    outage("o-jun-planned", "2026-06-01T00:00:00Z", "2026-06-03T00:00:00Z", planned=True),
+]
+
+
+async def statement(stack: SettlementStack, period: str) -> dict[str, Any]:
+    response = await stack.settlement.get(
+        f"/v1/contracts/sla-2026/settlements/{period}", headers=HEALTH_SYSTEM
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_sla_credits_from_outage_events_then_finalize_then_adjust(stack: SettlementStack) -> None:
+    posted = await stack.ingest.client.post("/v1/events", json=OUTAGES, headers=PIPELINE)
+    assert posted.status_code == 202, posted.text
+    created = await stack.settlement.post("/v1/contracts", json=CONTRACT, headers=HEALTH_SYSTEM)
+    assert created.status_code == 201, created.text
+
+    q2 = await eventually(lambda: statement(stack, "2026-Q2"), lambda s: s["total"] == "-3000.00")
+    steps = {s["name"]: s["value"] for s in q2["lines"][0]["steps"]}
+    assert [steps[f"2026-0{m}.value"] for m in (4, 5, 6)] == ["99.995", "98.0", "96.5"]
+    assert [steps[f"2026-0{m}.credit"] for m in (4, 5, 6)] == ["0.00", "1000.0000", "2000.0000"]
+    may = q2["lines"][0]["inputs"]["2026-05"]
+    assert (may["numerator"], may["denominator"]) == ("43747.2", "44640")
+
+    # Finalize: vendor billing may; a retry with the same key returns the same statement.
+    path = "/v1/contracts/sla-2026/settlements/2026-Q2/finalize"
+    first = await stack.settlement.post(path, headers={**VENDOR_BILLING, "Idempotency-Key": "fin-q2"})
+    assert first.status_code == 201, first.text
+    again = await stack.settlement.post(path, headers={**VENDOR_BILLING, "Idempotency-Key": "fin-q2"})
+    assert again.status_code == 200
+    final = first.json()
+    assert again.json()["sha256"] == final["sha256"] and final["status"] == "final"
+    assert final["basis"]["contract"]["id"] == "sla-2026"
+    not_over = await stack.settlement.post(
+        "/v1/contracts/sla-2026/settlements/2026-Q4/finalize", headers=VENDOR_BILLING
+    )
+    assert not_over.status_code == 409
+
+    # A late outage in May pushes it below 97 %: the final statement stays, an adjustment appears.
+    late = [outage("o-may-late", "2026-05-20T00:00:00Z", "2026-05-20T12:00:00Z")]
+    assert (await stack.ingest.client.post("/v1/events", json=late, headers=PIPELINE)).status_code == 202
+
+    after = await eventually(lambda: statement(stack, "2026-Q2"), lambda s: len(s["adjustments"]) == 1)
+    assert after["sha256"] == final["sha256"] and after["total"] == "-3000.00"
+    adjustment = after["adjustments"][0]
+    assert adjustment["total_delta"] == "-1000.00"
+    assert adjustment["lines"] == [{"term_id": "ehr-uptime", "delta": "-1000.00"}]
+    assert adjustment["total_after"] == "-4000.00"
+
+    # Reconciling again on the same data records nothing new.
+    again_reconciled = await stack.settlement.post(
+        "/v1/contracts/sla-2026/settlements/2026-Q2/reconcile", headers=VENDOR_BILLING
+    )
+    assert again_reconciled.json() == {"adjustment": None}
+    assert Decimal(after["total"]) + Decimal(adjustment["total_delta"]) == Decimal("-4000.00")
