@@ -34,7 +34,9 @@ class ServiceSpec:
 SERVICES = (
     ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),
     ServiceSpec("kpi-engine", "kpi_engine", int(os.environ.get("VR_KPI_ENGINE_PORT", "8002"))),
+    ServiceSpec("settlement", "settlement", int(os.environ.get("VR_SETTLEMENT_PORT", "8003"))),
 )
+KPI_ENGINE_URL = f"http://127.0.0.1:{SERVICES[1].port}"
 
 
 def topic_specs(events_partitions: int) -> list[TopicSpec]:
@@ -82,6 +84,7 @@ class Stack:
             "DATABASE_URL": self.database_url or "",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
             "VR_HTTP_PORT": str(spec.port),
+            "VR_KPI_ENGINE_URL": KPI_ENGINE_URL,  # settlement reads KPIs through the engine's API
         }
         log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(

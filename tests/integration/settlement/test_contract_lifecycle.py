@@ -193,3 +193,20 @@ async def test_simulate_computes_without_storing(stack: SettlementStack) -> None
     foreign["contract"]["health_system"] = "someone-else"
     refused = await stack.settlement.post("/v1/contracts:simulate", json=foreign, headers=VENDOR_ADMIN)
     assert refused.status_code == 403
+
+
+async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStack) -> None:
+    assert (await stack.settlement.get("/healthz")).status_code == 200
+    ready = await stack.settlement.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    await create(stack, document("life-metrics"))
+    inputs = {"benchmark": "1000000", "expenditure": "900000"}
+    await stack.settlement.put("/v1/contracts/life-metrics/periods/2025-Q1/inputs", json=inputs, headers=ADMIN)
+    await stack.settlement.get("/v1/contracts/life-metrics/settlements/2025-Q1", headers=OPS)
+    exposed = (await stack.settlement.get("/metrics")).text
+    assert (
+        'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="draft"} 50000.0'
+        in exposed
+    )
+    assert "vr_settlement_kpi_read_seconds_count" in exposed
+    assert "vr_settlement_statement_seconds_count" in exposed
