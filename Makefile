@@ -36,6 +36,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/kpi_engine.py
 	$(RUN) python bench/kpi_queries.py
 	$(RUN) python bench/freshness.py
+	$(RUN) python bench/settlement.py
 
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .

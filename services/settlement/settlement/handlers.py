@@ -7,6 +7,7 @@ requests the terms need; the maths is the pure domain. A final statement is froz
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -92,10 +93,13 @@ class SettlementService:
 
     async def statement(self, stored: StoredContract, period_id: str) -> dict[str, Any]:
         period = self.period(stored.contract, period_id)
-        final = await self._store.final(stored.contract.id, period.id)
+        # Most statements are not final: their inputs are read while the final record is looked up.
+        final, inputs = await asyncio.gather(
+            self._store.final(stored.contract.id, period.id),
+            self._store.inputs(stored.contract.id, period.id),
+        )
         if final is not None:
             return await self._final_with_adjustments(stored.contract.id, final.statement)
-        inputs = await self._store.inputs(stored.contract.id, period.id)
         return (await self.compute(stored.contract, stored.version, period, inputs)).statement
 
     async def statements(self, stored: StoredContract) -> list[dict[str, Any]]:

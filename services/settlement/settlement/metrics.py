@@ -21,7 +21,7 @@ ADJUSTMENTS = Counter(
 )
 KPI_READ_SECONDS = Histogram(
     "vr_settlement_kpi_read_seconds",
-    "Latency of one KPI engine query",
+    "Latency of one KPI engine request (all readings of one statement)",
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 KPI_UPDATES = Counter("vr_settlement_kpi_updates_total", "KPI change notices consumed", ["effect"])

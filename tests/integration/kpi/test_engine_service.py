@@ -100,6 +100,65 @@ async def test_events_posted_to_ingest_become_kpi_values(stack: Stack) -> None:
     assert lookup.status_code == 200 and lookup.json()["status"] == "stored"
 
 
+async def test_many_readings_in_one_request_match_the_values_endpoint(stack: Stack) -> None:
+    batch = [
+        event("claim.submitted", time="2026-04-03T10:00:00-04:00", clean=True),
+        event("claim.submitted", time="2026-05-03T10:00:00-04:00", clean=False),
+        event(
+            "system.outage",
+            time="2026-04-04T02:00:00-04:00",
+            started_at="2026-04-04T01:00:00-04:00",
+            ended_at="2026-04-04T02:00:00-04:00",
+        ),
+    ]
+    posted = await stack.ingest.client.post("/v1/events", json=batch, headers={"X-VR-Identity": token()})
+    assert posted.status_code == 202
+    headers = {"X-VR-Identity": token(role="ops")}
+    body = {
+        "facility": ["asheville-main"],
+        "readings": [
+            {"kpi": "clean_claim_rate", "from": "2026-04-01", "to": "2026-06-01"},
+            {"kpi": "uptime_pct", "from": "2026-04-01", "to": "2026-05-01", "dimension": "ehr"},
+            {"kpi": "clean_claim_rate", "from": "2026-05-01", "to": "2026-06-01"},
+        ],
+    }
+
+    async def read() -> dict[str, Any]:
+        response = await stack.engine.post("/v1/kpis/readings", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    answer = await eventually(read, lambda a: a["readings"][1]["sample_size"] == "1")
+    both, april_uptime, may = answer["readings"]
+    assert (both["numerator"], both["denominator"]) == ("1", "2")
+    assert (may["numerator"], may["denominator"], may["value"]) == ("0", "1", "0")
+    # April 2026 in New York: 30 days of 1,440 minutes, one hour down.
+    assert (april_uptime["numerator"], april_uptime["denominator"]) == ("43140", "43200")
+    assert april_uptime["dimension"] == {"system": "ehr"}
+    single = await stack.engine.get(
+        "/v1/kpis/uptime_pct/values",
+        headers=headers,
+        params={
+            "facility": "asheville-main",
+            "from": "2026-04-01",
+            "to": "2026-05-01",
+            "dimension": "ehr",
+            "granularity": "month",
+        },
+    )
+    assert single.json()["values"][0]["value"] == april_uptime["value"]
+    refused = await stack.engine.post(
+        "/v1/kpis/readings",
+        json={"readings": [{"kpi": "uptime", "from": "2026-04-01", "to": "2026-05-01"}]},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["path"] == "$.readings[0].kpi"
+    other = await stack.engine.post(
+        "/v1/kpis/readings", json={**body, "facility": ["elsewhere"]}, headers=headers
+    )
+    assert other.status_code == 404
+
+
 async def test_a_redelivered_event_is_reported_as_a_duplicate_and_counted_once(stack: Stack) -> None:
     claim = event("claim.submitted", time="2026-01-05T10:00:00-05:00", clean=True)
     for _ in range(3):

@@ -7,9 +7,8 @@ contract ids.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from tests.support.identity import IDENTITY_SECRET, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
 from vr_shared.db import create_engine
-from vr_shared.identity import Role
+from vr_shared.identity import HEADER, Role, TenantKind
 
 
 @dataclass
@@ -70,6 +69,33 @@ async def stack(infrastructure: Infrastructure) -> AsyncIterator[SettlementStack
     await admin.dispose()
 
 
+class PartyHeaders(Mapping[str, str]):
+    """Headers of a caller, with a token signed afresh each time they are used: module constants
+    outlive a token's 60 seconds in a long test session."""
+
+    def __init__(
+        self, tenant: str, role: Role, facilities: tuple[str, ...], kind: TenantKind, tz: str
+    ) -> None:
+        self._identity = {
+            "tenant": tenant,
+            "role": role,
+            "facilities": frozenset(facilities),
+            "tenant_kind": kind,
+            "timezone": tz,
+        }
+
+    def __getitem__(self, key: str) -> str:
+        if key != HEADER:
+            raise KeyError(key)
+        return token(**self._identity)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([HEADER])
+
+    def __len__(self) -> int:
+        return 1
+
+
 def as_party(
     tenant: str,
     role: Role = "tenant_admin",
@@ -77,13 +103,6 @@ def as_party(
     *,
     vendor: bool = False,
     tz: str = "UTC",
-) -> dict[str, Any]:
+) -> PartyHeaders:
     """Headers of a caller of `tenant` (a health system with `facilities`, or a vendor)."""
-    identity = token(
-        tenant=tenant,
-        role=role,
-        facilities=frozenset(facilities),
-        tenant_kind="vendor" if vendor else "health_system",
-        timezone=tz,
-    )
-    return {"X-VR-Identity": identity}
+    return PartyHeaders(tenant, role, facilities, "vendor" if vendor else "health_system", tz)

@@ -201,7 +201,9 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     assert ready.status_code == 200, ready.text
     await create(stack, document("life-metrics"))
     inputs = {"benchmark": "1000000", "expenditure": "900000"}
-    await stack.settlement.put("/v1/contracts/life-metrics/periods/2025-Q1/inputs", json=inputs, headers=ADMIN)
+    await stack.settlement.put(
+        "/v1/contracts/life-metrics/periods/2025-Q1/inputs", json=inputs, headers=ADMIN
+    )
     await stack.settlement.get("/v1/contracts/life-metrics/settlements/2025-Q1", headers=OPS)
     exposed = (await stack.settlement.get("/metrics")).text
     assert (

@@ -1,16 +1,57 @@
-"""Reads for the HTTP API: cells of a range, and what became of one event."""
+"""Reads for the HTTP API: cells of a range, per-facility sums of many ranges at once, and what became
+of one event."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine.adapters import tables as t
+from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
 from kpi_engine.domain.cells import Cell, CellKey
+from kpi_engine.domain.query import FacilitySum
+
+
+@dataclass(frozen=True, slots=True)
+class SumRequest:
+    kpi: KpiDefinition
+    start: date
+    end: date  # exclusive
+    dimension: str | None
+
+
+_RANGES = """unnest(CAST(:kpis AS text[]), CAST(:dimensions AS text[]), CAST(:starts AS date[]),
+        CAST(:ends AS date[])) WITH ORDINALITY AS r(kpi, dimension, first_day, end_day, idx)"""
+_IN_RANGE = """c.tenant = :tenant AND c.kpi = r.kpi AND c.facility = ANY(CAST(:facilities AS text[]))
+            AND c.day >= r.first_day AND c.day < r.end_day
+            AND (r.dimension IS NULL OR c.dimension = r.dimension)"""
+# Per range, sums per facility and dimension value: each range is an index range scan of the primary
+# key (tenant, kpi, facility, day, …), so the cost follows the days asked for, not the table's size.
+_SUMS = text(
+    f"""SELECT r.idx, s.facility, s.dimension, s.numerator, s.denominator, s.sample_size, s.days
+    FROM {_RANGES}
+    CROSS JOIN LATERAL (
+        SELECT c.facility, c.dimension, sum(c.numerator) AS numerator, sum(c.denominator) AS denominator,
+            sum(c.sample_size) AS sample_size, count(*) AS days
+        FROM cells c WHERE {_IN_RANGE}
+        GROUP BY c.facility, c.dimension
+    ) s"""
+)
+# A latest-snapshot KPI: each facility's last cell in the range.
+_LATEST = text(
+    f"""SELECT r.idx, s.facility, s.dimension, s.numerator, s.denominator, s.sample_size, 1 AS days
+    FROM {_RANGES}
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (c.facility) c.facility, c.dimension, c.numerator, c.denominator, c.sample_size
+        FROM cells c WHERE {_IN_RANGE}
+        ORDER BY c.facility, c.day DESC
+    ) s"""
+)
 
 
 class PostgresKpiReader:
@@ -44,6 +85,43 @@ class PostgresKpiReader:
                 )
                 for r in rows
             }
+
+    async def facility_sums(
+        self, tenant: str, facilities: Collection[str], requests: Sequence[SumRequest]
+    ) -> list[list[FacilitySum]]:
+        """For each request, its per-facility sums: at most two statements whatever the number of
+        requests, one row per facility and dimension value whatever the length of the range."""
+        results: list[list[FacilitySum]] = [[] for _ in requests]
+        latest = [i for i, r in enumerate(requests) if r.kpi.aggregation is Aggregation.LATEST_RATIO]
+        summed = [i for i, r in enumerate(requests) if r.kpi.aggregation is not Aggregation.LATEST_RATIO]
+        async with self._engine.connect() as conn:
+            for statement, indexes in ((_SUMS, summed), (_LATEST, latest)):
+                if not indexes:
+                    continue
+                chosen = [requests[i] for i in indexes]
+                rows = await conn.execute(
+                    statement,
+                    {
+                        "tenant": tenant,
+                        "facilities": sorted(facilities),
+                        "kpis": [r.kpi.name for r in chosen],
+                        "dimensions": [r.dimension for r in chosen],
+                        "starts": [r.start for r in chosen],
+                        "ends": [r.end for r in chosen],
+                    },
+                )
+                for row in rows:
+                    results[indexes[row.idx - 1]].append(
+                        FacilitySum(
+                            row.facility,
+                            row.dimension,
+                            row.numerator,
+                            row.denominator,
+                            int(row.sample_size),
+                            int(row.days),
+                        )
+                    )
+        return results
 
     async def event_outcome(self, tenant: str, source: str, id_: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:

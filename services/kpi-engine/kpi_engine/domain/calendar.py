@@ -6,6 +6,7 @@ so any period is answered from day cells. Lengths are measured in UTC: a local d
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -40,9 +41,17 @@ class TenantCalendar:
         return self.day_start(day), self.day_start(day + timedelta(days=1))
 
     def day_minutes(self, day: date) -> Decimal:
-        start, end = self.day_bounds(day)
-        seconds = (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()  # not wall-clock
-        return Decimal(int(seconds)) / 60
+        return _day_minutes(self.zone, day)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _day_minutes(zone: ZoneInfo, day: date) -> Decimal:
+    """Minutes of a local day (1380, 1440 or 1500): asked for every day of every uptime range, and a
+    day's length never changes, so it is computed once."""
+    start = datetime.combine(day, time(0), zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), zone)
+    seconds = (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds()  # not wall-clock
+    return Decimal(int(seconds)) / 60
 
 
 def bucket_start(day: date, granularity: Granularity) -> date:

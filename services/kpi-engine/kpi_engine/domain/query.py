@@ -97,6 +97,94 @@ def period_value(
     return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
 
 
+@dataclass(frozen=True, slots=True)
+class FacilitySum:
+    """The cells of one facility and dimension value within one range, summed (for a latest-snapshot
+    KPI: its latest cell). `days` counts the cells summed. The database computes these, so a period
+    costs one row per facility, whatever its length."""
+
+    facility: str
+    dimension: str
+    numerator: Decimal
+    denominator: Decimal
+    sample_size: int
+    days: int
+
+
+def facility_sums(
+    kpi: KpiDefinition, cells: Mapping[CellKey, Cell], start: date, end: date, dimension: str | None
+) -> list[FacilitySum]:
+    """What the database's grouping returns, computed from cells (the reference for tests)."""
+    groups: dict[tuple[str, str], list[tuple[date, Cell]]] = {}
+    for key, cell in sorted(cells.items()):
+        if (
+            key.kpi == kpi.name
+            and start <= key.day < end
+            and (dimension is None or key.dimension == dimension)
+        ):
+            groups.setdefault((key.facility, key.dimension), []).append((key.day, cell))
+    sums = []
+    for (facility, name), days in sorted(groups.items()):
+        if kpi.aggregation is Aggregation.LATEST_RATIO:
+            days = [max(days, key=lambda item: item[0])]
+        total = Cell()
+        for _, cell in days:
+            total.add(cell)
+        sums.append(
+            FacilitySum(facility, name, total.numerator, total.denominator, total.sample_size, len(days))
+        )
+    return sums
+
+
+def period_value_from_sums(
+    kpi: KpiDefinition,
+    sums: Collection[FacilitySum],
+    facilities: Collection[str],
+    start: date,
+    end: date,
+    dimension: str | None,
+    calendar: TenantCalendar,
+    now: datetime,
+) -> PeriodValue:
+    """Equal to `period_value` over the cells the sums were made from."""
+    in_scope = [
+        s for s in sums if s.facility in facilities and (dimension is None or s.dimension == dimension)
+    ]
+    total = Cell()
+    for s in in_scope:
+        total.add(Cell(s.numerator, s.denominator, s.sample_size))
+    if kpi.name == "uptime_pct":
+        total = _uptime_total(in_scope, facilities, start, end, dimension, calendar)
+    status = _status(kpi, end, calendar, now)
+    if kpi.aggregation is Aggregation.TOTAL:
+        return PeriodValue(start, end, total.numerator, None, total.sample_size, total.numerator, status)
+    value = kpi.scale * total.numerator / total.denominator if total.denominator else None
+    return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
+
+
+def _uptime_total(
+    sums: Collection[FacilitySum],
+    facilities: Collection[str],
+    start: date,
+    end: date,
+    system: str | None,
+    calendar: TenantCalendar,
+) -> Cell:
+    """Days without a cell are fully available: each facility/system pair counts every scheduled minute
+    of the range, less the outage minutes its cells record (pairs as in `_with_fully_available_days`)."""
+    scheduled = sum((calendar.day_minutes(day) for day, _ in buckets(start, end, Granularity.DAY)), ZERO)
+    by_pair = {(s.facility, s.dimension): s for s in sums}
+    pairs = {(f, system) for f in facilities} if system is not None else set(by_pair)
+    total = Cell()
+    for pair in pairs:
+        found = by_pair.get(pair)
+        if found is None:
+            total.add(Cell(scheduled, scheduled, 0))
+        else:
+            total.add(Cell(found.numerator + scheduled - found.denominator, scheduled, found.sample_size))
+    return total
+
+
 def _with_fully_available_days(
     cells: dict[CellKey, Cell],
     facilities: Collection[str],
@@ -138,4 +226,14 @@ def _status(kpi: KpiDefinition, end: date, calendar: TenantCalendar, now: dateti
     return "mature" if now >= matured_at else "provisional"
 
 
-__all__ = ["ZERO", "PeriodValue", "period_value", "rolling", "rolling_window", "series"]
+__all__ = [
+    "ZERO",
+    "FacilitySum",
+    "PeriodValue",
+    "facility_sums",
+    "period_value",
+    "period_value_from_sums",
+    "rolling",
+    "rolling_window",
+    "series",
+]

@@ -7,16 +7,17 @@ every number a decimal string. A tenant sees only its own facilities; another fa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from kpi_engine.adapters.queries import PostgresKpiReader
-from kpi_engine.domain.calendar import Granularity, TenantCalendar
+from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
+from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition
-from kpi_engine.domain.query import PeriodValue, rolling, rolling_window, series
+from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, window_days
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
@@ -30,6 +31,20 @@ KpiReader = Annotated[
 EventInspector = Annotated[
     Identity, Depends(caller_with_role({"pipeline", "ops", "tenant_admin", "platform_admin"}))
 ]
+
+
+class ReadingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    kpi: str
+    start: date = Field(alias="from")
+    end: date = Field(alias="to")
+    dimension: str | None = None
+
+
+class ReadingsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    facility: list[str] | None = None
+    readings: list[ReadingRequest] = Field(min_length=1, max_length=500)
 
 
 async def _reader(request: Request) -> PostgresKpiReader:
@@ -86,10 +101,10 @@ async def values(
     definition, facilities, calendar = _scope(kpi, facility, caller)
     first, end = date_range(from_, to, calendar)
     value_of = dimension_value(definition, dimension)
-    cells = await reader.cells(caller.tenant, definition.name, facilities, first, end, value_of)
-    points = series(
-        definition, cells, facilities, first, end, granularity, value_of, calendar, datetime.now(UTC)
-    )
+    requests = [
+        SumRequest(definition, start, stop, value_of) for start, stop in buckets(first, end, granularity)
+    ]
+    points = await _values(reader, caller.tenant, facilities, requests, calendar)
     return _answer(definition, granularity.value, facilities, value_of, points, calendar)
 
 
@@ -108,11 +123,66 @@ async def rolling_value(
     now = datetime.now(UTC)
     at_day = day_boundary("at", at, calendar, end=False) if at else calendar.local_date(now)
     value_of = dimension_value(definition, dimension)
-    cells = await reader.cells(
-        caller.tenant, definition.name, facilities, *rolling_window(days, at_day), value_of
+    request = SumRequest(definition, *rolling_window(days, at_day), value_of)
+    points = await _values(reader, caller.tenant, facilities, [request], calendar, now)
+    return _answer(definition, f"{days}d", facilities, value_of, points, calendar)
+
+
+async def _values(
+    reader: PostgresKpiReader,
+    tenant: str,
+    facilities: list[str],
+    requests: list[SumRequest],
+    calendar: TenantCalendar,
+    now: datetime | None = None,
+) -> list[PeriodValue]:
+    """Each request's value from per-facility sums the database computes: O(facilities) rows each."""
+    sums = await reader.facility_sums(tenant, facilities, requests)
+    at = now or datetime.now(UTC)
+    return [
+        period_value_from_sums(r.kpi, found, facilities, r.start, r.end, r.dimension, calendar, at)
+        for r, found in zip(requests, sums, strict=True)
+    ]
+
+
+@router.post("/v1/kpis/readings", summary="Many KPI values at once (each over its own date range)")
+async def readings(body: ReadingsRequest, caller: KpiReader, reader: Reader) -> dict[str, Any]:
+    """For callers that need many values together (settlement reads every KPI of a contract period
+    in one request): one answer per reading, in order, each shaped like a `values` point."""
+    facilities, calendar = _facilities(body.facility, caller), TenantCalendar.of(caller.timezone)
+    requests = []
+    for index, item in enumerate(body.readings):
+        definition = CATALOGUE.get(item.kpi)
+        if definition is None:
+            raise _invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
+        if item.end <= item.start:
+            raise _invalid_reading(index, "to", "to must be after from (from is inclusive, to exclusive)")
+        if item.dimension is not None and definition.dimension is None:
+            raise _invalid_reading(index, "dimension", f"{definition.name} has no dimension")
+        requests.append(SumRequest(definition, item.start, item.end, item.dimension))
+    points = await _values(reader, caller.tenant, facilities, requests, calendar)
+    return {
+        "facilities": facilities,
+        "readings": [
+            {
+                "kpi": r.kpi.name,
+                "unit": r.kpi.unit,
+                "dimension": {r.kpi.dimension: r.dimension} if r.kpi.dimension and r.dimension else {},
+                **_point(p, calendar),
+            }
+            for r, p in zip(requests, points, strict=True)
+        ],
+    }
+
+
+def _invalid_reading(index: int, field: str, message: str) -> Problem:
+    return Problem(
+        422,
+        "Invalid reading",
+        message,
+        type_="/problems/invalid-query",
+        errors=[{"path": f"$.readings[{index}].{field}", "message": message, "code": "invalid"}],
     )
-    point = rolling(definition, cells, facilities, days, at_day, value_of, calendar, now)
-    return _answer(definition, f"{days}d", facilities, value_of, [point], calendar)
 
 
 def _scope(
@@ -126,6 +196,10 @@ def _scope(
             f"{kpi!r} is not in the catalogue (GET /v1/kpis)",
             type_="/problems/unknown-kpi",
         )
+    return definition, _facilities(requested, caller), TenantCalendar.of(caller.timezone)
+
+
+def _facilities(requested: list[str] | None, caller: Identity) -> list[str]:
     facilities = sorted(set(requested) if requested else caller.facilities)
     unknown = [f for f in facilities if f not in caller.facilities]
     if unknown or not facilities:
@@ -136,7 +210,7 @@ def _scope(
             f"no facility {unknown[0] if unknown else ''!r} in this tenant",
             type_="/problems/unknown-facility",
         )
-    return definition, facilities, TenantCalendar.of(caller.timezone)
+    return facilities
 
 
 def _answer(
@@ -153,18 +227,19 @@ def _answer(
         "granularity": granularity,
         "facilities": list(facilities),
         "dimension": {kpi.dimension: dimension} if kpi.dimension and dimension else {},
-        "values": [
-            {
-                "start": calendar.day_start(p.start).isoformat(),
-                "end": calendar.day_start(p.end).isoformat(),
-                "value": _decimal(p.value),
-                "numerator": _decimal(p.numerator),
-                "denominator": _decimal(p.denominator),
-                "sample_size": str(p.sample_size),
-                "status": p.status,
-            }
-            for p in points
-        ],
+        "values": [_point(p, calendar) for p in points],
+    }
+
+
+def _point(p: PeriodValue, calendar: TenantCalendar) -> dict[str, Any]:
+    return {
+        "start": calendar.day_start(p.start).isoformat(),
+        "end": calendar.day_start(p.end).isoformat(),
+        "value": _decimal(p.value),
+        "numerator": _decimal(p.numerator),
+        "denominator": _decimal(p.denominator),
+        "sample_size": str(p.sample_size),
+        "status": p.status,
     }
 
 

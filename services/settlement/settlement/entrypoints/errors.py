@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from settlement.adapters.kpi_client import KpiEngineUnavailable
 from settlement.adapters.repository import ContractExists
@@ -17,7 +18,7 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
         ContractInvalid: ErrorMapping(
             422,
             "Invalid contract",
-            members=lambda exc: {"errors": [e.as_json() for e in exc.errors]},
+            members=_field_errors,
         ),
         ContractExists: ErrorMapping(409, "Contract exists"),
         PeriodError: ErrorMapping(404, "Unknown period"),
@@ -25,9 +26,19 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
         StatementIncomplete: ErrorMapping(
             409,
             "Statement incomplete",
-            members=lambda exc: {"lines": exc.lines},
+            members=_missing_lines,
         ),
         KpiEngineUnavailable: ErrorMapping(
             503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
         ),
     }
+
+
+def _field_errors(exc: Exception) -> Mapping[str, Any]:
+    assert isinstance(exc, ContractInvalid)
+    return {"errors": [e.as_json() for e in exc.errors]}
+
+
+def _missing_lines(exc: Exception) -> Mapping[str, Any]:
+    assert isinstance(exc, StatementIncomplete)
+    return {"lines": exc.lines}
