@@ -3,6 +3,7 @@ what-if, and statements that refuse to be finalized on missing data."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import datetime
 from decimal import Decimal
@@ -212,3 +213,25 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     )
     assert "vr_settlement_kpi_read_seconds_count" in exposed
     assert "vr_settlement_statement_seconds_count" in exposed
+
+
+async def test_concurrent_finalizations_store_one_statement_and_parties_never_change(
+    stack: SettlementStack,
+) -> None:
+    await create(stack, document("life-race"))
+    path = "/v1/contracts/life-race"
+    inputs = {"benchmark": "2000000", "expenditure": "1900000"}
+    await stack.settlement.put(f"{path}/periods/2026-Q1/inputs", json=inputs, headers=ADMIN)
+    finalize = f"{path}/settlements/2026-Q1/finalize"
+    answers = await asyncio.gather(
+        *(
+            stack.settlement.post(finalize, headers={**VENDOR_BILLING, "Idempotency-Key": f"k{i}"})
+            for i in range(4)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["sha256"] for a in answers}) == 1
+    trail = (await stack.settlement.get(f"{path}/audit", headers=ADMIN)).json()["items"]
+    assert [item["action"] for item in trail].count("settlement.finalized") == 1
+    moved = await stack.settlement.put(path, json=document("life-race", vendor="other-vendor"), headers=ADMIN)
+    assert moved.status_code == 422 and moved.json()["errors"][0]["path"] == "$.vendor"

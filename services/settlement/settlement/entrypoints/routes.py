@@ -114,6 +114,17 @@ async def update_contract(
         raise not_found(contract_id)
     ensure_may_write(caller, existing.contract)  # the current parties decide, not the new document
     contract = _check_writer(caller, document, path_id=contract_id)
+    moved = [
+        FieldError(
+            f"$.{name}",
+            f"the parties of a contract do not change (was {getattr(existing.contract, name)!r})",
+            "party",
+        )
+        for name in ("health_system", "vendor")
+        if getattr(contract, name) != getattr(existing.contract, name)
+    ]
+    if moved:
+        raise ContractInvalid(moved)
     try:
         return _contract_answer(await store.update_contract(contract, caller))
     except UnknownContract:
