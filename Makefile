@@ -41,7 +41,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
-	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement deploy/devstack/devstack
+	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement services/gateway/gateway deploy/devstack/devstack
 
 format: install ## apply ruff formatting and fixes
 	$(RUN) ruff format .

@@ -30,7 +30,12 @@ def test_compose_creates_every_topic_the_services_use() -> None:
 
 @pytest.mark.parametrize(
     ("service", "port", "module"),
-    [("ingest", 8001, "ingest"), ("kpi-engine", 8002, "kpi_engine"), ("settlement", 8003, "settlement")],
+    [
+        ("ingest", 8001, "ingest"),
+        ("kpi-engine", 8002, "kpi_engine"),
+        ("settlement", 8003, "settlement"),
+        ("gateway", 8000, "gateway"),
+    ],
 )
 def test_each_service_in_compose_listens_where_its_dockerfile_says(
     service: str, port: int, module: str
@@ -62,4 +67,12 @@ def test_settlement_migrations_ship_inside_its_package() -> None:
     from settlement.adapters.migrate import MIGRATIONS
 
     assert MIGRATIONS.parent == Path(settlement.__file__).parent
+    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
+
+
+def test_gateway_migrations_ship_inside_its_package() -> None:
+    import gateway
+    from gateway.adapters.migrate import MIGRATIONS
+
+    assert MIGRATIONS.parent == Path(gateway.__file__).parent
     assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]

@@ -11,7 +11,12 @@ import os
 import secrets
 from pathlib import Path
 
-_NAMES = {"identity_secret": "VR_IDENTITY_SECRET", "pseudonym_key": "VR_PSEUDONYM_KEY"}
+_NAMES = {
+    "identity_secret": "VR_IDENTITY_SECRET",
+    "pseudonym_key": "VR_PSEUDONYM_KEY",
+    # The gateway honours it as a platform_admin key; `make up` prints it.
+    "bootstrap_admin_key": "VR_BOOTSTRAP_ADMIN_KEY",
+}
 
 
 def local_secrets(state_dir: Path) -> dict[str, str]:
@@ -20,7 +25,7 @@ def local_secrets(state_dir: Path) -> dict[str, str]:
     changed = False
     for name in _NAMES:
         if name not in stored:
-            stored[name] = secrets.token_urlsafe(48)
+            stored[name] = ("vrk_" if name == "bootstrap_admin_key" else "") + secrets.token_urlsafe(48)
             changed = True
     if changed:
         state_dir.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,14 @@ SERVICES = (
     ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),
     ServiceSpec("kpi-engine", "kpi_engine", int(os.environ.get("VR_KPI_ENGINE_PORT", "8002"))),
     ServiceSpec("settlement", "settlement", int(os.environ.get("VR_SETTLEMENT_PORT", "8003"))),
+    ServiceSpec("gateway", "gateway", int(os.environ.get("VR_GATEWAY_PORT", "8000"))),
 )
-KPI_ENGINE_URL = f"http://127.0.0.1:{SERVICES[1].port}"
+# Where each service finds the others (the gateway routes to all three; settlement reads KPIs).
+UPSTREAMS = {
+    "VR_INGEST_URL": f"http://127.0.0.1:{SERVICES[0].port}",
+    "VR_KPI_ENGINE_URL": f"http://127.0.0.1:{SERVICES[1].port}",
+    "VR_SETTLEMENT_URL": f"http://127.0.0.1:{SERVICES[2].port}",
+}
 
 
 def topic_specs(events_partitions: int) -> list[TopicSpec]:
@@ -84,7 +90,7 @@ class Stack:
             "DATABASE_URL": self.database_url or "",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
             "VR_HTTP_PORT": str(spec.port),
-            "VR_KPI_ENGINE_URL": KPI_ENGINE_URL,  # settlement reads KPIs through the engine's API
+            **UPSTREAMS,
         }
         log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
@@ -111,14 +117,18 @@ class Stack:
             self.postgres.stop()
 
     def print_urls(self) -> None:
+        gateway = SERVICES[-1]
+        admin_key = service_environment(self.state_dir)["VR_BOOTSTRAP_ADMIN_KEY"]
         print("\nValue Realization is up.")
-        for spec in SERVICES:
-            print(f"  {spec.name:<10} http://127.0.0.1:{spec.port}   (docs: /healthz /readyz /metrics)")
-        print(f"  postgres   {self.database_url}")
-        print(f"  kafka      {self.bootstrap_servers}")
-        print(f"  logs       {self.state_dir}/*.log")
-        print("\nA caller identity for direct calls (until the gateway exists), valid 5 minutes:")
-        print("  make token TENANT=demo-health FACILITIES=demo-main ROLE=pipeline")
+        print(f"\n  API (gateway)  http://127.0.0.1:{gateway.port}    docs: http://127.0.0.1:{gateway.port}/docs")
+        print(f"  admin key      {admin_key}")
+        print("\n  services behind it (each: /healthz /readyz /metrics):")
+        for spec in SERVICES[:-1]:
+            print(f"    {spec.name:<11} http://127.0.0.1:{spec.port}")
+        print(f"  postgres       {self.database_url}")
+        print(f"  kafka          {self.bootstrap_servers}")
+        print(f"  logs           {self.state_dir}/*.log")
+        print("\nFirst steps: README.md, 'A first session'.")
         print("\nCtrl-C stops services, then the broker, then the database.\n", flush=True)
 
     def wait(self) -> None:

@@ -1,0 +1,129 @@
+"""PostgreSQL store of tenants and API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters import tables as t
+from gateway.domain.keys import ApiKey, key_hash
+from gateway.domain.tenants import Tenant
+
+
+class TenantExists(Exception):
+    """A tenant with this id exists already."""
+
+
+class PostgresDirectory:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def add_tenant(self, tenant: Tenant) -> None:
+        async with self._engine.begin() as conn:
+            created = await conn.execute(
+                insert(t.tenants)
+                .values(
+                    id=tenant.id,
+                    name=tenant.name,
+                    kind=tenant.kind,
+                    timezone=tenant.timezone,
+                    facilities=tenant.facilities,
+                )
+                .on_conflict_do_nothing()
+                .returning(t.tenants.c.id)
+            )
+            if created.first() is None:
+                raise TenantExists(f"tenant {tenant.id!r} exists")
+
+    async def tenant(self, tenant_id: str) -> Tenant | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.tenants).where(t.tenants.c.id == tenant_id))).first()
+        if row is None:
+            return None
+        return Tenant(
+            id=row.id, name=row.name, kind=row.kind, timezone=row.timezone, facilities=list(row.facilities)
+        )
+
+    async def add_key(
+        self,
+        key_id: str,
+        key: str,
+        tenant_id: str,
+        role: str,
+        name: str,
+        expires_at: datetime | None,
+        by: str,
+    ) -> ApiKey:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    insert(t.api_keys)
+                    .values(
+                        id=key_id,
+                        tenant_id=tenant_id,
+                        role=role,
+                        name=name,
+                        key_hash=key_hash(key),
+                        expires_at=expires_at,
+                        created_by=by,
+                    )
+                    .returning(t.api_keys)
+                )
+            ).one()
+        return _key(row)
+
+    async def ensure_bootstrap_key(self, key: str, tenant_id: str) -> None:
+        """The configured admin key, stored (hashed) once; a changed value replaces the old one."""
+        async with self._engine.begin() as conn:
+            statement = insert(t.api_keys).values(
+                id="key_bootstrap_admin",
+                tenant_id=tenant_id,
+                role="platform_admin",
+                name="VR_BOOTSTRAP_ADMIN_KEY",
+                key_hash=key_hash(key),
+                created_by="start-up",
+            )
+            await conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["id"], set_={"key_hash": statement.excluded.key_hash, "revoked_at": None}
+                )
+            )
+
+    async def key_by_secret(self, key: str) -> ApiKey | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(t.api_keys).where(t.api_keys.c.key_hash == key_hash(key)))
+            ).first()
+        return None if row is None else _key(row)
+
+    async def keys(self, tenant_id: str | None) -> list[ApiKey]:
+        query = select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.id)
+        if tenant_id is not None:
+            query = query.where(t.api_keys.c.tenant_id == tenant_id)
+        async with self._engine.connect() as conn:
+            return [_key(row) for row in await conn.execute(query)]
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
+        return None if row is None else _key(row)
+
+    async def revoke(self, key_id: str) -> ApiKey | None:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(t.api_keys)
+                    .where(t.api_keys.c.id == key_id)
+                    .values(revoked_at=func.coalesce(t.api_keys.c.revoked_at, func.now()))
+                    .returning(t.api_keys)
+                )
+            ).first()
+        return None if row is None else _key(row)
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(row.id, row.tenant_id, row.role, row.name, row.created_at, row.expires_at, row.revoked_at)

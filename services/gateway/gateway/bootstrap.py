@@ -1,0 +1,57 @@
+"""The composition root: the one place that names the concrete adapters the gateway runs with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.directory import PostgresDirectory
+from gateway.config import Settings
+from gateway.entrypoints.auth import KeyResolver
+from gateway.entrypoints.limits import TokenBuckets
+from vr_shared.db import create_engine
+from vr_shared.identity import IdentitySigner
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    engine: AsyncEngine
+    directory: PostgresDirectory
+    resolver: KeyResolver
+    limits: TokenBuckets
+    upstreams: dict[str, httpx.AsyncClient]
+
+
+def build(settings: Settings) -> Components:
+    engine = create_engine(settings.database_url, schema=settings.db_schema, pool_size=5)
+    directory = PostgresDirectory(engine)
+    signer = IdentitySigner(
+        settings.identity_secret.get_secret_value(), ttl_seconds=settings.identity_ttl_seconds
+    )
+    resolver = KeyResolver(
+        directory,
+        signer,
+        cache_seconds=settings.key_cache_seconds,
+        token_ttl_seconds=settings.identity_ttl_seconds,
+    )
+    timeout = httpx.Timeout(
+        settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds
+    )
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+    upstreams = {
+        name: httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits)
+        for name, url in (
+            ("ingest", settings.ingest_url),
+            ("kpi-engine", settings.kpi_engine_url),
+            ("settlement", settings.settlement_url),
+        )
+    }
+    return Components(
+        engine,
+        directory,
+        resolver,
+        TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+        upstreams,
+    )

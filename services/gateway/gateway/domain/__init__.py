@@ -1,0 +1,1 @@
+"""Pure gateway rules: keys, tenants, which role may call which route."""

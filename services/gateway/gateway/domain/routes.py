@@ -1,0 +1,81 @@
+"""Which upstream serves each public path, and which roles may call it (SPEC §7).
+
+The gateway refuses a role that may never call a route (403) before anything reaches a service; the
+services then decide what the caller may see (their tenant's facilities, the contracts it is party
+to). Paths the table does not know are 404 here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+ALL_ROLES = frozenset({"platform_admin", "tenant_admin", "pipeline", "billing", "ops"})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    upstream: str  # ingest, kpi-engine or settlement
+    roles: frozenset[str]
+    template: str  # the route as documented, for metrics labels
+
+
+def _route(method: str, template: str, upstream: str, roles: set[str]) -> Route:
+    regex = re.sub(r"\{[a-z_]+\}", r"[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
+    return Route(method, re.compile(f"^{regex}$"), upstream, frozenset(roles), template)
+
+
+READERS = {"platform_admin", "tenant_admin", "billing", "ops"}
+ROUTES = (
+    _route("POST", "/v1/events", "ingest", {"pipeline"}),
+    _route(
+        "GET",
+        "/v1/events/{source}/{event_id}",
+        "kpi-engine",
+        {"platform_admin", "tenant_admin", "pipeline", "ops"},
+    ),
+    _route("GET", "/v1/kpis", "kpi-engine", READERS),
+    _route("POST", "/v1/kpis/readings", "kpi-engine", READERS),
+    _route("GET", "/v1/kpis/{kpi}/values", "kpi-engine", READERS),
+    _route("GET", "/v1/kpis/{kpi}/rolling", "kpi-engine", READERS),
+    _route("POST", "/v1/contracts:simulate", "settlement", READERS),
+    _route("POST", "/v1/contracts", "settlement", {"platform_admin", "tenant_admin"}),
+    _route("GET", "/v1/contracts", "settlement", READERS),
+    _route("GET", "/v1/contracts/{contract_id}", "settlement", READERS),
+    _route("PUT", "/v1/contracts/{contract_id}", "settlement", {"platform_admin", "tenant_admin"}),
+    _route("GET", "/v1/contracts/{contract_id}/periods/{period}/inputs", "settlement", READERS),
+    _route(
+        "PUT",
+        "/v1/contracts/{contract_id}/periods/{period}/inputs",
+        "settlement",
+        {"platform_admin", "tenant_admin"},
+    ),
+    _route("GET", "/v1/contracts/{contract_id}/settlements", "settlement", READERS),
+    _route("GET", "/v1/contracts/{contract_id}/settlements/{period}", "settlement", READERS),
+    _route(
+        "POST",
+        "/v1/contracts/{contract_id}/settlements/{period}/finalize",
+        "settlement",
+        {"platform_admin", "tenant_admin", "billing"},
+    ),
+    _route(
+        "POST",
+        "/v1/contracts/{contract_id}/settlements/{period}/reconcile",
+        "settlement",
+        {"platform_admin", "tenant_admin", "billing"},
+    ),
+    _route("GET", "/v1/contracts/{contract_id}/audit", "settlement", READERS),
+)
+
+
+def match(method: str, path: str) -> tuple[Route | None, bool]:
+    """The route for this method and path, and whether the path exists under another method."""
+    known_path = False
+    for route in ROUTES:
+        if route.pattern.match(path):
+            if route.method == method:
+                return route, True
+            known_path = True
+    return None, known_path

@@ -1,0 +1,108 @@
+"""The gateway application: clients opened and closed in lifespan, one error map, one OpenAPI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from gateway import bootstrap, metrics
+from gateway.adapters.directory import TenantExists
+from gateway.adapters.migrate import migrate
+from gateway.config import Settings
+from gateway.domain.keys import PLATFORM_TENANT
+from gateway.entrypoints.openapi import MergedOpenApi
+from gateway.entrypoints.routes import router
+from vr_shared.db import database_reachable
+from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
+from vr_shared.runtime import settle_heap
+from vr_shared.web import ErrorMapping, add_common_middleware, install_error_map, ops_router
+
+log = logging.getLogger(__name__)
+
+
+class GatewayMetricsMiddleware:
+    """`vr_gateway_requests_total{route, status, role}` for every answered request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            state = scope.get("state") or {}
+            route = state.get("route") or getattr(scope.get("route"), "path", None) or "unmatched"
+            if route not in ("/metrics", "/healthz", "/readyz"):
+                metrics.REQUESTS.labels(route, str(status), state.get("role", "anonymous")).inc()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        components = bootstrap.build(settings)
+        await migrate(components.engine, settings.db_schema)
+        if settings.bootstrap_admin_key is not None:
+            await components.directory.ensure_bootstrap_key(
+                settings.bootstrap_admin_key.get_secret_value(), PLATFORM_TENANT
+            )
+        app.state.components = components
+        app.state.directory, app.state.resolver = components.directory, components.resolver
+        app.state.limits, app.state.upstreams = components.limits, components.upstreams
+        app.state.openapi_document = MergedOpenApi(app.openapi(), components.upstreams)
+        settle_heap()
+        log.info("gateway ready", extra={"schema": settings.db_schema})
+        try:
+            yield
+        finally:
+            for client in components.upstreams.values():
+                await client.aclose()
+            await components.engine.dispose()
+
+    app = FastAPI(
+        title="Value Realization API",
+        version="1.0.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi-gateway.json",
+        description="Outcome-based partnerships between health systems and their technology vendors: "
+        "events in, exact KPIs, explained settlements. Every call needs `Authorization: Bearer <API key>`.",
+    )
+    app.state.settings = settings
+    install_error_map(app, {TenantExists: ErrorMapping(409, "Tenant exists")})
+    add_common_middleware(app, settings.service_name)
+    app.add_middleware(GatewayMetricsMiddleware)
+    app.include_router(router)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        document: dict[str, Any] = await app.state.openapi_document.document()
+        return JSONResponse(document)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Value Realization API")
+
+    async def database_ready() -> bool:
+        components = getattr(app.state, "components", None)
+        return components is not None and await database_reachable(components.engine)
+
+    app.include_router(ops_router({"database": database_ready}))
+    return app

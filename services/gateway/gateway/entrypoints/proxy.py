@@ -1,0 +1,92 @@
+"""Forwarding a public request to its service: streamed both ways, with the caller's signed identity.
+
+Request bodies are streamed to the service as they arrive and cut off with 413 past the limit (a
+declared Content-Length over it is refused before reading). Upstream failures become problem+json:
+no connection or a broken answer → 502, a timeout → 504; a service's own 503 passes through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
+
+from gateway import metrics
+from gateway.domain.routes import Route
+from gateway.entrypoints.auth import Caller
+from vr_shared.identity import HEADER
+from vr_shared.logging import request_id
+from vr_shared.web import Problem
+
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key")
+FORWARDED_RESPONSE_HEADERS = ("content-type", "content-encoding", "retry-after", "location", "cache-control")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(413, "Payload too large", f"the body exceeds {limit} bytes", type_="/problems/too-large")
+
+
+async def forward(
+    request: Request, route: Route, caller: Caller, upstreams: Mapping[str, httpx.AsyncClient], max_body: int
+) -> StreamingResponse:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise too_large(max_body)
+    headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
+    headers[HEADER] = caller.token
+    headers["x-request-id"] = request_id.get() or ""
+    client = upstreams[route.upstream]
+    body = _limited(request.stream(), max_body) if request.method in ("POST", "PUT", "PATCH") else None
+    upstream_request = client.build_request(
+        request.method,
+        request.url.path,
+        params=request.url.query,
+        headers=headers,
+        content=body,
+    )
+    started = time.perf_counter()
+    try:
+        response = await client.send(upstream_request, stream=True)
+    except BodyTooLarge:
+        raise too_large(max_body) from None
+    except httpx.TimeoutException as exc:
+        metrics.UPSTREAM_ERRORS.labels(route.upstream, "timeout").inc()
+        raise Problem(504, "Upstream timeout", f"{route.upstream} did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        metrics.UPSTREAM_ERRORS.labels(route.upstream, "unreachable").inc()
+        raise Problem(502, "Bad gateway", f"{route.upstream} is unreachable: {type(exc).__name__}") from exc
+    metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
+    kept = {name: response.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in response.headers}
+    return StreamingResponse(
+        _relay(response, route.upstream),
+        status_code=response.status_code,
+        headers=kept,
+        background=BackgroundTask(response.aclose),
+    )
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > limit:
+            raise BodyTooLarge
+        yield chunk
+
+
+async def _relay(response: httpx.Response, upstream: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.HTTPError:
+        # Headers are gone already: the client sees a cut-off body; the failure is counted.
+        metrics.UPSTREAM_ERRORS.labels(upstream, "broken_response").inc()
+        raise

@@ -1,0 +1,191 @@
+"""The gateway's public routes: its own (tenants, API keys) and every service route, forwarded.
+
+Consumes: API keys (`Authorization: Bearer`). Produces: tenants and keys in its schema; forwarded
+requests carrying a short-lived identity token the services verify.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from gateway import metrics
+from gateway.adapters.directory import PostgresDirectory
+from gateway.domain.keys import PLATFORM_TENANT, creatable_roles, new_key, new_key_id
+from gateway.domain.routes import match
+from gateway.domain.tenants import Tenant, TenantRequest
+from gateway.entrypoints.auth import Caller, KeyResolver
+from gateway.entrypoints.limits import TokenBuckets
+from gateway.entrypoints.proxy import forward
+from vr_shared.web import Problem
+
+router = APIRouter()
+
+
+async def caller(request: Request) -> Caller:
+    """Authenticated and within its rate limit, or 401 / 429."""
+    resolver: KeyResolver = request.app.state.resolver
+    found = await resolver.resolve(request.headers.get("authorization"))
+    limits: TokenBuckets = request.app.state.limits
+    wait = limits.take(found.key.id)
+    if wait is not None:
+        metrics.RATE_LIMITED.labels(found.key.role).inc()
+        raise Problem(
+            429,
+            "Too many requests",
+            f"this key's rate limit is exceeded; retry in {wait} s",
+            type_="/problems/rate-limited",
+            headers={"Retry-After": str(wait)},
+        )
+    request.state.role = found.key.role
+    return found
+
+
+def _directory(request: Request) -> PostgresDirectory:
+    directory: PostgresDirectory = request.app.state.directory
+    return directory
+
+
+Caller_ = Annotated[Caller, Depends(caller)]
+Directory = Annotated[PostgresDirectory, Depends(_directory)]
+
+
+def _forbidden(detail: str) -> Problem:
+    return Problem(403, "Forbidden", detail, type_="/problems/forbidden")
+
+
+# --- tenants ----------------------------------------------------------------------------------------
+
+
+class TenantResponse(Tenant):
+    pass
+
+
+@router.post("/v1/tenants", status_code=201, response_model=TenantResponse, summary="Create a tenant")
+async def create_tenant(body: TenantRequest, who: Caller_, directory: Directory) -> Tenant:
+    if who.key.role != "platform_admin":
+        raise _forbidden("only a platform admin creates tenants")
+    if body.id == PLATFORM_TENANT:
+        raise Problem(409, "Tenant exists", f"{PLATFORM_TENANT!r} is reserved")
+    tenant = Tenant(**body.model_dump())
+    await directory.add_tenant(tenant)
+    return tenant
+
+
+@router.get("/v1/tenants/{tenant_id}", response_model=TenantResponse, summary="A tenant")
+async def get_tenant(tenant_id: str, who: Caller_, directory: Directory) -> Tenant:
+    # A tenant's own keys may read it; anyone else's answer is the same as for a missing tenant.
+    tenant = (
+        await directory.tenant(tenant_id)
+        if who.key.role == "platform_admin" or who.key.tenant_id == tenant_id
+        else None
+    )
+    if tenant is None:
+        raise Problem(404, "Unknown tenant", f"no tenant {tenant_id!r}", type_="/problems/unknown-tenant")
+    return tenant
+
+
+# --- API keys ---------------------------------------------------------------------------------------
+
+Role = Literal["platform_admin", "tenant_admin", "pipeline", "billing", "ops"]
+
+
+class ApiKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: str
+    role: Role
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    expires_at: datetime | None = None
+
+
+class ApiKeyResponse(BaseModel):
+    id: str
+    tenant_id: str
+    role: Role
+    name: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class NewApiKeyResponse(ApiKeyResponse):
+    key: str = Field(description="the secret; shown this once and never again")
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyResponse]
+
+
+@router.post("/v1/api-keys", status_code=201, response_model=NewApiKeyResponse, summary="Create an API key")
+async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) -> dict[str, Any]:
+    if body.role not in creatable_roles(who.key.role):
+        raise _forbidden(f"role {who.key.role!r} may not create {body.role!r} keys")
+    if who.key.role != "platform_admin" and body.tenant_id != who.key.tenant_id:
+        raise Problem(
+            404, "Unknown tenant", f"no tenant {body.tenant_id!r}", type_="/problems/unknown-tenant"
+        )
+    if body.role == "platform_admin":
+        if body.tenant_id != PLATFORM_TENANT:
+            raise Problem(422, "Invalid key", f"platform_admin keys belong to tenant {PLATFORM_TENANT!r}")
+    elif await directory.tenant(body.tenant_id) is None:
+        raise Problem(
+            404, "Unknown tenant", f"no tenant {body.tenant_id!r}", type_="/problems/unknown-tenant"
+        )
+    if body.expires_at is not None and body.expires_at.tzinfo is None:
+        raise Problem(422, "Invalid key", "expires_at needs a time zone offset")
+    if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
+        raise Problem(422, "Invalid key", "expires_at is in the past")
+    secret = new_key()
+    key = await directory.add_key(
+        new_key_id(), secret, body.tenant_id, body.role, body.name, body.expires_at, who.key.id
+    )
+    return {**key.as_json(), "key": secret}
+
+
+@router.get("/v1/api-keys", response_model=ApiKeyList, summary="API keys (never their secrets)")
+async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
+    if who.key.role not in ("platform_admin", "tenant_admin"):
+        raise _forbidden("only admins list keys")
+    scope = tenant_id if who.key.role == "platform_admin" else who.key.tenant_id
+    return {"items": [k.as_json() for k in await directory.keys(scope)]}
+
+
+@router.delete("/v1/api-keys/{key_id}", response_model=ApiKeyResponse, summary="Revoke an API key")
+async def revoke_key(key_id: str, who: Caller_, directory: Directory, request: Request) -> dict[str, Any]:
+    if who.key.role not in ("platform_admin", "tenant_admin"):
+        raise _forbidden("only admins revoke keys")
+    found = await directory.key(key_id)
+    if found is None or (who.key.role != "platform_admin" and found.tenant_id != who.key.tenant_id):
+        raise Problem(404, "Unknown key", f"no key {key_id!r}", type_="/problems/unknown-key")
+    if found.role == "platform_admin" and who.key.role != "platform_admin":
+        raise _forbidden("only a platform admin revokes a platform admin key")
+    revoked = await directory.revoke(key_id)
+    assert revoked is not None
+    resolver: KeyResolver = request.app.state.resolver
+    resolver.forget(key_id)
+    return revoked.as_json()
+
+
+# --- everything else: the services ------------------------------------------------------------------
+
+
+@router.api_route(
+    "/v1/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False
+)
+async def to_service(path: str, request: Request) -> Response:
+    route, known = match(request.method, request.url.path)
+    if route is None:
+        status = 405 if known else 404
+        raise Problem(
+            status, "Method not allowed" if known else "Not found", f"{request.method} {request.url.path}"
+        )
+    who = await caller(request)
+    if who.key.role not in route.roles:
+        raise _forbidden(f"role {who.key.role!r} may not call {route.method} {route.template}")
+    request.state.route = route.template
+    return await forward(
+        request, route, who, request.app.state.upstreams, request.app.state.settings.max_body_bytes
+    )

@@ -1,0 +1,18 @@
+"""Gateway metrics (SPEC §8): requests by route, status and role; auth failures; rate limiting."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from vr_shared.metrics import LATENCY_BUCKETS
+
+REQUESTS = Counter("vr_gateway_requests_total", "Requests answered", ["route", "status", "role"])
+AUTH_FAILURES = Counter("vr_gateway_auth_failures_total", "Requests refused before routing", ["reason"])
+RATE_LIMITED = Counter("vr_gateway_rate_limited_total", "Requests refused with 429", ["role"])
+UPSTREAM_ERRORS = Counter("vr_gateway_upstream_errors_total", "Upstream failures", ["upstream", "kind"])
+UPSTREAM_SECONDS = Histogram(
+    "vr_gateway_upstream_duration_seconds",
+    "Time until an upstream's response headers",
+    ["upstream"],
+    buckets=LATENCY_BUCKETS,
+)

@@ -1,0 +1,232 @@
+"""The gateway as a client meets it: tenants, keys, a first session, refusals, limits, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
+from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def tenant(stack: GatewayStack, kind: str = "health_system", facilities: tuple[str, ...] = ()) -> str:
+    tenant_id = f"t-{uuid.uuid4().hex[:10]}"
+    body = {
+        "id": tenant_id,
+        "name": tenant_id,
+        "kind": kind,
+        "timezone": "America/New_York",
+        "facilities": list(facilities),
+    }
+    created = await stack.client.post("/v1/tenants", json=body, headers=stack.admin())
+    assert created.status_code == 201, created.text
+    return tenant_id
+
+
+async def key(stack: GatewayStack, tenant_id: str, role: str, **extra: Any) -> str:
+    created = await stack.client.post(
+        "/v1/api-keys",
+        json={"tenant_id": tenant_id, "role": role, "name": role, **extra},
+        headers=stack.admin(),
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+async def test_first_session_through_the_gateway(stack: GatewayStack) -> None:
+    health = await tenant(stack, facilities=("main", "west"))
+    pipeline, ops = await key(stack, health, "pipeline"), await key(stack, health, "ops")
+    events = [
+        {
+            "id": f"c{i}",
+            "source": "billing",
+            "type": "claim.submitted",
+            "time": "2026-11-02T09:00:00-05:00",
+            "facility": "main",
+            "data": {"claim_ref": f"C{i}", "amount": "100.00", "clean": i % 2 == 0},
+        }
+        for i in range(4)
+    ]
+    posted = await stack.client.post("/v1/events", json=events, headers=bearer(pipeline))
+    assert posted.status_code == 202, posted.text
+    assert posted.json()["accepted"] == 4
+
+    async def november() -> dict[str, Any]:
+        params = {"from": "2026-11-01", "to": "2026-12-01", "granularity": "month"}
+        response = await stack.client.get(
+            "/v1/kpis/clean_claim_rate/values", params=params, headers=bearer(ops)
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    body = await eventually(november, lambda b: b["values"][0]["denominator"] == "4")
+    assert body["values"][0]["numerator"] == "2" and body["facilities"] == ["main", "west"]
+    looked_up = await stack.client.get("/v1/events/billing/c0", headers=bearer(pipeline))
+    assert looked_up.json()["status"] == "stored"
+
+
+async def test_keys_are_shown_once_stored_hashed_and_revocable(stack: GatewayStack) -> None:
+    health = await tenant(stack, facilities=("main",))
+    admin_key = await key(stack, health, "tenant_admin")
+    created = await stack.client.post(
+        "/v1/api-keys",
+        json={"tenant_id": health, "role": "ops", "name": "dashboards"},
+        headers=bearer(admin_key),
+    )
+    assert created.status_code == 201
+    secret, key_id = created.json()["key"], created.json()["id"]
+    assert secret.startswith("vrk_") and len(secret) >= 4 + 43  # 32 random bytes, base64url
+    listed = (await stack.client.get("/v1/api-keys", headers=bearer(admin_key))).json()["items"]
+    assert {k["id"] for k in listed} >= {key_id} and all("key" not in k for k in listed)
+    assert all(k["tenant_id"] == health for k in listed)
+    assert (await stack.client.get("/v1/kpis", headers=bearer(secret))).status_code == 200
+    revoked = await stack.client.delete(f"/v1/api-keys/{key_id}", headers=bearer(admin_key))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    refused = await stack.client.get("/v1/kpis", headers=bearer(secret))
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    # A tenant admin can neither mint a platform admin nor touch another tenant's keys.
+    up = await stack.client.post(
+        "/v1/api-keys",
+        json={"tenant_id": "platform", "role": "platform_admin", "name": "x"},
+        headers=bearer(admin_key),
+    )
+    assert up.status_code == 403
+    other = await tenant(stack)
+    across = await stack.client.post(
+        "/v1/api-keys", json={"tenant_id": other, "role": "ops", "name": "x"}, headers=bearer(admin_key)
+    )
+    assert across.status_code == 404
+
+
+async def test_expired_keys_and_bad_headers_are_unauthenticated(stack: GatewayStack) -> None:
+    health = await tenant(stack, facilities=("main",))
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    short_lived = await key(stack, health, "ops", expires_at=soon)
+    assert (await stack.client.get("/v1/kpis", headers=bearer(short_lived))).status_code == 200
+    await asyncio.sleep(1.6)  # past the expiry and the 0.5 s key cache of this test gateway
+    expired = await stack.client.get("/v1/kpis", headers=bearer(short_lived))
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    for headers in ({}, {"Authorization": "Basic abc"}, bearer("vrk_" + "x" * 43)):
+        answer = await stack.client.get("/v1/kpis", headers=headers)
+        assert answer.status_code == 401
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    metrics = (await stack.client.get("/metrics")).text
+    assert 'vr_gateway_auth_failures_total{reason="expired_key"}' in metrics
+    assert 'vr_gateway_auth_failures_total{reason="missing_key"}' in metrics
+
+
+async def test_roles_are_checked_before_any_service_sees_the_request(stack: GatewayStack) -> None:
+    health = await tenant(stack, facilities=("main",))
+    ops = await key(stack, health, "ops")
+    refused = await stack.client.post("/v1/events", json=[], headers=bearer(ops))
+    assert refused.status_code == 403
+    assert (await stack.client.get("/v1/nothing-here", headers=bearer(ops))).status_code == 404
+    assert (await stack.client.delete("/v1/kpis", headers=bearer(ops))).status_code == 405
+    assert (await stack.client.post("/v1/tenants", json={}, headers=bearer(ops))).status_code in (403, 422)
+
+
+async def test_request_ids_are_kept_or_made(stack: GatewayStack) -> None:
+    health = await tenant(stack, facilities=("main",))
+    ops = await key(stack, health, "ops")
+    given = await stack.client.get("/v1/kpis", headers={**bearer(ops), "X-Request-ID": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    made = await stack.client.get("/v1/kpis", headers=bearer(ops))
+    assert len(made.headers["x-request-id"]) >= 16
+    assert made.headers.get_list("x-request-id") == [made.headers["x-request-id"]]
+
+
+async def test_bodies_over_the_limit_are_413(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    async with gateway_in_front(infrastructure, services, max_body_bytes=64 * 1024) as small:
+        health = await tenant(small, facilities=("main",))
+        pipeline = await key(small, health, "pipeline")
+        big = b"[" + b" " * (100 * 1024) + b"]"
+        declared = await small.client.post(
+            "/v1/events", content=big, headers={**bearer(pipeline), "Content-Type": "application/json"}
+        )
+        assert declared.status_code == 413
+
+        async def chunks() -> Any:  # no Content-Length: cut off while streaming
+            for _ in range(10):
+                yield b" " * (16 * 1024)
+
+        streamed = await small.client.post(
+            "/v1/events", content=chunks(), headers={**bearer(pipeline), "Content-Type": "application/json"}
+        )
+        assert streamed.status_code == 413
+
+
+async def test_rate_limit_answers_429_with_retry_after(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    async with gateway_in_front(
+        infrastructure, services, rate_limit_per_second=1, rate_limit_burst=3
+    ) as limited:
+        health = await tenant(limited, facilities=("main",))
+        ops = await key(limited, health, "ops")
+        answers = [await limited.client.get("/v1/kpis", headers=bearer(ops)) for _ in range(5)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+        assert int(answers[-1].headers["retry-after"]) >= 1
+        assert "vr_gateway_rate_limited_total" in (await limited.client.get("/metrics")).text
+
+
+def _listening_socket() -> socket.socket:
+    """Accepts connections (the kernel's backlog) and never answers: a hung service."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+async def test_upstream_failures_are_502_and_504(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    hung = _listening_socket()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    broken = {
+        **services,
+        "kpi-engine": f"http://127.0.0.1:{closed_port}",
+        "settlement": f"http://127.0.0.1:{hung.getsockname()[1]}",
+    }
+    try:
+        async with gateway_in_front(infrastructure, broken, upstream_timeout_seconds=1) as gateway:
+            health = await tenant(gateway, facilities=("main",))
+            ops = await key(gateway, health, "ops")
+            unreachable = await gateway.client.get("/v1/kpis", headers=bearer(ops))
+            assert unreachable.status_code == 502
+            assert unreachable.headers["content-type"].startswith("application/problem+json")
+            slow = await gateway.client.get("/v1/contracts", headers=bearer(ops))
+            assert slow.status_code == 504
+    finally:
+        hung.close()
+
+
+async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> None:
+    from gateway.domain.routes import ROUTES
+
+    document = (await stack.client.get("/openapi.json")).json()
+    documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    expected = {(r.method.lower(), r.template) for r in ROUTES} | {
+        ("post", "/v1/tenants"),
+        ("get", "/v1/tenants/{tenant_id}"),
+        ("post", "/v1/api-keys"),
+        ("get", "/v1/api-keys"),
+        ("delete", "/v1/api-keys/{key_id}"),
+    }
+    assert documented == expected
+    assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    docs = await stack.client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
