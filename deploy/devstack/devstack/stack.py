@@ -120,7 +120,9 @@ class Stack:
         gateway = SERVICES[-1]
         admin_key = service_environment(self.state_dir)["VR_BOOTSTRAP_ADMIN_KEY"]
         print("\nValue Realization is up.")
-        print(f"\n  API (gateway)  http://127.0.0.1:{gateway.port}    docs: http://127.0.0.1:{gateway.port}/docs")
+        print(
+            f"\n  API (gateway)  http://127.0.0.1:{gateway.port}    docs: http://127.0.0.1:{gateway.port}/docs"
+        )
         print(f"  admin key      {admin_key}")
         print("\n  services behind it (each: /healthz /readyz /metrics):")
         for spec in SERVICES[:-1]:
