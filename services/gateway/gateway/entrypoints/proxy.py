@@ -45,13 +45,13 @@ async def forward(
     headers["x-request-id"] = request_id.get() or ""
     client = upstreams[route.upstream]
     body = _limited(request.stream(), max_body) if request.method in ("POST", "PUT", "PATCH") else None
-    upstream_request = client.build_request(
-        request.method,
-        request.url.path,
-        params=request.url.query,
-        headers=headers,
-        content=body,
-    )
+    # The path exactly as the caller encoded it: decoding and re-encoding could change what it names.
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    target = raw_path.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        upstream_request = client.build_request(request.method, target, headers=headers, content=body)
+    except httpx.InvalidURL as exc:
+        raise Problem(400, "Bad request", "the request URL cannot be forwarded") from exc
     started = time.perf_counter()
     try:
         response = await client.send(upstream_request, stream=True)
