@@ -37,6 +37,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/kpi_queries.py
 	$(RUN) python bench/freshness.py
 	$(RUN) python bench/settlement.py
+	$(RUN) python bench/gateway.py
 
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .

@@ -159,12 +159,17 @@ async def measure_ingest(port: int, bodies: list[bytes]) -> tuple[float, list[fl
             timezone=TIMEZONE,
         )
     )
-    headers = {"X-VR-Identity": token, "Content-Type": "application/json"}
+    return await post_load(f"http://127.0.0.1:{port}", {"X-VR-Identity": token}, bodies)
+
+
+async def post_load(base_url: str, auth: dict[str, str], bodies: list[bytes]) -> tuple[float, list[float]]:
+    """Events/s answered 202 over MEASURE_S seconds after a warm-up, and each request's latency."""
+    headers = {**auth, "Content-Type": "application/json"}
     counted, latencies, next_body = 0, [], 0
     measuring = False
 
     async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}", timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)
+        base_url=base_url, timeout=30, limits=httpx.Limits(max_connections=CONCURRENCY)
     ) as client:
 
         async def worker(stop_at: float) -> None:

@@ -1,8 +1,9 @@
 """Forwarding a public request to its service: streamed both ways, with the caller's signed identity.
 
-Request bodies are streamed to the service as they arrive and cut off with 413 past the limit (a
-declared Content-Length over it is refused before reading). Upstream failures become problem+json:
-no connection or a broken answer → 502, a timeout → 504; a service's own 503 passes through.
+Request bodies over 1 MiB (or of unknown length) are streamed to the service as they arrive and cut
+off with 413 past the limit; a declared Content-Length over the limit is refused before reading.
+Upstream failures become problem+json: no connection or a broken answer → 502, a timeout → 504; a
+service's own 503 passes through.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vr_shared.identity import HEADER
 from vr_shared.logging import request_id
 from vr_shared.web import Problem
 
+BUFFERED_BODY_BYTES = 1024 * 1024  # larger bodies, or bodies of unknown length, are streamed
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key")
 FORWARDED_RESPONSE_HEADERS = ("content-type", "content-encoding", "retry-after", "location", "cache-control")
 
@@ -44,7 +46,12 @@ async def forward(
     headers[HEADER] = caller.token
     headers["x-request-id"] = request_id.get() or ""
     client = upstreams[route.upstream]
-    body = _limited(request.stream(), max_body) if request.method in ("POST", "PUT", "PATCH") else None
+    body: bytes | AsyncIterator[bytes] | None = None
+    if request.method in ("POST", "PUT", "PATCH"):
+        if declared is not None and declared.isdigit() and int(declared) <= BUFFERED_BODY_BYTES:
+            body = await request.body()  # small and of known size: one write is cheaper than a stream
+        else:
+            body = _limited(request.stream(), max_body)
     # The path exactly as the caller encoded it: decoding and re-encoding could change what it names.
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     target = raw_path.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")

@@ -1,0 +1,126 @@
+"""Gateway overhead: ingest throughput through the gateway against ingest called directly.
+
+Ingest and the gateway run as their own processes (one uvicorn worker each), as in production; this
+process is the load generator (batches of 500 events, several requests in flight, as
+`bench/ingest.py`). Through the gateway, requests carry an API key; the gateway authenticates it,
+checks the role and rate limit, signs the identity and streams the body to ingest. Interleaved rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench.infra import broker_servers, database_url  # noqa: E402
+from bench.ingest import (  # noqa: E402
+    BATCH,
+    CONCURRENCY,
+    FACILITIES,
+    IDENTITY_SECRET,
+    ROUNDS,
+    TENANT,
+    TIMEZONE,
+    ingest_process,
+    measure_ingest,
+    post_load,
+    request_bodies,
+)
+from bench.report import machine, today, write_section  # noqa: E402
+from devstack.ports import free_port, wait_listening  # noqa: E402
+
+ADMIN_KEY = "vrk_bench-admin-key-0123456789abcdef0123456789"
+
+
+@contextlib.contextmanager
+def gateway_process(database: str, ingest_port: int) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "VR_DB_SCHEMA": f"bench_gateway_{uuid.uuid4().hex[:8]}",
+        "VR_HTTP_PORT": str(port),
+        "VR_IDENTITY_SECRET": IDENTITY_SECRET,
+        "VR_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "VR_INGEST_URL": f"http://127.0.0.1:{ingest_port}",
+        "VR_RATE_LIMIT_PER_SECOND": "100000",
+        "VR_RATE_LIMIT_BURST": "100000",
+        "VR_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
+    try:
+        if not wait_listening(port, timeout_s=30):
+            raise RuntimeError("gateway did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def pipeline_key(gateway: str) -> str:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(base_url=gateway) as client:
+        tenant = {"id": TENANT, "name": TENANT, "kind": "health_system", "timezone": TIMEZONE}
+        created = await client.post(
+            "/v1/tenants", json={**tenant, "facilities": list(FACILITIES)}, headers=admin
+        )
+        assert created.status_code == 201, created.text
+        key = await client.post(
+            "/v1/api-keys", json={"tenant_id": TENANT, "role": "pipeline", "name": "bench"}, headers=admin
+        )
+        return str(key.json()["key"])
+
+
+async def main() -> None:
+    bodies = request_bodies()
+    direct, through, latencies = [], [], []
+    with (
+        broker_servers() as bootstrap,
+        database_url() as database,
+        ingest_process(bootstrap, f"bench.gw.{uuid.uuid4().hex[:8]}") as port,
+        gateway_process(database, port) as gateway,
+    ):
+        key = await pipeline_key(gateway)
+        for _ in range(ROUNDS):
+            direct.append((await measure_ingest(port, bodies))[0])
+            rate, round_latencies = await post_load(gateway, {"Authorization": f"Bearer {key}"}, bodies)
+            through.append(rate)
+            latencies.extend(round_latencies)
+    ratio = statistics.median(through) / statistics.median(direct)
+    verdict = "meets" if ratio >= 0.8 else "misses"
+    ordered = sorted(latencies)
+    p50, p99 = ordered[len(ordered) // 2] * 1000, ordered[int(0.99 * (len(ordered) - 1))] * 1000
+    body = f"""## Gateway overhead
+
+{today()} — {machine()}. Ingest and the gateway as their own processes (one uvicorn worker each) on
+loopback; batches of {BATCH} events, {CONCURRENCY} requests in flight, load generator on the same machine.
+Median of {ROUNDS} interleaved rounds (range in brackets). Run: `make bench` (`bench/gateway.py`).
+
+| path | events/s |
+|---|---:|
+| through the gateway (API key → identity token, body forwarded) | {_spread(through)} |
+| ingest called directly (identity token signed by the load generator) | {_spread(direct)} |
+
+* **through the gateway / direct = {ratio:.2f}** — target ≥ 0.8: {verdict} the target.
+* Request latency through the gateway: p50 {p50:.0f} ms, p99 {p99:.0f} ms ({len(latencies)} requests).
+"""
+    write_section("gateway-overhead", body)
+    print(body)
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
