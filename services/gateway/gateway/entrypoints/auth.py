@@ -84,6 +84,11 @@ class KeyResolver:
         self._cache[digest] = caller
         return caller
 
+    def acting_for(self, caller: Caller, identity: Identity) -> Caller:
+        """The caller with another identity (a vendor reading a health system's KPIs through the
+        contracts it is party to), signed like any other."""
+        return Caller(caller.key, caller.tenant, identity, self._signer.sign(identity), self._clock())
+
     def forget(self, key_id: str) -> None:
         for digest, caller in list(self._cache.items()):
             if caller.key.id == key_id:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import httpx
+import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -20,6 +22,7 @@ from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.auth import Caller, KeyResolver
 from gateway.entrypoints.limits import TokenBuckets
 from gateway.entrypoints.proxy import forward
+from vr_shared.identity import HEADER, Identity
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -186,6 +189,51 @@ async def to_service(path: str, request: Request) -> Response:
     if who.key.role not in route.roles:
         raise _forbidden(f"role {who.key.role!r} may not call {route.method} {route.template}")
     request.state.route = route.template
+    if who.identity.tenant_kind == "vendor" and route.template in VENDOR_KPI_ROUTES:
+        who = await _vendor_view(request, who, path)
     return await forward(
         request, route, who, request.app.state.upstreams, request.app.state.settings.max_body_bytes
+    )
+
+
+VENDOR_KPI_ROUTES = frozenset({"/v1/kpis/{kpi}/values", "/v1/kpis/{kpi}/rolling", "/v1/kpis/readings"})
+
+
+async def _kpis_asked(request: Request, path: str) -> set[str]:
+    if not path.startswith("kpis/readings"):
+        return {path.split("/")[1]}
+    try:  # a readings body is small (at most 500 readings); the proxy then forwards the same bytes
+        return {str(r["kpi"]) for r in orjson.loads(await request.body())["readings"]}
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return set()
+
+
+async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
+    """A vendor sees a health system's KPIs (`?tenant=<health system>`) for the facilities of the
+    contracts it is party to whose terms use them — asked of settlement, which holds the contracts.
+    Anything else looks like an unknown facility."""
+    health_system = request.query_params.get("tenant")
+    directory: PostgresDirectory = request.app.state.directory
+    tenant = await directory.tenant(health_system) if health_system else None
+    kpis = await _kpis_asked(request, path)
+    facilities: set[str] = set()
+    if tenant is not None and tenant.kind == "health_system" and kpis:
+        settlement: httpx.AsyncClient = request.app.state.upstreams["settlement"]
+        answer = await settlement.get("/v1/contracts", headers={HEADER: who.token})
+        contracts = answer.json()["items"] if answer.status_code == 200 else []
+        shared = [c for c in contracts if c["health_system"] == tenant.id]
+        # Every KPI asked must be one the vendor's contracts use on a facility.
+        per_kpi = [{f for c in shared if kpi in c["kpis"] for f in c["facilities"]} for kpi in sorted(kpis)]
+        facilities = set.intersection(*per_kpi)
+    resolver: KeyResolver = request.app.state.resolver
+    return resolver.acting_for(
+        who,
+        Identity(
+            tenant=tenant.id if tenant else who.identity.tenant,
+            role="ops",
+            key_id=who.key.id,
+            facilities=frozenset(facilities),
+            tenant_kind="health_system",
+            timezone=tenant.timezone if tenant else "UTC",
+        ),
     )

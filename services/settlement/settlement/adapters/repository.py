@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from settlement.adapters import tables as t
 from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.statement import kpis_used
 from vr_shared.identity import Identity
 
 
@@ -43,6 +44,8 @@ class StoredContract:
             "vendor": self.contract.vendor,
             "version": self.version,
             "period": self.contract.period,
+            "facilities": list(self.contract.facilities),
+            "kpis": kpis_used(self.contract),
             "start": self.contract.start.isoformat(),
             "end": self.contract.end.isoformat(),
             "updated_at": self.updated_at.isoformat(),

@@ -35,6 +35,11 @@ def kpi_requests(contract: Contract, period: Period) -> list[KpiRequest]:
     return sorted(requests, key=lambda r: (r.source.label(), r.start))
 
 
+def kpis_used(contract: Contract) -> list[str]:
+    """The KPI names the contract's terms read (what its vendor may see of the health system's KPIs)."""
+    return sorted({source.kpi for term in contract.terms for source in _kpi_sources(term)})
+
+
 def _kpi_sources(model: Any) -> Iterator[KpiSource]:
     if isinstance(model, KpiSource):
         yield model
