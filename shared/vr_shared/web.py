@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vr_shared.logging import request_id
@@ -204,3 +205,25 @@ def add_common_middleware(app: FastAPI, service: str) -> None:
     """Request ids outermost (every log line of the request carries one), then metrics by route."""
     app.add_middleware(RequestMetricsMiddleware, service=service)
     app.add_middleware(RequestIdMiddleware)
+
+
+def document_request_body(
+    app: FastAPI, path: str, method: str, schema_of: TypeAdapter[Any], media_types: Sequence[str]
+) -> None:
+    """Describe a request body the route reads itself (several media types, or a document validated
+    by the domain with JSON-path errors) in the app's OpenAPI, with its models under components."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schema = schema_of.json_schema(ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        content = {media_type: {"schema": schema} for media_type in media_types}
+        document["paths"][path][method]["requestBody"] = {"required": True, "content": content}
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -100,7 +100,7 @@ class ApiKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tenant_id: str
     role: Role
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
     expires_at: datetime | None = None
 
 

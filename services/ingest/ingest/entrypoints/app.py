@@ -8,15 +8,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
 from ingest import bootstrap
 from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
 from ingest.entrypoints.routes import router
+from vr_shared.events import Event
 from vr_shared.identity import IdentityVerifier
 from vr_shared.kafka import broker_reachable, ensure_topics
 from vr_shared.runtime import settle_heap
-from vr_shared.web import add_common_middleware, install_error_map, ops_router
+from vr_shared.web import add_common_middleware, document_request_body, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,14 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_map(app, error_map(settings.retry_after_seconds))
     add_common_middleware(app, settings.service_name)
     app.include_router(router)
+    # The body is read by the route itself (JSON, CloudEvents structured or batch, NDJSON); documented here.
+    document_request_body(
+        app,
+        "/v1/events",
+        "post",
+        TypeAdapter(Event | list[Event]),
+        ("application/json", "application/cloudevents+json", "application/cloudevents-batch+json"),
+    )
 
     async def broker_ready() -> bool:
         components: bootstrap.Components | None = getattr(app.state, "components", None)

@@ -24,12 +24,14 @@ from pydantic import (
     StringConstraints,
     Tag,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
 from settlement.domain.money import MINOR_UNITS, decimal_text
 from settlement.domain.periods import PeriodKind
 from settlement.domain.sources import InputSource, KpiSource
+from vr_shared.events.types import FacilityId
 from vr_shared.events.validation import FieldError, json_path
 from vr_shared.kpis import KPI_DIMENSIONS
 
@@ -64,10 +66,17 @@ def _amount(value: Any) -> Any:
 
 
 _AS_TEXT = PlainSerializer(decimal_text, return_type=str)
-Number = Annotated[Decimal, BeforeValidator(_decimal), _AS_TEXT]
-Rate = Annotated[Decimal, BeforeValidator(_rate), _AS_TEXT]
-Amount = Annotated[Decimal, BeforeValidator(_amount), _AS_TEXT]
+# What the API documents: decimal strings (JSON numbers are refused).
+_DECIMAL_TEXT = WithJsonSchema(
+    {"type": "string", "pattern": _DECIMAL.pattern, "examples": ["0.02", "250000.00"]}
+)
+Number = Annotated[Decimal, BeforeValidator(_decimal), _AS_TEXT, _DECIMAL_TEXT]
+Rate = Annotated[Decimal, BeforeValidator(_rate), _AS_TEXT, _DECIMAL_TEXT]
+Amount = Annotated[Decimal, BeforeValidator(_amount), _AS_TEXT, _DECIMAL_TEXT]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+# Free text and names stored as given: no control characters (PostgreSQL refuses NUL in text and JSON).
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+FeeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 _SOURCE_KEYS = ("kpi", "input", "mssp_one_sided_scale", "one_minus_final_savings_rate")
 _SOURCE_HINT = 'must be a decimal string, {"kpi": "<name>"} or {"input": "<name>"}'
@@ -229,7 +238,7 @@ class SlaTier(_Strict):
 class SlaCredit(_Term):
     kind: Literal["sla_credit"]
     kpi: KpiParam
-    fee: str
+    fee: FeeName
     tiers: list[SlaTier] = Field(min_length=1)
 
     @property
@@ -271,17 +280,17 @@ def _zone(name: str) -> str:
 
 class Contract(_Strict):
     id: Identifier
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    name: Text
     health_system: Identifier
     vendor: Identifier
-    facilities: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(min_length=1)
+    facilities: list[FacilityId] = Field(min_length=1)
     currency: str
     timezone: Annotated[str, BeforeValidator(_zone)]
     start: date
     end: date
     period: PeriodKind
     runout_days: int = Field(ge=0, le=3650)
-    fees: dict[str, Amount] = Field(default_factory=dict)
+    fees: dict[FeeName, Amount] = Field(default_factory=dict)
     terms: list[Term] = Field(min_length=1)
     caps: ContractCaps | None = None
 

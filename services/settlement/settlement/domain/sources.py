@@ -7,6 +7,7 @@ keeps its numerator, denominator and sample size, so the statement can show what
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -62,9 +63,14 @@ class InputSource(BaseModel):
     input: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+
+
 def _pairs(value: Any) -> Any:
     if isinstance(value, dict):
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        if not all(
+            isinstance(k, str) and isinstance(v, str) and _PRINTABLE.match(v) for k, v in value.items()
+        ):
             raise ValueError('a dimension maps names to string values, e.g. {"system": "ehr"}')
         return tuple(sorted(value.items()))
     return value

@@ -9,17 +9,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
 from settlement import bootstrap
 from settlement.adapters.migrate import migrate
 from settlement.config import Settings
+from settlement.domain.contract import Contract
 from settlement.entrypoints.errors import error_map
 from settlement.entrypoints.routes import router
 from vr_shared.db import database_reachable
 from vr_shared.identity import IdentityVerifier
 from vr_shared.kafka import ensure_topics
 from vr_shared.runtime import settle_heap
-from vr_shared.web import add_common_middleware, install_error_map, ops_router
+from vr_shared.web import add_common_middleware, document_request_body, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_map(app, error_map(settings.retry_after_seconds))
     add_common_middleware(app, settings.service_name)
     app.include_router(router)
+    # Contract documents are validated by the domain (errors with JSON paths); their schema is documented.
+    for path, method in (("/v1/contracts", "post"), ("/v1/contracts/{contract_id}", "put")):
+        document_request_body(app, path, method, TypeAdapter(Contract), ("application/json",))
 
     async def database_ready() -> bool:
         components = getattr(app.state, "components", None)
