@@ -8,9 +8,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fastapi import FastAPI, Request
+
 from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
 from tests.support.infrastructure import Infrastructure
+from tests.support.servers import serving
 from tests.support.waiting import eventually
+from vr_shared.identity import IdentityVerifier
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -230,3 +234,32 @@ async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> Non
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     docs = await stack.client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_services_get_the_request_id_and_identity_never_the_api_key(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    echo = FastAPI()
+
+    @echo.get("/v1/kpis")
+    async def headers(request: Request) -> dict[str, Any]:
+        return {"headers": dict(request.headers)}
+
+    async with (
+        serving(echo) as echo_url,
+        gateway_in_front(infrastructure, {**services, "kpi-engine": echo_url}) as gw,
+    ):
+        health = await tenant(gw, facilities=("main", "west"))
+        ops = await key(gw, health, "ops")
+        answer = await gw.client.get("/v1/kpis", headers={**bearer(ops), "X-Request-ID": "trace-777"})
+        assert answer.status_code == 200, answer.text
+        seen = answer.json()["headers"]
+    assert seen["x-request-id"] == "trace-777"
+    assert "authorization" not in seen
+    identity = IdentityVerifier(gw.settings.identity_secret.get_secret_value()).verify(seen["x-vr-identity"])
+    assert (identity.tenant, identity.role, identity.facilities) == (
+        health,
+        "ops",
+        frozenset({"main", "west"}),
+    )
+    assert identity.timezone == "America/New_York"
