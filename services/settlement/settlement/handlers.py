@@ -22,6 +22,7 @@ from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.periods import Period, Status, has_ended, parse_period, periods_until, status_at
 from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
 from settlement.domain.statement import canonical_hash, compute_line, kpi_requests, line_deltas, statement
+from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
 
 INCOMPLETE_REASONS = frozenset({"missing_input", "kpi_unavailable"})
@@ -52,6 +53,22 @@ class Computed:
     statement: dict[str, Any]
     readings: dict[KpiRequest, KpiReading]
     inputs: dict[str, Decimal]
+
+
+def publish_targets(contract: Contract) -> None:
+    """Expose the contract's KPI targets as gauges (a changed contract replaces its old ones)."""
+    for labels in list(metrics.KPI_TARGET._metrics):
+        if labels[0] == contract.id:
+            metrics.KPI_TARGET.remove(*labels)
+    for target in kpi_targets(contract):
+        metrics.KPI_TARGET.labels(
+            contract.id,
+            target.term_id,
+            contract.health_system,
+            target.kpi,
+            target.dimension,
+            target.direction,
+        ).set(float(target.level))
 
 
 class SettlementService:

@@ -25,3 +25,8 @@ KPI_READ_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 KPI_UPDATES = Counter("vr_settlement_kpi_updates_total", "KPI change notices consumed", ["effect"])
+KPI_TARGET = Gauge(
+    "vr_settlement_kpi_target",
+    "The KPI level a contract term aims at (dashboards draw it beside the KPI; alerts compare)",
+    ["contract", "term", "tenant", "kpi", "dimension", "direction"],
+)

@@ -17,6 +17,7 @@ from settlement.config import Settings
 from settlement.domain.contract import Contract
 from settlement.entrypoints.errors import error_map
 from settlement.entrypoints.routes import router
+from settlement.handlers import publish_targets
 from vr_shared.db import database_reachable
 from vr_shared.identity import IdentityVerifier
 from vr_shared.kafka import ensure_topics
@@ -43,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         consuming = asyncio.create_task(components.updates.run(), name="consume-kpi-updates")
         consuming.add_done_callback(_report_stop)
         app.state.consuming = consuming
+        for stored in await components.store.contracts_of(None):  # targets for dashboards from the start
+            publish_targets(stored.contract)
         settle_heap()
         log.info(
             "settlement ready", extra={"schema": settings.db_schema, "kpi_engine": settings.kpi_engine_url}

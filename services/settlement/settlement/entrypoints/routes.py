@@ -19,7 +19,7 @@ from settlement.entrypoints.access import (
     not_found,
     unknown_facilities,
 )
-from settlement.handlers import SettlementService
+from settlement.handlers import SettlementService, publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
@@ -84,6 +84,7 @@ async def create_contract(
 ) -> dict[str, Any]:
     contract = _check_writer(caller, document)
     stored = await store.create_contract(contract, caller)
+    publish_targets(stored.contract)
     response.headers["Location"] = f"/v1/contracts/{contract.id}"
     return _contract_answer(stored)
 
@@ -126,9 +127,11 @@ async def update_contract(
     if moved:
         raise ContractInvalid(moved)
     try:
-        return _contract_answer(await store.update_contract(contract, caller))
+        stored = await store.update_contract(contract, caller)
     except UnknownContract:
         raise not_found(contract_id) from None
+    publish_targets(stored.contract)
+    return _contract_answer(stored)
 
 
 @router.put("/v1/contracts/{contract_id}/periods/{period}/inputs", summary="Set a period's inputs")
