@@ -75,6 +75,9 @@ async def test_invalid_contract_answers_422_naming_each_json_path(stack: Settlem
     body["terms"][0]["cap_order"] = "rate_then_cap"
     response = await stack.settlement.post("/v1/contracts", json=body, headers=ADMIN)
     assert [e["path"] for e in response.json()["errors"]] == ["$.facilities[1]"]
+    body["facilities"], body["timezone"] = ["life-main"], "Europe/Paris"  # not the health system's zone
+    response = await stack.settlement.post("/v1/contracts", json=body, headers=ADMIN)
+    assert [e["path"] for e in response.json()["errors"]] == ["$.timezone"]
 
 
 async def test_versions_keep_final_statements_and_everything_is_audited(stack: SettlementStack) -> None:

@@ -58,14 +58,17 @@ async def _readable(store: PostgresSettlementStore, contract_id: str, caller: Id
 def _check_writer(caller: Identity, document: dict[str, Any], path_id: str | None = None) -> Any:
     contract = parse_contract(document, path_id=path_id)
     ensure_may_write(caller, contract)
-    wrong = unknown_facilities(caller, contract)
-    if wrong:
-        raise ContractInvalid(
-            [
-                FieldError(f"$.facilities[{i}]", "not a facility of the health system", "facility")
-                for i in wrong
-            ]
+    errors = [
+        FieldError(f"$.facilities[{i}]", "not a facility of the health system", "facility")
+        for i in unknown_facilities(caller, contract)
+    ]
+    if caller.tenant == contract.health_system and contract.timezone != caller.timezone:
+        # KPI days are the health system's local days; periods in another zone would cut them apart.
+        errors.append(
+            FieldError("$.timezone", f"must be the health system's time zone ({caller.timezone})", "timezone")
         )
+    if errors:
+        raise ContractInvalid(errors)
     return contract
 
 
