@@ -76,3 +76,11 @@ def test_gateway_migrations_ship_inside_its_package() -> None:
 
     assert MIGRATIONS.parent == Path(gateway.__file__).parent
     assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
+
+
+def test_every_path_compose_mounts_exists() -> None:
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name}: {source}"

@@ -1,0 +1,44 @@
+"""The Kubernetes manifests validate against the Kubernetes API schemas and match the services."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+MANIFESTS = [
+    d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "value-realization.yaml").read_text()) if d
+]
+
+
+@pytest.mark.parametrize(
+    "document", MANIFESTS, ids=[f"{d['kind']}/{d['metadata']['name']}" for d in MANIFESTS]
+)
+def test_each_manifest_is_valid_for_kubernetes(document: dict[str, Any]) -> None:
+    kubernetes_validate.validate(document, "1.30.0", strict=True)
+
+
+def _of(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in MANIFESTS if d["kind"] == kind}
+
+
+def test_every_service_has_a_deployment_and_a_service_on_its_port() -> None:
+    services = {p.parent.name for p in (ROOT / "services").glob("*/pyproject.toml")}
+    deployments, exposed = _of("Deployment"), _of("Service")
+    assert set(deployments) == set(exposed) == services
+    for name, deployment in deployments.items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        port = container["ports"][0]["containerPort"]
+        dockerfile = (ROOT / "services" / name / "Dockerfile").read_text()
+        assert f"EXPOSE {port}" in dockerfile and exposed[name]["spec"]["ports"][0]["port"] == port
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_engine_never_scales_past_the_partition_count() -> None:
+    partitions = int(_of("ConfigMap")["vr-config"]["data"]["VR_EVENTS_TOPIC_PARTITIONS"])
+    assert _of("HorizontalPodAutoscaler")["kpi-engine"]["spec"]["maxReplicas"] <= partitions
