@@ -42,7 +42,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 lint: install ## ruff (format check + lint) and mypy
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
-	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement services/gateway/gateway deploy/devstack/devstack
+	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement services/gateway/gateway deploy/devstack/devstack deploy/cli/vr_cli
 
 format: install ## apply ruff formatting and fixes
 	$(RUN) ruff format .
@@ -54,6 +54,9 @@ ROLE ?= pipeline
 TIMEZONE ?= America/New_York
 token: install ## print an identity token for direct service calls (TENANT, FACILITIES, ROLE, TIMEZONE)
 	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE) --timezone $(TIMEZONE)
+
+demo: install ## with `make up` running: a health system, a vendor, a contract, a year of events, the quarters
+	$(RUN) vr demo --key "$$($(RUN) python -m devstack --root $(CURDIR) admin-key)"
 
 clean: ## remove local state (database data, logs, secrets) and environments
 	rm -rf .local .venv .tools

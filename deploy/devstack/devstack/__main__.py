@@ -26,10 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--role", default="pipeline", choices=ROLES)
     token.add_argument("--ttl", type=int, default=300)
     token.add_argument("--timezone", default="UTC", help="the tenant's IANA time zone (KPIs are local days)")
+    commands.add_parser(
+        "admin-key", help="print the local stack's platform admin key (VR_BOOTSTRAP_ADMIN_KEY)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "up":
         return stack.run(args.root)
+    if args.command == "admin-key":
+        print(local_secrets(args.root / ".local")["bootstrap_admin_key"])
+        return 0
     secret = local_secrets(args.root / ".local")["identity_secret"]
     identity = Identity(
         tenant=args.tenant,

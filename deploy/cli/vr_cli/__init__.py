@@ -1,0 +1,1 @@
+"""`vr`: a client of the public API (through the gateway), for people and scripts."""

@@ -1,0 +1,198 @@
+"""A year of synthetic but realistic hospital events for the demo: three facilities, a go-live date
+after which the vendor's work shows (fewer readmissions and denials, more clean claims, lower cost)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+GO_LIVE = date(2026, 4, 1)
+
+
+def _at(day: date, rng: random.Random) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
+        minutes=rng.randrange(8 * 60, 22 * 60)
+    )
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat().replace("+00:00", "Z")
+
+
+def events(facilities: list[str], first: date, last: date, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """Events in time order per day, for [first, last]."""
+    rng = random.Random(seed)
+    counter = 0
+    pending_readmissions: list[tuple[date, str, str]] = []  # (day, patient, facility)
+
+    def event(type_: str, when: datetime, facility: str, data: dict[str, Any], source: str) -> dict[str, Any]:
+        nonlocal counter
+        counter += 1
+        return {
+            "id": f"demo-{counter:08d}",
+            "source": source,
+            "type": type_,
+            "time": _iso(when),
+            "facility": facility,
+            "data": data,
+        }
+
+    day = first
+    while day <= last:
+        after = day >= GO_LIVE
+        for facility in facilities:
+            # Stays: admissions today, discharged after a log-normal length of stay (≈ 4.3 days).
+            admissions = [(f"P{rng.randrange(40_000):05d}", False) for _ in range(rng.randrange(4, 9))]
+            admissions += [(p, True) for d, p, f in pending_readmissions if d == day and f == facility]
+            for patient, readmission in admissions:
+                admitted = _at(day, rng)
+                encounter = f"E{counter:08d}"
+                cls = "inpatient" if readmission or rng.random() < 0.88 else "observation"
+                yield event(
+                    "encounter.admitted",
+                    admitted,
+                    facility,
+                    {
+                        "encounter_ref": encounter,
+                        "patient_ref": patient,
+                        "encounter_class": cls,
+                        "planned": rng.random() < 0.08,
+                    },
+                    "epic-adt",
+                )
+                stay = timedelta(hours=max(6.0, rng.lognormvariate(math.log(80), 0.6)))
+                discharged = admitted + stay
+                disposition = rng.choices(
+                    ["home", "snf", "expired", "transfer_acute", "ama"], [80, 12, 2, 4, 2]
+                )[0]
+                yield event(
+                    "encounter.discharged",
+                    discharged,
+                    facility,
+                    {
+                        "encounter_ref": encounter,
+                        "patient_ref": patient,
+                        "encounter_class": cls,
+                        "admitted_at": _iso(admitted),
+                        "disposition": disposition,
+                    },
+                    "epic-adt",
+                )
+                if cls == "inpatient" and rng.random() < (0.10 if after else 0.16):
+                    back = discharged.date() + timedelta(days=rng.randrange(2, 29))
+                    pending_readmissions.append((back, patient, rng.choice(facilities)))
+            # Medication, claims, payments, costs.
+            for _ in range(rng.randrange(20, 30)):
+                method = rng.choices(
+                    ["cpoe", "verbal", "phone", "paper", "protocol"], [88 if after else 74, 5, 4, 3, 4]
+                )[0]
+                yield event(
+                    "medication.ordered",
+                    _at(day, rng),
+                    facility,
+                    {"order_ref": f"O{counter}", "encounter_ref": f"E{counter}", "entry_method": method},
+                    "pharmacy",
+                )
+            for _ in range(rng.randrange(20, 30)):
+                scanned = rng.random() < (0.95 if after else 0.88)
+                yield event(
+                    "medication.administered",
+                    _at(day, rng),
+                    facility,
+                    {
+                        "administration_ref": f"A{counter}",
+                        "encounter_ref": f"E{counter}",
+                        "patient_scanned": scanned,
+                        "medication_scanned": scanned or rng.random() < 0.5,
+                    },
+                    "bcma",
+                )
+            for _ in range(rng.randrange(25, 35)):
+                claim, amount = f"C{counter}", rng.randrange(300, 9000)
+                yield event(
+                    "claim.submitted",
+                    _at(day, rng),
+                    facility,
+                    {
+                        "claim_ref": claim,
+                        "amount": f"{amount}.00",
+                        "clean": rng.random() < (0.91 if after else 0.83),
+                    },
+                    "billing",
+                )
+                denied = rng.random() < (0.07 if after else 0.12)
+                paid = 0 if denied else amount
+                yield event(
+                    "claim.adjudicated",
+                    _at(day, rng),
+                    facility,
+                    {
+                        "claim_ref": claim,
+                        "outcome": "denied" if denied else "paid",
+                        "initial": True,
+                        "paid_amount": f"{paid}.00",
+                        "denied_amount": f"{amount - paid}.00",
+                    },
+                    "billing",
+                )
+            for _ in range(rng.randrange(10, 16)):
+                yield event(
+                    "payment.received",
+                    _at(day, rng),
+                    facility,
+                    {
+                        "amount": f"{rng.randrange(50, 4000)}.00",
+                        "patient_payment": rng.random() < 0.4,
+                        "point_of_service": rng.random() < 0.5,
+                    },
+                    "billing",
+                )
+            care = 190_000 * (0.95 if after else 1.0) * rng.uniform(0.9, 1.1)
+            yield event(
+                "cost.incurred",
+                _at(day, rng),
+                facility,
+                {"category": "total_cost_of_care", "amount": f"{care:.2f}"},
+                "finance",
+            )
+            yield event(
+                "cost.incurred",
+                _at(day, rng),
+                facility,
+                {"category": "revenue_cycle", "amount": f"{rng.uniform(3000, 5000):.2f}"},
+                "finance",
+            )
+            yield event(
+                "ar.snapshot",
+                _at(day, rng),
+                facility,
+                {
+                    "net_ar": f"{rng.uniform(9e6, 1.1e7):.2f}",
+                    "avg_daily_net_revenue": f"{rng.uniform(2.2e5, 2.6e5):.2f}",
+                },
+                "finance",
+            )
+            if rng.random() < (0.04 if after else 0.08):  # an EHR outage
+                start = _at(day, rng)
+                end = start + timedelta(minutes=rng.randrange(5, 240))
+                yield event(
+                    "system.outage",
+                    end,
+                    facility,
+                    {
+                        "system": "ehr",
+                        "started_at": _iso(start),
+                        "ended_at": _iso(end),
+                        "planned": rng.random() < 0.2,
+                    },
+                    "monitoring",
+                )
+        day += timedelta(days=1)
+
+
+def baseline_cost_per_day(facilities: list[str]) -> float:
+    """What care costs per day before go-live (the benchmark the shared-savings term is set against)."""
+    return 190_000 * len(facilities)
