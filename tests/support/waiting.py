@@ -24,3 +24,11 @@ async def eventually(
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 90) -> None:
     await eventually(condition, bool, timeout_s)
+
+
+def metric_value(exposition: str, sample: str) -> float:
+    """The value of one sample (name and labels exactly as exposed) in a /metrics text; 0 if absent."""
+    for line in exposition.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

@@ -16,3 +16,12 @@ UPSTREAM_SECONDS = Histogram(
     ["upstream"],
     buckets=LATENCY_BUCKETS,
 )
+
+# Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
+for _reason in ("missing_key", "malformed_header", "unknown_key", "revoked_key", "expired_key"):
+    AUTH_FAILURES.labels(_reason)
+for _role in ("platform_admin", "tenant_admin", "pipeline", "billing", "ops"):
+    RATE_LIMITED.labels(_role)
+for _upstream in ("ingest", "kpi-engine", "settlement"):
+    for _kind in ("timeout", "unreachable", "broken_response"):
+        UPSTREAM_ERRORS.labels(_upstream, _kind)

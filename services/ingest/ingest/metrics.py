@@ -2,6 +2,7 @@
 
 from prometheus_client import Counter, Histogram
 
+from vr_shared.events.catalogue import EVENT_TYPES
 from vr_shared.metrics import LATENCY_BUCKETS
 
 EVENTS = Counter(
@@ -24,3 +25,9 @@ PUBLISH_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PUBLISH_ERRORS = Counter("vr_ingest_publish_errors_total", "Failed publishes by reason", ["reason"])
+
+# Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
+for _type in EVENT_TYPES:
+    for _outcome in ("accepted", "rejected", "unavailable"):
+        EVENTS.labels(_type, _outcome)
+PUBLISH_ERRORS.labels("timeout")

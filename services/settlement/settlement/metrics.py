@@ -30,3 +30,9 @@ KPI_TARGET = Gauge(
     "The KPI level a contract term aims at (dashboards draw it beside the KPI; alerts compare)",
     ["contract", "term", "tenant", "kpi", "dimension", "direction"],
 )
+
+# Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
+for _trigger in ("kpi_update", "inputs", "on_demand"):
+    ADJUSTMENTS.labels(_trigger)
+for _effect in ("touches_final", "no_final"):
+    KPI_UPDATES.labels(_effect)
