@@ -38,6 +38,7 @@ class MergedOpenApi:
                     "service OpenAPI unavailable", extra={"upstream": name, "error": type(exc).__name__}
                 )
                 complete = False
+        _describe_problems(merged)
         merged["components"]["securitySchemes"] = {
             "apiKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"}
         }
@@ -53,3 +54,40 @@ def _add(merged: dict[str, Any], service: dict[str, Any]) -> None:
             if (method, path) in PUBLIC:
                 merged["paths"].setdefault(path, {})[method] = operation
     merged["components"]["schemas"].update(service.get("components", {}).get("schemas", {}))
+
+
+PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details; `errors` lists field errors with JSON paths, if any",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _describe_problems(merged: dict[str, Any]) -> None:
+    """Every error answer of every operation is application/problem+json (one error map per service)."""
+    merged["components"]["schemas"]["Problem"] = PROBLEM
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for operations in merged["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in list(responses):
+                if status.startswith(("4", "5")):
+                    responses[status] = {
+                        "description": responses[status].get("description", "Problem"),
+                        "content": {"application/problem+json": {"schema": problem}},
+                    }
+            responses.setdefault(
+                "default",
+                {
+                    "description": "An error, as problem details",
+                    "content": {"application/problem+json": {"schema": problem}},
+                },
+            )
