@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import uvicorn
+
+from vr_shared.logging import configure_logging
+from vr_shared.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
 
 # A request of 500 events allocates tens of thousands of containers. With the default threshold
 # (700) the collector runs several times per request, and every full collection walks the whole
@@ -21,3 +30,18 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
+
+
+def serve(create_app: Callable[[S], Any], settings: S) -> None:
+    """`python -m <service>`: JSON logging first, then the app from its factory, served by uvicorn
+    (no uvicorn log config and no access log — the request middleware logs each request), with a
+    bounded graceful shutdown."""
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

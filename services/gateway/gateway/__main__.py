@@ -1,25 +1,14 @@
-"""`python -m gateway`: build settings once, configure logging, serve the API."""
+"""`python -m gateway`: build settings once, then serve (vr_shared.runtime.serve)."""
 
 from __future__ import annotations
 
-import uvicorn
-
 from gateway.config import Settings
 from gateway.entrypoints.app import create_app
-from vr_shared.logging import configure_logging
+from vr_shared.runtime import serve
 
 
 def main() -> None:
-    settings = Settings()  # secrets and connections come from the environment
-    configure_logging(settings.service_name, settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    serve(create_app, Settings())  # secrets and connections come from the environment
 
 
 if __name__ == "__main__":
