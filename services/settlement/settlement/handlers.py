@@ -21,7 +21,14 @@ from settlement.adapters.repository import PostgresSettlementStore, StoredContra
 from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.periods import Period, Status, has_ended, parse_period, periods_until, status_at
 from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
-from settlement.domain.statement import canonical_hash, compute_line, kpi_requests, line_deltas, statement
+from settlement.domain.statement import (
+    canonical_hash,
+    compute_line,
+    kpi_requests,
+    kpis_used,
+    line_deltas,
+    statement,
+)
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
 
@@ -149,10 +156,7 @@ class SettlementService:
         scope = (
             contract.health_system,
             list(contract.facilities),
-            sorted(
-                {r.source.kpi for r in computed.readings}
-                | {r.source.kpi for r in kpi_requests(contract, period)}
-            ),
+            kpis_used(contract),
             period.start,
             period.end,
         )

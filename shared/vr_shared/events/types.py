@@ -94,5 +94,7 @@ Ref = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PR
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_PRINTABLE_PATTERN)]
 Source = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_SOURCE_PATTERN)]
 FacilityId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_FACILITY_PATTERN)]
+DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_PRINTABLE_PATTERN)]
+"""A name people read (a tenant's, a key's, a contract's); no control characters — PostgreSQL refuses NUL."""
 Label = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_LABEL_PATTERN)]
 """A lower-case label used as a KPI dimension value (outage system, cost category)."""

@@ -15,6 +15,7 @@ from settlement.domain.sources import Values
 from settlement.domain.statement import canonical_hash, compute_line, statement
 from settlement.handlers import readings_of
 from tests.integration.settlement.conftest import SettlementStack, as_party
+from tests.support.waiting import metric_value
 
 TENANT, VENDOR = "life-health", "life-vendor"
 ADMIN = as_party(TENANT, facilities=("life-main", "life-west"))
@@ -203,7 +204,20 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     assert (await stack.settlement.get("/healthz")).status_code == 200
     ready = await stack.settlement.get("/readyz")
     assert ready.status_code == 200, ready.text
-    await create(stack, document("life-metrics"))
+    before = (await stack.settlement.get("/metrics")).text
+    with_kpi = document("life-metrics")
+    with_kpi["terms"].append(
+        {
+            "id": "claims",
+            "kind": "kpi_incentive",
+            "kpi": "clean_claim_rate",
+            "direction": "higher_is_better",
+            "baseline": "0.5",
+            "target": "0.9",
+            "max_reward": "1000.00",
+        }
+    )
+    await create(stack, with_kpi)
     inputs = {"benchmark": "1000000", "expenditure": "900000"}
     await stack.settlement.put(
         "/v1/contracts/life-metrics/periods/2025-Q1/inputs", json=inputs, headers=ADMIN
@@ -214,8 +228,13 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
         'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="draft"} 50000.0'
         in exposed
     )
-    assert "vr_settlement_kpi_read_seconds_count" in exposed
-    assert "vr_settlement_statement_seconds_count" in exposed
+
+    def grew(sample: str) -> float:
+        return metric_value(exposed, sample) - metric_value(before, sample)
+
+    assert grew("vr_settlement_kpi_read_seconds_count") == 1  # one request for all of a statement's KPIs
+    assert grew("vr_settlement_statement_seconds_count") == 1
+    assert grew('vr_settlement_statements_computed_total{status="draft"}') == 1
 
 
 async def test_concurrent_finalizations_store_one_statement_and_parties_never_change(

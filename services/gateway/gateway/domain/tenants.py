@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from vr_shared.events.types import FacilityId
+from vr_shared.events.types import DisplayName, FacilityId
 
 TenantId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 
@@ -21,7 +21,7 @@ class TenantRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: TenantId
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    name: DisplayName
     kind: Literal["health_system", "vendor"]
     timezone: str = "UTC"
     facilities: list[FacilityId] = Field(default_factory=list, max_length=1000)

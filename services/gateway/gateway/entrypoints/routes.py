@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import metrics
 from gateway.adapters.directory import PostgresDirectory
@@ -22,6 +22,7 @@ from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.auth import Caller, KeyResolver
 from gateway.entrypoints.limits import TokenBuckets
 from gateway.entrypoints.proxy import forward
+from vr_shared.events.types import DisplayName
 from vr_shared.identity import HEADER, Identity
 from vr_shared.web import Problem
 
@@ -100,7 +101,7 @@ class ApiKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tenant_id: str
     role: Role
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    name: DisplayName
     expires_at: datetime | None = None
 
 

@@ -14,12 +14,17 @@ _WINDOW = re.compile(r"^([1-9][0-9]{0,3})d$")
 
 
 def invalid(parameter: str, message: str) -> Problem:
+    return invalid_at(f"$.query.{parameter}", message)
+
+
+def invalid_at(path: str, message: str, title: str = "Invalid query parameter") -> Problem:
+    """422 naming where the query went wrong (a parameter, or a field of a readings body)."""
     return Problem(
         422,
-        "Invalid query parameter",
+        title,
         message,
         type_="/problems/invalid-query",
-        errors=[{"path": f"$.query.{parameter}", "message": message, "code": "invalid"}],
+        errors=[{"path": path, "message": message, "code": "invalid"}],
     )
 
 

@@ -18,7 +18,7 @@ from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
 from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition
 from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
-from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, window_days
+from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
 from vr_shared.web import Problem
@@ -176,13 +176,7 @@ async def readings(body: ReadingsRequest, caller: KpiReader, reader: Reader) -> 
 
 
 def _invalid_reading(index: int, field: str, message: str) -> Problem:
-    return Problem(
-        422,
-        "Invalid reading",
-        message,
-        type_="/problems/invalid-query",
-        errors=[{"path": f"$.readings[{index}].{field}", "message": message, "code": "invalid"}],
-    )
+    return invalid_at(f"$.readings[{index}].{field}", message, title="Invalid reading")
 
 
 def _scope(

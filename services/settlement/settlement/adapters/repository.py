@@ -122,32 +122,21 @@ class PostgresSettlementStore:
 
     async def contract(self, contract_id: str, version: int | None = None) -> StoredContract | None:
         c, v = t.contracts.c, t.contract_versions.c
-        query = (
-            select(v.document, v.version, c.created_at, v.created_at.label("updated_at"))
-            .join(t.contracts, c.id == v.contract_id)
-            .where(v.contract_id == contract_id, v.version == (version if version is not None else c.version))
+        query = _versions().where(
+            v.contract_id == contract_id, v.version == (version if version is not None else c.version)
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
-        if row is None:
-            return None
-        return StoredContract(parse_contract(row.document), row.version, row.created_at, row.updated_at)
+        return None if row is None else _stored(row)
 
     async def contracts_of(self, tenant: str | None) -> list[StoredContract]:
-        """Contracts the tenant is party to (all of them for None: a platform admin)."""
+        """Contracts the tenant is party to (all of them for None: a platform admin), latest versions."""
         c, v = t.contracts.c, t.contract_versions.c
-        query = (
-            select(v.document, v.version, c.created_at, v.created_at.label("updated_at"))
-            .join(t.contracts, (c.id == v.contract_id) & (c.version == v.version))
-            .order_by(c.id)
-        )
+        query = _versions().where(c.version == v.version).order_by(c.id)
         if tenant is not None:
             query = query.where((c.health_system == tenant) | (c.vendor == tenant))
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [
-            StoredContract(parse_contract(r.document), r.version, r.created_at, r.updated_at) for r in rows
-        ]
+            return [_stored(row) for row in await conn.execute(query)]
 
     # --- period inputs ---------------------------------------------------------------------------
 
@@ -326,6 +315,18 @@ class PostgresSettlementStore:
             }
             for row in rows
         ]
+
+
+def _versions() -> Any:
+    """Contract versions with their contract's creation time (for `StoredContract`)."""
+    c, v = t.contracts.c, t.contract_versions.c
+    return select(v.document, v.version, c.created_at, v.created_at.label("updated_at")).join(
+        t.contracts, c.id == v.contract_id
+    )
+
+
+def _stored(row: Any) -> StoredContract:
+    return StoredContract(parse_contract(row.document), row.version, row.created_at, row.updated_at)
 
 
 async def _document(conn: AsyncConnection, contract_id: str, version: int) -> dict[str, Any] | None:

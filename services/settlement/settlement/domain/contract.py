@@ -31,7 +31,7 @@ from pydantic import (
 from settlement.domain.money import MINOR_UNITS, decimal_text
 from settlement.domain.periods import PeriodKind
 from settlement.domain.sources import InputSource, KpiSource
-from vr_shared.events.types import FacilityId
+from vr_shared.events.types import DisplayName, FacilityId
 from vr_shared.events.validation import FieldError, json_path
 from vr_shared.kpis import KPI_DIMENSIONS
 
@@ -74,8 +74,6 @@ Number = Annotated[Decimal, BeforeValidator(_decimal), _AS_TEXT, _DECIMAL_TEXT]
 Rate = Annotated[Decimal, BeforeValidator(_rate), _AS_TEXT, _DECIMAL_TEXT]
 Amount = Annotated[Decimal, BeforeValidator(_amount), _AS_TEXT, _DECIMAL_TEXT]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-# Free text and names stored as given: no control characters (PostgreSQL refuses NUL in text and JSON).
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 FeeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 _SOURCE_KEYS = ("kpi", "input", "mssp_one_sided_scale", "one_minus_final_savings_rate")
@@ -280,7 +278,7 @@ def _zone(name: str) -> str:
 
 class Contract(_Strict):
     id: Identifier
-    name: Text
+    name: DisplayName
     health_system: Identifier
     vendor: Identifier
     facilities: list[FacilityId] = Field(min_length=1)

@@ -7,6 +7,7 @@ like one that does not exist; a party whose role may not do this answers 403.
 from __future__ import annotations
 
 from settlement.domain.contract import Contract
+from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
 from vr_shared.web import Problem
 
@@ -56,9 +57,13 @@ def ensure_may_write(caller: Identity, contract: Contract) -> None:
         )
 
 
-def unknown_facilities(caller: Identity, contract: Contract) -> list[int]:
-    """Indexes of facilities that are not the health system's, when the caller speaks for it (its
-    signed identity lists its facilities)."""
+def facility_errors(caller: Identity, contract: Contract, at: str = "$") -> list[FieldError]:
+    """Facilities that are not the health system's, when the caller speaks for it (its signed identity
+    lists its facilities); `at` is the JSON path of the contract document."""
     if caller.tenant != contract.health_system:
         return []
-    return [i for i, facility in enumerate(contract.facilities) if facility not in caller.facilities]
+    return [
+        FieldError(f"{at}.facilities[{i}]", "not a facility of the health system", "facility")
+        for i, facility in enumerate(contract.facilities)
+        if facility not in caller.facilities
+    ]

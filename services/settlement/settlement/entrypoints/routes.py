@@ -16,8 +16,8 @@ from settlement.entrypoints.access import (
     ensure_may_finalize,
     ensure_may_read,
     ensure_may_write,
+    facility_errors,
     not_found,
-    unknown_facilities,
 )
 from settlement.handlers import SettlementService, publish_targets
 from vr_shared.auth import caller_with_role
@@ -58,10 +58,7 @@ async def _readable(store: PostgresSettlementStore, contract_id: str, caller: Id
 def _check_writer(caller: Identity, document: dict[str, Any], path_id: str | None = None) -> Any:
     contract = parse_contract(document, path_id=path_id)
     ensure_may_write(caller, contract)
-    errors = [
-        FieldError(f"$.facilities[{i}]", "not a facility of the health system", "facility")
-        for i in unknown_facilities(caller, contract)
-    ]
+    errors = facility_errors(caller, contract)
     if caller.tenant == contract.health_system and contract.timezone != caller.timezone:
         # KPI days are the health system's local days; periods in another zone would cut them apart.
         errors.append(
@@ -249,16 +246,8 @@ async def _ensure_may_simulate(caller: Identity, contract: Any, store: PostgresS
     if caller.role == "platform_admin":
         return
     if caller.tenant == contract.health_system:
-        wrong = unknown_facilities(caller, contract)
-        if wrong:
-            raise ContractInvalid(
-                [
-                    FieldError(
-                        f"$.contract.facilities[{i}]", "not a facility of the health system", "facility"
-                    )
-                    for i in wrong
-                ]
-            )
+        if errors := facility_errors(caller, contract, at="$.contract"):
+            raise ContractInvalid(errors)
         return
     if caller.tenant == contract.vendor:
         visible = {
