@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -26,9 +24,8 @@ import httpx
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url  # noqa: E402
+from bench.infra import broker_servers, database_url, service_process  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.ports import free_port, wait_listening  # noqa: E402
 from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
 
 RATE, BATCH, SECONDS = 1_000, 100, 30
@@ -40,15 +37,14 @@ SECRETS = {
 
 
 @contextlib.contextmanager
-def stack() -> Iterator[tuple[int, int]]:
+def stack() -> Iterator[tuple[str, str]]:
+    """Ingest and the KPI engine, each its own process; their base URLs."""
     with broker_servers() as kafka, database_url() as database:
         suffix = uuid.uuid4().hex[:8]
         common = {
-            **os.environ,
             **SECRETS,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "DATABASE_URL": database,
-            "VR_LOG_LEVEL": "WARNING",
             "VR_EVENTS_TOPIC": f"bench.fresh.{suffix}",
         }
         engine_env = {
@@ -58,20 +54,8 @@ def stack() -> Iterator[tuple[int, int]]:
             "VR_DEAD_LETTER_TOPIC": f"bench.dlq.{suffix}",
             "VR_UPDATES_TOPIC": f"bench.upd.{suffix}",
         }
-        ports = free_port(), free_port()
-        processes = []
-        try:
-            for module, env, port in (("ingest", common, ports[0]), ("kpi_engine", engine_env, ports[1])):
-                processes.append(
-                    subprocess.Popen([sys.executable, "-m", module], env={**env, "VR_HTTP_PORT": str(port)})
-                )
-                if not wait_listening(port, timeout_s=60):
-                    raise RuntimeError(f"{module} did not start")
-            yield ports
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=20)
+        with service_process("ingest", common) as ingest, service_process("kpi_engine", engine_env) as engine:
+            yield ingest, engine
 
 
 def token(role: str) -> str:
@@ -83,10 +67,10 @@ def token(role: str) -> str:
 
 async def main() -> None:
     freshness: list[float] = []
-    with stack() as (ingest_port, engine_port):
+    with stack() as (ingest_url, engine_url):
         async with (
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{ingest_port}", timeout=10) as ingest,
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{engine_port}", timeout=10) as engine,
+            httpx.AsyncClient(base_url=ingest_url, timeout=10) as ingest,
+            httpx.AsyncClient(base_url=engine_url, timeout=10) as engine,
         ):
             writer, reader = {"X-VR-Identity": token("pipeline")}, {"X-VR-Identity": token("ops")}
             await _wait_ready(engine)

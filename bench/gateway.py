@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url  # noqa: E402
+from bench.infra import broker_servers, database_url, service_process  # noqa: E402
 from bench.ingest import (  # noqa: E402
     BATCH,
     CONCURRENCY,
@@ -37,34 +34,21 @@ from bench.ingest import (  # noqa: E402
     request_bodies,
 )
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.ports import free_port, wait_listening  # noqa: E402
 
 ADMIN_KEY = "vrk_bench-admin-key-0123456789abcdef0123456789"
 
 
-@contextlib.contextmanager
-def gateway_process(database: str, ingest_port: int) -> Iterator[str]:
-    port = free_port()
+def gateway_process(database: str, ingest_url: str) -> contextlib.AbstractContextManager[str]:
     env = {
-        **os.environ,
         "DATABASE_URL": database,
         "VR_DB_SCHEMA": f"bench_gateway_{uuid.uuid4().hex[:8]}",
-        "VR_HTTP_PORT": str(port),
         "VR_IDENTITY_SECRET": IDENTITY_SECRET,
         "VR_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "VR_INGEST_URL": f"http://127.0.0.1:{ingest_port}",
+        "VR_INGEST_URL": ingest_url,
         "VR_RATE_LIMIT_PER_SECOND": "100000",
         "VR_RATE_LIMIT_BURST": "100000",
-        "VR_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env)
-    try:
-        if not wait_listening(port, timeout_s=30):
-            raise RuntimeError("gateway did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    return service_process("gateway", env)
 
 
 async def pipeline_key(gateway: str) -> str:
@@ -87,12 +71,12 @@ async def main() -> None:
     with (
         broker_servers() as bootstrap,
         database_url() as database,
-        ingest_process(bootstrap, f"bench.gw.{uuid.uuid4().hex[:8]}") as port,
-        gateway_process(database, port) as gateway,
+        ingest_process(bootstrap, f"bench.gw.{uuid.uuid4().hex[:8]}") as ingest_url,
+        gateway_process(database, ingest_url) as gateway,
     ):
         key = await pipeline_key(gateway)
         for _ in range(ROUNDS):
-            direct.append((await measure_ingest(port, bodies))[0])
+            direct.append((await measure_ingest(ingest_url, bodies))[0])
             rate, round_latencies = await post_load(gateway, {"Authorization": f"Bearer {key}"}, bodies)
             through.append(rate)
             latencies.extend(round_latencies)

@@ -17,11 +17,9 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,9 +28,8 @@ import orjson
 # Run as a script, this file's folder would come first on sys.path and shadow the `ingest` package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers  # noqa: E402
+from bench.infra import broker_servers, service_process  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.ports import free_port, wait_listening  # noqa: E402
 from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
 from vr_shared.events import Origin, encode_event, message_headers, message_key  # noqa: E402
 from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
@@ -126,30 +123,19 @@ def serialised_messages() -> list[OutgoingMessage]:
     return messages
 
 
-@contextlib.contextmanager
-def ingest_process(bootstrap: str, topic: str) -> Iterator[int]:
-    port = free_port()
+def ingest_process(bootstrap: str, topic: str) -> contextlib.AbstractContextManager[str]:
+    """Ingest as its own process; its base URL."""
     env = {
-        **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "VR_HTTP_PORT": str(port),
         "VR_IDENTITY_SECRET": IDENTITY_SECRET,
         "VR_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "VR_EVENTS_TOPIC": topic,
         "VR_EVENTS_TOPIC_PARTITIONS": str(PARTITIONS),
-        "VR_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen([sys.executable, "-m", "ingest"], env=env)
-    try:
-        if not wait_listening(port, timeout_s=30):
-            raise RuntimeError("ingest did not start")
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    return service_process("ingest", env)
 
 
-async def measure_ingest(port: int, bodies: list[bytes]) -> tuple[float, list[float]]:
+async def measure_ingest(url: str, bodies: list[bytes]) -> tuple[float, list[float]]:
     token = IdentitySigner(IDENTITY_SECRET, ttl_seconds=300).sign(
         Identity(
             tenant=TENANT,
@@ -159,7 +145,7 @@ async def measure_ingest(port: int, bodies: list[bytes]) -> tuple[float, list[fl
             timezone=TIMEZONE,
         )
     )
-    return await post_load(f"http://127.0.0.1:{port}", {"X-VR-Identity": token}, bodies)
+    return await post_load(url, {"X-VR-Identity": token}, bodies)
 
 
 async def post_load(base_url: str, auth: dict[str, str], bodies: list[bytes]) -> tuple[float, list[float]]:
@@ -234,12 +220,12 @@ async def main() -> None:
         raw_topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
         await ensure_topics(bootstrap, [TopicSpec(topic, PARTITIONS), TopicSpec(raw_topic, PARTITIONS)])
         await measure_raw_send(bootstrap, raw_topic, messages[: BATCH * 20])  # warm-up, not counted
-        with ingest_process(bootstrap, topic) as port:
+        with ingest_process(bootstrap, topic) as url:
             # Interleaved rounds, medians reported: the machine is shared and one run can be off by 30 %.
             for _ in range(ROUNDS):
                 raw_send.append(await measure_raw_send(bootstrap, raw_topic, messages))
                 raw_batch.append(await measure_raw_batches(bootstrap, raw_topic, messages))
-                rate, round_latencies = await measure_ingest(port, bodies)
+                rate, round_latencies = await measure_ingest(url, bodies)
                 ingest.append(rate)
                 latencies.extend(round_latencies)
     write_section("ingest", report(ingest, raw_send, raw_batch, latencies))

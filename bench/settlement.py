@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -28,10 +26,9 @@ from sqlalchemy import text
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url  # noqa: E402
+from bench.infra import broker_servers, database_url, service_process  # noqa: E402
 from bench.kpi_queries import TENANT, ZONE, load  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from devstack.ports import free_port, wait_listening  # noqa: E402
 from tests.support.streams import FACILITIES  # noqa: E402
 from vr_shared.db import create_engine  # noqa: E402
 from vr_shared.identity import HEADER, Identity, IdentitySigner  # noqa: E402
@@ -109,47 +106,31 @@ CONTRACT = {
 
 
 @contextlib.contextmanager
-def services(kafka: str, url: str, suffix: str) -> Iterator[tuple[str, str, str]]:
-    """The KPI engine and settlement as their own processes, as in production; yields both base URLs
-    and the engine's schema (filled before requests are timed)."""
+def services(kafka: str, url: str, suffix: str) -> Iterator[tuple[str, str]]:
+    """The KPI engine and settlement as their own processes, as in production; yields settlement's
+    base URL and the engine's schema (filled before requests are timed)."""
     common = {
-        **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "DATABASE_URL": url,
         "VR_IDENTITY_SECRET": SECRET,
-        "VR_LOG_LEVEL": "WARNING",
         "VR_UPDATES_TOPIC": f"bench.updates.{suffix}",
     }
-    ports = free_port(), free_port()
     engine_env = {
         **common,
-        "VR_HTTP_PORT": str(ports[0]),
         "VR_DB_SCHEMA": f"bench_kpi_{suffix}",
         "VR_EVENTS_TOPIC": f"bench.events.{suffix}",
         "VR_DEAD_LETTER_TOPIC": f"bench.dlq.{suffix}",
         "VR_CONSUMER_GROUP": f"bench-engine-{suffix}",
     }
-    settlement_env = {
-        **common,
-        "VR_HTTP_PORT": str(ports[1]),
-        "VR_DB_SCHEMA": f"bench_settlement_{suffix}",
-        "VR_KPI_ENGINE_URL": f"http://127.0.0.1:{ports[0]}",
-        "VR_CONSUMER_GROUP": f"bench-settlement-{suffix}",
-    }
-    processes = []
-    try:
-        for module, env, port in (
-            ("kpi_engine", engine_env, ports[0]),
-            ("settlement", settlement_env, ports[1]),
-        ):
-            processes.append(subprocess.Popen([sys.executable, "-m", module], env=env))
-            if not wait_listening(port, timeout_s=60):
-                raise RuntimeError(f"{module} did not start")
-        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", engine_env["VR_DB_SCHEMA"]
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
+    with service_process("kpi_engine", engine_env) as engine_url:
+        settlement_env = {
+            **common,
+            "VR_DB_SCHEMA": f"bench_settlement_{suffix}",
+            "VR_KPI_ENGINE_URL": engine_url,
+            "VR_CONSUMER_GROUP": f"bench-settlement-{suffix}",
+        }
+        with service_process("settlement", settlement_env) as settlement_url:
+            yield settlement_url, engine_env["VR_DB_SCHEMA"]
 
 
 async def measure(kafka: str, url: str, size: int) -> tuple[list[float], str]:
@@ -159,7 +140,7 @@ async def measure(kafka: str, url: str, size: int) -> tuple[list[float], str]:
             Identity(TENANT, "tenant_admin", "bench", frozenset(FACILITIES), "health_system", ZONE)
         )
     }
-    with services(kafka, url, suffix) as (_, settlement_url, engine_schema):
+    with services(kafka, url, suffix) as (settlement_url, engine_schema):
         await load(url, engine_schema, size)  # the engine migrated its schema at start-up
         async with httpx.AsyncClient(base_url=settlement_url, timeout=30) as client:
             assert (await client.post("/v1/contracts", json=CONTRACT, headers=headers)).status_code == 201
