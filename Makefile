@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install up test test-unit bench lint format token clean
+.PHONY: help install prometheus up test test-unit bench lint format token clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -22,13 +22,26 @@ $(UV):
 
 install: .venv/.synced ## install the workspace (services, shared, dev tools) into .venv
 
+# Prometheus and promtool for the dashboard/alert tests: Debian's package, unpacked into .tools/ (nothing
+# is installed system-wide; the package index is refreshed only when it does not know the package).
+PROMETHEUS_HOME := .tools/prometheus
+PROMTOOL := $(PROMETHEUS_HOME)/usr/bin/promtool
+$(PROMTOOL):
+	rm -rf $(PROMETHEUS_HOME) && mkdir -p $(PROMETHEUS_HOME)/deb
+	cd $(PROMETHEUS_HOME)/deb && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(PROMETHEUS_HOME)/deb/prometheus_*.deb $(PROMETHEUS_HOME)
+	rm -rf $(PROMETHEUS_HOME)/deb
+	$(PROMTOOL) --version | head -1
+
+prometheus: $(PROMTOOL) ## fetch Prometheus + promtool (Debian package) into .tools/prometheus
+
 up: install ## start PostgreSQL, the broker and the services locally; Ctrl-C stops them in order
 	$(RUN) python -m devstack --root $(CURDIR) up
 
-test: install ## run the whole suite against a real broker and PostgreSQL
+test: install $(PROMTOOL) ## run the whole suite against a real broker and PostgreSQL
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test-unit: install ## unit tests only (no infrastructure)
+test-unit: install $(PROMTOOL) ## unit tests only (no infrastructure)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
 bench: install ## run the benchmarks and write docs/benchmarks.md

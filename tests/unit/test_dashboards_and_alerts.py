@@ -8,10 +8,7 @@ Every PromQL expression in every Grafana panel, template variable and alert rule
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -22,9 +19,19 @@ import ingest.metrics
 import kpi_engine.metrics
 import settlement.metrics
 import vr_shared.metrics
+from tests.support.observability import (
+    ALERTS,
+    DASHBOARDS,
+    DEPLOY,
+    SERIES,
+    Expression,
+    alert_expressions,
+    alert_rules,
+    as_promql,
+    dashboard_expressions,
+    promtool,
+)
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-SERIES = re.compile(r"\bvr_[a-z0-9_]+")
 SERVICE_METRICS = (gateway.metrics, ingest.metrics, kpi_engine.metrics, settlement.metrics, vr_shared.metrics)
 
 
@@ -41,49 +48,31 @@ def exported_series() -> set[str]:
     return {n for n in names if n.startswith("vr_")}
 
 
-def dashboard_expressions() -> Iterator[tuple[str, str]]:
-    for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
-        document = json.loads(path.read_text())
-        for panel in document["panels"]:
-            for target in panel["targets"]:
-                yield f"{path.name}: {panel['title']}", target["expr"]
-        for variable in document.get("templating", {}).get("list", []):
-            yield f"{path.name}: ${variable['name']}", variable["query"]["query"]
-
-
-def alert_expressions() -> Iterator[tuple[str, str]]:
-    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            yield rule["alert"], rule["expr"]
-
-
 EXPRESSIONS = [*dashboard_expressions(), *alert_expressions()]
 
 
-@pytest.mark.parametrize(("where", "expr"), EXPRESSIONS, ids=[w for w, _ in EXPRESSIONS])
-def test_every_series_in_dashboards_and_alerts_is_exported(where: str, expr: str) -> None:
-    used = set(SERIES.findall(expr))
-    assert used, f"{where}: no vr_ metric in {expr!r}"
-    assert used <= exported_series(), f"{where}: not exported: {sorted(used - exported_series())}"
+@pytest.mark.parametrize("expression", EXPRESSIONS, ids=[e.where for e in EXPRESSIONS])
+def test_every_series_in_dashboards_and_alerts_is_exported(expression: Expression) -> None:
+    used = set(SERIES.findall(expression.promql))
+    assert used, f"{expression.where}: no vr_ metric in {expression.promql!r}"
+    assert used <= exported_series(), f"{expression.where}: not exported: {sorted(used - exported_series())}"
 
 
 def test_there_is_a_dashboard_per_area_and_each_alert_explains_itself() -> None:
-    titles = {json.loads(p.read_text())["title"] for p in (DEPLOY / "grafana" / "dashboards").glob("*.json")}
+    titles = {json.loads(p.read_text())["title"] for p in DASHBOARDS.glob("*.json")}
     assert titles == {"Ingest", "Pipeline", "KPIs", "Settlement", "Gateway"}
-    rules: dict[str, Any] = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
-    for rule in rules["groups"][0]["rules"]:
+    for rule in alert_rules():
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
     datasources = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
     )
     uid = datasources["datasources"][0]["uid"]
-    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+    for path in DASHBOARDS.glob("*.json"):
         for panel in json.loads(path.read_text())["panels"]:
             assert panel["datasource"]["uid"] == uid, f"{path.name}: {panel['title']}"
 
 
-def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
+def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert {job["job_name"] for job in config["scrape_configs"]} == {
         "gateway",
@@ -91,4 +80,35 @@ def test_prometheus_scrapes_every_service_and_loads_the_rules() -> None:
         "kpi-engine",
         "settlement",
     }
-    assert config["rule_files"] == ["alerts.yml"]
+    assert config["rule_files"] == [ALERTS.name]
+    checked = promtool("check", "config", DEPLOY / "prometheus" / "prometheus.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(alert_rules())} rules found" in checked.stdout
+
+
+def test_alert_rules_pass_promtool_and_their_unit_tests_cover_every_alert() -> None:
+    checked = promtool("check", "rules", ALERTS)
+    assert checked.returncode == 0 and not checked.stderr, checked.stdout + checked.stderr
+    unit_tests = ALERTS.with_name("alerts.test.yml")
+    tested = promtool("test", "rules", unit_tests)
+    assert tested.returncode == 0 and "SUCCESS" in tested.stdout, tested.stdout + tested.stderr
+    cases = [
+        case for group in yaml.safe_load(unit_tests.read_text())["tests"] for case in group["alert_rule_test"]
+    ]
+    fired = {case["alertname"] for case in cases if case.get("exp_alerts")}
+    quiet = {case["alertname"] for case in cases if not case.get("exp_alerts")}
+    every_alert = {rule["alert"] for rule in alert_rules()}
+    assert fired == every_alert, f"no firing case for {sorted(every_alert - fired)}"
+    assert quiet == every_alert, f"no quiet case for {sorted(every_alert - quiet)}"
+
+
+def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
+    """promtool parses each panel's and variable's PromQL (Grafana variables as "All" would send them),
+    each as a recording rule: a typo fails here, not as an empty panel."""
+    expressions = dashboard_expressions()
+    rules = [{"record": f"dashboard:expression_{i}", "expr": as_promql(e)} for i, e in enumerate(expressions)]
+    path = tmp_path / "dashboards.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    checked = promtool("check", "rules", path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(expressions)} rules found" in checked.stdout

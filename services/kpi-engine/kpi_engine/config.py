@@ -26,3 +26,5 @@ class Settings(ServiceSettings):
     late_after_hours: int = Field(default=48, ge=1)
     # While the database is away the batch is retried, never skipped; this spaces the attempts.
     retry_backoff_seconds: float = Field(default=1.0, gt=0)
+    # How often the rolling 30-day KPI gauges (`vr_kpi_value`) are recomputed from the cells.
+    kpi_gauge_interval_seconds: float = Field(default=30.0, gt=0)

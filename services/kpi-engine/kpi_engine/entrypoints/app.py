@@ -43,7 +43,12 @@ def create_app(settings: Settings) -> FastAPI:
         consuming.add_done_callback(_report_stop)
         app.state.consuming = consuming
         gauges = asyncio.create_task(
-            KpiGauges(components.engine, components.event_consumer.timezones).run(), name="kpi-gauges"
+            KpiGauges(
+                components.engine,
+                components.event_consumer.timezones,
+                interval_s=settings.kpi_gauge_interval_seconds,
+            ).run(),
+            name="kpi-gauges",
         )
         settle_heap()
         log.info("kpi-engine ready", extra={"topic": settings.events_topic, "schema": settings.db_schema})
