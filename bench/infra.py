@@ -8,8 +8,8 @@ import os
 from collections.abc import Iterator
 
 from devstack.broker import running_broker
-from devstack.processes import service_process
 from devstack.postgres import running_postgres
+from devstack.processes import service_process
 
 __all__ = ["broker_servers", "database_url", "service_process"]
 
