@@ -309,3 +309,42 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_rest_count
         )
         assert response.json()["status"] == "stored"
     assert (await stack.engine.get("/readyz")).status_code == 200  # the consumer goes on
+
+
+async def test_a_backfill_never_makes_a_facility_feed_look_older(stack: Stack) -> None:
+    """`vr_kpi_latest_event_time_seconds` (freshness, the silent-feed alert) keeps the newest event
+    time: a later request carrying only older events leaves it where it was."""
+    from datetime import UTC, datetime, timedelta
+
+    from prometheus_client import REGISTRY
+
+    tenant = f"fresh-{uuid.uuid4().hex[:8]}"
+    headers = {"X-VR-Identity": token(tenant=tenant, facilities=frozenset({"fresh-main"}))}
+    newest = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    labels = {"tenant": tenant, "facility": "fresh-main"}
+
+    async def post(at: datetime) -> None:
+        given = [event("claim.submitted", time=at.isoformat(), facility="fresh-main", clean=True)]
+        assert (await stack.ingest.client.post("/v1/events", json=given, headers=headers)).status_code == 202
+
+    async def gauge() -> float | None:
+        return REGISTRY.get_sample_value("vr_kpi_latest_event_time_seconds", labels)
+
+    await post(newest)
+    assert await eventually(gauge, lambda v: v == newest.timestamp())
+    await post(newest - timedelta(days=20))
+    await post(newest + timedelta(minutes=1) - timedelta(days=40))
+    backfilled = await eventually(
+        lambda: stack.engine.get(
+            "/v1/kpis/clean_claim_rate/values",
+            headers={"X-VR-Identity": token(tenant=tenant, facilities=frozenset({"fresh-main"}), role="ops")},
+            params={
+                "from": (newest - timedelta(days=41)).date().isoformat(),
+                "to": (newest + timedelta(days=1)).date().isoformat(),
+                "granularity": "year",
+            },
+        ),
+        lambda r: r.status_code == 200 and r.json()["values"][0]["sample_size"] == "3",
+    )
+    assert backfilled.status_code == 200
+    assert await gauge() == newest.timestamp()

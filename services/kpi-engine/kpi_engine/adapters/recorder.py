@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +57,21 @@ EventKey = tuple[str, str, str]
 
 
 @dataclass
+class NewestEventTimes:
+    """Newest event time per (tenant, facility) seen so far: a backfill never makes a feed look older."""
+
+    by_facility: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def saw(self, slot: tuple[str, str], event_time: datetime) -> None:
+        if slot not in self.by_facility or event_time > self.by_facility[slot]:
+            self.by_facility[slot] = event_time
+
+    def merge(self, other: NewestEventTimes) -> None:
+        for slot, event_time in other.by_facility.items():
+            self.saw(slot, event_time)
+
+
+@dataclass
 class BatchOutcome:
     stored: int = 0
     replays: int = 0
@@ -66,7 +81,7 @@ class BatchOutcome:
     late: int = 0
     dead_letters: int = 0
     changed_cells: int = 0
-    event_times: dict[tuple[str, str], Any] = field(default_factory=dict)  # (tenant, facility) → latest
+    event_times: NewestEventTimes = field(default_factory=NewestEventTimes)
 
 
 @dataclass
@@ -124,9 +139,7 @@ class PostgresRecorder:
                 )
                 if now - decoded.event.time > self._late_after:
                     outcome.late += 1
-                slot = (decoded.origin.tenant, decoded.event.facility)
-                if slot not in outcome.event_times or decoded.event.time > outcome.event_times[slot]:
-                    outcome.event_times[slot] = decoded.event.time
+                outcome.event_times.saw((decoded.origin.tenant, decoded.event.facility), decoded.event.time)
             await _write_rows(conn, effects)
             absolute = await _recompute(conn, effects, calendars)
             outcome.changed_cells = await _write_cells(conn, effects.deltas, absolute)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine import metrics
 from kpi_engine.adapters import tables as t
-from kpi_engine.adapters.recorder import BatchOutcome, PostgresRecorder
+from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
 
@@ -69,6 +69,7 @@ class EventConsumer:
         self.database_ok = True
         self.processed_batches = 0
         self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
+        self._newest = NewestEventTimes()  # per facility, for the freshness gauge
 
     async def run(self) -> None:
         await self.drain_outbox()  # notices a crash left behind
@@ -94,6 +95,9 @@ class EventConsumer:
         await self._publish_dead_letters(dead, messages)
         await self.drain_outbox()
         _count(outcome)
+        self._newest.merge(outcome.event_times)
+        for slot in outcome.event_times.by_facility:
+            metrics.LATEST_EVENT_TIME.labels(*slot).set(self._newest.by_facility[slot].timestamp())
         self.processed_batches += 1
         return outcome
 
@@ -226,12 +230,10 @@ def _count(outcome: BatchOutcome) -> None:
     metrics.LATE_EVENTS.inc(outcome.late)
     metrics.DEAD_LETTERS.inc(outcome.dead_letters)
     metrics.REPLAYS.inc(outcome.replays)
-    for (tenant, facility), latest in outcome.event_times.items():
-        metrics.LATEST_EVENT_TIME.labels(tenant, facility).set(latest.timestamp())
 
 
 def _merge(total: BatchOutcome, part: BatchOutcome) -> BatchOutcome:
     for name in ("stored", "replays", "duplicates", "conflicts", "retracted", "late", "changed_cells"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
-    total.event_times.update(part.event_times)
+    total.event_times.merge(part.event_times)
     return total
