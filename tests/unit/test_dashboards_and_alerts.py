@@ -72,8 +72,10 @@ def test_there_is_a_dashboard_per_area_and_each_alert_explains_itself() -> None:
             assert panel["datasource"]["uid"] == uid, f"{path.name}: {panel['title']}"
 
 
-def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() -> None:
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.local.yml"])
+def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules(name: str) -> None:
+    """The compose configuration and the one for `make up`'s stack on this machine."""
+    config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text())
     assert {job["job_name"] for job in config["scrape_configs"]} == {
         "gateway",
         "ingest",
@@ -81,7 +83,7 @@ def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() 
         "settlement",
     }
     assert config["rule_files"] == [ALERTS.name]
-    checked = promtool("check", "config", DEPLOY / "prometheus" / "prometheus.yml")
+    checked = promtool("check", "config", DEPLOY / "prometheus" / name)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in checked.stdout
 
@@ -112,3 +114,11 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     checked = promtool("check", "rules", path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(expressions)} rules found" in checked.stdout
+
+
+def test_the_local_prometheus_scrapes_the_ports_make_up_serves() -> None:
+    from devstack.stack import SERVICES
+
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.local.yml").read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets == {spec.name: [f"127.0.0.1:{spec.port}"] for spec in SERVICES}

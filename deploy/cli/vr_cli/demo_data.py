@@ -139,14 +139,17 @@ def events(facilities: list[str], first: date, last: date, seed: int = 7) -> Ite
                     "billing",
                 )
             for _ in range(rng.randrange(10, 16)):
+                paid_at, payment = _at(day, rng), f"{rng.randrange(50, 4000)}.00"
+                by_patient, at_the_desk = rng.random() < 0.4, rng.random() < 0.5
                 yield event(
                     "payment.received",
-                    _at(day, rng),
+                    paid_at,
                     facility,
+                    # Only a patient pays at the point of service (the catalogue refuses anything else).
                     {
-                        "amount": f"{rng.randrange(50, 4000)}.00",
-                        "patient_payment": rng.random() < 0.4,
-                        "point_of_service": rng.random() < 0.5,
+                        "amount": payment,
+                        "patient_payment": by_patient,
+                        "point_of_service": by_patient and at_the_desk,
                     },
                     "billing",
                 )

@@ -4,38 +4,55 @@ from outside (Prometheus scraping each service's /metrics)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from devstack.ports import free_port, wait_listening
 
 
 def settings_environment(settings: BaseSettings) -> dict[str, str]:
-    """The environment that makes a service build exactly these settings: `VR_<FIELD>` for each field
-    (the prefix every service reads), secrets revealed, `None` left out."""
+    """The environment that makes a service build exactly these settings: one variable per field (its
+    alias or `VR_<FIELD>`), secrets revealed, `None` left out."""
     environment: dict[str, str] = {}
-    for name in type(settings).model_fields:
+    for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         if value is None:
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        environment[f"VR_{name.upper()}"] = str(value)
+        environment[_variable(name, field.validation_alias)] = (
+            json.dumps(value) if isinstance(value, list | tuple | dict) else str(value)
+        )
     return environment
 
 
+def _variable(name: str, alias: object) -> str:
+    """The variable a field is read from: its (first) alias, e.g. `DATABASE_URL`, else `VR_<NAME>`."""
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return f"VR_{name.upper()}"
+
+
 @contextlib.contextmanager
-def service_process(module: str, env: Mapping[str, str], *, log_level: str = "WARNING") -> Iterator[str]:
+def service_process(
+    module: str, env: Mapping[str, str], *, log_level: str = "WARNING", log_path: Path | None = None
+) -> Iterator[str]:
     """`python -m <module>` (one uvicorn worker) on a free loopback port, `env` over this process's
-    environment; yields its base URL and stops it (SIGTERM, as an orchestrator would) at the end."""
+    environment, its output to `log_path` if given; yields its base URL and stops it (SIGTERM, as an
+    orchestrator would) at the end."""
     port = free_port()
-    environment = {**os.environ, "VR_LOG_LEVEL": log_level, **env, "VR_HTTP_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "-m", module], env=environment)
+    environment = {**os.environ, **env, "VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(port)}
+    log = log_path.open("ab") if log_path else None
+    process = subprocess.Popen([sys.executable, "-m", module], env=environment, stdout=log, stderr=log)
     try:
         if not wait_listening(port, timeout_s=60):
             raise RuntimeError(f"{module} did not start (exit code {process.poll()})")
@@ -47,3 +64,5 @@ def service_process(module: str, env: Mapping[str, str], *, log_level: str = "WA
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log:
+            log.close()

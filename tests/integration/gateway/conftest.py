@@ -66,10 +66,10 @@ async def gateway_in_front(
     settings = gateway_settings(infra, upstreams, **overrides)
     async with serving(create_app(settings)) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
         yield GatewayStack(client, url, upstreams, settings)
-    await _drop(infra, settings.db_schema)
+    await drop_schemas(infra, settings.db_schema)
 
 
-async def _drop(infra: Infrastructure, *schemas: str) -> None:
+async def drop_schemas(infra: Infrastructure, *schemas: str) -> None:
     admin = create_engine(infra.database_url)
     async with admin.begin() as conn:
         for schema in schemas:
@@ -88,7 +88,7 @@ async def services(infrastructure: Infrastructure) -> AsyncIterator[dict[str, st
         settlement_config = settlement_settings(infrastructure, engine_url, engine_config.updates_topic)
         async with serving(create_settlement_app(settlement_config)) as settlement_url:
             yield {"ingest": ingest_url, "kpi-engine": engine_url, "settlement": settlement_url}
-    await _drop(infrastructure, engine_config.db_schema, settlement_config.db_schema)
+    await drop_schemas(infrastructure, engine_config.db_schema, settlement_config.db_schema)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,372 @@
+"""Dashboards and alert rules against the real stack, watched by a real Prometheus (SPEC §8).
+
+Every service runs as its own process (as deployed), a second KPI engine instance that cannot keep up and
+a second ingest instance whose broker goes away stand for the troubles the alerts are about; Prometheus
+(Debian's package) scrapes them all every second with the repository's alert rules loaded. A realistic
+month of hospital events goes through the gateway, a period is finalized and late data adjusts it. Then:
+
+- every PromQL expression of every dashboard panel and template variable returns data, now;
+- every alert rule's expression returns data during the scenario (each alert's situation is provoked)
+  and every rule evaluates without error in Prometheus;
+- every `vr_*` metric the dashboards and rules name is one the running services export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from pydantic_settings import BaseSettings
+
+from devstack.broker import running_broker
+from devstack.processes import service_process, settings_environment
+from tests.integration.conftest import ingest_settings
+from tests.integration.gateway.conftest import ADMIN_KEY, drop_schemas, gateway_settings
+from tests.integration.kpi.test_engine_service import engine_settings
+from tests.integration.settlement.conftest import settlement_settings
+from tests.support.identity import token
+from tests.support.infrastructure import Infrastructure
+from tests.support.observability import (
+    SERIES,
+    Expression,
+    Prometheus,
+    alert_expressions,
+    as_promql,
+    dashboard_expressions,
+    running_prometheus,
+)
+from tests.support.waiting import eventually
+from vr_cli.demo_data import events as demo_events
+from vr_shared.kafka import create_producer
+
+HEALTH, VENDOR, CONTRACT = "ops-health", "ops-vendor", "ops-partnership"
+FACILITIES = ["ops-main", "ops-west"]
+
+
+@dataclass
+class Observed:
+    prometheus: Prometheus
+    started: float  # scenario start (epoch seconds), for range queries over it
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _previous_month(today: date) -> tuple[str, date]:
+    start = _month_start(_month_start(today) - timedelta(days=1))
+    return f"{start:%Y-%m}", start
+
+
+def contract(first_day: date) -> dict[str, Any]:
+    return {
+        "id": CONTRACT,
+        "name": "Operations test partnership",
+        "health_system": HEALTH,
+        "vendor": VENDOR,
+        "facilities": FACILITIES,
+        "currency": "USD",
+        "timezone": "UTC",
+        "start": first_day.isoformat(),
+        "end": (first_day + timedelta(days=730)).isoformat(),
+        "period": "month",
+        "runout_days": 0,
+        "fees": {"monthly_fee": "10000.00"},
+        "terms": [
+            {
+                "id": "readmissions",
+                "kind": "kpi_incentive",
+                "kpi": "readmission_rate_30d",
+                "direction": "lower_is_better",
+                "baseline": "0.15",
+                "target": "0.05",
+                "floor": "0.20",
+                "max_reward": "50000.00",
+                "max_penalty": "20000.00",
+                "min_denominator": "1",
+            },
+            {
+                "id": "ehr-uptime",
+                "kind": "sla_credit",
+                "kpi": {"kpi": "uptime_pct", "dimension": {"system": "ehr"}},
+                "fee": "monthly_fee",
+                "tiers": [
+                    {"below": "99.9", "credit_rate": "0.05"},
+                    {"below": "99.5", "credit_rate": "0.10"},
+                    {"below": "99.0", "credit_rate": "0.20"},
+                ],
+            },
+        ],
+    }
+
+
+def outage(id_: str, facility: str, start: datetime, hours: float) -> dict[str, Any]:
+    end = start + timedelta(hours=hours)
+    return {
+        "id": id_,
+        "source": "monitoring",
+        "type": "system.outage",
+        "time": end.isoformat(),
+        "facility": facility,
+        "data": {
+            "system": "ehr",
+            "started_at": start.isoformat(),
+            "ended_at": end.isoformat(),
+            "planned": False,
+        },
+    }
+
+
+class Scenario:
+    """A month of hospital traffic through the gateway and the troubles the alerts are about."""
+
+    def __init__(self, gateway: httpx.AsyncClient) -> None:
+        self.gateway = gateway
+        self.now = datetime.now(UTC)
+        self.period, self.period_start = _previous_month(self.now.date())
+        self.keys: dict[str, str] = {}
+
+    async def call(self, method: str, path: str, key: str, expected: int, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {key}", **kwargs.pop("headers", {})}
+        response = await self.gateway.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == expected, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+    async def parties_and_contract(self) -> None:
+        for tenant in (
+            {
+                "id": HEALTH,
+                "name": "Ops Health",
+                "kind": "health_system",
+                "timezone": "UTC",
+                "facilities": FACILITIES,
+            },
+            {"id": VENDOR, "name": "Ops Vendor", "kind": "vendor", "timezone": "UTC"},
+        ):
+            await self.call("POST", "/v1/tenants", ADMIN_KEY, 201, json=tenant)
+        for name, tenant, role in (
+            ("pipeline", HEALTH, "pipeline"),
+            ("admin", HEALTH, "tenant_admin"),
+            ("ops", HEALTH, "ops"),
+            ("billing", VENDOR, "billing"),
+        ):
+            body = {"tenant_id": tenant, "role": role, "name": name}
+            self.keys[name] = (await self.call("POST", "/v1/api-keys", ADMIN_KEY, 201, json=body))["key"]
+        first_day = _month_start(self.period_start - timedelta(days=1))
+        await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=contract(first_day))
+
+    async def month_of_events(self) -> None:
+        cutoff = (self.now - timedelta(hours=7)).isoformat().replace("+00:00", "Z")
+        stream = [
+            e
+            for e in demo_events(FACILITIES, self.now.date() - timedelta(days=45), self.now.date())
+            if e["time"] < cutoff  # the newest event 7 h old: longer than the silent-feed threshold
+        ]
+        # An EHR outage well inside the last 30 days: uptime is below the SLA's 99.9 % for sure.
+        stream.append(outage("ops-outage-recent", "ops-main", self.now - timedelta(days=3), 3))
+        for number, start in enumerate(range(0, len(stream), 1000)):
+            answer = await self.call(
+                "POST", "/v1/events", self.keys["pipeline"], 202, json=stream[start : start + 1000]
+            )
+            assert answer["rejected"] == 0, answer
+            if number % 4 == 3:
+                await asyncio.sleep(1.2)  # the lagging engine's lag grows over several scrapes
+        # Redelivered events (duplicates), an id reused with another payload (conflict), an invalid
+        # event (rejected, the rest accepted), a body that is no JSON (refused), a wrong key.
+        claim = next(e for e in stream if e["type"] == "claim.submitted")
+        changed = {**claim, "time": claim["time"].replace(":00Z", ":01Z")}
+        mixed = [*stream[:20], changed, {"id": "bad", "type": "nope"}]
+        answer = await self.call("POST", "/v1/events", self.keys["pipeline"], 202, json=mixed)
+        assert answer["rejected"] == 1, answer
+        await self.call(
+            "POST",
+            "/v1/events",
+            self.keys["pipeline"],
+            400,
+            content=b"{not json",
+            headers={"Content-Type": "application/json"},
+        )
+        await self.call("GET", "/v1/contracts", "vrk_not-a-key-of-anyone-0123456789abcdef", 401)
+
+    async def poison_message(self, bootstrap_servers: str, topic: str) -> None:
+        producer = create_producer(bootstrap_servers, client_id="ops-test")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"\x00 not an event", key=HEALTH.encode())
+        finally:
+            await producer.stop()
+
+    async def statement(self) -> dict[str, Any]:
+        path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}"
+        return dict(await self.call("GET", path, self.keys["admin"], 200))
+
+    async def finalize_then_late_outages(self) -> None:
+        await eventually(
+            self.statement, lambda s: all(line.get("amount") is not None for line in s["lines"]), 60
+        )
+        path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}/finalize"
+        await self.call("POST", path, self.keys["billing"], 201, headers={"Idempotency-Key": "ops-final"})
+        start = datetime.combine(self.period_start + timedelta(days=2), datetime.min.time(), UTC)
+        late = [outage(f"ops-late-{f}", f, start, 48) for f in FACILITIES]
+        await self.call("POST", "/v1/events", self.keys["pipeline"], 202, json=late)
+        adjusted = await eventually(self.statement, lambda s: len(s["adjustments"]) == 1, 60)
+        assert adjusted["status"] == "final"
+
+    async def broker_gone(self, failing_ingest: str) -> None:
+        identity = {"X-VR-Identity": token(tenant=HEALTH, facilities=frozenset(FACILITIES), timezone="UTC")}
+        batch = [outage(f"ops-unsent-{i}", "ops-main", self.now - timedelta(days=1), 1) for i in range(3)]
+        async with httpx.AsyncClient(base_url=failing_ingest, timeout=30) as client:
+            for _ in range(4):  # pipelines keep trying (after Retry-After): the 503s go on for a while
+                answers = await asyncio.gather(
+                    *(client.post("/v1/events", json=batch, headers=identity) for _ in range(4))
+                )
+                assert {a.status_code for a in answers} == {503}, [a.text for a in answers]
+                assert answers[0].headers["Retry-After"]
+
+    async def flood(self) -> None:
+        answers = await asyncio.gather(
+            *(
+                self.gateway.get("/v1/contracts", headers={"Authorization": f"Bearer {self.keys['ops']}"})
+                for _ in range(80)
+            )
+        )
+        statuses = [a.status_code for a in answers]
+        assert statuses.count(429) > 0 and statuses.count(200) > 0, statuses
+
+
+@pytest.fixture(scope="module")
+async def observed(
+    infrastructure: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Observed]:
+    infra = infrastructure
+    ingest_config = ingest_settings(infra.kafka_bootstrap_servers)
+    engine_config = engine_settings(infra, ingest_config.events_topic).model_copy(
+        update={"kpi_gauge_interval_seconds": 1.0}
+    )
+    # A second engine instance on the same events, one record per batch: it falls behind.
+    lagging_config = engine_settings(infra, ingest_config.events_topic).model_copy(
+        update={"batch_max_records": 1}
+    )
+    schemas = [engine_config.db_schema, lagging_config.db_schema]
+    workdir = tmp_path_factory.mktemp("operations")  # each process's log is kept here
+    with contextlib.ExitStack() as stack, running_broker() as own_broker:
+
+        def start(
+            name: str, module: str, settings: BaseSettings, within: contextlib.ExitStack = stack
+        ) -> str:
+            environment = settings_environment(settings)
+            return within.enter_context(
+                service_process(module, environment, log_path=workdir / f"{name}.log")
+            )
+
+        ingest = start("ingest", "ingest", ingest_config)
+        engine = start("kpi-engine", "kpi_engine", engine_config)
+        settlement_config = settlement_settings(infra, engine, engine_config.updates_topic)
+        settlement = start("settlement", "settlement", settlement_config)
+        upstreams = {"ingest": ingest, "kpi-engine": engine, "settlement": settlement}
+        gateway_config = gateway_settings(infra, upstreams, rate_limit_per_second=10, rate_limit_burst=40)
+        gateway = start("gateway", "gateway", gateway_config)
+        schemas += [settlement_config.db_schema, gateway_config.db_schema]
+        # A second ingest instance on a broker of its own, which will go away.
+        failing_ingest = start(
+            "failing-ingest",
+            "ingest",
+            ingest_settings(own_broker.bootstrap_servers, publish_timeout_seconds=1),
+        )
+        lagging = stack.enter_context(contextlib.ExitStack())
+        lagging_engine = start("lagging-engine", "kpi_engine", lagging_config, lagging)
+        prometheus = stack.enter_context(
+            running_prometheus(
+                workdir / "prometheus",
+                {
+                    "gateway": [gateway],
+                    "ingest": [ingest, failing_ingest],
+                    "kpi-engine": [engine, lagging_engine],
+                    "settlement": [settlement],
+                },
+            )
+        )
+        await eventually(
+            lambda: awaitable(prometheus.query, "sum(up)"), lambda r: bool(r) and r[0]["value"][1] == "6"
+        )
+        started = time.time()
+        async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
+            scenario = Scenario(client)
+            await scenario.parties_and_contract()
+            await scenario.month_of_events()
+            await scenario.poison_message(infra.kafka_bootstrap_servers, ingest_config.events_topic)
+            await scenario.finalize_then_late_outages()
+            own_broker.stop()
+            await scenario.broker_gone(failing_ingest)
+            await scenario.flood()
+        lag_alert = next(e for e in alert_expressions() if e.where == "ConsumerLagGrowing")
+        await eventually(
+            lambda: awaitable(prometheus.query_range, lag_alert.promql, started, time.time()), bool, 60
+        )
+        lagging.close()  # seen behind and growing: it has served its purpose (and costs a core)
+        yield Observed(prometheus, started)
+    await drop_schemas(infra, *schemas)
+
+
+async def awaitable(function: Any, *args: Any) -> Any:
+    return function(*args)
+
+
+def _has_data(result: list[dict[str, Any]]) -> bool:
+    """Some series with a number in it (a histogram quantile of nothing is NaN: no data)."""
+    values = (
+        [s["value"][1] for s in result]
+        if result and "value" in result[0]
+        else [v for s in result for _, v in s.get("values", [])]
+    )
+    return any(v not in ("NaN", "+Inf", "-Inf") for v in values)
+
+
+DASHBOARD = dashboard_expressions()
+ALERT = alert_expressions()
+
+
+@pytest.mark.parametrize("expression", DASHBOARD, ids=[e.where for e in DASHBOARD])
+async def test_every_dashboard_expression_returns_data(observed: Observed, expression: Expression) -> None:
+    promql = as_promql(expression)
+    result = await eventually(lambda: awaitable(observed.prometheus.query, promql), _has_data, 45)
+    if expression.label:  # a template variable: the label it lists is there, with our tenant
+        values = {s["metric"].get(expression.label) for s in result}
+        assert None not in values, result
+        if expression.label == "tenant":
+            assert HEALTH in values
+
+
+@pytest.mark.parametrize("expression", ALERT, ids=[e.where for e in ALERT])
+async def test_every_alert_fires_on_its_situation(observed: Observed, expression: Expression) -> None:
+    """The rule's expression (its condition, before `for`) holds at some moment of the scenario."""
+    prometheus = observed.prometheus
+    await eventually(
+        lambda: awaitable(prometheus.query_range, expression.promql, observed.started, time.time()),
+        _has_data,
+        45,
+    )
+
+
+async def test_every_rule_is_loaded_and_evaluates_without_error(observed: Observed) -> None:
+    groups = observed.prometheus.get("/api/v1/rules")["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert sorted(r["name"] for r in rules) == sorted(e.where for e in ALERT)
+    for rule in rules:
+        assert rule["health"] == "ok" and not rule.get("lastError"), rule
+
+
+async def test_every_metric_the_dashboards_and_rules_name_is_exported_by_a_running_service(
+    observed: Observed,
+) -> None:
+    exported = set(observed.prometheus.get("/api/v1/label/__name__/values"))
+    named = {name for e in [*DASHBOARD, *ALERT] for name in SERIES.findall(e.promql)}
+    assert named - exported == set()
+    assert {"vr_kpi_value", "vr_settlement_kpi_target", "vr_gateway_requests_total"} <= exported
