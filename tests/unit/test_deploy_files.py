@@ -84,3 +84,28 @@ def test_every_path_compose_mounts_exists() -> None:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name}: {source}"
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """Validated against the Compose Specification's JSON schema (as vendored by check-jsonschema)."""
+    import importlib.resources
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    vendored = importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
+    validator = Draft202012Validator(json.loads(vendored.read_text()))
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(_compose())
+    ]
+    assert errors == []
+
+
+def test_every_service_in_compose_is_non_root_and_health_checked() -> None:
+    for name, service in _compose()["services"].items():
+        if "build" in service:
+            dockerfile = (ROOT / service["build"]["dockerfile"]).read_text()
+            assert "\nUSER " in dockerfile and "USER root" not in dockerfile, name
+            assert "HEALTHCHECK" in dockerfile or "healthcheck" in service, name
+        elif name != "kafka-init":
+            assert "healthcheck" in service, name
