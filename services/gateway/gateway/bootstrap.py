@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.config import Settings
 from gateway.entrypoints.auth import KeyResolver
@@ -22,6 +23,7 @@ class Components:
     resolver: KeyResolver
     limits: TokenBuckets
     upstreams: dict[str, httpx.AsyncClient]
+    contracts: SettlementContracts  # a vendor's contracts, for its KPI view
 
 
 def build(settings: Settings) -> Components:
@@ -54,4 +56,5 @@ def build(settings: Settings) -> Components:
         resolver,
         TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
         upstreams,
+        SettlementContracts(upstreams["settlement"], ttl_seconds=settings.key_cache_seconds),
     )

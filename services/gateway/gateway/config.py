@@ -27,5 +27,6 @@ class Settings(ServiceSettings):
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0)
     # How long a resolved key (tenant, role, facilities) is trusted before it is looked up again: a
-    # revoked key stops working within this time on every gateway instance.
+    # revoked key stops working within this time on every gateway instance. A vendor's contracts (its
+    # KPI view) are kept as long.
     key_cache_seconds: float = Field(default=5.0, ge=0)

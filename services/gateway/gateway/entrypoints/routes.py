@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway import metrics
+from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.domain.keys import PLATFORM_TENANT, creatable_roles, new_key, new_key_id
 from gateway.domain.routes import match
@@ -23,7 +23,7 @@ from gateway.entrypoints.auth import Caller, KeyResolver
 from gateway.entrypoints.limits import TokenBuckets
 from gateway.entrypoints.proxy import forward
 from vr_shared.events.types import DisplayName
-from vr_shared.identity import HEADER, Identity
+from vr_shared.identity import Identity
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -219,10 +219,8 @@ async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
     kpis = await _kpis_asked(request, path)
     facilities: set[str] = set()
     if tenant is not None and tenant.kind == "health_system" and kpis:
-        settlement: httpx.AsyncClient = request.app.state.upstreams["settlement"]
-        answer = await settlement.get("/v1/contracts", headers={HEADER: who.token})
-        contracts = answer.json()["items"] if answer.status_code == 200 else []
-        shared = [c for c in contracts if c["health_system"] == tenant.id]
+        contracts: SettlementContracts = request.app.state.contracts
+        shared = [c for c in await contracts.of(who.key.id, who.token) if c["health_system"] == tenant.id]
         # Every KPI asked must be one the vendor's contracts use on a facility.
         per_kpi = [{f for c in shared if kpi in c["kpis"] for f in c["facilities"]} for kpi in sorted(kpis)]
         facilities = set.intersection(*per_kpi)

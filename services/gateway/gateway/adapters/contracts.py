@@ -1,0 +1,44 @@
+"""The contracts a vendor's key is party to, as settlement answers them: what the vendor's KPI view
+is built from. Kept for a few seconds per key — no staler than a cached key may be — so a vendor's
+dashboard polling KPIs does not ask settlement for every request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from vr_shared.identity import HEADER
+
+_MAX_KEYS = 10_000  # bounded memory: past it, the oldest answers go first
+
+
+class SettlementContracts:
+    def __init__(
+        self,
+        settlement: httpx.AsyncClient,
+        *,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settlement, self._ttl_s, self._clock = settlement, ttl_seconds, clock
+        self._seen: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+    async def of(self, key_id: str, identity_token: str) -> list[dict[str, Any]]:
+        """Contract summaries (`health_system`, `facilities`, `kpis`, …) the caller may read; none if
+        settlement does not answer 200 (then nothing is kept, the next request asks again)."""
+        now = self._clock()
+        seen = self._seen.get(key_id)
+        if seen is not None and seen[0] > now:
+            return seen[1]
+        answer = await self._settlement.get("/v1/contracts", headers={HEADER: identity_token})
+        if answer.status_code != 200:
+            return []
+        contracts: list[dict[str, Any]] = answer.json()["items"]
+        if self._ttl_s > 0:
+            if len(self._seen) >= _MAX_KEYS:
+                del self._seen[next(iter(self._seen))]
+            self._seen[key_id] = (now + self._ttl_s, contracts)
+        return contracts
