@@ -45,6 +45,21 @@ def test_unknown_kpi_and_unknown_dimension() -> None:
     assert "no dimension 'category'" in found["$.terms[1].kpi"]
 
 
+@pytest.mark.parametrize("value", ["EHR", "ehr system", "", "e\x00hr", "x" * 65])
+def test_a_dimension_value_must_be_one_events_can_carry(value: str) -> None:
+    """Events carry dimension values as lower-case labels: "EHR" would never match a KPI cell."""
+    found = errors_of(
+        {
+            "id": "b",
+            "kind": "sla_credit",
+            "kpi": {"kpi": "uptime_pct", "dimension": {"system": value}},
+            "fee": "monthly_fee",
+            "tiers": [{"below": "99", "credit_rate": "0.1"}],
+        },
+    )
+    assert "lower-case letters, digits or '_'" in found["$.terms[0].kpi.dimension"]
+
+
 def test_bad_rates_and_misspelt_cap_order() -> None:
     found = errors_of({**SAVINGS, "savings_rate": "1.5", "cap_order": "rate_than_cap", "quality_gate": 0.5})
     assert "between" in found["$.terms[0].savings_rate"]

@@ -7,7 +7,6 @@ keeps its numerator, denominator and sample size, so the statement can show what
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -19,11 +18,14 @@ from pydantic import (
     ConfigDict,
     PlainSerializer,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
 from settlement.domain.money import decimal_text
+from vr_shared.events.types import Label
 from vr_shared.kpis import KPI_DIMENSIONS
 
 
@@ -63,15 +65,21 @@ class InputSource(BaseModel):
     input: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
-_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
+_LABEL = TypeAdapter(Label)
 
 
 def _pairs(value: Any) -> Any:
     if isinstance(value, dict):
-        if not all(
-            isinstance(k, str) and isinstance(v, str) and _PRINTABLE.match(v) for k, v in value.items()
-        ):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise ValueError('a dimension maps names to string values, e.g. {"system": "ehr"}')
+        for name, label in value.items():
+            try:  # the rule events carry it by: a value they cannot carry would never match a KPI cell
+                _LABEL.validate_python(label)
+            except ValidationError:
+                raise ValueError(
+                    f"dimension {name!r}: {label!r} must be 1-64 lower-case letters, digits or '_' "
+                    "as in the events (e.g. ehr, total_cost_of_care)"
+                ) from None
         return tuple(sorted(value.items()))
     return value
 
