@@ -6,7 +6,7 @@ Names follow SPEC §8: `vr_` prefix, `_total` counters, `_seconds` histograms, b
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -37,12 +37,22 @@ HTTP_LATENCY = Histogram(
 )
 
 
-class RequestMetricsMiddleware:
-    """Counts and times requests by route *template* (never the raw path: ids would explode cardinality)."""
+AnswerHook = Callable[[str, int, Mapping[str, Any]], None]
+"""Called once per answered request with (route template, status, request state): a service's own
+per-request metric (the gateway's by role) without a second middleware."""
 
-    def __init__(self, app: ASGIApp, service: str) -> None:
+
+class RequestMetricsMiddleware:
+    """Counts and times requests by route *template* (never the raw path: ids would explode cardinality).
+
+    A handler that routes further itself (the gateway's proxy) names the template in
+    `request.state.route`; otherwise the matched route's path is used.
+    """
+
+    def __init__(self, app: ASGIApp, service: str, on_answer: AnswerHook | None = None) -> None:
         self.app = app
         self.service = service
+        self.on_answer = on_answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,12 +70,14 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_record_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            state = scope.get("state") or {}
+            template = state.get("route") or getattr(scope.get("route"), "path", None) or "unmatched"
             HTTP_REQUESTS.labels(self.service, scope["method"], template, str(status)).inc()
             HTTP_LATENCY.labels(self.service, scope["method"], template).observe(
                 time.perf_counter() - started
             )
+            if self.on_answer is not None:
+                self.on_answer(template, status, state)
 
 
 def render_metrics(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

@@ -21,7 +21,16 @@ from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vr_shared.logging import request_id
-from vr_shared.metrics import ASGIApp, Message, Receive, RequestMetricsMiddleware, Scope, Send, render_metrics
+from vr_shared.metrics import (
+    AnswerHook,
+    ASGIApp,
+    Message,
+    Receive,
+    RequestMetricsMiddleware,
+    Scope,
+    Send,
+    render_metrics,
+)
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -201,9 +210,10 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     return router
 
 
-def add_common_middleware(app: FastAPI, service: str) -> None:
-    """Request ids outermost (every log line of the request carries one), then metrics by route."""
-    app.add_middleware(RequestMetricsMiddleware, service=service)
+def add_common_middleware(app: FastAPI, service: str, on_answer: AnswerHook | None = None) -> None:
+    """Request ids outermost (every log line of the request carries one), then metrics by route
+    (`on_answer`: the service's own per-request metric, fed by the same middleware)."""
+    app.add_middleware(RequestMetricsMiddleware, service=service, on_answer=on_answer)
     app.add_middleware(RequestIdMiddleware)
 
 

@@ -77,6 +77,31 @@ async def test_first_session_through_the_gateway(stack: GatewayStack) -> None:
     assert looked_up.json()["status"] == "stored"
 
 
+async def test_requests_are_counted_by_service_route_status_and_role(stack: GatewayStack) -> None:
+    """One middleware counts every answer: `vr_http_requests_total` under the service route the proxy
+    matched (not the catch-all), and `vr_gateway_requests_total` by the caller's role; probes are not
+    API traffic."""
+    health = await tenant(stack, facilities=("main",))
+    billing = await key(stack, health, "billing")
+    route = "/v1/contracts/{contract_id}"
+    by_role = f'vr_gateway_requests_total{{role="billing",route="{route}",status="404"}}'
+    by_service = f'vr_http_requests_total{{method="GET",route="{route}",service="gateway",status="404"}}'
+    probes = 'vr_gateway_requests_total{role="anonymous",route="/healthz",status="200"}'
+
+    async def exposed() -> str:
+        return (await stack.client.get("/metrics")).text
+
+    before = await exposed()
+    for _ in range(3):
+        answer = await stack.client.get("/v1/contracts/no-such-contract", headers=bearer(billing))
+        assert answer.status_code == 404, answer.text
+    assert (await stack.client.get("/healthz")).status_code == 200
+    after = await exposed()
+    assert metric_value(after, by_role) - metric_value(before, by_role) == 3
+    assert metric_value(after, by_service) - metric_value(before, by_service) == 3
+    assert metric_value(after, probes) == 0
+
+
 async def test_keys_are_shown_once_stored_hashed_and_revocable(stack: GatewayStack) -> None:
     health = await tenant(stack, facilities=("main",))
     admin_key = await key(stack, health, "tenant_admin")

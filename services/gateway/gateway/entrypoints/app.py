@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,38 +19,17 @@ from gateway.domain.keys import PLATFORM_TENANT
 from gateway.entrypoints.openapi import MergedOpenApi
 from gateway.entrypoints.routes import router
 from vr_shared.db import database_reachable
-from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
 from vr_shared.runtime import settle_heap
 from vr_shared.web import ErrorMapping, add_common_middleware, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
 
 
-class GatewayMetricsMiddleware:
-    """`vr_gateway_requests_total{route, status, role}` for every answered request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def record_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, record_status)
-        finally:
-            state = scope.get("state") or {}
-            route = state.get("route") or getattr(scope.get("route"), "path", None) or "unmatched"
-            if route not in ("/metrics", "/healthz", "/readyz"):
-                metrics.REQUESTS.labels(route, str(status), state.get("role", "anonymous")).inc()
+def count_answer(route: str, status: int, state: Mapping[str, Any]) -> None:
+    """`vr_gateway_requests_total{route, status, role}`: API traffic by the caller's role (probes and
+    scrapes are not API traffic)."""
+    if route not in ("/metrics", "/healthz", "/readyz"):
+        metrics.REQUESTS.labels(route, str(status), state.get("role", "anonymous")).inc()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -88,8 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_map(app, {TenantExists: ErrorMapping(409, "Tenant exists")})
-    add_common_middleware(app, settings.service_name)
-    app.add_middleware(GatewayMetricsMiddleware)
+    add_common_middleware(app, settings.service_name, on_answer=count_answer)
     app.include_router(router)
 
     @app.get("/openapi.json", include_in_schema=False)
