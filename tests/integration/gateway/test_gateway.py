@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 
 from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
@@ -289,3 +290,43 @@ async def test_services_get_the_request_id_and_identity_never_the_api_key(
         frozenset({"main", "west"}),
     )
     assert identity.timezone == "America/New_York"
+
+
+async def test_a_platform_admin_acts_for_the_tenant_it_names(stack: GatewayStack) -> None:
+    """SPEC §7: a platform admin may act for any tenant — `?tenant=` on tenant-scoped reads gives it that
+    tenant's facilities; an unknown tenant is 404 problem+json naming it; no tenant, no tenant's data."""
+    health = await tenant(stack, facilities=("main", "west"))
+    pipeline = await key(stack, health, "pipeline")
+    event = {
+        "id": "pa-1",
+        "source": "billing",
+        "type": "claim.submitted",
+        "time": "2026-11-02T09:00:00-05:00",
+        "facility": "west",
+        "data": {"claim_ref": "C1", "amount": "100.00", "clean": True},
+    }
+    assert (await stack.client.post("/v1/events", json=[event], headers=bearer(pipeline))).status_code == 202
+    params = {"from": "2026-11-01", "to": "2026-12-01", "granularity": "month", "tenant": health}
+
+    async def as_admin() -> httpx.Response:
+        return await stack.client.get(
+            "/v1/kpis/clean_claim_rate/values", params=params, headers=stack.admin()
+        )
+
+    answer = await eventually(
+        as_admin, lambda r: r.status_code == 200 and r.json()["values"][0]["denominator"] == "1"
+    )
+    assert answer.json()["facilities"] == ["main", "west"]
+    unknown = await stack.client.get(
+        "/v1/kpis/clean_claim_rate/values",
+        params={**params, "tenant": "no-such-tenant"},
+        headers=stack.admin(),
+    )
+    assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+    assert "no-such-tenant" in unknown.json()["detail"]
+    looked_up = await stack.client.get(
+        "/v1/events/billing/pa-1", params={"tenant": health}, headers=stack.admin()
+    )
+    assert looked_up.status_code == 200 and looked_up.json()["status"] == "stored"
+    without = await stack.client.get("/v1/events/billing/pa-1", headers=stack.admin())
+    assert without.status_code == 404

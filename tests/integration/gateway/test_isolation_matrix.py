@@ -172,8 +172,9 @@ def _readings(w: World) -> dict[str, Any]:
 
 PERIOD = {"from": "2026-01-01", "to": "2026-04-01", "tenant": "{H}"}
 # route → (call, roles the gateway lets through, answer by relation for those roles)
-# Relations: own, other, vendor, non_party, platform. Tenant-scoped reads have no tenant for a platform
-# admin (404); contracts are visible to it.
+# Relations: own, other, vendor, non_party, platform. A platform admin acts for the tenant it names with
+# `?tenant=` on tenant-scoped reads (events, KPIs); without it there is no tenant's data (404). Contracts
+# are visible to it.
 MATRIX: dict[str, tuple[Call, set[str], dict[str, int]]] = {
     "POST /v1/events": (
         _send("POST", "/v1/events", _event),
@@ -185,26 +186,31 @@ MATRIX: dict[str, tuple[Call, set[str], dict[str, int]]] = {
         {"platform_admin", "tenant_admin", "pipeline", "ops"},
         {"own": 200, "other": 404, "vendor": 404, "non_party": 404, "platform": 404},
     ),
+    "GET /v1/events/{source}/{id}?tenant=H": (
+        _get("/v1/events/iso/{E}", tenant="{H}"),
+        {"platform_admin", "tenant_admin", "pipeline", "ops"},
+        {"own": 200, "other": 404, "vendor": 404, "non_party": 404, "platform": 200},
+    ),
     "GET /v1/kpis": (_get("/v1/kpis"), READERS, dict.fromkeys((*RELATIONS, "platform"), 200)),
     "GET /v1/kpis/{kpi}/values": (
         _get("/v1/kpis/clean_claim_rate/values", facility="{F}", **PERIOD),
         READERS,
-        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 404},
+        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 200},
     ),
     "GET /v1/kpis/{kpi}/rolling": (
         _get("/v1/kpis/clean_claim_rate/rolling", facility="{F}", at="2026-03-01", tenant="{H}"),
         READERS,
-        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 404},
+        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 200},
     ),
     "GET /v1/kpis/{kpi}/values (KPI no contract uses)": (
         _get("/v1/kpis/cpoe_rate/values", facility="{F}", **PERIOD),
         READERS,
-        {"own": 200, "other": 404, "vendor": 404, "non_party": 404, "platform": 404},
+        {"own": 200, "other": 404, "vendor": 404, "non_party": 404, "platform": 200},
     ),
     "POST /v1/kpis/readings": (
         _send("POST", "/v1/kpis/readings?tenant={H}", _readings),
         READERS,
-        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 404},
+        {"own": 200, "other": 404, "vendor": 200, "non_party": 404, "platform": 200},
     ),
     "POST /v1/contracts": (
         _send("POST", "/v1/contracts", _new_contract),

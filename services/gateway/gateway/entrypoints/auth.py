@@ -86,7 +86,7 @@ class KeyResolver:
 
     def acting_for(self, caller: Caller, identity: Identity) -> Caller:
         """The caller with another identity (a vendor reading a health system's KPIs through the
-        contracts it is party to), signed like any other."""
+        contracts it is party to, a platform admin acting for a tenant), signed like any other."""
         return Caller(caller.key, caller.tenant, identity, self._signer.sign(identity), self._clock())
 
     def forget(self, key_id: str) -> None:

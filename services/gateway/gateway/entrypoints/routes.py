@@ -192,12 +192,42 @@ async def to_service(path: str, request: Request) -> Response:
     request.state.route = route.template
     if who.identity.tenant_kind == "vendor" and route.template in VENDOR_KPI_ROUTES:
         who = await _vendor_view(request, who, path)
+    elif (
+        who.key.role == "platform_admin"
+        and route.upstream in TENANT_SCOPED
+        and "tenant" in request.query_params
+    ):
+        who = await _platform_admin_for(request, who, request.query_params["tenant"])
     return await forward(
         request, route, who, request.app.state.upstreams, request.app.state.settings.max_body_bytes
     )
 
 
 VENDOR_KPI_ROUTES = frozenset({"/v1/kpis/{kpi}/values", "/v1/kpis/{kpi}/rolling", "/v1/kpis/readings"})
+# Services whose data belongs to one tenant per request (settlement decides a platform admin's access
+# itself: it sees every contract).
+TENANT_SCOPED = frozenset({"ingest", "kpi-engine"})
+
+
+async def _platform_admin_for(request: Request, who: Caller, tenant_id: str) -> Caller:
+    """A platform admin acts for the tenant it names (`?tenant=`, SPEC §7): that tenant's facilities,
+    kind and time zone, its own role and key id kept (services log who acted)."""
+    directory: PostgresDirectory = request.app.state.directory
+    tenant = await directory.tenant(tenant_id)
+    if tenant is None:
+        raise Problem(404, "Unknown tenant", f"no tenant {tenant_id!r}", type_="/problems/unknown-tenant")
+    resolver: KeyResolver = request.app.state.resolver
+    return resolver.acting_for(
+        who,
+        Identity(
+            tenant=tenant.id,
+            role="platform_admin",
+            key_id=who.key.id,
+            facilities=frozenset(tenant.facilities),
+            tenant_kind=tenant.kind,
+            timezone=tenant.timezone,
+        ),
+    )
 
 
 async def _kpis_asked(request: Request, path: str) -> set[str]:
