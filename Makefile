@@ -35,7 +35,8 @@ $(PROMTOOL):
 
 prometheus: $(PROMTOOL) ## fetch Prometheus + promtool (Debian package) into .tools/prometheus
 
-up: install ## start PostgreSQL, the broker and the services locally; Ctrl-C stops them in order
+up: install ## start PostgreSQL, the broker, the services and Prometheus locally; Ctrl-C stops them in order
+	@$(MAKE) --no-print-directory $(PROMTOOL) || echo "Prometheus (Debian's package) unavailable here: starting without it"
 	$(RUN) python -m devstack --root $(CURDIR) up
 
 test: install $(PROMTOOL) ## run the whole suite against a real broker and PostgreSQL

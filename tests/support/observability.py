@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from devstack.ports import free_port, wait_listening
+from devstack.ports import free_port
+from devstack.prometheus import LocalPrometheus, prometheus_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -70,13 +70,12 @@ def as_promql(expression: Expression, values: dict[str, str] | None = None) -> s
 
 
 def tool(name: str) -> str:
-    unpacked = ROOT / ".tools" / "prometheus" / "usr" / "bin" / name
-    found = str(unpacked) if unpacked.exists() else shutil.which(name)
-    if not found:
+    found = prometheus_binary(ROOT, name)
+    if found is None:
         pytest.fail(
             f"{name} not found: `make test` unpacks Debian's prometheus into .tools/ (make prometheus)"
         )
-    return found
+    return str(found)
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -115,40 +114,16 @@ def running_prometheus(
     workdir: Path, targets: dict[str, list[str]], *, interval: str = "1s"
 ) -> Iterator[Prometheus]:
     """A real Prometheus on loopback scraping `targets` (job → base URLs) every `interval`, with the
-    repository's alert rules loaded and evaluated at the same interval."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ALERTS, workdir / ALERTS.name)
-    config = {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
-        "rule_files": [ALERTS.name],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [u.removeprefix("http://") for u in urls]}]}
-            for job, urls in targets.items()
-        ],
-    }
-    config_path = workdir / "prometheus.yml"
-    config_path.write_text(yaml.safe_dump(config))
-    checked = promtool("check", "config", config_path)
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    port = free_port()
-    log = (workdir / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            tool("prometheus"),
-            f"--config.file={config_path}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    repository's alert rules loaded and evaluated at the same interval (as `make up` runs it)."""
+    prometheus = LocalPrometheus(
+        Path(tool("prometheus")), workdir, free_port(), targets, rules=ALERTS, interval=interval
     )
-    prometheus = Prometheus(f"http://127.0.0.1:{port}")
+    checked = promtool("check", "config", prometheus.write_config())
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    prometheus.start()
+    client = Prometheus(prometheus.url)
     try:
-        assert wait_listening(port, timeout_s=30), (workdir / "prometheus.log").read_text()
-        yield prometheus
+        yield client
     finally:
-        prometheus.close()
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+        client.close()
+        prometheus.stop()

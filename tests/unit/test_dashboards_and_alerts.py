@@ -72,9 +72,8 @@ def test_there_is_a_dashboard_per_area_and_each_alert_explains_itself() -> None:
             assert panel["datasource"]["uid"] == uid, f"{path.name}: {panel['title']}"
 
 
-@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.local.yml"])
-def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules(name: str) -> None:
-    """The compose configuration and the one for `make up`'s stack on this machine."""
+def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() -> None:
+    name = "prometheus.yml"
     config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text())
     assert {job["job_name"] for job in config["scrape_configs"]} == {
         "gateway",
@@ -116,9 +115,21 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(expressions)} rules found" in checked.stdout
 
 
-def test_the_local_prometheus_scrapes_the_ports_make_up_serves() -> None:
+def test_make_ups_prometheus_scrapes_every_service_with_the_rules(tmp_path: Path) -> None:
+    """The configuration `make up` writes for its Prometheus: valid, the same jobs, every port served."""
+    from devstack.prometheus import LocalPrometheus
     from devstack.stack import SERVICES
 
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.local.yml").read_text())
-    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
-    assert targets == {spec.name: [f"127.0.0.1:{spec.port}"] for spec in SERVICES}
+    targets = {spec.name: [f"http://127.0.0.1:{spec.port}"] for spec in SERVICES}
+    written = LocalPrometheus(Path("prometheus"), tmp_path, 9090, targets, rules=ALERTS).write_config()
+    checked = promtool("check", "config", written)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(alert_rules())} rules found" in checked.stdout
+    config = yaml.safe_load(written.read_text())
+    shipped = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert sorted(j["job_name"] for j in config["scrape_configs"]) == sorted(
+        j["job_name"] for j in shipped["scrape_configs"]
+    )
+    assert {j["job_name"]: j["static_configs"][0]["targets"] for j in config["scrape_configs"]} == {
+        spec.name: [f"127.0.0.1:{spec.port}"] for spec in SERVICES
+    }

@@ -19,6 +19,7 @@ from pathlib import Path
 from devstack.broker import LocalBroker
 from devstack.ports import wait_listening
 from devstack.postgres import LocalPostgres
+from devstack.prometheus import LocalPrometheus, prometheus_binary
 from devstack.secrets import service_environment
 from vr_shared import topics
 from vr_shared.kafka import TopicSpec, ensure_topics
@@ -53,9 +54,14 @@ def topic_specs(events_partitions: int) -> list[TopicSpec]:
     ]
 
 
+PROMETHEUS_PORT = int(os.environ.get("VR_PROMETHEUS_PORT", "9090"))
+
+
 class Stack:
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.state_dir = root / ".local"
+        self.prometheus: LocalPrometheus | None = None
         self.postgres: LocalPostgres | None = None
         self.broker: LocalBroker | None = None
         self.services: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
@@ -82,6 +88,15 @@ class Stack:
         )
         for spec in SERVICES:
             _step(f"service {spec.name}", lambda spec=spec: self._start_service(spec))
+        if binary := prometheus_binary(self.root):  # `make prometheus` unpacked it (Debian's package)
+            self.prometheus = LocalPrometheus(
+                binary,
+                self.state_dir / "prometheus",
+                PROMETHEUS_PORT,
+                {spec.name: [f"http://127.0.0.1:{spec.port}"] for spec in SERVICES},
+                rules=self.root / "deploy" / "prometheus" / "alerts.yml",
+            )
+            _step("Prometheus (alert rules of deploy/prometheus)", self.prometheus.start)
 
     def _start_service(self, spec: ServiceSpec) -> None:
         env = {
@@ -101,6 +116,9 @@ class Stack:
             raise RuntimeError(f"{spec.name} did not start; see {self.state_dir / (spec.name + '.log')}")
 
     def stop(self) -> None:
+        if self.prometheus:
+            print("  stopping Prometheus", flush=True)
+            self.prometheus.stop()
         for spec, process in reversed(self.services):
             print(f"  stopping {spec.name}", flush=True)
             process.terminate()
@@ -127,6 +145,8 @@ class Stack:
         print("\n  services behind it (each: /healthz /readyz /metrics):")
         for spec in SERVICES[:-1]:
             print(f"    {spec.name:<11} http://127.0.0.1:{spec.port}")
+        if self.prometheus:
+            print(f"  prometheus     {self.prometheus.url}    alerts: {self.prometheus.url}/alerts")
         print(f"  postgres       {self.database_url}")
         print(f"  kafka          {self.bootstrap_servers}")
         print(f"  logs           {self.state_dir}/*.log")
