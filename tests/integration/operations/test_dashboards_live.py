@@ -42,7 +42,7 @@ from tests.support.observability import (
     dashboard_expressions,
     running_prometheus,
 )
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, metric_value
 from vr_cli.demo_data import events as demo_events
 from vr_shared.kafka import create_producer
 
@@ -101,6 +101,7 @@ def contract(first_day: date) -> dict[str, Any]:
                     {"below": "99.9", "credit_rate": "0.05"},
                     {"below": "99.5", "credit_rate": "0.10"},
                     {"below": "99.0", "credit_rate": "0.20"},
+                    {"below": "90.0", "credit_rate": "0.50"},
                 ],
             },
         ],
@@ -162,7 +163,8 @@ class Scenario:
         first_day = _month_start(self.period_start - timedelta(days=1))
         await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=contract(first_day))
 
-    async def month_of_events(self) -> None:
+    async def month_of_events(self) -> int:
+        """Posts about a month and a half of events; returns how many the engine will store."""
         cutoff = (self.now - timedelta(hours=7)).isoformat().replace("+00:00", "Z")
         stream = [
             e
@@ -194,6 +196,7 @@ class Scenario:
             headers={"Content-Type": "application/json"},
         )
         await self.call("GET", "/v1/contracts", "vrk_not-a-key-of-anyone-0123456789abcdef", 401)
+        return len(stream)
 
     async def poison_message(self, bootstrap_servers: str, topic: str) -> None:
         producer = create_producer(bootstrap_servers, client_id="ops-test")
@@ -207,14 +210,20 @@ class Scenario:
         path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}"
         return dict(await self.call("GET", path, self.keys["admin"], 200))
 
-    async def finalize_then_late_outages(self) -> None:
-        await eventually(
-            self.statement, lambda s: all(line.get("amount") is not None for line in s["lines"]), 60
-        )
+    async def finalize_then_late_outages(self, engine: str, stored: int) -> None:
+        """Finalized once the engine has stored every event, so what changes after is the late data's."""
+
+        async def processed() -> float:
+            async with httpx.AsyncClient(base_url=engine) as client:
+                return metric_value((await client.get("/metrics")).text, "vr_kpi_events_processed_total")
+
+        await eventually(processed, lambda n: n >= stored, 90)
         path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}/finalize"
         await self.call("POST", path, self.keys["billing"], 201, headers={"Idempotency-Key": "ops-final"})
         start = datetime.combine(self.period_start + timedelta(days=2), datetime.min.time(), UTC)
-        late = [outage(f"ops-late-{f}", f, start, 48) for f in FACILITIES]
+        # Four days down at both facilities take the month below 90 % from wherever the generated
+        # outages (at most a few hours each) left it: the credit changes, whatever today's date.
+        late = [outage(f"ops-late-{f}", f, start, 96) for f in FACILITIES]
         await self.call("POST", "/v1/events", self.keys["pipeline"], 202, json=late)
         adjusted = await eventually(self.statement, lambda s: len(s["adjustments"]) == 1, 60)
         assert adjusted["status"] == "final"
@@ -300,9 +309,9 @@ async def observed(
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
             scenario = Scenario(client)
             await scenario.parties_and_contract()
-            await scenario.month_of_events()
+            stored = await scenario.month_of_events()
             await scenario.poison_message(infra.kafka_bootstrap_servers, ingest_config.events_topic)
-            await scenario.finalize_then_late_outages()
+            await scenario.finalize_then_late_outages(engine, stored)
             own_broker.stop()
             await scenario.broker_gone(failing_ingest)
             await scenario.flood()
