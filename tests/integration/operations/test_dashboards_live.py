@@ -325,6 +325,7 @@ async def observed(
 
 
 async def awaitable(function: Any, *args: Any) -> Any:
+    """`eventually` polls coroutines; the Prometheus client answers synchronously (a few ms)."""
     return function(*args)
 
 
