@@ -15,9 +15,18 @@ _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 def async_url(url: str) -> str:
     """Accept the common `postgresql://` / `postgres://` spellings and select the asyncpg driver."""
+    return "postgresql+asyncpg://" + _address(url)
+
+
+def plain_url(url: str) -> str:
+    """The same database as asyncpg itself takes it (no SQLAlchemy driver suffix)."""
+    return "postgresql://" + _address(url)
+
+
+def _address(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
+            return url[len(prefix) :]
     raise ValueError("DATABASE_URL must be a postgresql:// URL")
 
 

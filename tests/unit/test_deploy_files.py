@@ -53,29 +53,22 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
     assert with_code == {s.name for s in SERVICES} <= set(_compose()["services"])
 
 
-def test_kpi_engine_migrations_ship_inside_its_package() -> None:
+@pytest.mark.parametrize(
+    ("package", "revisions"),
+    [
+        ("kpi_engine", ["0001_initial_schema.py"]),
+        ("settlement", ["0001_initial_schema.py"]),
+        ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py"]),
+    ],
+)
+def test_migrations_ship_inside_their_package(package: str, revisions: list[str]) -> None:
     # The Docker image installs the package without the source tree: migrations must be package data.
-    import kpi_engine
-    from kpi_engine.adapters.migrate import MIGRATIONS
+    import importlib
 
-    assert MIGRATIONS.parent == Path(kpi_engine.__file__).parent
-    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
-
-
-def test_settlement_migrations_ship_inside_its_package() -> None:
-    import settlement
-    from settlement.adapters.migrate import MIGRATIONS
-
-    assert MIGRATIONS.parent == Path(settlement.__file__).parent
-    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
-
-
-def test_gateway_migrations_ship_inside_its_package() -> None:
-    import gateway
-    from gateway.adapters.migrate import MIGRATIONS
-
-    assert MIGRATIONS.parent == Path(gateway.__file__).parent
-    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == ["0001_initial_schema.py"]
+    service = importlib.import_module(package)
+    migrations = importlib.import_module(f"{package}.adapters.migrate").MIGRATIONS
+    assert migrations.parent == Path(service.__file__).parent
+    assert sorted(p.name for p in (migrations / "versions").glob("*.py")) == revisions
 
 
 def test_every_path_compose_mounts_exists() -> None:

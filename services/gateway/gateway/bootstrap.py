@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
+from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.config import Settings
 from gateway.entrypoints.auth import KeyResolver
-from gateway.entrypoints.limits import TokenBuckets
 from vr_shared.db import create_engine
 from vr_shared.identity import IdentitySigner
 
@@ -21,7 +21,7 @@ class Components:
     engine: AsyncEngine
     directory: PostgresDirectory
     resolver: KeyResolver
-    limits: TokenBuckets
+    limits: SharedRateLimits
     upstreams: dict[str, httpx.AsyncClient]
     contracts: SettlementContracts  # a vendor's contracts, for its KPI view
 
@@ -54,7 +54,12 @@ def build(settings: Settings) -> Components:
         engine,
         directory,
         resolver,
-        TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+        SharedRateLimits(
+            settings.database_url,
+            settings.db_schema,
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+        ),
         upstreams,
         SettlementContracts(upstreams["settlement"], ttl_seconds=settings.key_cache_seconds),
     )

@@ -211,6 +211,25 @@ async def test_rate_limit_answers_429_with_retry_after(
         assert metric_value(exposed, 'vr_gateway_rate_limited_total{role="ops"}') >= 2
 
 
+async def test_instances_share_a_keys_rate_limit(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    """Two instances behind a balancer: the key's burst is spent once, not once per instance."""
+    limits = {"rate_limit_per_second": 0.5, "rate_limit_burst": 4}
+    async with gateway_in_front(infrastructure, services, **limits) as first:
+        schema = first.settings.db_schema
+        async with gateway_in_front(infrastructure, services, db_schema=schema, **limits) as second:
+            health = await tenant(first, facilities=("main",))
+            ops = await key(first, health, "ops")
+            answers = [
+                await instance.client.get("/v1/kpis", headers=bearer(ops))
+                for instance in (first, second, first, second, first, second)
+            ]
+            assert [a.status_code for a in answers] == [200, 200, 200, 200, 429, 429]
+            # The fifth request is one emission interval (2 s at 0.5/s) early.
+            assert [a.headers["retry-after"] for a in answers[4:]] == ["2", "2"]
+
+
 def _listening_socket() -> socket.socket:
     """Accepts connections (the kernel's backlog) and never answers: a hung service."""
     sock = socket.socket()

@@ -1,4 +1,5 @@
-"""The gateway's tables (its own schema): tenants and API keys (hashes only)."""
+"""The gateway's tables (its own schema): tenants and API keys (hashes only). The shared rate limits'
+table (migration 0002) is written by one statement of its own, in `gateway.adapters.rate_limits`."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = bootstrap.build(settings)
         await migrate(components.engine, settings.db_schema)
+        await components.limits.open()
         if settings.bootstrap_admin_key is not None:
             await components.directory.ensure_bootstrap_key(
                 settings.bootstrap_admin_key.get_secret_value(), PLATFORM_TENANT
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             for client in components.upstreams.values():
                 await client.aclose()
+            await components.limits.close()
             await components.engine.dispose()
 
     app = FastAPI(

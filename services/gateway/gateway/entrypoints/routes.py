@@ -16,11 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from gateway import metrics
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
+from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.domain.keys import PLATFORM_TENANT, creatable_roles, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.auth import Caller, KeyResolver
-from gateway.entrypoints.limits import TokenBuckets
 from gateway.entrypoints.proxy import forward
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
@@ -33,8 +33,8 @@ async def caller(request: Request) -> Caller:
     """Authenticated and within its rate limit, or 401 / 429."""
     resolver: KeyResolver = request.app.state.resolver
     found = await resolver.resolve(request.headers.get("authorization"))
-    limits: TokenBuckets = request.app.state.limits
-    wait = limits.take(found.key.id)
+    limits: SharedRateLimits = request.app.state.limits
+    wait = await limits.take(found.key.id)
     if wait is not None:
         metrics.RATE_LIMITED.labels(found.key.role).inc()
         raise Problem(

@@ -1,7 +1,8 @@
-"""Per-key rate limits: a token bucket per key (rate per second, burst), in this process.
+"""Per-key rate limits: sustained requests per second and the burst above it.
 
-Each gateway instance limits on its own; with N instances behind a balancer a key gets up to N times
-the rate — set the rate per instance accordingly.
+`TokenBuckets` keeps the buckets in this process. The gateway limits through PostgreSQL so that every
+instance spends from the same budget (`gateway.adapters.rate_limits`); these buckets are what an
+instance falls back to while the database cannot be asked.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+
+
+def retry_after_seconds(wait_s: float) -> int:
+    """Whole seconds for `Retry-After`, never 0: a client told 0 would retry at once and be refused."""
+    return max(1, math.ceil(wait_s))
 
 
 class TokenBuckets:
@@ -25,4 +31,4 @@ class TokenBuckets:
             self._buckets[key_id] = (tokens - 1, now)
             return None
         self._buckets[key_id] = (tokens, now)
-        return max(1, math.ceil((1 - tokens) / self._rate))
+        return retry_after_seconds((1 - tokens) / self._rate)
