@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 
 from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
 from tests.support.infrastructure import Infrastructure
@@ -309,6 +312,48 @@ async def test_services_get_the_request_id_and_identity_never_the_api_key(
         frozenset({"main", "west"}),
     )
     assert identity.timezone == "America/New_York"
+
+
+async def test_answers_come_back_as_the_service_sent_them(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    """A small answer of known length (relayed in one piece) keeps its encoding and headers; a long
+    answer of unknown length is streamed through whole."""
+    compressed = gzip.compress(b'{"kpis": []}')
+    long_lines = [f"line {n:06d} {'x' * 90}\n".encode() for n in range(20_000)]  # about 2 MB
+    service = FastAPI()
+
+    @service.get("/v1/kpis")
+    async def small() -> Response:
+        return Response(
+            compressed,
+            status_code=203,
+            headers={"Content-Encoding": "gzip", "Cache-Control": "no-store"},
+            media_type="application/json",
+        )
+
+    @service.get("/v1/kpis/export/values")
+    async def long() -> StreamingResponse:
+        async def lines() -> AsyncIterator[bytes]:
+            for line in long_lines:
+                yield line
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+    async with (
+        serving(service) as service_url,
+        gateway_in_front(infrastructure, {**services, "kpi-engine": service_url}) as gw,
+    ):
+        health = await tenant(gw, facilities=("main",))
+        ops = await key(gw, health, "ops")
+        answer = await gw.client.get("/v1/kpis", headers=bearer(ops))
+        assert (answer.status_code, answer.json()) == (203, {"kpis": []})
+        assert (answer.headers["content-encoding"], answer.headers["cache-control"]) == ("gzip", "no-store")
+        assert int(answer.headers["content-length"]) == len(compressed)
+        streamed = await gw.client.get("/v1/kpis/export/values", headers=bearer(ops))
+        assert streamed.status_code == 200
+        assert "content-length" not in streamed.headers
+        assert streamed.content == b"".join(long_lines)
 
 
 async def test_a_platform_admin_acts_for_the_tenant_it_names(stack: GatewayStack) -> None:

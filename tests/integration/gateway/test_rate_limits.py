@@ -67,6 +67,18 @@ async def test_limiters_over_one_database_share_each_keys_budget(limits_in_a_sch
     assert answers == [None, None, None, 1, 1]
 
 
+async def test_leased_tokens_come_out_of_the_shared_budget(limits_in_a_schema: Limits) -> None:
+    """With a burst of 20 an instance leases 2 tokens at a time: what one instance holds, the other
+    cannot have, and the key never passes more than its burst."""
+    first, second = limits_in_a_schema(0.5, 20), limits_in_a_schema(0.5, 20)
+    await first.open()
+    await second.open()
+    assert await first.take("key") is None  # leased 2, one left on `first`
+    from_second = [await second.take("key") for _ in range(20)]
+    assert from_second == [None] * 18 + [2, 2]
+    assert [await first.take("key"), await first.take("key")] == [None, 2]
+
+
 def _closed_port() -> int:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

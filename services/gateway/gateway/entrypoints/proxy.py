@@ -2,6 +2,7 @@
 
 Request bodies over 1 MiB (or of unknown length) are streamed to the service as they arrive and cut
 off with 413 past the limit; a declared Content-Length over the limit is refused before reading.
+Answers are streamed back the same way; small ones of known length go back in one piece.
 Upstream failures become problem+json: no connection or a broken answer → 502, a timeout → 504; a
 service's own 503 passes through.
 """
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from gateway import metrics
@@ -38,7 +39,7 @@ def too_large(limit: int) -> Problem:
 
 async def forward(
     request: Request, route: Route, caller: Caller, upstreams: Mapping[str, httpx.AsyncClient], max_body: int
-) -> StreamingResponse:
+) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
         raise too_large(max_body)
@@ -70,8 +71,15 @@ async def forward(
     except httpx.HTTPError as exc:
         metrics.UPSTREAM_ERRORS.labels(route.upstream, "unreachable").inc()
         raise Problem(502, "Bad gateway", f"{route.upstream} is unreachable: {type(exc).__name__}") from exc
-    metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
     kept = {name: response.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in response.headers}
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= BUFFERED_BODY_BYTES:
+        # A small answer of known size (most are) goes back in one piece: a stream would cost a task
+        # group and a disconnect listener per request.
+        body = await _read_raw(response, route.upstream)
+        metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
+        return Response(body, status_code=response.status_code, headers=kept)
+    metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
     return StreamingResponse(
         _relay(response, route.upstream),
         status_code=response.status_code,
@@ -87,6 +95,17 @@ async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
         if seen > limit:
             raise BodyTooLarge
         yield chunk
+
+
+async def _read_raw(response: httpx.Response, upstream: str) -> bytes:
+    """The body as the service sent it (still encoded, like its Content-Encoding says)."""
+    try:
+        return b"".join([chunk async for chunk in response.aiter_raw()])
+    except httpx.HTTPError as exc:
+        metrics.UPSTREAM_ERRORS.labels(upstream, "broken_response").inc()
+        raise Problem(502, "Bad gateway", f"{upstream} broke off its answer") from exc
+    finally:
+        await response.aclose()
 
 
 async def _relay(response: httpx.Response, upstream: str) -> AsyncIterator[bytes]:

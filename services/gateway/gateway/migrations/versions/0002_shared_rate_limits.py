@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.Text(), nullable=False),
         sa.Column("arrival_s", sa.Float(precision=53), nullable=False),
         sa.Column("asked_s", sa.Float(precision=53), nullable=False),
-        sa.Column("allowed", sa.Boolean(), nullable=False),
+        sa.Column("granted", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("key_id"),
         prefixes=["UNLOGGED"],
     )
