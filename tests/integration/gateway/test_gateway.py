@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 
+from devstack.ports import free_port
 from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
@@ -245,10 +246,7 @@ async def test_upstream_failures_are_502_and_504(
     infrastructure: Infrastructure, services: dict[str, str]
 ) -> None:
     hung = _listening_socket()
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()
+    closed_port = free_port()  # nothing listens there
     broken = {
         **services,
         "kpi-engine": f"http://127.0.0.1:{closed_port}",

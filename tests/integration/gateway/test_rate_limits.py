@@ -4,12 +4,12 @@ an instance that limits on its own while the database cannot be asked."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from devstack.ports import free_port
 from gateway.adapters.migrate import migrate
 from gateway.adapters.rate_limits import SharedRateLimits
 from tests.integration.gateway.conftest import drop_schemas
@@ -79,16 +79,8 @@ async def test_leased_tokens_come_out_of_the_shared_budget(limits_in_a_schema: L
     assert [await first.take("key"), await first.take("key")] == [None, 2]
 
 
-def _closed_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 async def test_without_its_database_an_instance_limits_on_its_own() -> None:
-    limits = SharedRateLimits(f"postgresql://postgres@127.0.0.1:{_closed_port()}/postgres", "gateway", 1.0, 3)
+    limits = SharedRateLimits(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres", "gateway", 1.0, 3)
     await limits.open()
     try:
         answers = [await limits.take("key") for _ in range(5)]

@@ -42,12 +42,12 @@ _TAKE = """
 INSERT INTO rate_limits AS r (key_id, arrival_s, asked_s, granted)
 VALUES ($1::text, extract(epoch FROM now())::float8 + $4::int * $2::float8,
         extract(epoch FROM now())::float8, $4)
-ON CONFLICT (key_id) DO UPDATE SET
-    granted = least($4, greatest(0,
-        floor(($3::float8 - (greatest(r.arrival_s, excluded.asked_s) - excluded.asked_s)) / $2 + 1e-9) + 1)),
-    arrival_s = greatest(r.arrival_s, excluded.asked_s) + $2 * least($4, greatest(0,
-        floor(($3 - (greatest(r.arrival_s, excluded.asked_s) - excluded.asked_s)) / $2 + 1e-9) + 1)),
-    asked_s = excluded.asked_s
+ON CONFLICT (key_id) DO UPDATE SET (granted, arrival_s, asked_s) = (
+    SELECT lease.tokens, start.at_s + $2 * lease.tokens, excluded.asked_s
+    FROM (SELECT greatest(r.arrival_s, excluded.asked_s) AS at_s) AS start,
+    LATERAL (SELECT least($4, greatest(0,
+        floor(($3::float8 - (start.at_s - excluded.asked_s)) / $2 + 1e-9) + 1))::int AS tokens) AS lease
+)
 RETURNING granted, arrival_s, asked_s
 """
 

@@ -40,8 +40,8 @@ def too_large(limit: int) -> Problem:
 async def forward(
     request: Request, route: Route, caller: Caller, upstreams: Mapping[str, httpx.AsyncClient], max_body: int
 ) -> Response:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    declared = _known_length(request.headers)
+    if declared is not None and declared > max_body:
         raise too_large(max_body)
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
     headers[HEADER] = caller.token
@@ -49,7 +49,7 @@ async def forward(
     client = upstreams[route.upstream]
     body: bytes | AsyncIterator[bytes] | None = None
     if request.method in ("POST", "PUT", "PATCH"):
-        if declared is not None and declared.isdigit() and int(declared) <= BUFFERED_BODY_BYTES:
+        if declared is not None and declared <= BUFFERED_BODY_BYTES:
             body = await request.body()  # small and of known size: one write is cheaper than a stream
         else:
             body = _limited(request.stream(), max_body)
@@ -72,14 +72,17 @@ async def forward(
         metrics.UPSTREAM_ERRORS.labels(route.upstream, "unreachable").inc()
         raise Problem(502, "Bad gateway", f"{route.upstream} is unreachable: {type(exc).__name__}") from exc
     kept = {name: response.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in response.headers}
-    length = response.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= BUFFERED_BODY_BYTES:
-        # A small answer of known size (most are) goes back in one piece: a stream would cost a task
-        # group and a disconnect listener per request.
-        body = await _read_raw(response, route.upstream)
-        metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
-        return Response(body, status_code=response.status_code, headers=kept)
+    length = _known_length(response.headers)
+    # A small answer of known size (most are) goes back in one piece: a stream would cost a task group
+    # and a disconnect listener per request.
+    whole_answer = (
+        await _read_raw(response, route.upstream)
+        if length is not None and length <= BUFFERED_BODY_BYTES
+        else None
+    )
     metrics.UPSTREAM_SECONDS.labels(route.upstream).observe(time.perf_counter() - started)
+    if whole_answer is not None:
+        return Response(whole_answer, status_code=response.status_code, headers=kept)
     return StreamingResponse(
         _relay(response, route.upstream),
         status_code=response.status_code,
@@ -97,12 +100,17 @@ async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
         yield chunk
 
 
+def _known_length(headers: Mapping[str, str]) -> int | None:
+    declared = headers.get("content-length")
+    return int(declared) if declared is not None and declared.isdigit() else None
+
+
 async def _read_raw(response: httpx.Response, upstream: str) -> bytes:
-    """The body as the service sent it (still encoded, like its Content-Encoding says)."""
+    """The body as the service sent it (still encoded, like its Content-Encoding says); headers are
+    not sent yet, so a broken answer can still be a 502."""
     try:
-        return b"".join([chunk async for chunk in response.aiter_raw()])
+        return b"".join([chunk async for chunk in _relay(response, upstream)])
     except httpx.HTTPError as exc:
-        metrics.UPSTREAM_ERRORS.labels(upstream, "broken_response").inc()
         raise Problem(502, "Bad gateway", f"{upstream} broke off its answer") from exc
     finally:
         await response.aclose()
