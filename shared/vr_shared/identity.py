@@ -37,6 +37,9 @@ class Identity:
     facilities: frozenset[str] = field(default_factory=frozenset)
     tenant_kind: TenantKind = "health_system"
     timezone: str = "UTC"
+    # The KPIs this caller may read, when it may not read all of its tenant's (a vendor acting for a
+    # health system sees the KPIs its contracts use); None: all of them.
+    kpis: frozenset[str] | None = None
 
     def owns_facility(self, facility: str) -> bool:
         return facility in self.facilities
@@ -60,6 +63,7 @@ class IdentitySigner:
             "role": identity.role,
             "fac": sorted(identity.facilities),
             "tz": identity.timezone,
+            **({} if identity.kpis is None else {"kpis": sorted(identity.kpis)}),
             "iat": issued,
             "exp": issued + self._ttl,
         }
@@ -106,6 +110,9 @@ def _identity_from(claims: dict[str, object]) -> Identity:
         raise InvalidIdentity("identity token carries no tenant")
     if not isinstance(facilities, list) or not all(isinstance(f, str) for f in facilities):
         raise InvalidIdentity("identity token carries malformed facilities")
+    kpis = claims.get("kpis")
+    if kpis is not None and (not isinstance(kpis, list) or not all(isinstance(k, str) for k in kpis)):
+        raise InvalidIdentity("identity token carries malformed kpis")
     return Identity(
         tenant=tenant,
         role=role,  # type: ignore[arg-type]
@@ -113,4 +120,5 @@ def _identity_from(claims: dict[str, object]) -> Identity:
         facilities=frozenset(facilities),
         tenant_kind=kind,  # type: ignore[arg-type]
         timezone=tz,
+        kpis=None if kpis is None else frozenset(kpis),
     )

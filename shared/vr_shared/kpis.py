@@ -21,3 +21,6 @@ KPI_DIMENSIONS: dict[str, str | None] = {
     "pos_collection_rate": None,
     "cost_total": "category",
 }
+
+KPIS_WITHOUT_DENOMINATOR: frozenset[str] = frozenset({"cost_total"})
+"""Totals: a `min_denominator` on them could never be met (a contract refuses it at write)."""

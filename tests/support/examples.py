@@ -49,6 +49,7 @@ VALID_DATA: dict[str, dict[str, Any]] = {
     "ar.snapshot": {"net_ar": "4200000.00", "avg_daily_net_revenue": "100000.00"},
     "cost.incurred": {"category": "revenue_cycle", "amount": "18000.00"},
     "event.retracted": {"retracted_id": "evt-earlier"},
+    "feed.complete": {"feed": "claims", "through": "2026-03-04T00:00:00-05:00"},
 }
 
 # (data change, JSON path the error must name) — one rule of the type's schema broken each time.
@@ -66,6 +67,7 @@ INVALID_DATA: dict[str, tuple[dict[str, Any], str]] = {
     "ar.snapshot": ({"avg_daily_net_revenue": "0"}, "$.data.avg_daily_net_revenue"),
     "cost.incurred": ({"surprise": "x"}, "$.data.surprise"),  # unknown field
     "event.retracted": ({"retracted_id": ""}, "$.data.retracted_id"),
+    "feed.complete": ({"through": "2026-03-05T00:00:00-05:00"}, "$"),  # declared before `through`
 }
 
 EVENT_TIMES = {"encounter.discharged": "2026-03-04T11:30:00-05:00"}

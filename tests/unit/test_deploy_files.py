@@ -56,7 +56,7 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
 @pytest.mark.parametrize(
     ("package", "revisions"),
     [
-        ("kpi_engine", ["0001_initial_schema.py"]),
+        ("kpi_engine", ["0001_initial_schema.py", "0002_feed_completeness.py"]),
         ("settlement", ["0001_initial_schema.py"]),
         ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py"]),
     ],

@@ -2,6 +2,7 @@
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from vr_shared.feeds import FEEDS
 from vr_shared.metrics import LATENCY_BUCKETS
 
 CONSUMER_LAG = Gauge(
@@ -34,4 +35,16 @@ KPI_VALUE = Gauge(
     "vr_kpi_value",
     "Rolling 30-day value of each KPI per facility (dimension empty when the KPI has none)",
     ["tenant", "kpi", "facility", "dimension"],
+)
+EVENTS_BEFORE_WATERMARK = Counter(
+    "vr_kpi_events_before_watermark_total",
+    "Events whose time is before their feed's completeness watermark (counted; the declaration was wrong)",
+    ["feed"],
+)
+for _feed in FEEDS:
+    EVENTS_BEFORE_WATERMARK.labels(_feed)
+FEED_COMPLETE_THROUGH = Gauge(
+    "vr_kpi_feed_complete_through_timestamp_seconds",
+    "Completeness watermark of each facility's feed: every event before this time has been sent",
+    ["tenant", "facility", "feed"],
 )

@@ -20,3 +20,6 @@ class Settings(ServiceSettings):
     consumer_group: str = "vr-settlement"
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # How often periods past their run-out are recomputed, so a blocked one is seen (metric and alert)
+    # even when nobody reads it.
+    blocked_check_interval_seconds: float = Field(default=300.0, gt=0)

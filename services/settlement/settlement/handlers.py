@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -19,7 +19,15 @@ from zoneinfo import ZoneInfo
 from settlement import metrics
 from settlement.adapters.repository import PostgresSettlementStore, StoredContract
 from settlement.domain.contract import Contract, parse_contract
-from settlement.domain.periods import Period, Status, has_ended, parse_period, periods_until, status_at
+from settlement.domain.periods import (
+    Period,
+    Status,
+    has_ended,
+    parse_period,
+    periods_until,
+    runout_passed,
+    status_at,
+)
 from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
 from settlement.domain.statement import (
     canonical_hash,
@@ -28,11 +36,10 @@ from settlement.domain.statement import (
     kpis_used,
     line_deltas,
     statement,
+    what_is_missing,
 )
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
-
-INCOMPLETE_REASONS = frozenset({"missing_input", "kpi_unavailable"})
 
 
 class KpiReader(Protocol):
@@ -44,15 +51,17 @@ class PeriodNotEnded(Exception):
 
 
 class StatementIncomplete(Exception):
-    def __init__(self, lines: list[dict[str, Any]]) -> None:
-        super().__init__(
-            "the statement lacks values: "
-            + ", ".join(f"{line['term_id']} ({line['reason']})" for line in lines)
-        )
-        self.lines = [
-            {"term_id": line["term_id"], "reason": line["reason"], "detail": line.get("detail")}
-            for line in lines
+    """Finalize refused: the statement rests on data that is not there (docs/settlement.md)."""
+
+    def __init__(self, missing: dict[str, list[dict[str, Any]]]) -> None:
+        feeds = sorted({f"{m['facility']}/{m['feed']}" for m in missing["missing_feeds"]})
+        parts = [
+            *(["feeds not complete through the period's end: " + ", ".join(feeds)] if feeds else []),
+            *(f"{m['term_id']}: {m['detail']}" for m in missing["missing_inputs"]),
+            *(f"{m['term_id']}: {m['reason']} ({m['detail']})" for m in missing["no_kpi_data"]),
         ]
+        super().__init__("the statement is not complete; " + "; ".join(parts))
+        self.missing = missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,10 @@ class SettlementService:
         started = time.perf_counter()
         now = self._clock()
         readings = await self._kpis.read(contract, kpi_requests(contract, period))
+        if contract.data_completeness == "runout" and runout_passed(
+            period, contract.runout_days, contract.timezone, now
+        ):  # feeds are taken as complete once the run-out has passed: pipelines that cannot declare
+            readings = {request: replace(r, missing=()) for request, r in readings.items()}
         values = Values(inputs, readings)
         lines = [compute_line(term, contract, period, values) for term in contract.terms]
         state = status or status_at(period, contract.runout_days, contract.timezone, now)
@@ -113,6 +126,8 @@ class SettlementService:
         metrics.SETTLEMENT_AMOUNT.labels(contract.id, period.id, result["status"], contract.currency).set(
             float(result["total"])
         )
+        if status is None:  # a current statement (not a finalization or a reconciliation)
+            metrics.STATEMENT_BLOCKED.labels(contract.id, period.id).set(result["status"] == "blocked")
         return Computed(result, readings, inputs)
 
     async def statement(self, stored: StoredContract, period_id: str) -> dict[str, Any]:
@@ -131,6 +146,17 @@ class SettlementService:
         periods = periods_until(stored.contract.period, stored.contract.start, stored.contract.end, today)
         return [await self.statement(stored, p.id) for p in periods]
 
+    async def watch_blocked(self, stored: StoredContract) -> int:
+        """Recompute every period past its run-out that is not final, so the blocked gauge is current
+        even when nobody reads the statement; returns how many are blocked."""
+        contract, now = stored.contract, self._clock()
+        today = now.astimezone(ZoneInfo(contract.timezone)).date()
+        blocked = 0
+        for period in periods_until(contract.period, contract.start, contract.end, today):
+            if runout_passed(period, contract.runout_days, contract.timezone, now):
+                blocked += (await self.statement(stored, period.id))["status"] == "blocked"
+        return blocked
+
     async def finalize(
         self, stored: StoredContract, period_id: str, idempotency_key: str | None, actor: Identity
     ) -> tuple[dict[str, Any], bool]:
@@ -144,11 +170,8 @@ class SettlementService:
             raise PeriodNotEnded(f"period {period.id} has not ended; it can be finalized from {period.end}")
         inputs = await self._store.inputs(contract.id, period.id)
         computed = await self.compute(contract, stored.version, period, inputs, status="final")
-        incomplete = [
-            line for line in computed.statement["lines"] if line.get("reason") in INCOMPLETE_REASONS
-        ]
-        if incomplete:
-            raise StatementIncomplete(incomplete)
+        if not computed.statement["data_complete"]:
+            raise StatementIncomplete(what_is_missing(computed.statement))
         final = dict(computed.statement)
         final["basis"] = _basis(contract, computed)
         final["sha256"] = canonical_hash(final)
@@ -164,6 +187,7 @@ class SettlementService:
             contract.id, period.id, final, final["basis"], scope, idempotency_key, actor
         )
         created = stored_final.statement["sha256"] == final["sha256"]
+        metrics.STATEMENT_BLOCKED.labels(contract.id, period.id).set(0)
         if created:
             metrics.FINALIZATIONS.inc()
         return await self._final_with_adjustments(contract.id, stored_final.statement), created
@@ -183,6 +207,10 @@ class SettlementService:
             current = await self.compute(
                 contract, final.statement["contract_version"], period, inputs, status="final"
             )
+            if not current.statement["data_complete"]:
+                # A late change is booked only from complete readings: the same rule as finalize.
+                metrics.RECONCILIATIONS_DEFERRED.inc()
+                return None
             baseline = await self._latest_amounts(contract_id, period_id, final.statement)
             deltas, total_delta = line_deltas(baseline, current.statement)
             if not deltas and total_delta == 0:
@@ -237,18 +265,11 @@ def _basis(contract: Contract, computed: Computed) -> dict[str, Any]:
 
 def readings_of(basis: dict[str, Any]) -> dict[KpiRequest, KpiReading]:
     """The KPI readings a final statement's basis recorded (to recompute it exactly as it was)."""
-    result = {}
-    for item in basis["kpi_readings"]:
-        request = KpiRequest(
+    return {
+        KpiRequest(
             KpiSource(kpi=item["kpi"], dimension=item["dimension"]),
             date.fromisoformat(item["start"]),
             date.fromisoformat(item["end"]),
-        )
-        result[request] = KpiReading(
-            None if item["value"] is None else Decimal(item["value"]),
-            Decimal(item["numerator"]),
-            None if item["denominator"] is None else Decimal(item["denominator"]),
-            int(item["sample_size"]),
-            item["status"],
-        )
-    return result
+        ): KpiReading.from_json(item)
+        for item in basis["kpi_readings"]
+    }

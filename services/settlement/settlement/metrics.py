@@ -31,6 +31,16 @@ KPI_TARGET = Gauge(
     ["contract", "term", "tenant", "kpi", "dimension", "direction"],
 )
 
+STATEMENT_BLOCKED = Gauge(
+    "vr_settlement_statement_blocked",
+    "1 while a period past its run-out cannot be finalized because data is missing (docs/settlement.md)",
+    ["contract", "period"],
+)
+RECONCILIATIONS_DEFERRED = Counter(
+    "vr_settlement_reconciliations_deferred_total",
+    "Reconciliations of a final period that booked nothing because the readings were not complete",
+)
+
 # Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
 for _trigger in ("kpi_update", "inputs", "on_demand"):
     ADJUSTMENTS.labels(_trigger)

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from vr_shared.events.types import EventId, FacilityId, Label, Money, PositiveMoney, Ref, Source, Timestamp
+from vr_shared.feeds import Feed
 
 EncounterClass = Literal["inpatient", "observation", "emergency"]
 Disposition = Literal[
@@ -132,6 +133,11 @@ class EventRetractedData(_Strict):
     retracted_id: EventId
 
 
+class FeedCompleteData(_Strict):
+    feed: Feed
+    through: Timestamp
+
+
 # --- envelopes -----------------------------------------------------------------------------------
 
 
@@ -221,6 +227,19 @@ class EventRetracted(_Envelope):
         return self
 
 
+class FeedComplete(_Envelope):
+    """Every event of `data.feed` for this facility with a time before `data.through` has been sent."""
+
+    type: Literal["feed.complete"]
+    data: FeedCompleteData
+
+    @model_validator(mode="after")
+    def _declares_the_past(self) -> FeedComplete:
+        if self.data.through > self.time:
+            raise ValueError("data.through must not be after the declaration's time (time)")
+        return self
+
+
 EVENT_CLASSES: tuple[type[_Envelope], ...] = (
     EncounterAdmitted,
     EncounterDischarged,
@@ -235,6 +254,7 @@ EVENT_CLASSES: tuple[type[_Envelope], ...] = (
     ArSnapshot,
     CostIncurred,
     EventRetracted,
+    FeedComplete,
 )
 
 Event = Annotated[
@@ -250,7 +270,8 @@ Event = Annotated[
     | PaymentReceived
     | ArSnapshot
     | CostIncurred
-    | EventRetracted,
+    | EventRetracted
+    | FeedComplete,
     Field(discriminator="type"),
 ]
 """Any catalogue event; `type` selects the model."""

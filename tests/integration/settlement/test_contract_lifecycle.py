@@ -224,17 +224,19 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     )
     await stack.settlement.get("/v1/contracts/life-metrics/settlements/2025-Q1", headers=OPS)
     exposed = (await stack.settlement.get("/metrics")).text
+    # Past its run-out with no claims data at all: blocked (the savings line alone is 50,000.00).
     assert (
-        'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="draft"} 50000.0'
+        'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="blocked"} 50000.0'
         in exposed
     )
+    assert 'vr_settlement_statement_blocked{contract="life-metrics",period="2025-Q1"} 1.0' in exposed
 
     def grew(sample: str) -> float:
         return metric_value(exposed, sample) - metric_value(before, sample)
 
     assert grew("vr_settlement_kpi_read_seconds_count") == 1  # one request for all of a statement's KPIs
     assert grew("vr_settlement_statement_seconds_count") == 1
-    assert grew('vr_settlement_statements_computed_total{status="draft"}') == 1
+    assert grew('vr_settlement_statements_computed_total{status="blocked"}') == 1
 
 
 async def test_concurrent_finalizations_store_one_statement_and_parties_never_change(

@@ -6,8 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from tests.integration.settlement.conftest import SettlementStack, as_party
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, metric_value
 
 TENANT, FACILITY = "sla-health", "sla-main"
 HEALTH_SYSTEM = as_party(TENANT, facilities=(FACILITY,))
@@ -64,6 +66,21 @@ OUTAGES = [
 ]
 
 
+def complete(feed: str, *, through: str) -> dict[str, Any]:
+    """The monitoring system's end-of-period close: everything before `through` has been sent."""
+    return {
+        "id": f"complete-{feed}-{through}",
+        "source": "monitoring",
+        "type": "feed.complete",
+        "time": through,
+        "facility": FACILITY,
+        "data": {"feed": feed, "through": through},
+    }
+
+
+WRONG_DECLARATIONS = 'vr_kpi_events_before_watermark_total{feed="systems"}'
+
+
 async def statement(stack: SettlementStack, period: str) -> dict[str, Any]:
     response = await stack.settlement.get(
         f"/v1/contracts/sla-2026/settlements/{period}", headers=HEALTH_SYSTEM
@@ -85,8 +102,19 @@ async def test_sla_credits_from_outage_events_then_finalize_then_adjust(stack: S
     may = q2["lines"][0]["inputs"]["2026-05"]
     assert (may["numerator"], may["denominator"]) == ("43747.2", "44640")
 
-    # Finalize: vendor billing may; a retry with the same key returns the same statement.
+    # Nothing declared the monitoring feed complete: finalize refuses and says what is missing.
     path = "/v1/contracts/sla-2026/settlements/2026-Q2/finalize"
+    assert q2["data_complete"] is False and q2["status"] == "blocked"  # run-out (30 days) long passed
+    refused = await stack.settlement.post(path, headers=VENDOR_BILLING)
+    assert refused.status_code == 409
+    gaps = {(m["source"], m["facility"], m["feed"]) for m in refused.json()["missing_feeds"]}
+    assert gaps == {(month, FACILITY, "systems") for month in ("2026-04", "2026-05", "2026-06")}
+    declared = [complete("systems", through="2026-07-01T00:00:00Z")]
+    assert (await stack.ingest.client.post("/v1/events", json=declared, headers=PIPELINE)).status_code == 202
+    q2 = await eventually(lambda: statement(stack, "2026-Q2"), lambda s: s["data_complete"])
+    assert q2["status"] == "draft" and q2["lines"][0]["inputs"]["2026-06"]["missing"] == []
+
+    # Finalize: vendor billing may; a retry with the same key returns the same statement.
     first = await stack.settlement.post(path, headers={**VENDOR_BILLING, "Idempotency-Key": "fin-q2"})
     assert first.status_code == 201, first.text
     again = await stack.settlement.post(path, headers={**VENDOR_BILLING, "Idempotency-Key": "fin-q2"})
@@ -100,6 +128,8 @@ async def test_sla_credits_from_outage_events_then_finalize_then_adjust(stack: S
     assert not_over.status_code == 409
 
     # A late outage in May pushes it below 97 %: the final statement stays, an adjustment appears.
+    # It is dated before the feed's watermark: counted, and the declaration shows as wrong.
+    before = metric_value(generate_latest().decode(), WRONG_DECLARATIONS)
     late = [outage("o-may-late", "2026-05-20T00:00:00Z", "2026-05-20T12:00:00Z")]
     assert (await stack.ingest.client.post("/v1/events", json=late, headers=PIPELINE)).status_code == 202
 
@@ -109,6 +139,7 @@ async def test_sla_credits_from_outage_events_then_finalize_then_adjust(stack: S
     assert adjustment["total_delta"] == "-1000.00"
     assert adjustment["lines"] == [{"term_id": "ehr-uptime", "delta": "-1000.00"}]
     assert adjustment["total_after"] == "-4000.00"
+    assert metric_value(generate_latest().decode(), WRONG_DECLARATIONS) == before + 1
 
     # Reconciling again on the same data records nothing new.
     again_reconciled = await stack.settlement.post(

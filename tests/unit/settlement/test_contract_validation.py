@@ -101,7 +101,9 @@ def test_tier_amounts_must_not_fall_as_tiers_get_more_demanding() -> None:
             ],
         }
     )
-    assert "rewards" in found["$.terms[0].tiers[0].amount"]
+    # A negative tier is a penalty (docs/contracts.md); only the fall from 20 to 10 is refused.
+    assert "$.terms[0].tiers[0].amount" not in found
+    assert "$.terms[0].tiers[1].amount" not in found
     assert "never pay less" in found["$.terms[0].tiers[2].amount"]
 
 

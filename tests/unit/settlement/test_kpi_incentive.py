@@ -105,6 +105,8 @@ def test_the_kpi_reading_is_recorded_with_numerator_and_denominator() -> None:
         "denominator": "1000",
         "sample_size": 1000,
         "status": "mature",
+        "complete": True,
+        "missing": [],
     }
     assert step(result, "progress") == Decimal("0.5")
 

@@ -21,7 +21,7 @@ from gateway.domain.keys import PLATFORM_TENANT, creatable_roles, new_key, new_k
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.auth import Caller, KeyResolver
-from gateway.entrypoints.proxy import forward
+from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
 from vr_shared.web import Problem
@@ -198,24 +198,55 @@ async def to_service(path: str, request: Request) -> Response:
         and "tenant" in request.query_params
     ):
         who = await _platform_admin_for(request, who, request.query_params["tenant"])
+    elif who.key.role == "platform_admin" and (route.method, route.template) in CONTRACT_WRITES:
+        who = await _platform_admin_for_contract(request, who)
     return await forward(
         request, route, who, request.app.state.upstreams, request.app.state.settings.max_body_bytes
     )
 
 
-VENDOR_KPI_ROUTES = frozenset({"/v1/kpis/{kpi}/values", "/v1/kpis/{kpi}/rolling", "/v1/kpis/readings"})
+VENDOR_KPI_ROUTES = frozenset(
+    {"/v1/kpis/{kpi}/values", "/v1/kpis/{kpi}/rolling", "/v1/kpis/readings", "/v1/feeds"}
+)
 # Services whose data belongs to one tenant per request (settlement decides a platform admin's access
 # itself: it sees every contract).
 TENANT_SCOPED = frozenset({"ingest", "kpi-engine"})
 
 
+CONTRACT_WRITES = frozenset({("POST", "/v1/contracts"), ("PUT", "/v1/contracts/{contract_id}")})
+
+
 async def _platform_admin_for(request: Request, who: Caller, tenant_id: str) -> Caller:
-    """A platform admin acts for the tenant it names (`?tenant=`, SPEC §7): that tenant's facilities,
-    kind and time zone, its own role and key id kept (services log who acted)."""
+    """A platform admin acts for the tenant it names (`?tenant=`, SPEC §7)."""
     directory: PostgresDirectory = request.app.state.directory
     tenant = await directory.tenant(tenant_id)
     if tenant is None:
         raise Problem(404, "Unknown tenant", f"no tenant {tenant_id!r}", type_="/problems/unknown-tenant")
+    return _acting_for_tenant(request, who, tenant)
+
+
+async def _platform_admin_for_contract(request: Request, who: Caller) -> Caller:
+    """A platform admin writing a contract speaks for the health system the document names, so
+    settlement holds it to that health system's facilities and time zone like the health system itself
+    (docs/settlement.md). A document naming no health system goes on as it is; settlement refuses it."""
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > BUFFERED_BODY_BYTES:
+        return who
+    try:  # a small body of known length; the proxy forwards the same bytes
+        named = orjson.loads(await request.body()).get("health_system")
+    except (orjson.JSONDecodeError, AttributeError):
+        return who
+    directory: PostgresDirectory = request.app.state.directory
+    known = isinstance(named, str) and 0 < len(named) <= 64 and named.isprintable()
+    tenant = await directory.tenant(named) if known else None
+    if tenant is None or tenant.kind != "health_system":
+        return who
+    return _acting_for_tenant(request, who, tenant)
+
+
+def _acting_for_tenant(request: Request, who: Caller, tenant: Tenant) -> Caller:
+    """That tenant's facilities, kind and time zone, the admin's own role and key id kept (services log
+    who acted)."""
     resolver: KeyResolver = request.app.state.resolver
     return resolver.acting_for(
         who,
@@ -230,7 +261,10 @@ async def _platform_admin_for(request: Request, who: Caller, tenant_id: str) -> 
     )
 
 
-async def _kpis_asked(request: Request, path: str) -> set[str]:
+async def _kpis_asked(request: Request, path: str) -> set[str] | None:
+    """The KPIs a vendor's request reads; None for the feeds listing (every KPI of its contracts)."""
+    if path == "feeds":
+        return None
     if not path.startswith("kpis/readings"):
         return {path.split("/")[1]}
     try:  # a readings body is small (at most 500 readings); the proxy then forwards the same bytes
@@ -240,20 +274,25 @@ async def _kpis_asked(request: Request, path: str) -> set[str]:
 
 
 async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
-    """A vendor sees a health system's KPIs (`?tenant=<health system>`) for the facilities of the
-    contracts it is party to whose terms use them — asked of settlement, which holds the contracts.
-    Anything else looks like an unknown facility."""
+    """A vendor sees a health system's KPIs and feeds (`?tenant=<health system>`) for the facilities of
+    the contracts it is party to whose terms use them — asked of settlement, which holds the contracts.
+    The signed identity names those KPIs too, so the KPI engine refuses any other. Anything else looks
+    like an unknown facility."""
     health_system = request.query_params.get("tenant")
     directory: PostgresDirectory = request.app.state.directory
     tenant = await directory.tenant(health_system) if health_system else None
-    kpis = await _kpis_asked(request, path)
+    asked = await _kpis_asked(request, path)
     facilities: set[str] = set()
-    if tenant is not None and tenant.kind == "health_system" and kpis:
+    kpis: set[str] = set()
+    if tenant is not None and tenant.kind == "health_system" and asked != set():
         contracts: SettlementContracts = request.app.state.contracts
         shared = [c for c in await contracts.of(who.key.id, who.token) if c["health_system"] == tenant.id]
-        # Every KPI asked must be one the vendor's contracts use on a facility.
-        per_kpi = [{f for c in shared if kpi in c["kpis"] for f in c["facilities"]} for kpi in sorted(kpis)]
-        facilities = set.intersection(*per_kpi)
+        if asked is None:  # the feeds listing: every facility and KPI the contracts use
+            facilities = {f for c in shared for f in c["facilities"]}
+            kpis = {k for c in shared for k in c["kpis"]}
+        else:  # every KPI asked must be one the vendor's contracts use on a facility
+            per_kpi = [{f for c in shared if k in c["kpis"] for f in c["facilities"]} for k in sorted(asked)]
+            facilities, kpis = set.intersection(*per_kpi), asked
     resolver: KeyResolver = request.app.state.resolver
     return resolver.acting_for(
         who,
@@ -264,5 +303,6 @@ async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
             facilities=frozenset(facilities),
             tenant_kind="health_system",
             timezone=tenant.timezone if tenant else "UTC",
+            kpis=frozenset(kpis),
         ),
     )

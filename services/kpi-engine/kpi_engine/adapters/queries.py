@@ -5,16 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine.adapters import tables as t
 from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
 from kpi_engine.domain.cells import Cell, CellKey
+from kpi_engine.domain.completeness import Watermark
 from kpi_engine.domain.query import FacilitySum
+
+
+@dataclass(slots=True)
+class FeedActivity:
+    newest_event_time: datetime
+    events_by_day: dict[date, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,40 @@ class PostgresKpiReader:
                         )
                     )
         return results
+
+    async def watermarks(self, tenant: str, facilities: Collection[str]) -> dict[tuple[str, str], Watermark]:
+        """The declaration in force per facility and feed: the latest `through` (ties: the latest
+        recorded)."""
+        d = t.feed_declarations.c
+        query = (
+            select(d.facility, d.feed, d.through, d.source, d.id, d.declared_at, d.recorded_at)
+            .where(d.tenant == tenant, d.facility.in_(sorted(facilities)))
+            .order_by(d.facility, d.feed, d.through.desc(), d.recorded_at.desc(), d.source, d.id)
+            .ext(distinct_on(d.facility, d.feed))
+        )
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query)
+            return {
+                (r.facility, r.feed): Watermark(r.through, r.source, r.id, r.declared_at, r.recorded_at)
+                for r in rows
+            }
+
+    async def feed_activity(
+        self, tenant: str, facilities: Collection[str], since: date
+    ) -> dict[tuple[str, str], FeedActivity]:
+        """Per facility and feed: the newest event time ever seen and the events per local day from
+        `since` on."""
+        a = t.feed_activity.c
+        scope = (a.tenant == tenant, a.facility.in_(sorted(facilities)))
+        newest = select(a.facility, a.feed, func.max(a.newest_event_time).label("newest")).where(*scope)
+        recent = select(a.facility, a.feed, a.day, a.events).where(*scope, a.day >= since)
+        found: dict[tuple[str, str], FeedActivity] = {}
+        async with self._engine.connect() as conn:
+            for r in await conn.execute(newest.group_by(a.facility, a.feed)):
+                found[(r.facility, r.feed)] = FeedActivity(r.newest, {})
+            for r in await conn.execute(recent.order_by(a.facility, a.feed, a.day)):
+                found[(r.facility, r.feed)].events_by_day[r.day] = int(r.events)
+        return found
 
     async def event_outcome(self, tenant: str, source: str, id_: str) -> dict[str, Any] | None:
         async with self._engine.connect() as conn:

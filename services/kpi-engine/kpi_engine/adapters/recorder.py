@@ -8,7 +8,9 @@ Steps, in order, inside the transaction:
 3. store new events and retractions; resolve retractions in either arrival order;
 4. apply the effects of newly effective events and undo those of newly retracted ones;
 5. recompute the non-additive scopes they touched (uptime days, A/R days, a patient's index stays);
-6. write cells in key order and queue a change notice per changed cell (outbox).
+6. write cells in key order and queue a change notice per changed cell (outbox);
+7. count what each facility's feeds delivered, and the events dated before their feed's completeness
+   watermark as it stood before the batch (the declaration was wrong: docs/completeness.md).
 The consumer commits offsets only after this transaction commits.
 """
 
@@ -50,10 +52,19 @@ from kpi_engine.domain.uptime import KPI as UPTIME
 from kpi_engine.domain.uptime import Outage, outage_minutes_by_day
 from kpi_engine.handlers import DeadLetter, Decoded
 from vr_shared.events import validate_event
-from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterDischarged, Event, SystemOutage
+from vr_shared.events.catalogue import (
+    ArSnapshot,
+    EncounterAdmitted,
+    EncounterDischarged,
+    Event,
+    FeedComplete,
+    SystemOutage,
+)
+from vr_shared.feeds import feed_of
 
 TenantCell = tuple[str, CellKey]
 EventKey = tuple[str, str, str]
+FeedSlot = tuple[str, str, str]  # tenant, facility, feed
 
 
 @dataclass
@@ -81,6 +92,7 @@ class BatchOutcome:
     late: int = 0
     dead_letters: int = 0
     changed_cells: int = 0
+    before_watermark: dict[str, int] = field(default_factory=dict)  # by feed
     event_times: NewestEventTimes = field(default_factory=NewestEventTimes)
 
 
@@ -92,6 +104,13 @@ class _Effects:
     patients: set[tuple[str, str]] = field(default_factory=set)
     added: dict[Table, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     removed: dict[Table, set[EventKey]] = field(default_factory=lambda: defaultdict(set))
+    # (tenant, facility, feed, local day) → [events, newest event time]
+    activity: dict[tuple[str, str, str, date], list[Any]] = field(default_factory=dict)
+
+    def received(self, slot: FeedSlot, day: date, event_time: datetime) -> None:
+        found = self.activity.setdefault((*slot, day), [0, event_time])
+        found[0] += 1
+        found[1] = max(found[1], event_time)
 
     def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
         self.deltas.setdefault((tenant, key), Cell()).add(delta, sign)
@@ -126,6 +145,11 @@ class PostgresRecorder:
             await self._note_repeats(conn, duplicates, conflicting)
             retracted_now = await self._resolve_retractions(conn, new, calendars, effects)
             outcome.retracted = len(retracted_now)
+            fed = [(d, slot) for d in new if (slot := _feed_slot(d)) is not None]
+            for decoded, slot in fed:
+                day = calendars[decoded.origin.tenant].local_date(decoded.event.time)
+                effects.received(slot, day, decoded.event.time)
+            outcome.before_watermark = await _before_watermark(conn, fed)
             for decoded in new:
                 if decoded.key in retracted_now or decoded.event.type == "event.retracted":
                     continue
@@ -141,6 +165,7 @@ class PostgresRecorder:
                     outcome.late += 1
                 outcome.event_times.saw((decoded.origin.tenant, decoded.event.facility), decoded.event.time)
             await _write_rows(conn, effects)
+            await _write_activity(conn, effects)
             absolute = await _recompute(conn, effects, calendars)
             outcome.changed_cells = await _write_cells(conn, effects.deltas, absolute)
             outcome.stored = len(new)
@@ -355,6 +380,16 @@ def _apply(
             patient = event.data.patient_ref
             effects.row(t.stays, row_key, sign, patient=patient, payload=document)
             effects.patients.add((tenant, patient))
+        case FeedComplete():
+            effects.row(
+                t.feed_declarations,
+                row_key,
+                sign,
+                facility=event.facility,
+                feed=event.data.feed,
+                through=event.data.through,
+                declared_at=event.time,
+            )
         case _:
             pass
 
@@ -368,6 +403,50 @@ async def _write_rows(conn: AsyncConnection, effects: _Effects) -> None:
     for table, rows in effects.added.items():
         if rows:
             await conn.execute(insert(table).on_conflict_do_nothing(), rows)
+
+
+def _feed_slot(decoded: Decoded) -> FeedSlot | None:
+    feed = feed_of(decoded.event.type)
+    return None if feed is None else (decoded.origin.tenant, decoded.event.facility, feed)
+
+
+async def _before_watermark(conn: AsyncConnection, fed: Sequence[tuple[Decoded, FeedSlot]]) -> dict[str, int]:
+    """New events whose time is before their feed's watermark as stored before this batch, by feed."""
+    if not fed:
+        return {}
+    d = t.feed_declarations.c
+    slots = _as_table("f", {"tenant": Text, "facility": Text, "feed": Text}, sorted({s for _, s in fed}))
+    rows = await conn.execute(
+        select(d.tenant, d.facility, d.feed, func.max(d.through).label("through"))
+        .join(slots, and_(d.tenant == slots.c.tenant, d.facility == slots.c.facility, d.feed == slots.c.feed))
+        .group_by(d.tenant, d.facility, d.feed)
+    )
+    watermarks = {(r.tenant, r.facility, r.feed): r.through for r in rows}
+    counts: dict[str, int] = defaultdict(int)
+    for decoded, slot in fed:
+        through = watermarks.get(slot)
+        if through is not None and decoded.event.time < through:
+            counts[slot[2]] += 1
+    return dict(counts)
+
+
+async def _write_activity(conn: AsyncConnection, effects: _Effects) -> None:
+    """Add the batch's deliveries per facility, feed and day (key order: concurrent writers cannot
+    deadlock)."""
+    if not effects.activity:
+        return
+    rows = [(*key, count, newest) for key, (count, newest) in sorted(effects.activity.items())]
+    await conn.execute(_ADD_ACTIVITY, _columns(_ACTIVITY_COLUMNS, rows))
+
+
+_ACTIVITY_COLUMNS = {
+    "tenant": "text",
+    "facility": "text",
+    "feed": "text",
+    "day": "date",
+    "events": "bigint",
+    "newest_event_time": "timestamptz",
+}
 
 
 async def _recompute(
@@ -604,6 +683,15 @@ def _upsert_cells(new_value: str) -> Any:
 
 
 _ADD_CELLS = _upsert_cells("cells.{name} + excluded.{name}")
+_ADD_ACTIVITY = text(
+    f"""
+    INSERT INTO feed_activity ({", ".join(_ACTIVITY_COLUMNS)})
+    SELECT * FROM {_unnest(_ACTIVITY_COLUMNS)}
+    ON CONFLICT (tenant, facility, feed, day) DO UPDATE SET
+        events = feed_activity.events + excluded.events,
+        newest_event_time = GREATEST(feed_activity.newest_event_time, excluded.newest_event_time)
+    """
+)
 _REPLACE_CELLS = _upsert_cells("excluded.{name}")
 _DELETE_EMPTY_CELLS = text(f"DELETE FROM cells c USING {_unnest(_CELL_KEY_COLUMNS)} WHERE {_KEY_MATCH}")
 _DELETE_CELLS = text(

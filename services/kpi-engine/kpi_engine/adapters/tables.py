@@ -170,3 +170,31 @@ outbox = Table(
     Column("seq", BigInteger, primary_key=True, autoincrement=True),
     Column("payload", JSONB, nullable=False),
 )
+
+feed_declarations = Table(
+    "feed_declarations",
+    metadata,
+    *_key(),
+    Column("facility", Text, nullable=False),
+    Column("feed", Text, nullable=False),
+    Column("through", DateTime(timezone=True), nullable=False),
+    Column("declared_at", DateTime(timezone=True), nullable=False),  # the declaration's event time
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant", "source", "id"),
+    Index("feed_declarations_by_feed", "tenant", "facility", "feed", "through"),
+)
+"""`feed.complete` declarations in force (a retracted one is deleted): a feed's watermark is their
+latest `through`, so it only moves back when the declaration that set it is retracted."""
+
+feed_activity = Table(
+    "feed_activity",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("facility", Text, nullable=False),
+    Column("feed", Text, nullable=False),
+    Column("day", Date, nullable=False),  # the tenant's local day of the events' time
+    Column("events", BigInteger, nullable=False),
+    Column("newest_event_time", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "facility", "feed", "day"),
+)
+"""Events first received per facility, feed and local day, and the newest event time among them."""

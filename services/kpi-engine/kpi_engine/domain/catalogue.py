@@ -3,6 +3,7 @@ maturation, dimension, and the definition text a contract analyst reads."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
@@ -26,6 +27,7 @@ class KpiDefinition:
     maturation_days: int = 0
     scale: Decimal = Decimal(1)
     dimension: str | None = None  # the dimension's name, e.g. "system" for uptime
+    feeds: tuple[str, ...] = ()  # the feeds its events come from (docs/completeness.md)
 
 
 _DEFINITIONS = (
@@ -39,6 +41,7 @@ _DEFINITIONS = (
         "or ama. "
         "Attributed to the index discharge's date.",
         maturation_days=30,
+        feeds=("adt",),
     ),
     KpiDefinition(
         "alos_days",
@@ -46,6 +49,7 @@ _DEFINITIONS = (
         Aggregation.RATIO,
         "Σ length of stay / inpatient discharges; length of stay = discharge date − admission date in days "
         "(same day = 0). By discharge date.",
+        feeds=("adt",),
     ),
     KpiDefinition(
         "ade_per_1000_patient_days",
@@ -54,6 +58,7 @@ _DEFINITIONS = (
         "1000 × adverse drug events with harm category E–I / patient days, where patient days = Σ max(length "
         "of stay, 1) of inpatient discharges. ADEs by their date, patient days by discharge date.",
         scale=Decimal(1000),
+        feeds=("adt", "safety"),
     ),
     KpiDefinition(
         "cpoe_rate",
@@ -61,18 +66,21 @@ _DEFINITIONS = (
         Aggregation.RATIO,
         "Medication orders entered by CPOE / orders entered by CPOE, verbal, phone or paper (protocol orders "
         "excluded).",
+        feeds=("medication",),
     ),
     KpiDefinition(
         "bcma_compliance",
         "ratio",
         Aggregation.RATIO,
         "Medication administrations with both patient and medication scanned / all administrations.",
+        feeds=("medication",),
     ),
     KpiDefinition(
         "sepsis_bundle_compliance",
         "ratio",
         Aggregation.RATIO,
         "Bundle-compliant non-excluded sepsis cases / non-excluded cases.",
+        feeds=("quality",),
     ),
     KpiDefinition(
         "uptime_pct",
@@ -82,18 +90,21 @@ _DEFINITIONS = (
         "outages merged, clipped to the bucket. Roll-up: Σ available / Σ scheduled minutes.",
         scale=Decimal(100),
         dimension="system",
+        feeds=("systems",),
     ),
     KpiDefinition(
         "claim_denial_rate",
         "ratio",
         Aggregation.RATIO,
         "Initial adjudications with outcome denied / initial adjudications.",
+        feeds=("claims",),
     ),
     KpiDefinition(
         "clean_claim_rate",
         "ratio",
         Aggregation.RATIO,
         "Clean claim submissions / claim submissions.",
+        feeds=("claims",),
     ),
     KpiDefinition(
         "days_in_ar",
@@ -101,18 +112,21 @@ _DEFINITIONS = (
         Aggregation.LATEST_RATIO,
         "Net A/R / average daily net revenue of the latest ar.snapshot in the bucket; roll-up: Σ net A/R / "
         "Σ average daily net revenue of each facility's latest snapshot.",
+        feeds=("ar",),
     ),
     KpiDefinition(
         "cost_to_collect",
         "ratio",
         Aggregation.RATIO,
         "Σ cost.incurred amount of category revenue_cycle / Σ payment.received amount.",
+        feeds=("cost", "payments"),
     ),
     KpiDefinition(
         "pos_collection_rate",
         "ratio",
         Aggregation.RATIO,
         "Σ patient payments collected at the point of service / Σ patient payments.",
+        feeds=("payments",),
     ),
     KpiDefinition(
         "cost_total",
@@ -120,7 +134,13 @@ _DEFINITIONS = (
         Aggregation.TOTAL,
         "Σ cost.incurred amount, by category.",
         dimension="category",
+        feeds=("cost",),
     ),
 )
 
 CATALOGUE: dict[str, KpiDefinition] = {d.name: d for d in _DEFINITIONS}
+
+
+def feeds_of(kpis: Iterable[str]) -> list[str]:
+    """The feeds the given KPIs depend on."""
+    return sorted({feed for kpi in kpis for feed in CATALOGUE[kpi].feeds})

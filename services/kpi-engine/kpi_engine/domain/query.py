@@ -23,7 +23,7 @@ class PeriodValue:
     numerator: Decimal
     denominator: Decimal | None  # None for totals, which have no denominator
     sample_size: int
-    value: Decimal | None  # None when the denominator is 0
+    value: Decimal | None  # None when nothing was measured: a denominator of 0, a total of no event
     status: str  # "provisional" until the KPI's maturation after the period's end has passed
 
 
@@ -92,7 +92,7 @@ def period_value(
         total.add(cell)
     status = _status(kpi, end, calendar, now)
     if kpi.aggregation is Aggregation.TOTAL:
-        return PeriodValue(start, end, total.numerator, None, total.sample_size, total.numerator, status)
+        return _total_value(start, end, total, status)
     value = kpi.scale * total.numerator / total.denominator if total.denominator else None
     return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
 
@@ -157,9 +157,15 @@ def period_value_from_sums(
         total = _uptime_total(in_scope, facilities, start, end, dimension, calendar)
     status = _status(kpi, end, calendar, now)
     if kpi.aggregation is Aggregation.TOTAL:
-        return PeriodValue(start, end, total.numerator, None, total.sample_size, total.numerator, status)
+        return _total_value(start, end, total, status)
     value = kpi.scale * total.numerator / total.denominator if total.denominator else None
     return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
+
+
+def _total_value(start: date, end: date, total: Cell, status: str) -> PeriodValue:
+    """A total of no event is no data, not 0: a silent cost feed must never read as zero cost."""
+    value = total.numerator if total.sample_size else None
+    return PeriodValue(start, end, total.numerator, None, total.sample_size, value, status)
 
 
 def _uptime_total(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -62,11 +62,31 @@ def readmits(index: Discharge, admission: Admission, calendar: TenantCalendar) -
 
 
 def known_admissions(admissions: Iterable[Admission], discharges: Iterable[Discharge]) -> list[Admission]:
-    """Admission events, plus the admission of every discharged stay whose admission event is missing."""
-    by_encounter = {a.encounter: a for a in admissions}
-    for discharge in discharges:
-        by_encounter.setdefault(discharge.encounter, discharge.as_admission())
-    return list(by_encounter.values())
+    """One admission per stay, a stay being a patient's encounter (encounter refs of two patients may
+    collide): of several admission events the latest by time governs (class changes, corrections); a
+    discharged stay takes its class at discharge, both as an index stay and as a readmission; a
+    discharged stay whose admission event is missing is known by its discharge. Any arrival order gives
+    the same answer."""
+    by_stay: dict[tuple[str, str], Admission] = {}
+    for admission in sorted(admissions, key=_admission_order):
+        by_stay[(admission.patient, admission.encounter)] = admission
+    for discharge in sorted(discharges, key=_discharge_order):
+        stay = (discharge.patient, discharge.encounter)
+        found = by_stay.get(stay)
+        by_stay[stay] = (
+            discharge.as_admission()
+            if found is None
+            else replace(found, encounter_class=discharge.encounter_class)
+        )
+    return list(by_stay.values())
+
+
+def _admission_order(admission: Admission) -> tuple[object, ...]:
+    return (admission.time, admission.encounter_class, admission.planned)
+
+
+def _discharge_order(discharge: Discharge) -> tuple[object, ...]:
+    return (discharge.time, discharge.encounter_class, discharge.disposition, discharge.facility)
 
 
 @dataclass(frozen=True, slots=True)

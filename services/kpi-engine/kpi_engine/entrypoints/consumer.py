@@ -230,10 +230,14 @@ def _count(outcome: BatchOutcome) -> None:
     metrics.LATE_EVENTS.inc(outcome.late)
     metrics.DEAD_LETTERS.inc(outcome.dead_letters)
     metrics.REPLAYS.inc(outcome.replays)
+    for feed, count in outcome.before_watermark.items():
+        metrics.EVENTS_BEFORE_WATERMARK.labels(feed).inc(count)
 
 
 def _merge(total: BatchOutcome, part: BatchOutcome) -> BatchOutcome:
     for name in ("stored", "replays", "duplicates", "conflicts", "retracted", "late", "changed_cells"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.event_times.merge(part.event_times)
+    for feed, count in part.before_watermark.items():
+        total.before_watermark[feed] = total.before_watermark.get(feed, 0) + count
     return total

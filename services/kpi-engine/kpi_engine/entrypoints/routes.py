@@ -1,13 +1,15 @@
-"""HTTP routes of the KPI engine (SPEC §4 event lookup, §5 query API).
+"""HTTP routes of the KPI engine: event lookup, KPI queries and feed completeness (docs/kpis.md,
+docs/completeness.md).
 
-Consumes: the gateway-signed identity; reads stored events and KPI cells. Produces: JSON answers with
-every number a decimal string. A tenant sees only its own facilities; another facility is 404.
+Consumes: the gateway-signed identity; reads stored events, KPI cells and feed declarations. Produces:
+JSON answers with every number a decimal string; each KPI value says whether the feeds behind it are
+complete through its end. A tenant sees only its own facilities; another facility is 404.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -16,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
 from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
-from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition
+from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition, feeds_of
+from kpi_engine.domain.completeness import MissingFeed, missing_feeds
 from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
 from vr_shared.auth import caller_with_role
@@ -81,6 +84,7 @@ async def catalogue(caller: KpiReader) -> dict[str, Any]:
                 "maturation_days": k.maturation_days,
                 "dimension": k.dimension,
                 "aggregation": k.aggregation.value,
+                "feeds": list(k.feeds),
             }
             for k in CATALOGUE.values()
         ]
@@ -128,6 +132,9 @@ async def rolling_value(
     return _answer(definition, f"{days}d", facilities, value_of, points, calendar)
 
 
+Point = tuple[PeriodValue, list[MissingFeed]]
+
+
 async def _values(
     reader: PostgresKpiReader,
     tenant: str,
@@ -135,12 +142,17 @@ async def _values(
     requests: list[SumRequest],
     calendar: TenantCalendar,
     now: datetime | None = None,
-) -> list[PeriodValue]:
-    """Each request's value from per-facility sums the database computes: O(facilities) rows each."""
+) -> list[Point]:
+    """Each request's value from per-facility sums the database computes (O(facilities) rows each), with
+    the facility × feed pairs not declared complete through its end."""
     sums = await reader.facility_sums(tenant, facilities, requests)
+    watermarks = await reader.watermarks(tenant, facilities)
     at = now or datetime.now(UTC)
     return [
-        period_value_from_sums(r.kpi, found, facilities, r.start, r.end, r.dimension, calendar, at)
+        (
+            period_value_from_sums(r.kpi, found, facilities, r.start, r.end, r.dimension, calendar, at),
+            missing_feeds(r.kpi, facilities, calendar.day_start(r.end), watermarks),
+        )
         for r, found in zip(requests, sums, strict=True)
     ]
 
@@ -155,6 +167,7 @@ async def readings(body: ReadingsRequest, caller: KpiReader, reader: Reader) -> 
         definition = CATALOGUE.get(item.kpi)
         if definition is None:
             raise _invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
+        _ensure_may_read_kpi(definition.name, caller)
         if item.end <= item.start:
             raise _invalid_reading(index, "to", "to must be after from (from is inclusive, to exclusive)")
         if item.dimension is not None and definition.dimension is None:
@@ -190,7 +203,14 @@ def _scope(
             f"{kpi!r} is not in the catalogue (GET /v1/kpis)",
             type_="/problems/unknown-kpi",
         )
+    _ensure_may_read_kpi(kpi, caller)
     return definition, _facilities(requested, caller), TenantCalendar.of(caller.timezone)
+
+
+def _ensure_may_read_kpi(kpi: str, caller: Identity) -> None:
+    """A caller limited to some KPIs (a vendor: those its contracts use) meets the others as unknown."""
+    if caller.kpis is not None and kpi not in caller.kpis:
+        raise Problem(404, "Unknown KPI", f"{kpi!r} is not a KPI you may read", type_="/problems/unknown-kpi")
 
 
 def _facilities(requested: list[str] | None, caller: Identity) -> list[str]:
@@ -212,7 +232,7 @@ def _answer(
     granularity: str,
     facilities: Sequence[str],
     dimension: str | None,
-    points: Sequence[PeriodValue],
+    points: Sequence[Point],
     calendar: TenantCalendar,
 ) -> dict[str, Any]:
     return {
@@ -225,7 +245,8 @@ def _answer(
     }
 
 
-def _point(p: PeriodValue, calendar: TenantCalendar) -> dict[str, Any]:
+def _point(point: Point, calendar: TenantCalendar) -> dict[str, Any]:
+    p, missing = point
     return {
         "start": calendar.day_start(p.start).isoformat(),
         "end": calendar.day_start(p.end).isoformat(),
@@ -234,8 +255,49 @@ def _point(p: PeriodValue, calendar: TenantCalendar) -> dict[str, Any]:
         "denominator": _decimal(p.denominator),
         "sample_size": str(p.sample_size),
         "status": p.status,
+        "complete": not missing,
+        "missing": [m.as_json() for m in missing],
     }
 
 
 def _decimal(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
+
+
+RECENT_DAYS = 7
+
+
+@router.get("/v1/feeds", summary="Completeness and recent activity of each facility's feeds")
+async def feeds(
+    caller: KpiReader, reader: Reader, facility: Annotated[list[str] | None, Query()] = None
+) -> dict[str, Any]:
+    """Per facility and feed: the completeness watermark (who declared it and when), the newest event
+    time seen and the events of the last days (by the tenant's local day of their time)."""
+    facilities, calendar = _facilities(facility, caller), TenantCalendar.of(caller.timezone)
+    today = calendar.local_date(datetime.now(UTC))
+    since = today - timedelta(days=RECENT_DAYS - 1)
+    watermarks = await reader.watermarks(caller.tenant, facilities)
+    activity = await reader.feed_activity(caller.tenant, facilities, since)
+    kpis = sorted(CATALOGUE if caller.kpis is None else caller.kpis & CATALOGUE.keys())
+    items = []
+    for name in facilities:
+        for feed in feeds_of(kpis):
+            mark, seen = watermarks.get((name, feed)), activity.get((name, feed))
+            by_day = seen.events_by_day if seen else {}
+            items.append(
+                {
+                    "facility": name,
+                    "feed": feed,
+                    "kpis": [k for k in kpis if feed in CATALOGUE[k].feeds],
+                    "complete_through": mark.through.isoformat() if mark else None,
+                    "declared_by": {"source": mark.source, "id": mark.id} if mark else None,
+                    "declared_at": mark.declared_at.isoformat() if mark else None,
+                    "recorded_at": mark.recorded_at.isoformat() if mark else None,
+                    "newest_event_time": seen.newest_event_time.isoformat() if seen else None,
+                    "recent_events": [
+                        {"day": day.isoformat(), "events": by_day.get(day, 0)}
+                        for day in (since + timedelta(days=i) for i in range(RECENT_DAYS))
+                    ],
+                }
+            )
+    return {"facilities": facilities, "items": items}

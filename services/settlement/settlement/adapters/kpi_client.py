@@ -9,8 +9,6 @@ zone).
 from __future__ import annotations
 
 import time
-from decimal import Decimal
-from typing import Any
 
 import httpx
 
@@ -21,7 +19,8 @@ from vr_shared.identity import HEADER, Identity, IdentitySigner
 
 
 class KpiEngineUnavailable(Exception):
-    """The KPI engine did not answer; a statement is not computed on partial data."""
+    """The KPI engine did not answer, or answered with an error: a statement is not computed on partial
+    data, and an error is never read as "no data" (docs/settlement.md)."""
 
 
 class HttpKpiReader:
@@ -30,8 +29,8 @@ class HttpKpiReader:
         self._signer = signer
 
     async def read(self, contract: Contract, requests: list[KpiRequest]) -> dict[KpiRequest, KpiReading]:
-        """Every request's reading. If the engine refuses the scope (a facility it does not know for
-        the tenant), nothing is read and the lines that need KPIs say why."""
+        """Every request's reading, or KpiEngineUnavailable for any answer but 200 (a refused scope,
+        a refused token, a server error) and for no answer at all."""
         if not requests:
             return {}
         identity = Identity(
@@ -63,19 +62,14 @@ class HttpKpiReader:
             raise KpiEngineUnavailable(f"KPI engine unreachable: {type(exc).__name__}") from exc
         finally:
             metrics.KPI_READ_SECONDS.observe(time.perf_counter() - started)
-        if response.status_code >= 500:
-            raise KpiEngineUnavailable(f"KPI engine answered {response.status_code}")
         if response.status_code != 200:
-            return {}
+            raise KpiEngineUnavailable(f"KPI engine answered {response.status_code}: {_detail(response)}")
         points = response.json()["readings"]
-        return {r: _reading(point) for r, point in zip(requests, points, strict=True)}
+        return {r: KpiReading.from_json(point) for r, point in zip(requests, points, strict=True)}
 
 
-def _reading(point: dict[str, Any]) -> KpiReading:
-    return KpiReading(
-        value=None if point["value"] is None else Decimal(point["value"]),
-        numerator=Decimal(point["numerator"]),
-        denominator=None if point["denominator"] is None else Decimal(point["denominator"]),
-        sample_size=int(point["sample_size"]),
-        status=point["status"],
-    )
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))[:200]
+    except (ValueError, AttributeError):
+        return ""

@@ -33,7 +33,7 @@ from settlement.domain.periods import PeriodKind
 from settlement.domain.sources import InputSource, KpiSource
 from vr_shared.events.types import DisplayName, FacilityId
 from vr_shared.events.validation import FieldError, json_path
-from vr_shared.kpis import KPI_DIMENSIONS
+from vr_shared.kpis import KPI_DIMENSIONS, KPIS_WITHOUT_DENOMINATOR
 
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
 
@@ -288,6 +288,9 @@ class Contract(_Strict):
     end: date
     period: PeriodKind
     runout_days: int = Field(ge=0, le=3650)
+    # `declared`: a feed is complete only through what `feed.complete` declared; `runout`: feeds are
+    # taken as complete once the period's run-out has passed (docs/settlement.md).
+    data_completeness: Literal["declared", "runout"] = "declared"
     fees: dict[FeeName, Amount] = Field(default_factory=dict)
     terms: list[Term] = Field(min_length=1)
     caps: ContractCaps | None = None
@@ -397,16 +400,17 @@ def _shared_savings_rules(term: SharedSavings, at: str, error: Any) -> None:
 
 def _incentive_rules(term: KpiIncentive, at: str, error: Any) -> None:
     higher = term.direction == "higher_is_better"
+    source = term.source
+    if term.min_denominator is not None and not (
+        isinstance(source, KpiSource) and source.kpi not in KPIS_WITHOUT_DENOMINATOR
+    ):
+        what = source.kpi if isinstance(source, KpiSource) else f"input {source.input!r}"
+        error(f"{at}.min_denominator", f"{what} has no denominator to compare with a minimum")
     if term.curve == "tiers":
         if not term.tiers:
             error(f"{at}.tiers", 'curve "tiers" needs a non-empty list of {"threshold", "amount"}')
             return
-        for i, tier in enumerate(term.tiers):
-            if tier.amount < 0:
-                error(
-                    f"{at}.tiers[{i}].amount",
-                    "tier amounts are rewards (≥ 0); penalties use the linear curve's floor and max_penalty",
-                )
+        for i, tier in enumerate(term.tiers):  # negative amounts are penalties
             if i and tier.amount < term.tiers[i - 1].amount:
                 error(
                     f"{at}.tiers[{i}].amount",

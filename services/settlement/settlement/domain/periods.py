@@ -13,7 +13,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 PeriodKind = Literal["month", "quarter", "year"]
-Status = Literal["open", "maturing", "draft", "final"]
+Status = Literal["open", "maturing", "draft", "blocked", "final"]
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "month": re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"),
@@ -104,6 +104,10 @@ def status_at(period: Period, runout_days: int, zone: str, now: datetime) -> Sta
     if now < local_midnight(period.end + timedelta(days=runout_days), zone):
         return "maturing"
     return "draft"
+
+
+def runout_passed(period: Period, runout_days: int, zone: str, now: datetime) -> bool:
+    return now >= local_midnight(period.end + timedelta(days=runout_days), zone)
 
 
 def has_ended(period: Period, zone: str, now: datetime) -> bool:

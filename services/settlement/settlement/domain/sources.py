@@ -89,14 +89,31 @@ Param = Decimal | KpiSource | InputSource
 
 
 @dataclass(frozen=True, slots=True)
+class MissingFeed:
+    """A facility's feed not declared complete through the end of a reading's range."""
+
+    facility: str
+    feed: str
+    complete_through: str | None  # RFC 3339, or None when never declared
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"facility": self.facility, "feed": self.feed, "complete_through": self.complete_through}
+
+
+@dataclass(frozen=True, slots=True)
 class KpiReading:
     """One KPI value over one date range and the contract's facilities, as the KPI engine answered."""
 
-    value: Decimal | None  # None: no denominator in the range
+    value: Decimal | None  # None: nothing measured (no denominator, or a total of no event)
     numerator: Decimal
     denominator: Decimal | None
     sample_size: int
     status: str  # provisional / mature
+    missing: tuple[MissingFeed, ...] = ()  # the facility × feed pairs not complete through the end
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -105,7 +122,24 @@ class KpiReading:
             "denominator": None if self.denominator is None else decimal_text(self.denominator),
             "sample_size": self.sample_size,
             "status": self.status,
+            "complete": self.complete,
+            "missing": [m.as_json() for m in self.missing],
         }
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KpiReading:
+        """As the KPI engine answers it, or as a final statement's basis recorded it (bases written
+        before completeness existed carry no `missing`)."""
+        return cls(
+            value=None if item["value"] is None else Decimal(item["value"]),
+            numerator=Decimal(item["numerator"]),
+            denominator=None if item["denominator"] is None else Decimal(item["denominator"]),
+            sample_size=int(item["sample_size"]),
+            status=item["status"],
+            missing=tuple(
+                MissingFeed(m["facility"], m["feed"], m["complete_through"]) for m in item.get("missing", ())
+            ),
+        )
 
 
 class MissingValue(Exception):
@@ -135,6 +169,7 @@ class Values:
     inputs: dict[str, Decimal]
     kpis: dict[KpiRequest, KpiReading]
     used: dict[str, Any] = field(default_factory=dict)
+    incomplete: list[tuple[KpiSource, KpiReading]] = field(default_factory=list)  # of the current line
 
     def number(self, name: str, param: Param, start: date, end: date) -> Decimal:
         if isinstance(param, Decimal):
@@ -158,4 +193,6 @@ class Values:
         if reading is None:
             raise MissingValue("kpi_unavailable", f"{source.label()} could not be read ({name})")
         self.used[name] = {"kpi": source.kpi, "dimension": dict(source.dimension), **reading.as_json()}
+        if not reading.complete:
+            self.incomplete.append((source, reading))
         return reading

@@ -23,6 +23,8 @@ from settlement.domain.terms import kpi_incentive, risk_corridor, shared_savings
 from settlement.domain.terms.lines import Line, Outcome, Steps, zero
 
 CONTRACT_CAPS = "contract_caps"
+INCOMPLETE_REASONS = frozenset({"missing_input", "no_kpi_data", "kpi_unavailable"})
+"""Reasons a line pays 0 because a value is not there: such a line is not complete (docs/settlement.md)."""
 
 
 def kpi_requests(contract: Contract, period: Period) -> list[KpiRequest]:
@@ -54,7 +56,7 @@ def _kpi_sources(model: Any) -> Iterator[KpiSource]:
 
 
 def compute_line(term: Term, contract: Contract, period: Period, values: Values) -> Line:
-    values.used = {}
+    values.used, values.incomplete = {}, []
     steps = Steps()
     try:
         outcome = _outcome(term, contract, period, values, steps)
@@ -69,6 +71,7 @@ def compute_line(term: Term, contract: Contract, period: Period, values: Values)
         outcome.reason,
         outcome.detail,
         outcome.amount,
+        complete=not values.incomplete and outcome.reason not in INCOMPLETE_REASONS,
     )
 
 
@@ -121,13 +124,17 @@ def statement(
     if (capped := contract_caps_line(contract, lines)) is not None:
         lines = [*lines, capped]
     total = sum((line.amount for line in lines), ZERO)
+    complete = all(line.complete for line in lines)
     return {
         "contract_id": contract.id,
         "contract_version": version,
         "period": period.id,
         "period_start": period.start.isoformat(),
         "period_end": (period.end - timedelta(days=1)).isoformat(),  # the last day, inclusive
-        "status": status,
+        # Past its run-out and still incomplete: the parties must see it, not discover it at invoice time.
+        "status": "blocked" if status == "draft" and not complete else status,
+        "data_complete": complete,
+        "data_completeness": contract.data_completeness,
         "currency": contract.currency,
         "total": decimal_text(round_money(total, contract.currency)),
         "lines": [line.as_json() for line in lines],
@@ -154,3 +161,34 @@ def line_deltas(final: dict[str, Any], current: dict[str, Any]) -> tuple[list[di
         if delta:
             deltas.append({"term_id": term_id, "delta": decimal_text(delta)})
     return deltas, Decimal(current["total"]) - Decimal(final["total"])
+
+
+def what_is_missing(statement_json: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Everything that keeps a statement from being complete: facility × feed pairs not declared
+    complete (per line and KPI source), period inputs not entered, lines without KPI data."""
+    feeds: list[dict[str, Any]] = []
+    inputs: list[dict[str, Any]] = []
+    lines: list[dict[str, Any]] = []
+    incomplete = [line for line in statement_json["lines"] if not line.get("complete", True)]
+    for line in statement_json["lines"]:
+        for name, used in line["inputs"].items():
+            if isinstance(used, dict) and "kpi" in used:
+                for gap in used.get("missing", ()):
+                    feeds.append({"term_id": line["term_id"], "source": name, "kpi": used["kpi"], **gap})
+        if line.get("reason") == "missing_input":
+            inputs.append({"term_id": line["term_id"], "detail": line.get("detail")})
+        if line.get("reason") in ("no_kpi_data", "kpi_unavailable"):
+            lines.append({"term_id": line["term_id"], "reason": line["reason"], "detail": line.get("detail")})
+    return {
+        "lines": [
+            {
+                "term_id": line["term_id"],
+                "reason": line.get("reason", "incomplete_data"),
+                "detail": line.get("detail"),
+            }
+            for line in incomplete
+        ],
+        "missing_feeds": feeds,
+        "missing_inputs": inputs,
+        "no_kpi_data": lines,
+    }

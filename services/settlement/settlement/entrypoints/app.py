@@ -17,6 +17,7 @@ from settlement.config import Settings
 from settlement.domain.contract import Contract
 from settlement.entrypoints.errors import error_map
 from settlement.entrypoints.routes import router
+from settlement.entrypoints.watch import BlockedStatementWatch
 from settlement.handlers import publish_targets
 from vr_shared.db import database_reachable
 from vr_shared.identity import IdentityVerifier
@@ -46,6 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.consuming = consuming
         for stored in await components.store.contracts_of(None):  # targets for dashboards from the start
             publish_targets(stored.contract)
+        watch = BlockedStatementWatch(
+            components.store, components.service, interval_s=settings.blocked_check_interval_seconds
+        )
+        watching = asyncio.create_task(watch.run(), name="watch-blocked-statements")
         settle_heap()
         log.info(
             "settlement ready", extra={"schema": settings.db_schema, "kpi_engine": settings.kpi_engine_url}
@@ -53,9 +58,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            consuming.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consuming
+            for task in (consuming, watching):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await components.consumer.stop()
             await components.http.aclose()
             await components.engine.dispose()

@@ -26,7 +26,7 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
         StatementIncomplete: ErrorMapping(
             409,
             "Statement incomplete",
-            members=_missing_lines,
+            members=_missing,
         ),
         KpiEngineUnavailable: ErrorMapping(
             503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
@@ -39,6 +39,6 @@ def _field_errors(exc: Exception) -> Mapping[str, Any]:
     return {"errors": [e.as_json() for e in exc.errors]}
 
 
-def _missing_lines(exc: Exception) -> Mapping[str, Any]:
+def _missing(exc: Exception) -> Mapping[str, Any]:
     assert isinstance(exc, StatementIncomplete)
-    return {"lines": exc.lines}
+    return exc.missing

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 
 from settlement.adapters.repository import PostgresSettlementStore, StoredContract, UnknownContract
-from settlement.domain.contract import ContractInvalid, parse_contract, parse_inputs
+from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_contract, parse_inputs
+from settlement.domain.inputs import input_errors
 from settlement.entrypoints.access import (
     ensure_may_finalize,
     ensure_may_read,
@@ -59,6 +60,10 @@ def _check_writer(caller: Identity, document: dict[str, Any], path_id: str | Non
     contract = parse_contract(document, path_id=path_id)
     ensure_may_write(caller, contract)
     errors = facility_errors(caller, contract)
+    if caller.role == "platform_admin" and caller.tenant != contract.health_system:
+        # The gateway speaks for the health system a platform admin names (its facilities and zone);
+        # when it cannot, there is no such health system, and its rules could not be checked.
+        errors.append(FieldError("$.health_system", "no health system tenant has this id", "health_system"))
     if caller.tenant == contract.health_system and contract.timezone != caller.timezone:
         # KPI days are the health system's local days; periods in another zone would cut them apart.
         errors.append(
@@ -143,7 +148,10 @@ async def put_inputs(
         raise not_found(contract_id)
     ensure_may_write(caller, stored.contract)
     checked = service.period(stored.contract, period)
-    inputs = await store.put_inputs(contract_id, checked.id, parse_inputs(document), caller)
+    parsed = parse_inputs(document)
+    if errors := input_errors(stored.contract, parsed):
+        raise InputsInvalid(errors)
+    inputs = await store.put_inputs(contract_id, checked.id, parsed, caller)
     # An input of a final period changes what is owed: that is an adjustment, never an edit.
     await service.reconcile(contract_id, checked.id, "inputs", "period inputs changed after finalization")
     return {"contract_id": contract_id, "period": checked.id, "inputs": inputs}

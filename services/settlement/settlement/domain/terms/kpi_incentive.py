@@ -2,7 +2,8 @@
 
 `linear`: the reward grows linearly from the baseline to the target and is capped there; the penalty
 grows linearly from the baseline to the floor and is capped there. `tiers`: the amount of the most
-demanding tier reached (a threshold counts as reached when the value equals it). Below
+demanding tier reached (a threshold counts as reached when the value equals it); amounts may be
+negative (penalties), and a value short of every tier pays the first tier's penalty if it has one. Below
 `min_denominator` the term pays nothing (`insufficient_sample`).
 """
 
@@ -34,8 +35,13 @@ def compute(term: KpiIncentive, values: Values, period: Period, steps: Steps) ->
 
 
 def _tiers(term: KpiIncentive, value: Decimal, higher: bool, steps: Steps) -> Outcome:
-    reached = [t for t in term.tiers or [] if (value >= t.threshold if higher else value <= t.threshold)]
+    tiers = term.tiers or []
+    reached = [t for t in tiers if (value >= t.threshold if higher else value <= t.threshold)]
     if not reached:
+        if tiers and tiers[0].amount < 0:
+            # Short of the least demanding tier, a penalty tier still applies: a worse KPI never pays more.
+            steps.note("tier_threshold", "below the first tier")
+            return Outcome(steps.add("amount", tiers[0].amount))
         return zero("no_tier_reached", "the KPI value reaches no tier")
     tier = reached[-1]  # tiers are validated in order of increasing demand
     steps.add("tier_threshold", tier.threshold)

@@ -36,6 +36,7 @@ class Line:
     reason: str | None = None
     detail: str | None = None
     unrounded: Decimal = field(default=ZERO)
+    complete: bool = True  # every value it rests on is there and every feed behind it is complete
 
     def as_json(self) -> dict[str, Any]:
         line: dict[str, Any] = {
@@ -44,6 +45,7 @@ class Line:
             "amount": decimal_text(self.amount),
             "inputs": self.inputs,
             "steps": self.steps.as_json(),
+            "complete": self.complete,
         }
         if self.reason:
             line["reason"] = self.reason

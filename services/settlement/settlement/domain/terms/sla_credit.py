@@ -2,6 +2,7 @@
 
 Each calendar month of the period is evaluated on its own: the credit is the rate of the lowest tier
 whose `below` the month's value falls under, times the monthly fee. The term owes the sum (negative).
+A month without a value makes the line 0 with reason `no_kpi_data`: it is not a month of full service.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from decimal import Decimal
 from settlement.domain.contract import SlaCredit
 from settlement.domain.money import ZERO
 from settlement.domain.periods import Period
-from settlement.domain.sources import KpiSource, Values
+from settlement.domain.sources import KpiSource, MissingValue, Values
 from settlement.domain.terms.lines import Outcome, Steps, mul
 
 
@@ -24,9 +25,8 @@ def compute(
         source = term.source
         if isinstance(source, KpiSource):
             reading = values.reading(month.id, source, month.start, month.end)
-            if reading.value is None:
-                steps.note(f"{month.id}.value", "no data")
-                continue
+            if reading.value is None:  # a month without data is never a month without credit
+                raise MissingValue("no_kpi_data", f"{source.label()} has no data for {month.id}")
             value = reading.value
         else:
             value = values.number(month.id, source, month.start, month.end)
