@@ -147,3 +147,72 @@ async def test_sla_credits_from_outage_events_then_finalize_then_adjust(stack: S
     )
     assert again_reconciled.json() == {"adjustment": None}
     assert Decimal(after["total"]) + Decimal(adjustment["total_delta"]) == Decimal("-4000.00")
+
+
+NY, NY_FACILITY = "America/New_York", "dst-main"
+NY_HEALTH = as_party("dst-health", facilities=(NY_FACILITY,), tz=NY)
+NY_PIPELINE = as_party("dst-health", role="pipeline", facilities=(NY_FACILITY,), tz=NY)
+
+
+def ny_outage(id_: str, start: str, end: str) -> dict[str, Any]:
+    return {**outage(id_, start, end), "facility": NY_FACILITY}
+
+
+async def test_an_sla_month_with_the_clock_change_is_counted_in_local_minutes(stack: SettlementStack) -> None:
+    """March 2026 in New York has 31 days but one of 23 hours (clocks go forward on the 8th at 02:00):
+    31 × 1,440 − 60 = 44,580 scheduled minutes. Unplanned EHR outages:
+    - 8 March 01:30 EST → 03:30 EDT: 06:30Z → 07:30Z, 60 minutes (not 120: the hour 02:00–03:00 never was);
+    - 20 March 10:00 → 14:00 EDT: 240 minutes;
+    - 31 March 23:30 → 1 April 00:30 EDT: 30 minutes in March, the rest in April.
+    Down 330, available 44,250: uptime 100 × 44,250 / 44,580 = 99.2597… %, below 99.5 → credit rate 0.10
+    of the 10,000.00 monthly fee → −1,000.00."""
+    events = [
+        ny_outage("dst-1", "2026-03-08T01:30:00-05:00", "2026-03-08T03:30:00-04:00"),
+        ny_outage("dst-2", "2026-03-20T10:00:00-04:00", "2026-03-20T14:00:00-04:00"),
+        ny_outage("dst-3", "2026-03-31T23:30:00-04:00", "2026-04-01T00:30:00-04:00"),
+        {
+            **complete("systems", through="2026-04-01T00:00:00-04:00"),
+            "facility": NY_FACILITY,
+            "time": "2026-04-01T06:00:00-04:00",  # the morning close
+        },
+    ]
+    assert (await stack.ingest.client.post("/v1/events", json=events, headers=NY_PIPELINE)).status_code == 202
+    contract = {
+        **CONTRACT,
+        "id": "dst-2026",
+        "health_system": "dst-health",
+        "facilities": [NY_FACILITY],
+        "timezone": NY,
+        "period": "month",
+        "runout_days": 0,
+        "terms": [
+            {
+                **CONTRACT["terms"][0],  # type: ignore[index]
+                "tiers": [
+                    {"below": "99.9", "credit_rate": "0.05"},
+                    {"below": "99.5", "credit_rate": "0.10"},
+                    {"below": "99.0", "credit_rate": "0.20"},
+                ],
+            }
+        ],
+    }
+    created = await stack.settlement.post("/v1/contracts", json=contract, headers=NY_HEALTH)
+    assert created.status_code == 201, created.text
+
+    async def march() -> dict[str, Any]:
+        got = await stack.settlement.get("/v1/contracts/dst-2026/settlements/2026-03", headers=NY_HEALTH)
+        assert got.status_code == 200, got.text
+        return dict(got.json())
+
+    statement_ = await eventually(march, lambda s: s["data_complete"] and s["total"] == "-1000.00")
+    reading = statement_["lines"][0]["inputs"]["2026-03"]
+    assert (Decimal(reading["numerator"]), Decimal(reading["denominator"])) == (
+        Decimal(44250),
+        Decimal(44580),
+    )
+    assert Decimal(reading["value"]).quantize(Decimal("0.0001")) == Decimal("99.2598")
+    final = await stack.settlement.post(
+        "/v1/contracts/dst-2026/settlements/2026-03/finalize", headers=NY_HEALTH
+    )
+    assert final.status_code == 201, final.text
+    assert final.json()["total"] == "-1000.00"
