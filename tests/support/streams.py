@@ -203,3 +203,55 @@ def effective(events: list[Event]) -> list[Event]:
     """What should count: every event not retracted (retractions themselves carry no KPI effect)."""
     retracted = {e.data.retracted_id for e in events if e.type == "event.retracted"}  # type: ignore[union-attr]
     return [e for e in events if e.type != "event.retracted" and e.id not in retracted]
+
+
+def messy_stays(seed: int, stays: int, *, patients: int = 4, days: int = 50) -> list[Event]:
+    """Stays as real ADT feeds describe them: encounter refs that collide across patients and
+    facilities (each facility numbers its own encounters), a class changed by a later admission message,
+    and a class at discharge that differs from the admitted one (observation → inpatient)."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    classes = ("inpatient", "observation", "emergency")
+    for n in range(stays):
+        when = START + timedelta(minutes=rng.randrange(days * 24 * 60))
+        facility, patient = rng.choice(FACILITIES), f"P{rng.randrange(patients)}"
+        encounter = f"E{rng.randrange(3)}"  # few refs: the same ref for different patients and stays
+        admitted_class = rng.choice(classes)
+        data = {"encounter_ref": encounter, "patient_ref": patient, "planned": rng.random() < 0.1}
+        events.append(
+            _event(
+                "encounter.admitted",
+                f"m{seed}-{n}-a",
+                when,
+                facility,
+                {**data, "encounter_class": admitted_class},
+            )
+        )
+        if rng.random() < 0.4:  # a later message changes the open stay's class
+            changed = when + timedelta(hours=rng.randrange(1, 12))
+            events.append(
+                _event(
+                    "encounter.admitted",
+                    f"m{seed}-{n}-c",
+                    changed,
+                    facility,
+                    {**data, "encounter_class": rng.choice(classes)},
+                )
+            )
+        if rng.random() < 0.85:
+            events.append(
+                _event(
+                    "encounter.discharged",
+                    f"m{seed}-{n}-d",
+                    when + timedelta(hours=rng.randrange(13, 24 * 6)),
+                    facility,
+                    {
+                        "encounter_ref": encounter,
+                        "patient_ref": patient,
+                        "encounter_class": rng.choice(classes),  # the class at discharge governs
+                        "admitted_at": _iso(when),
+                        "disposition": rng.choice(["home", "home", "snf", "expired"]),
+                    },
+                )
+            )
+    return events

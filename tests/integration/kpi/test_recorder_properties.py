@@ -19,10 +19,12 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.computation import compute_cells
 from kpi_engine.handlers import Decoded, Message, decode
 from tests.integration.kpi.conftest import stored_cells
-from tests.support.streams import effective, event_stream
+from tests.support.streams import effective, event_stream, messy_stays
 from vr_shared.events import Event, Origin, encode_event, event_document, validate_event
 
 POOL = [e for e in event_stream(seed=5, count=160, days=40, patients=12) if e.type != "event.retracted"]
+# Stays whose encounter refs collide across patients and facilities, with class changes.
+POOL += messy_stays(seed=11, stays=40)
 ZONE = "America/New_York"
 
 

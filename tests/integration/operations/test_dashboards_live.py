@@ -3,7 +3,8 @@
 Every service runs as its own process (as deployed), a second KPI engine instance that cannot keep up and
 a second ingest instance whose broker goes away stand for the troubles the alerts are about; Prometheus
 (Debian's package) scrapes them all every second with the repository's alert rules loaded. A realistic
-month of hospital events goes through the gateway, a period is finalized and late data adjusts it. Then:
+month of hospital events goes through the gateway, a period is finalized (once its feeds are declared
+complete) and late data adjusts it; a contract on a feed never declared complete is blocked. Then:
 
 - every PromQL expression of every dashboard panel and template variable returns data, now;
 - every alert rule's expression returns data during the scenario (each alert's situation is provoked)
@@ -47,6 +48,7 @@ from vr_cli.demo_data import events as demo_events
 from vr_shared.kafka import create_producer
 
 HEALTH, VENDOR, CONTRACT = "ops-health", "ops-vendor", "ops-partnership"
+UNDECLARED = "ops-cost-savings"
 FACILITIES = ["ops-main", "ops-west"]
 
 
@@ -162,6 +164,16 @@ class Scenario:
             self.keys[name] = (await self.call("POST", "/v1/api-keys", ADMIN_KEY, 201, json=body))["key"]
         first_day = _month_start(self.period_start - timedelta(days=1))
         await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=contract(first_day))
+        # Shared savings on the cost of care, whose feed nobody declares complete: blocked past run-out.
+        savings = {
+            "id": "savings",
+            "kind": "shared_savings",
+            "expenditure": {"kpi": "cost_total", "dimension": {"category": "total_cost_of_care"}},
+            "benchmark": "100000000.00",
+            "savings_rate": "0.5",
+        }
+        undeclared = {**contract(first_day), "id": UNDECLARED, "terms": [savings]}
+        await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=undeclared)
 
     async def month_of_events(self) -> int:
         """Posts about a month and a half of events; returns how many the engine will store."""
@@ -218,6 +230,24 @@ class Scenario:
                 return metric_value((await client.get("/metrics")).text, "vr_kpi_events_processed_total")
 
         await eventually(processed, lambda n: n >= stored, 90)
+        # The pipelines' close of the month: ADT and monitoring feeds complete through its end. The
+        # cost feed is never declared: the savings contract on it is the blocked statement.
+        period_end = _month_start(self.period_start + timedelta(days=32))
+        through = datetime.combine(period_end, datetime.min.time(), UTC).isoformat()
+        closes = [
+            {
+                "id": f"close-{feed}-{facility}-{self.period}",
+                "source": "interface-engine",
+                "type": "feed.complete",
+                "time": through,
+                "facility": facility,
+                "data": {"feed": feed, "through": through},
+            }
+            for facility in FACILITIES
+            for feed in ("adt", "systems")
+        ]
+        await self.call("POST", "/v1/events", self.keys["pipeline"], 202, json=closes)
+        await eventually(self.statement, lambda s: s["data_complete"], 60)
         path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}/finalize"
         await self.call("POST", path, self.keys["billing"], 201, headers={"Idempotency-Key": "ops-final"})
         start = datetime.combine(self.period_start + timedelta(days=2), datetime.min.time(), UTC)
@@ -227,6 +257,9 @@ class Scenario:
         await self.call("POST", "/v1/events", self.keys["pipeline"], 202, json=late)
         adjusted = await eventually(self.statement, lambda s: len(s["adjustments"]) == 1, 60)
         assert adjusted["status"] == "final"
+        path = f"/v1/contracts/{UNDECLARED}/settlements/{self.period}"
+        blocked = await self.call("GET", path, self.keys["admin"], 200)
+        assert blocked["status"] == "blocked", blocked
 
     async def broker_gone(self, failing_ingest: str) -> None:
         identity = {"X-VR-Identity": token(tenant=HEALTH, facilities=frozenset(FACILITIES), timezone="UTC")}
@@ -277,7 +310,9 @@ async def observed(
 
         ingest = start("ingest", "ingest", ingest_config)
         engine = start("kpi-engine", "kpi_engine", engine_config)
-        settlement_config = settlement_settings(infra, engine, engine_config.updates_topic)
+        settlement_config = settlement_settings(infra, engine, engine_config.updates_topic).model_copy(
+            update={"blocked_check_interval_seconds": 2.0}
+        )
         settlement = start("settlement", "settlement", settlement_config)
         upstreams = {"ingest": ingest, "kpi-engine": engine, "settlement": settlement}
         gateway_config = gateway_settings(infra, upstreams, rate_limit_per_second=10, rate_limit_burst=40)

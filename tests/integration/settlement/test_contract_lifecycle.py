@@ -225,10 +225,8 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     await stack.settlement.get("/v1/contracts/life-metrics/settlements/2025-Q1", headers=OPS)
     exposed = (await stack.settlement.get("/metrics")).text
     # Past its run-out with no claims data at all: blocked (the savings line alone is 50,000.00).
-    assert (
-        'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="blocked"} 50000.0'
-        in exposed
-    )
+    amount = 'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="blocked"}'
+    assert f"{amount} 50000.0" in exposed
     assert 'vr_settlement_statement_blocked{contract="life-metrics",period="2025-Q1"} 1.0' in exposed
 
     def grew(sample: str) -> float:

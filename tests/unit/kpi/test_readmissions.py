@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kpi_engine.domain.computation import compute_cells
+from tests.support.streams import messy_stays
 from tests.unit.kpi.builders import CALENDAR, d, ev, value
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
@@ -130,3 +131,50 @@ def test_day_30_counts_and_day_31_does_not() -> None:
 @given(st.permutations(STAYS))
 def test_arrival_order_does_not_change_any_cell(shuffled: list) -> None:  # type: ignore[type-arg]
     assert compute_cells(shuffled, CALENDAR) == compute_cells(STAYS, CALENDAR)
+
+
+def test_the_class_at_discharge_governs_the_index_stay_and_the_readmission() -> None:
+    # Y1 is admitted as observation and discharged as inpatient: an inpatient index stay (Jan 6). Y2,
+    # 5 days later, is admitted as observation and discharged as inpatient too: an inpatient
+    # readmission of Y1 (it was not counted as one before: its admission's class was used).
+    stays = [
+        admit("Y", "1", at("01-02"), cls="observation"),
+        discharge("Y", "1", at("01-02"), at("01-06")),
+        admit("Y", "2", at("01-11"), cls="observation"),
+        discharge("Y", "2", at("01-11"), at("01-14")),
+    ]
+    january = value("readmission_rate_30d", stays, start=JAN, end=FEB)
+    assert (january.numerator, january.denominator) == (d("1"), d("2"))  # Y1 readmitted; Y2 not
+
+
+def test_the_latest_admission_message_of_an_open_stay_governs_its_class() -> None:
+    # Z2 was first sent as inpatient, then corrected to observation (later message): no readmission,
+    # whichever message arrives first.
+    index = [admit("Z", "1", at("01-02")), discharge("Z", "1", at("01-02"), at("01-05"))]
+    corrected = [
+        admit("Z", "2", at("01-08", "09:00")),
+        admit("Z", "2", at("01-08", "11:00"), cls="observation"),
+    ]
+    for stays in ([*index, *corrected], [*index, *reversed(corrected)]):
+        assert value("readmission_rate_30d", stays, start=JAN, end=FEB).numerator == d("0")
+
+
+def test_encounter_refs_that_collide_across_patients_stay_apart() -> None:
+    # Facilities number their own encounters: patient V (north) and patient W (south) both have an
+    # encounter "100". V's stay 100 is known only by its discharge and readmits V's stay 50; W's
+    # admission 100 must not stand in for it (it did, keyed by encounter alone), in any order.
+    stays = [
+        admit("V", "50", at("01-02")),
+        discharge("V", "50", at("01-02"), at("01-04")),
+        discharge("V", "100", at("01-10"), at("01-12")),
+        admit("W", "100", at("01-20"), facility="south"),
+    ]
+    for order in (stays, list(reversed(stays))):
+        north = value("readmission_rate_30d", order, facilities=("north",), start=JAN, end=FEB)
+        assert (north.numerator, north.denominator) == (d("1"), d("2"))  # V/50 readmitted; V/100 not
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(messy_stays(seed=3, stays=30)))
+def test_colliding_refs_and_class_changes_give_the_same_cells_in_any_order(shuffled: list) -> None:  # type: ignore[type-arg]
+    assert compute_cells(shuffled, CALENDAR) == compute_cells(messy_stays(seed=3, stays=30), CALENDAR)

@@ -1,7 +1,9 @@
-"""KPI value gauges for dashboards: each KPI's rolling 30-day value per facility, refreshed periodically.
+"""Gauges for dashboards, refreshed periodically: each KPI's rolling 30-day value per facility, and each
+facility's feed completeness watermark.
 
 Produces `vr_kpi_value{tenant,kpi,facility,dimension}` from the cells (O(days × facilities)), in each
-tenant's calendar as last seen on its events.
+tenant's calendar as last seen on its events, and
+`vr_kpi_feed_complete_through_timestamp_seconds{tenant,facility,feed}` from the declarations in force.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,7 +22,7 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.catalogue import CATALOGUE
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.query import rolling
-from kpi_engine.metrics import KPI_VALUE
+from kpi_engine.metrics import FEED_COMPLETE_THROUGH, KPI_VALUE
 
 WINDOW_DAYS = 30
 log = logging.getLogger(__name__)
@@ -43,7 +45,15 @@ class KpiGauges:
         # A day's margin either side of any time zone; each tenant's own window is applied below.
         since = now.date() - timedelta(days=WINDOW_DAYS + 1)
         by_tenant: dict[str, dict[CellKey, Cell]] = defaultdict(dict)
+        d = t.feed_declarations.c
         async with self._engine.connect() as conn:
+            watermarks = await conn.execute(
+                select(d.tenant, d.facility, d.feed, func.max(d.through).label("through")).group_by(
+                    d.tenant, d.facility, d.feed
+                )
+            )
+            for w in watermarks:
+                FEED_COMPLETE_THROUGH.labels(w.tenant, w.facility, w.feed).set(w.through.timestamp())
             for r in await conn.execute(select(t.cells).where(t.cells.c.day >= since)):
                 by_tenant[r.tenant][CellKey(r.kpi, r.facility, r.day, r.dimension)] = Cell(
                     r.numerator, r.denominator, r.sample_size
