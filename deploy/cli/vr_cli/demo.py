@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 
 from vr_cli.client import Api, ApiError
-from vr_cli.demo_data import GO_LIVE, baseline_cost_per_day, events
+from vr_cli.demo_data import GO_LIVE, baseline_cost_per_day, events, feed_closes
 from vr_cli.main import print_statement, print_statements, push
 
 HEALTH, VENDOR, CONTRACT = "demo-mission", "demo-acme", "demo-partnership"
@@ -157,8 +158,14 @@ def run(url: str, admin_key: str, console: Console) -> None:
             for e in events(FACILITIES, FIRST_DAY - timedelta(days=45), last_day)
             if e["time"] < cutoff.isoformat().replace("+00:00", "Z")
         ]
+        # Then the interface engine's close: every feed complete through the start of today (local).
+        through = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), ZoneInfo(ZONE))
+        feeds = sorted({f for kpi in health.call("GET", "/v1/kpis")["items"] for f in kpi["feeds"]})
+        stream += feed_closes(FACILITIES, feeds, through, now)
         accepted, rejected = push(url, pipeline, stream, 1000)
-        console.print(f"{accepted:,} events accepted, {len(rejected)} rejected")
+        console.print(
+            f"{accepted:,} events accepted, {len(rejected)} rejected; feeds complete through {through}"
+        )
 
         console.rule("[bold]3. Waiting for the KPI engine")
         _wait_until_counted(health, console)

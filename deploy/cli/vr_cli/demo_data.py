@@ -199,3 +199,22 @@ def events(facilities: list[str], first: date, last: date, seed: int = 7) -> Ite
 def baseline_cost_per_day(facilities: list[str]) -> float:
     """What care costs per day before go-live (the benchmark the shared-savings term is set against)."""
     return 190_000 * len(facilities)
+
+
+def feed_closes(
+    facilities: list[str], feeds: list[str], through: datetime, declared_at: datetime
+) -> list[dict[str, Any]]:
+    """The interface engine's end-of-day close: every feed of every facility complete through
+    `through`, so KPI values and statements up to then are complete (docs/completeness.md)."""
+    return [
+        {
+            "id": f"close-{facility}-{feed}-{through:%Y%m%d}",
+            "source": "interface-engine",
+            "type": "feed.complete",
+            "time": declared_at.isoformat(),
+            "facility": facility,
+            "data": {"feed": feed, "through": through.isoformat()},
+        }
+        for facility in facilities
+        for feed in feeds
+    ]

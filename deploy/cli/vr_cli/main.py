@@ -22,12 +22,14 @@ keys = typer.Typer(help="API keys.", no_args_is_help=True)
 events = typer.Typer(help="Events.", no_args_is_help=True)
 kpis = typer.Typer(help="KPI values.", no_args_is_help=True)
 settlements = typer.Typer(help="Settlement statements.", no_args_is_help=True)
+feeds = typer.Typer(help="Feed completeness.", no_args_is_help=True)
 for group, name in (
     (tenants, "tenants"),
     (keys, "keys"),
     (events, "events"),
     (kpis, "kpis"),
     (settlements, "settlements"),
+    (feeds, "feeds"),
 ):
     app.add_typer(group, name=name)
 
@@ -142,7 +144,7 @@ def kpis_show(
         except ApiError as error:
             _fail(error)
     table = Table(title=f"{kpi} ({answer['unit']}) — {', '.join(answer['facilities'])}")
-    for column in ("start", "value", "numerator", "denominator", "sample", "status"):
+    for column in ("start", "value", "numerator", "denominator", "sample", "status", "complete"):
         table.add_column(column, justify="right" if column != "start" else "left")
     for v in answer["values"]:
         table.add_row(
@@ -152,6 +154,40 @@ def kpis_show(
             v["denominator"] or "",
             v["sample_size"],
             v["status"],
+            "yes" if v["complete"] else "[yellow]no[/yellow]",
+        )
+    console.print(table)
+
+
+@feeds.command("show")
+def feeds_show(
+    facility: Annotated[list[str] | None, typer.Option()] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="a health system (vendors: one you have a contract with)")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Each facility's feeds: complete through (declared by feed.complete), newest event, last 7 days."""
+    params: list[tuple[str, str]] = [("facility", f) for f in facility or []]
+    params += [("tenant", tenant)] if tenant else []
+    with _api(url, key) as api:
+        try:
+            answer = api.call("GET", "/v1/feeds", params=params)
+        except ApiError as error:
+            _fail(error)
+    table = Table(title="Feeds")
+    for column in ("facility", "feed", "complete through", "declared by", "newest event", "events (7 days)"):
+        table.add_column(column)
+    for item in answer["items"]:
+        declared = item["declared_by"]
+        table.add_row(
+            item["facility"],
+            item["feed"],
+            item["complete_through"] or "[red]never declared[/red]",
+            f"{declared['source']}/{declared['id']}" if declared else "",
+            item["newest_event_time"] or "",
+            " ".join(str(day["events"]) for day in item["recent_events"]),
         )
     console.print(table)
 
@@ -191,6 +227,7 @@ def print_statement(s: dict[str, Any]) -> None:
     console.print(
         f"[bold]{s['contract_id']} {s['period']}[/bold] ({s['period_start']} to {s['period_end']}), "
         f"{s['status']}: [bold]{s['total']} {s['currency']}[/bold]  data as of {s['data_cutoff'][:19]}"
+        + ("" if s.get("data_complete", True) else "  [yellow](data not complete)[/yellow]")
     )
     for line in s["lines"]:
         console.print(

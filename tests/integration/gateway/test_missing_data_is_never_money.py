@@ -9,14 +9,17 @@ event at all, the old engine read the expenditure as 0 and paid the cap, 1,000,0
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner
 
 from tests.integration.gateway.conftest import GatewayStack
 from tests.support.waiting import eventually
+from vr_cli.main import app
 
 ZONE = "America/New_York"
 
@@ -258,6 +261,17 @@ async def test_the_vendor_sees_the_feeds_its_contracts_use_and_kpi_values_say_if
     months = [(v["value"], v["complete"]) for v in values.json()["values"]]
     # January: 100.00 and declared; February: no event, declared through its start only; March: nothing.
     assert months == [("100.00", True), (None, False), (None, False)]
+    # The CLI shows the same, as a data engineer reads it (a wide terminal: nothing is cut).
+    shown = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["feeds", "show"],
+        env={"VR_URL": stack.url, "VR_API_KEY": p.admin["Authorization"][7:], "COLUMNS": "250"},
+    )
+    assert shown.exit_code == 0, shown.output
+    cost_row = next(row for row in shown.output.splitlines() if f"{p.facility} │ cost " in row)
+    assert "2026-02-01T05:00:00+00:00" in cost_row and "erp/cost-complete" in cost_row
+    assert shown.output.count("never declared") == 8  # every feed but cost
     catalogue = (await stack.client.get("/v1/kpis", headers=p.admin)).json()["items"]
     assert {k["kpi"]: k["feeds"] for k in catalogue}["ade_per_1000_patient_days"] == ["adt", "safety"]
 
