@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import text
 
 from kpi_engine.config import Settings as EngineSettings
@@ -19,7 +20,7 @@ from tests.support.examples import event
 from tests.support.identity import IDENTITY_SECRET, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, metric_value
 from vr_shared.db import create_engine
 
 
@@ -348,3 +349,68 @@ async def test_a_backfill_never_makes_a_facility_feed_look_older(stack: Stack) -
     )
     assert backfilled.status_code == 200
     assert await gauge() == newest.timestamp()
+
+
+async def test_a_feed_watermark_only_rises_and_a_retracted_declaration_is_taken_back(stack: Stack) -> None:
+    """Declarations through 1 March, then through 1 February (late, and lower: it changes nothing),
+    then 1 March retracted: the feed is complete through 1 February again. A claim of 15 February
+    sent after the 1 March declaration is counted and shows the declaration was wrong."""
+    pipeline = {"X-VR-Identity": token()}
+
+    def declaration(id_: str, through: str) -> dict[str, Any]:
+        return event("feed.complete", id_=id_, source="billing", time=through, feed="claims", through=through)
+
+    async def send(*events: dict[str, Any]) -> None:
+        assert (
+            await stack.ingest.client.post("/v1/events", json=list(events), headers=pipeline)
+        ).status_code == 202
+
+    async def claims_feed() -> dict[str, Any]:
+        answer = await stack.engine.get("/v1/feeds", params={"facility": "asheville-main"}, headers=pipeline)
+        assert answer.status_code == 200, answer.text
+        return next(i for i in answer.json()["items"] if i["feed"] == "claims")
+
+    async def values(headers: dict[str, str]) -> list[bool]:
+        answer = await stack.engine.get(
+            "/v1/kpis/clean_claim_rate/values",
+            params={
+                "facility": "asheville-main",
+                "from": "2026-01-01",
+                "to": "2026-03-01",
+                "granularity": "month",
+            },
+            headers=headers,
+        )
+        return [v["complete"] for v in answer.json()["values"]]
+
+    await send(declaration("close-mar", "2026-03-01T00:00:00-05:00"))
+    await eventually(claims_feed, lambda f: f["complete_through"] == "2026-03-01T05:00:00+00:00")
+    ops = {"X-VR-Identity": token(role="ops")}
+    assert await values(ops) == [True, True]
+    await send(declaration("close-feb", "2026-02-01T00:00:00-05:00"))
+    await eventually(_stored(stack, "billing", "close-feb"), bool)
+    assert (await claims_feed())["declared_by"] == {"source": "billing", "id": "close-mar"}
+
+    late = event("claim.submitted", time="2026-02-15T10:00:00-05:00", source="billing", id_="late-claim")
+    before = await _before_watermark(stack)
+    await send(late)
+    await eventually(lambda: _before_watermark(stack), lambda n: n == before + 1)
+
+    retraction = event("event.retracted", source="billing", id_="retract-close-mar", retracted_id="close-mar")
+    await send(retraction)
+    taken_back = await eventually(claims_feed, lambda f: f["complete_through"] == "2026-02-01T05:00:00+00:00")
+    assert taken_back["declared_by"] == {"source": "billing", "id": "close-feb"}
+    assert taken_back["newest_event_time"] == "2026-02-15T15:00:00+00:00"
+    assert await values(ops) == [True, False]
+
+
+def _stored(stack: Stack, source: str, id_: str) -> Any:
+    async def stored() -> bool:
+        answer = await stack.engine.get(f"/v1/events/{source}/{id_}", headers={"X-VR-Identity": token()})
+        return answer.status_code == 200
+
+    return stored
+
+
+async def _before_watermark(stack: Stack) -> float:
+    return metric_value(generate_latest().decode(), 'vr_kpi_events_before_watermark_total{feed="claims"}')

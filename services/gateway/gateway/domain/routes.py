@@ -37,7 +37,7 @@ ROUTES = (
         {"platform_admin", "tenant_admin", "pipeline", "ops"},
     ),
     _route("GET", "/v1/kpis", "kpi-engine", READERS),
-    _route("GET", "/v1/feeds", "kpi-engine", READERS),
+    _route("GET", "/v1/feeds", "kpi-engine", READERS | {"pipeline"}),
     _route("POST", "/v1/kpis/readings", "kpi-engine", READERS),
     _route("GET", "/v1/kpis/{kpi}/values", "kpi-engine", READERS),
     _route("GET", "/v1/kpis/{kpi}/rolling", "kpi-engine", READERS),

@@ -159,10 +159,10 @@ class PostgresKpiReader:
         recent = select(a.facility, a.feed, a.day, a.events).where(*scope, a.day >= since)
         found: dict[tuple[str, str], FeedActivity] = {}
         async with self._engine.connect() as conn:
-            for r in await conn.execute(newest.group_by(a.facility, a.feed)):
-                found[(r.facility, r.feed)] = FeedActivity(r.newest, {})
-            for r in await conn.execute(recent.order_by(a.facility, a.feed, a.day)):
-                found[(r.facility, r.feed)].events_by_day[r.day] = int(r.events)
+            for seen in await conn.execute(newest.group_by(a.facility, a.feed)):
+                found[(seen.facility, seen.feed)] = FeedActivity(seen.newest, {})
+            for day in await conn.execute(recent.order_by(a.facility, a.feed, a.day)):
+                found[(day.facility, day.feed)].events_by_day[day.day] = int(day.events)
         return found
 
     async def event_outcome(self, tenant: str, source: str, id_: str) -> dict[str, Any] | None:

@@ -31,6 +31,10 @@ router = APIRouter()
 KpiReader = Annotated[
     Identity, Depends(caller_with_role({"ops", "tenant_admin", "billing", "platform_admin"}))
 ]
+# Pipelines read their own feeds' completeness too: it is what they declare.
+FeedReader = Annotated[
+    Identity, Depends(caller_with_role({"pipeline", "ops", "tenant_admin", "billing", "platform_admin"}))
+]
 EventInspector = Annotated[
     Identity, Depends(caller_with_role({"pipeline", "ops", "tenant_admin", "platform_admin"}))
 ]
@@ -269,7 +273,7 @@ RECENT_DAYS = 7
 
 @router.get("/v1/feeds", summary="Completeness and recent activity of each facility's feeds")
 async def feeds(
-    caller: KpiReader, reader: Reader, facility: Annotated[list[str] | None, Query()] = None
+    caller: FeedReader, reader: Reader, facility: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, Any]:
     """Per facility and feed: the completeness watermark (who declared it and when), the newest event
     time seen and the events of the last days (by the tenant's local day of their time)."""
