@@ -72,15 +72,19 @@ def _topic_errors(response: object) -> list[tuple[str, int, str | None]]:
 
 
 def create_producer(
-    bootstrap_servers: str, *, request_timeout_ms: int = 10_000, client_id: str = "vr"
+    bootstrap_servers: str,
+    *,
+    request_timeout_ms: int = 10_000,
+    client_id: str = "vr",
+    enable_idempotence: bool = False,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
         acks="all",  # 202 means every in-sync replica has the event (SPEC §4)
-        # Idempotent producers need InitProducerId v3, which aiokafka does not speak to every broker;
-        # duplicates from retries are harmless because consumers deduplicate on (tenant, source, id).
-        enable_idempotence=False,
+        # On where the broker supports it (Apache Kafka); the local broker cannot (InitProducerId v3).
+        # Either way duplicates from retries are harmless: consumers deduplicate on (tenant, source, id).
+        enable_idempotence=enable_idempotence,
         linger_ms=2,  # requests already arrive as batches; a short linger merges concurrent ones
         max_batch_size=1_048_576,  # one HTTP batch of 1,000 events fits in one record batch per partition
         max_request_size=8_388_608,

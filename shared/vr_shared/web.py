@@ -184,8 +184,11 @@ def _header(scope: Scope, name: bytes) -> str | None:
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (every named dependency answers), `/metrics`."""
+def ops_router(
+    checks: Mapping[str, ReadinessCheck], reported: Mapping[str, ReadinessCheck] | None = None
+) -> APIRouter:
+    """`/healthz` (the process answers), `/readyz` (every named dependency of `checks` answers; those of
+    `reported` are shown but do not decide: the service serves without them), `/metrics`."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -196,9 +199,10 @@ def ops_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     async def readyz() -> Response:
         results = {name: await check() for name, check in checks.items()}
         ready = all(results.values())
+        shown = {**results, **{name: await check() for name, check in (reported or {}).items()}}
         body = {
             "status": "ready" if ready else "not ready",
-            "checks": {k: "ok" if v else "unreachable" for k, v in results.items()},
+            "checks": {k: "ok" if v else "unreachable" for k, v in shown.items()},
         }
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 

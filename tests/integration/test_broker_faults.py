@@ -103,12 +103,18 @@ async def test_unreachable_broker_gives_503_quickly_and_ingest_recovers_without_
     await faulty_broker.proxy.cut()
     response, elapsed = await _post(client, _batch("during"))
     _assert_unavailable(response, elapsed)
-    assert (await client.get("/readyz")).status_code == 503
+    # Still ready: it serves (503 + Retry-After for events), so an orchestrator keeps it in its Service
+    # and pipelines never meet a 502; the broker's state is in the detail and the metrics.
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()["checks"]) == (200, {"started": "ok", "broker": "unreachable"})
+    assert "vr_ingest_broker_reachable 0.0" in (await client.get("/metrics")).text
 
     await faulty_broker.proxy.start()
     after = _batch("after")
     await _post_until_accepted(client, after, within_s=60)
-    assert (await client.get("/readyz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert (ready.status_code, ready.json()["checks"]) == (200, {"started": "ok", "broker": "ok"})
+    assert "vr_ingest_broker_reachable 1.0" in (await client.get("/metrics")).text
 
     await _assert_on_topic_exactly(
         faulty_broker.broker.bootstrap_servers, ingest_on_faulty_broker.settings.events_topic, before + after

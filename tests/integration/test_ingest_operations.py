@@ -25,7 +25,7 @@ def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 async def test_healthz_and_readyz_answer_when_the_broker_is_up(ingest: IngestUnderTest) -> None:
     assert (await ingest.client.get("/healthz")).json() == {"status": "ok"}
     ready = await ingest.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"broker": "ok"}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"started": "ok", "broker": "ok"}
 
 
 async def test_metrics_count_events_by_type_and_outcome_and_rejections_by_reason(

@@ -102,3 +102,12 @@ def test_every_service_in_compose_is_non_root_and_health_checked() -> None:
             assert "HEALTHCHECK" in dockerfile or "healthcheck" in service, name
         elif name != "kafka-init":
             assert "healthcheck" in service, name
+
+
+def test_compose_keeps_kafka_data_on_a_volume_and_producers_idempotent() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    kafka = compose["services"]["kafka"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert "kafkadata:/var/lib/kafka/data" in kafka["volumes"] and "kafkadata" in compose["volumes"]
+    for producer in ("ingest", "kpi-engine"):
+        assert compose["services"][producer]["environment"]["VR_KAFKA_ENABLE_IDEMPOTENCE"] == "true"

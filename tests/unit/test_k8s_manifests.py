@@ -42,3 +42,28 @@ def test_every_service_has_a_deployment_and_a_service_on_its_port() -> None:
 def test_the_engine_never_scales_past_the_partition_count() -> None:
     partitions = int(_of("ConfigMap")["vr-config"]["data"]["VR_EVENTS_TOPIC_PARTITIONS"])
     assert _of("HorizontalPodAutoscaler")["kpi-engine"]["spec"]["maxReplicas"] <= partitions
+
+
+def test_topics_are_created_by_a_job_with_the_configured_partitions_and_replicas() -> None:
+    config = _of("ConfigMap")["vr-config"]["data"]
+    assert config["VR_TOPIC_REPLICATION_FACTOR"] == "3" and config["VR_KAFKA_ENABLE_IDEMPOTENCE"] == "true"
+    job = _of("Job")["vr-create-topics"]["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    assert container["command"] == ["python", "-m", "vr_shared.create_topics"]
+    assert container["envFrom"] == [{"configMapRef": {"name": "vr-config"}}]
+    assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_topic_job_creates_what_the_services_use_from_the_configured_settings() -> None:
+    from vr_shared import topics
+    from vr_shared.create_topics import platform_topics
+    from vr_shared.settings import KafkaSettings
+
+    config = _of("ConfigMap")["vr-config"]["data"]
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=config["KAFKA_BOOTSTRAP_SERVERS"],
+        events_topic_partitions=int(config["VR_EVENTS_TOPIC_PARTITIONS"]),
+        topic_replication_factor=int(config["VR_TOPIC_REPLICATION_FACTOR"]),
+    )
+    specs = {s.name: (s.partitions, s.replication_factor) for s in platform_topics(settings)}
+    assert specs == {topics.EVENTS: (12, 3), topics.EVENTS_DLQ: (1, 3), topics.KPI_UPDATES: (12, 3)}

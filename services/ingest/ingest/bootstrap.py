@@ -29,6 +29,7 @@ def build(settings: Settings) -> Components:
         settings.kafka_bootstrap_servers,
         request_timeout_ms=settings.kafka_request_timeout_ms,
         client_id="ingest",
+        enable_idempotence=settings.kafka_enable_idempotence,
     )
     publisher = KafkaEventPublisher(
         BatchPublisher(producer, settings.events_topic), timeout_s=settings.publish_timeout_seconds
@@ -45,6 +46,6 @@ def build(settings: Settings) -> Components:
             max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request
         ),
         events_topic=TopicSpec(
-            settings.events_topic, settings.events_topic_partitions, settings.events_topic_replication_factor
+            settings.events_topic, settings.events_topic_partitions, settings.topic_replication_factor
         ),
     )

@@ -15,8 +15,6 @@ class Settings(ServiceSettings):
         description="master secret from which each tenant's HMAC pseudonymisation key is derived",
     )
     events_topic: str = topics.EVENTS
-    events_topic_partitions: int = Field(default=12, ge=1)
-    events_topic_replication_factor: int = Field(default=1, ge=1)
 
     max_events_per_request: int = Field(default=1_000, ge=1)
     max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)

@@ -1,6 +1,6 @@
 """Ingest metrics (SPEC §8). Labels are bounded sets: event types, outcomes, error codes."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from vr_shared.events.catalogue import EVENT_TYPES
 from vr_shared.metrics import HTTP_REQUESTS, LATENCY_BUCKETS
@@ -25,6 +25,10 @@ PUBLISH_LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PUBLISH_ERRORS = Counter("vr_ingest_publish_errors_total", "Failed publishes by reason", ["reason"])
+BROKER_REACHABLE = Gauge(
+    "vr_ingest_broker_reachable",
+    "1 when the broker answered ingest's last readiness check (ingest stays ready: it answers 503)",
+)
 
 # Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
 for _type in EVENT_TYPES:

@@ -37,7 +37,11 @@ def build(settings: Settings) -> Components:
         max_poll_records=settings.batch_max_records,
     )
     consumer.subscribe([settings.events_topic], listener=LoggingRebalanceListener())
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id="kpi-engine")
+    producer = create_producer(
+        settings.kafka_bootstrap_servers,
+        client_id="kpi-engine",
+        enable_idempotence=settings.kafka_enable_idempotence,
+    )
     event_consumer = EventConsumer(
         consumer,
         producer,
@@ -49,8 +53,11 @@ def build(settings: Settings) -> Components:
         retry_backoff_s=settings.retry_backoff_seconds,
     )
     topics = [
-        TopicSpec(settings.events_topic, 12),
-        TopicSpec(settings.dead_letter_topic, 1),
-        TopicSpec(settings.updates_topic, 12),
+        TopicSpec(settings.events_topic, settings.events_topic_partitions, settings.topic_replication_factor),
+        TopicSpec(settings.dead_letter_topic, 1, settings.topic_replication_factor),
+        # Change notices are keyed by tenant, KPI and facility: as many partitions as the events.
+        TopicSpec(
+            settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
+        ),
     ]
     return Components(engine, consumer, producer, event_consumer, PostgresKpiReader(engine), topics)

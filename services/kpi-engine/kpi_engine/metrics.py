@@ -48,3 +48,7 @@ FEED_COMPLETE_THROUGH = Gauge(
     "Completeness watermark of each facility's feed: every event before this time has been sent",
     ["tenant", "facility", "feed"],
 )
+CAUGHT_UP = Gauge(
+    "vr_kpi_consumer_caught_up",
+    "1 when the last fetch found nothing and nothing is left to fetch: every event fetched is recorded",
+)

@@ -50,6 +50,7 @@ def build(settings: Settings) -> Components:
     )
     consumer.subscribe([settings.updates_topic])
     updates = KpiUpdatesConsumer(consumer, store, service)
-    return Components(
-        engine, http, consumer, store, service, updates, [TopicSpec(settings.updates_topic, 12)]
+    updates_topic = TopicSpec(
+        settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
     )
+    return Components(engine, http, consumer, store, service, updates, [updates_topic])

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from ingest import bootstrap
+from ingest import bootstrap, metrics
 from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
 from ingest.entrypoints.routes import router
@@ -61,9 +61,16 @@ def create_app(settings: Settings) -> FastAPI:
         ("application/json", "application/cloudevents+json", "application/cloudevents-batch+json"),
     )
 
-    async def broker_ready() -> bool:
-        components: bootstrap.Components | None = getattr(app.state, "components", None)
-        return components is not None and await broker_reachable(components.producer)
+    async def started() -> bool:
+        return getattr(app.state, "components", None) is not None
 
-    app.include_router(ops_router({"broker": broker_ready}))
+    async def broker_answers() -> bool:
+        components: bootstrap.Components | None = getattr(app.state, "components", None)
+        reachable = components is not None and await broker_reachable(components.producer)
+        metrics.BROKER_REACHABLE.set(reachable)
+        return reachable
+
+    # Ready means "can serve": while the broker is away ingest still answers every request, with 503 and
+    # Retry-After for events. Taken out of its Service instead, pipelines would meet the gateway's 502.
+    app.include_router(ops_router({"started": started}, reported={"broker": broker_answers}))
     return app

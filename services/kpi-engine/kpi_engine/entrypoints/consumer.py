@@ -75,7 +75,10 @@ class EventConsumer:
         await self.drain_outbox()  # notices a crash left behind
         while True:
             records = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_max_records)
-            await self.report_lag()
+            lag = await self.report_lag()
+            # Caught up: nothing fetched and nothing left to fetch, so everything fetched before was
+            # recorded and committed (an orderly stop waits for this: deploy/devstack/README.md).
+            metrics.CAUGHT_UP.set(not records and lag == 0)
             if not records:
                 continue
             messages = [
@@ -212,14 +215,21 @@ class EventConsumer:
             # recorder recognises the replay. Nothing to undo here.
             log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
 
-    async def report_lag(self) -> None:
+    async def report_lag(self) -> int | None:
         """High watermark from the last fetch response minus our position: correct on brokers whose
-        ListOffsets(latest) answer is short (local-infra.md)."""
-        for tp in self._consumer.assignment():
+        ListOffsets(latest) answer is short. Returns the total, or None while a partition's is unknown
+        or nothing is assigned."""
+        assigned = self._consumer.assignment()
+        total: int | None = 0 if assigned else None
+        for tp in assigned:
             highwater = self._consumer.highwater(tp)
-            if highwater is not None:
-                position = await self._consumer.position(tp)
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+            if highwater is None:
+                total = None
+                continue
+            lag = max(highwater - await self._consumer.position(tp), 0)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+            total = None if total is None else total + lag
+        return total
 
 
 def _count(outcome: BatchOutcome) -> None:

@@ -1,0 +1,293 @@
+"""Nothing accepted is ever lost (SPEC §8, deploy/devstack/README.md), with every part a process of its
+own, as `make up` runs them: PostgreSQL with fsync on, the broker on durable storage (a file-backed S3
+server), ingest, the KPI engine and the gateway.
+
+1. 55,000 events through the gateway while, in turn, the broker and its storage, the KPI engine, ingest
+   and PostgreSQL are killed with SIGKILL and started again. A pipeline resends what was not answered
+   202 (503 from ingest while the broker is away, 502 from the gateway while ingest is). Afterwards the
+   engine has counted every event exactly once: the KPI's sample size through the API is 55,000.
+2. `make up`'s own process tree: 60,000 events pushed, Ctrl-C at once, `make up` again: 60,000 counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from devstack.broker import LocalBroker
+from devstack.ports import free_port, wait_listening
+from devstack.postgres import LocalPostgres
+from devstack.processes import ManagedService, settings_environment
+from devstack.s3 import LocalS3
+from tests.integration.conftest import ingest_settings
+from tests.integration.gateway.conftest import ADMIN_KEY, gateway_settings
+from tests.integration.kpi.test_engine_service import engine_settings
+from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.fault
+
+BATCH = 1_000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DurableStack:
+    postgres: LocalPostgres
+    s3: LocalS3
+    broker: LocalBroker
+    ingest: ManagedService
+    engine: ManagedService
+    gateway: ManagedService
+
+
+@pytest.fixture
+def durable_stack(tmp_path: Path) -> Iterator[DurableStack]:
+    postgres = LocalPostgres(tmp_path / "pgdata", free_port(), fsync=True)
+    postgres.start()
+    s3 = LocalS3(tmp_path / "s3", free_port(), log_path=tmp_path / "s3.log")
+    s3.start()
+    broker = LocalBroker(free_port(), log_path=tmp_path / "broker.log", storage=s3)
+    broker.start()
+    infra = Infrastructure(broker.bootstrap_servers, postgres.url, "durable")
+    ingest_config = ingest_settings(infra.kafka_bootstrap_servers, publish_timeout_seconds=2)
+    engine_config = engine_settings(infra, ingest_config.events_topic).model_copy(
+        update={"batch_max_records": 2_000}
+    )
+    ingest = ManagedService("ingest", settings_environment(ingest_config), log_path=tmp_path / "ingest.log")
+    engine = ManagedService(
+        "kpi_engine", settings_environment(engine_config), log_path=tmp_path / "kpi-engine.log"
+    )
+    unused = f"http://127.0.0.1:{free_port()}"  # settlement is not part of this test
+    gateway_config = gateway_settings(
+        infra,
+        {"ingest": ingest.url, "kpi-engine": engine.url, "settlement": unused},
+        key_cache_seconds=60,  # keys resolved before PostgreSQL goes away still work while it is away
+    )
+    gateway = ManagedService(
+        "gateway", settings_environment(gateway_config), log_path=tmp_path / "gateway.log"
+    )
+    started: list[Any] = [postgres, s3, broker]
+    try:
+        for service in (ingest, engine, gateway):
+            service.start()
+            started.append(service)
+        yield DurableStack(postgres, s3, broker, ingest, engine, gateway)
+    finally:
+        for part in reversed(started):
+            part.stop()
+
+
+def claims(tag: str, count: int) -> list[dict[str, Any]]:
+    """`count` clean claims spread over January to November 2026: each is one unit of the KPI's sample
+    size."""
+    return [
+        {
+            "id": f"{tag}-{i}",
+            "source": "claims-feed",
+            "type": "claim.submitted",
+            "time": f"2026-{1 + i % 11:02d}-{1 + i % 28:02d}T10:00:00Z",
+            "facility": "main",
+            "data": {"claim_ref": f"C{i}", "amount": "10.00", "clean": True},
+        }
+        for i in range(count)
+    ]
+
+
+@dataclass
+class Pipeline:
+    """A hospital pipeline: sends batches through the gateway and resends whatever was not answered
+    202, after the Retry-After it was given (or a second)."""
+
+    client: httpx.AsyncClient
+    key: str
+    accepted: set[str] = field(default_factory=set)
+    answers: dict[int, int] = field(default_factory=dict)  # status → count
+
+    async def send_until_accepted(self, batch: list[dict[str, Any]]) -> None:
+        while True:
+            try:
+                answer = await self.client.post(
+                    "/v1/events", json=batch, headers={"Authorization": f"Bearer {self.key}"}
+                )
+            except httpx.HTTPError:
+                await asyncio.sleep(1)
+                continue
+            self.answers[answer.status_code] = self.answers.get(answer.status_code, 0) + 1
+            if answer.status_code == 202:
+                assert answer.json()["rejected"] == 0, answer.text[:500]
+                self.accepted.update(e["id"] for e in batch)
+                return
+            assert answer.status_code in (429, 500, 502, 503, 504), answer.text[:500]
+            await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
+
+
+async def _tenant(client: httpx.AsyncClient, admin: str, tenant: str) -> tuple[str, str]:
+    """A health system with facility `main`; its pipeline and ops keys."""
+    headers = {"Authorization": f"Bearer {admin}"}
+    body = {"id": tenant, "name": tenant, "kind": "health_system", "timezone": "UTC", "facilities": ["main"]}
+    assert (await client.post("/v1/tenants", json=body, headers=headers)).status_code == 201
+    keys = []
+    for role in ("pipeline", "ops"):
+        made = await client.post(
+            "/v1/api-keys", json={"tenant_id": tenant, "role": role, "name": role}, headers=headers
+        )
+        keys.append(made.json()["key"])
+    return keys[0], keys[1]
+
+
+async def counted(client: httpx.AsyncClient, ops_key: str) -> int:
+    """How many claims the engine counted, as the API tells (the KPI's sample size over 2026)."""
+    answer = await client.get(
+        "/v1/kpis/clean_claim_rate/values",
+        params={"from": "2026-01-01", "to": "2027-01-01", "granularity": "year"},
+        headers={"Authorization": f"Bearer {ops_key}"},
+    )
+    if answer.status_code != 200:
+        return -1
+    return int(answer.json()["values"][0]["sample_size"])
+
+
+async def test_every_accepted_event_counts_once_while_each_part_is_killed_in_turn(
+    durable_stack: DurableStack,
+) -> None:
+    stack = durable_stack
+    events = claims("kill", 55_000)
+    batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
+    async with httpx.AsyncClient(base_url=stack.gateway.url, timeout=30) as client:
+        pipeline_key, ops_key = await _tenant(client, ADMIN_KEY, f"durable-{uuid.uuid4().hex[:6]}")
+        pipeline = Pipeline(client, pipeline_key)
+
+        async def broker_and_storage() -> None:
+            stack.broker.kill()
+            stack.s3.kill()
+            await asyncio.sleep(3)  # longer than ingest's publish timeout: some requests get 503
+            await asyncio.to_thread(stack.s3.start)
+            await asyncio.to_thread(stack.broker.start)
+
+        async def restart(kill: Callable[[], None], start: Callable[[], None]) -> None:
+            kill()
+            await asyncio.sleep(2)
+            await asyncio.to_thread(start)
+
+        crashes: list[Callable[[], Awaitable[None]]] = [
+            broker_and_storage,
+            lambda: restart(stack.engine.kill, stack.engine.start),
+            lambda: restart(stack.ingest.kill, stack.ingest.start),
+            lambda: restart(stack.postgres.kill, stack.postgres.start),
+        ]
+        # Five rounds of 11 batches, two senders each; in the first four a part is killed once the
+        # round's first batches are in, and started again while the senders go on.
+        rounds = [batches[i : i + 11] for i in range(0, len(batches), 11)]
+        for round_batches, crash in zip(rounds, [*crashes, None], strict=True):
+            pending = iter(round_batches)
+
+            async def send_all(pending: Iterator[list[dict[str, Any]]] = pending) -> None:
+                for batch in pending:  # shared by both senders: each batch is taken once
+                    await pipeline.send_until_accepted(batch)
+
+            async def crash_mid_round(crash: Callable[[], Awaitable[None]] | None = crash) -> None:
+                if crash is not None:
+                    before = len(pipeline.accepted)
+                    await eventually(lambda: _now(len(pipeline.accepted)), lambda n: n >= before + 2 * BATCH)
+                    await crash()
+
+            await asyncio.gather(send_all(), send_all(), crash_mid_round())
+        assert len(pipeline.accepted) == len(events)
+        # Resending what was already accepted changes nothing (a pipeline that did not get the answer).
+        for batch in batches[:3]:
+            await pipeline.send_until_accepted(batch)
+        total = await eventually(lambda: counted(client, ops_key), lambda n: n == len(events), 240)
+        assert total == 55_000
+        await asyncio.sleep(3)  # nothing more trickles in: counted once, not at least once
+        assert await counted(client, ops_key) == 55_000
+        # The pipeline met the crashes: 503 while the broker was away, 502 while ingest was.
+        assert pipeline.answers[202] >= len(batches)
+        assert pipeline.answers.get(503, 0) >= 1 and pipeline.answers.get(502, 0) >= 1, pipeline.answers
+        print("answers seen by the pipeline:", pipeline.answers)
+
+
+async def _now(value: int) -> int:
+    return value
+
+
+@contextlib.asynccontextmanager
+async def make_up(root: Path, ports: dict[str, int]) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`python -m devstack up` (what `make up` runs) as its own process tree, stopped with SIGINT."""
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")},
+        **{name: str(port) for name, port in ports.items()},
+    }
+    process = _spawn([sys.executable, "-m", "devstack", "--root", str(root), "up"], env, root / "up.log")
+    try:
+        assert await asyncio.to_thread(wait_listening, ports["VR_GATEWAY_PORT"], timeout_s=120), (
+            root / "up.log"
+        ).read_text()
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            await asyncio.to_thread(process.wait, 600)
+
+
+def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
+
+
+async def test_ctrl_c_of_make_up_right_after_a_burst_loses_nothing(tmp_path: Path) -> None:
+    ports = {
+        name: free_port()
+        for name in (
+            "VR_GATEWAY_PORT",
+            "VR_INGEST_PORT",
+            "VR_KPI_ENGINE_PORT",
+            "VR_SETTLEMENT_PORT",
+            "VR_LOCAL_PG_PORT",
+            "VR_LOCAL_BROKER_PORT",
+            "VR_LOCAL_S3_PORT",
+            "VR_PROMETHEUS_PORT",
+        )
+    }
+    gateway = f"http://127.0.0.1:{ports['VR_GATEWAY_PORT']}"
+    events = claims("burst", 60_000)
+    async with make_up(tmp_path, ports) as up:
+        database = await asyncpg.connect(
+            f"postgresql://postgres@127.0.0.1:{ports['VR_LOCAL_PG_PORT']}/postgres"
+        )
+        try:  # a commit is on disk before it is acknowledged
+            assert await database.fetchval("SHOW fsync") == "on"
+        finally:
+            await database.close()
+        admin = json.loads((tmp_path / ".local" / "secrets.json").read_text())["bootstrap_admin_key"]
+        async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+            pipeline_key, ops_key = await _tenant(client, admin, "burst-health")
+            pipeline = Pipeline(client, pipeline_key)
+            pending = iter([events[i : i + BATCH] for i in range(0, len(events), BATCH)])
+
+            async def send_all() -> None:
+                for batch in pending:
+                    await pipeline.send_until_accepted(batch)
+
+            await asyncio.gather(*(send_all() for _ in range(4)))  # four requests in flight, as `vr` sends
+            assert len(pipeline.accepted) == 60_000
+        up.send_signal(signal.SIGINT)  # Ctrl-C at once: the engine is still far behind
+        assert await asyncio.to_thread(up.wait, 600) == 0
+    stopped = (tmp_path / "up.log").read_text()
+    assert "the KPI engine has counted every accepted event" in stopped, stopped[-3000:]
+    async with make_up(tmp_path, ports), httpx.AsyncClient(base_url=gateway, timeout=60) as client:
+        assert await eventually(lambda: counted(client, ops_key), lambda n: n >= 0, 60) == 60_000
