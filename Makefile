@@ -47,6 +47,7 @@ test-unit: install $(PROMTOOL) ## unit tests only (no infrastructure)
 
 bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/ingest.py
+	$(RUN) python bench/broker_storage.py
 	$(RUN) python bench/kpi_engine.py
 	$(RUN) python bench/kpi_queries.py
 	$(RUN) python bench/freshness.py

@@ -141,3 +141,25 @@ async def test_hung_broker_gives_503_within_5_seconds_and_events_flow_once_it_an
     await _assert_on_topic_exactly(
         faulty_broker.broker.bootstrap_servers, ingest_on_faulty_broker.settings.events_topic, before + after
     )
+
+
+async def test_ingest_started_while_the_broker_is_away_serves_503_and_connects_when_it_returns(
+    faulty_broker: FaultyBroker,
+) -> None:
+    """A rollout during a broker outage: ingest starts, stays ready (an orchestrator keeps it in its
+    Service, so pipelines meet its 503 + Retry-After, not a gateway's 502) and connects by itself."""
+    await faulty_broker.proxy.cut()
+    settings = ingest_settings(faulty_broker.broker.bootstrap_servers, publish_timeout_seconds=1)
+    async for running in running_ingest(settings):
+        client = running.client
+        response, elapsed = await _post(client, _batch("before-broker"))
+        _assert_unavailable(response, elapsed)
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.json()["checks"]) == (
+            200,
+            {"started": "ok", "broker": "unreachable"},
+        )
+        await faulty_broker.proxy.start()
+        after = _batch("broker-back")
+        await _post_until_accepted(client, after, within_s=60)
+        await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers, settings.events_topic, after)

@@ -57,6 +57,7 @@ class LocalS3:
             "SERVICES": "s3",
             "S3_PERSIST": "1",
             "S3_DATA_DIR": str(self.data_dir),
+            "LOG_LEVEL": "WARNING",  # a log line per request costs the broker latency
         }
         self._process = subprocess.Popen(
             [sys.executable, "-m", "ministack"],

@@ -56,6 +56,9 @@ PROMETHEUS_PORT = int(os.environ.get("VR_PROMETHEUS_PORT", "9090"))
 # How long a stop waits for the KPI engine to consume what ingest accepted (a burst drains at the
 # engine's pace: about 4,000 events/s here).
 DRAIN_TIMEOUT_SECONDS = float(os.environ.get("VR_DRAIN_TIMEOUT_SECONDS", "600"))
+# One KPI engine runs here, so one partition serves it; each partition of a produce request costs the
+# durable storage a few object writes, so more would only slow ingest down (docs/benchmarks.md).
+LOCAL_EVENTS_PARTITIONS = os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "1")
 # Stopped first, so nothing new is accepted while the engine drains.
 TAKING_EVENTS = ("gateway", "ingest")
 
@@ -93,7 +96,10 @@ class Stack:
             )
             _step("Kafka-protocol broker (Tansu, durable storage)", self.broker.start)
             self.bootstrap_servers = self.broker.bootstrap_servers
-        settings = KafkaSettings(kafka_bootstrap_servers=self.bootstrap_servers or "")
+        settings = KafkaSettings(
+            kafka_bootstrap_servers=self.bootstrap_servers or "",
+            events_topic_partitions=int(LOCAL_EVENTS_PARTITIONS),
+        )
         _step(
             "topics",
             lambda: asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, platform_topics(settings))),
@@ -117,6 +123,7 @@ class Stack:
             "DATABASE_URL": self.database_url or "",
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
             "VR_HTTP_PORT": str(spec.port),
+            "VR_EVENTS_TOPIC_PARTITIONS": LOCAL_EVENTS_PARTITIONS,
             **UPSTREAMS,
         }
         log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process

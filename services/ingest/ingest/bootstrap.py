@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from vr_shared.kafka import BatchPublisher, TopicSpec, create_producer
 @dataclass(frozen=True, slots=True)
 class Components:
     producer: AIOKafkaProducer
+    connected: asyncio.Event  # the producer has started: until then events are answered 503
     intake: Intake
     body_limits: BodyLimits
     events_topic: TopicSpec
@@ -31,8 +33,9 @@ def build(settings: Settings) -> Components:
         client_id="ingest",
         enable_idempotence=settings.kafka_enable_idempotence,
     )
+    connected = asyncio.Event()
     publisher = KafkaEventPublisher(
-        BatchPublisher(producer, settings.events_topic), timeout_s=settings.publish_timeout_seconds
+        BatchPublisher(producer, settings.events_topic), connected, timeout_s=settings.publish_timeout_seconds
     )
     intake = Intake(
         policy=IntakePolicy(max_future_skew=timedelta(seconds=settings.max_future_skew_seconds)),
@@ -41,6 +44,7 @@ def build(settings: Settings) -> Components:
     )
     return Components(
         producer=producer,
+        connected=connected,
         intake=intake,
         body_limits=BodyLimits(
             max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request

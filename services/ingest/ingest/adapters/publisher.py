@@ -18,11 +18,15 @@ class BrokerUnavailable(Exception):
 
 
 class KafkaEventPublisher:
-    def __init__(self, publisher: BatchPublisher, *, timeout_s: float) -> None:
+    def __init__(self, publisher: BatchPublisher, connected: asyncio.Event, *, timeout_s: float) -> None:
         self._publisher = publisher
+        self._connected = connected  # set once the producer has started (the broker was reached)
         self._timeout_s = timeout_s
 
     async def publish(self, origin: Origin, documents: Sequence[EventDocument]) -> None:
+        if not self._connected.is_set():
+            metrics.PUBLISH_ERRORS.labels("not_connected").inc()
+            raise BrokerUnavailable("the broker has not been reached since ingest started")
         tenant = origin.tenant
         messages = [
             OutgoingMessage(message_key(tenant, d), encode_event(origin, d), message_headers(tenant, d))

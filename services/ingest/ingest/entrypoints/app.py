@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
@@ -21,6 +23,22 @@ from vr_shared.runtime import settle_heap
 from vr_shared.web import add_common_middleware, document_request_body, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
+CONNECT_RETRY_SECONDS = 2.0
+
+
+async def _connect(components: bootstrap.Components, settings: Settings) -> None:
+    """Create the events topic if missing and start the producer, retrying until the broker answers."""
+    while True:
+        try:
+            await ensure_topics(settings.kafka_bootstrap_servers, [components.events_topic])
+            await components.producer.start()
+        except (KafkaError, OSError) as exc:
+            log.warning("broker unreachable; retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(CONNECT_RETRY_SECONDS)
+            continue
+        components.connected.set()
+        log.info("broker reached", extra={"topic": settings.events_topic})
+        return
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -28,19 +46,28 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # aiokafka clients bind to the running loop, so the composition root runs here.
         components = bootstrap.build(settings)
-        await ensure_topics(settings.kafka_bootstrap_servers, [components.events_topic])
-        await components.producer.start()
         app.state.components = components
+        # Serving does not wait for the broker: started during an outage, ingest answers 503 with
+        # Retry-After until it reaches the broker (pipelines retry), never a gateway's 502.
+        connecting = asyncio.create_task(_connect(components, settings), name="connect-broker")
+        # With the broker there (the usual start) the first attempt succeeds before anything is served.
+        await asyncio.wait([connecting], timeout=2 * settings.publish_timeout_seconds)
         settle_heap()
         log.info("ingest ready", extra={"topic": settings.events_topic})
         try:
             yield
         finally:
-            # Flush what is in flight (bounded), then close: no acknowledged event is lost on shutdown.
-            try:
-                await asyncio.wait_for(components.producer.flush(), timeout=settings.publish_timeout_seconds)
-            except TimeoutError:
-                log.warning("producer flush timed out at shutdown")
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            if components.connected.is_set():
+                # Flush what is in flight (bounded), then close: no acknowledged event is lost.
+                try:
+                    await asyncio.wait_for(
+                        components.producer.flush(), timeout=settings.publish_timeout_seconds
+                    )
+                except TimeoutError:
+                    log.warning("producer flush timed out at shutdown")
             await components.producer.stop()
 
     app = FastAPI(
@@ -66,7 +93,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     async def broker_answers() -> bool:
         components: bootstrap.Components | None = getattr(app.state, "components", None)
-        reachable = components is not None and await broker_reachable(components.producer)
+        reachable = (
+            components is not None
+            and components.connected.is_set()
+            and await broker_reachable(components.producer)
+        )
         metrics.BROKER_REACHABLE.set(reachable)
         return reachable
 
