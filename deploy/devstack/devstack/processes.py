@@ -17,6 +17,16 @@ from pydantic_settings import BaseSettings
 from devstack.ports import free_port, wait_listening
 
 
+def terminate(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
+    """SIGTERM, and SIGKILL if it has not ended within `grace_s` (every local process ends this way)."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
 def settings_environment(settings: BaseSettings) -> dict[str, str]:
     """The environment that makes a service build exactly these settings: one variable per field (its
     alias or `VR_<FIELD>`), secrets revealed, `None` left out."""
@@ -58,12 +68,7 @@ def service_process(
             raise RuntimeError(f"{module} did not start (exit code {process.poll()})")
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate(process, grace_s=20)
         if log:
             log.close()
 
@@ -100,10 +105,5 @@ class ManagedService:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            terminate(self._process, grace_s=20)
             self._process = None

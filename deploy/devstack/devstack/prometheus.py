@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.ports import wait_listening
+from devstack.processes import terminate
 
 
 def prometheus_binary(root: Path, name: str = "prometheus") -> Path | None:
@@ -87,10 +88,5 @@ class LocalPrometheus:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        terminate(self._process, grace_s=15)
         self._process = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.ports import free_port, port_is_free, wait_listening
+from devstack.processes import terminate
 
 BUCKET = "tansu"
 # MiniStack accepts any credentials; the broker's S3 client needs some to sign its requests.
@@ -85,12 +86,7 @@ class LocalS3:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(timeout=10)
+        terminate(self._process, grace_s=10)
         self._process = None
 
     def kill(self) -> None:

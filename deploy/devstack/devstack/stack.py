@@ -23,6 +23,7 @@ from devstack.broker import LocalBroker
 from devstack.drain import wait_until_drained
 from devstack.ports import wait_listening
 from devstack.postgres import LocalPostgres
+from devstack.processes import terminate
 from devstack.prometheus import LocalPrometheus, prometheus_binary
 from devstack.s3 import LocalS3
 from devstack.secrets import service_environment
@@ -194,11 +195,7 @@ class Stack:
 
 def _stop_process(spec: ServiceSpec, process: subprocess.Popen[bytes]) -> None:
     print(f"  stopping {spec.name}", flush=True)
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    terminate(process, grace_s=15)
 
 
 def _step(name: str, action: object) -> None:
