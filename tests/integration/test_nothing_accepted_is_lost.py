@@ -194,19 +194,7 @@ async def test_every_accepted_event_counts_once_while_each_part_is_killed_in_tur
         # round's first batches are in, and started again while the senders go on.
         rounds = [batches[i : i + 11] for i in range(0, len(batches), 11)]
         for round_batches, crash in zip(rounds, [*crashes, None], strict=True):
-            pending = iter(round_batches)
-
-            async def send_all(pending: Iterator[list[dict[str, Any]]] = pending) -> None:
-                for batch in pending:  # shared by both senders: each batch is taken once
-                    await pipeline.send_until_accepted(batch)
-
-            async def crash_mid_round(crash: Callable[[], Awaitable[None]] | None = crash) -> None:
-                if crash is not None:
-                    before = len(pipeline.accepted)
-                    await eventually(lambda: _now(len(pipeline.accepted)), lambda n: n >= before + 2 * BATCH)
-                    await crash()
-
-            await asyncio.gather(send_all(), send_all(), crash_mid_round())
+            await _round(pipeline, round_batches, crash)
         assert len(pipeline.accepted) == len(events)
         # Resending what was already accepted changes nothing (a pipeline that did not get the answer).
         for batch in batches[:3]:
@@ -221,8 +209,26 @@ async def test_every_accepted_event_counts_once_while_each_part_is_killed_in_tur
         print("answers seen by the pipeline:", pipeline.answers)
 
 
-async def _now(value: int) -> int:
-    return value
+async def _round(
+    pipeline: Pipeline, batches: list[list[dict[str, Any]]], crash: Callable[[], Awaitable[None]] | None
+) -> None:
+    """Two senders share the round's batches; the crash comes as soon as two of them are in, so it
+    meets batches still to send, and the senders go on through it."""
+    pending, two_in, sent = iter(batches), asyncio.Event(), [0]
+
+    async def send_all() -> None:
+        for batch in pending:  # shared by both senders: each batch is taken once
+            await pipeline.send_until_accepted(batch)
+            sent[0] += 1
+            if sent[0] >= 2:
+                two_in.set()
+
+    async def crash_mid_round() -> None:
+        if crash is not None:
+            await two_in.wait()
+            await crash()
+
+    await asyncio.gather(send_all(), send_all(), crash_mid_round())
 
 
 @contextlib.asynccontextmanager
