@@ -107,7 +107,9 @@ class SettlementService:
         inputs: dict[str, Decimal],
         *,
         status: Status | None = None,
+        published: bool = True,
     ) -> Computed:
+        """`published`: the amount is one of the contract's (not a what-if), so its gauges show it."""
         started = time.perf_counter()
         now = self._clock()
         readings = await self._kpis.read(contract, kpi_requests(contract, period))
@@ -122,11 +124,12 @@ class SettlementService:
             contract, version, period, state, lines, data_cutoff=now, computed_at=self._clock()
         )
         metrics.STATEMENT_SECONDS.observe(time.perf_counter() - started)
-        metrics.STATEMENTS_COMPUTED.labels(result["status"]).inc()
-        metrics.SETTLEMENT_AMOUNT.labels(contract.id, period.id, result["status"], contract.currency).set(
-            float(result["total"])
-        )
-        if status is None:  # a current statement (not a finalization or a reconciliation)
+        metrics.STATEMENTS_COMPUTED.labels(result["status"] if published else "simulated").inc()
+        if published:  # a what-if names any contract id it likes: it must not set a real contract's gauges
+            metrics.SETTLEMENT_AMOUNT.labels(contract.id, period.id, result["status"], contract.currency).set(
+                float(result["total"])
+            )
+        if published and status is None:  # a current statement (not a finalization or a reconciliation)
             metrics.STATEMENT_BLOCKED.labels(contract.id, period.id).set(result["status"] == "blocked")
         return Computed(result, readings, inputs)
 
@@ -238,7 +241,7 @@ class SettlementService:
         results = []
         for period_id in period_ids:
             period = self.period(contract, period_id)
-            computed = await self.compute(contract, 0, period, inputs.get(period_id, {}))
+            computed = await self.compute(contract, 0, period, inputs.get(period_id, {}), published=False)
             results.append({**computed.statement, "status": "simulated"})
         return results
 

@@ -194,6 +194,8 @@ async def test_simulate_computes_without_storing(stack: SettlementStack) -> None
     assert (q1["status"], q1["total"]) == ("simulated", "40000.00")
     assert q2["lines"][0]["reason"] == "missing_input"
     assert (await stack.settlement.get("/v1/contracts/life-whatif", headers=ADMIN)).status_code == 404
+    # A what-if sets no contract's gauges: it could name any contract id, another tenant's too.
+    assert 'contract="life-whatif"' not in (await stack.settlement.get("/metrics")).text
     foreign = copy.deepcopy(body)
     foreign["contract"]["health_system"] = "someone-else"
     refused = await stack.settlement.post("/v1/contracts:simulate", json=foreign, headers=VENDOR_ADMIN)
