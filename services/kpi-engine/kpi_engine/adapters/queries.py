@@ -156,13 +156,18 @@ class PostgresKpiReader:
         a = t.feed_activity.c
         scope = (a.tenant == tenant, a.facility.in_(sorted(facilities)))
         newest = select(a.facility, a.feed, func.max(a.newest_event_time).label("newest")).where(*scope)
-        recent = select(a.facility, a.feed, a.day, a.events).where(*scope, a.day >= since)
+        recent = select(a.facility, a.feed, a.day, a.events, a.newest_event_time).where(
+            *scope, a.day >= since
+        )
         found: dict[tuple[str, str], FeedActivity] = {}
         async with self._engine.connect() as conn:
             for seen in await conn.execute(newest.group_by(a.facility, a.feed)):
                 found[(seen.facility, seen.feed)] = FeedActivity(seen.newest, {})
+            # A feed's first events may be recorded between the two statements: the day row says enough.
             for day in await conn.execute(recent.order_by(a.facility, a.feed, a.day)):
-                found[(day.facility, day.feed)].events_by_day[day.day] = int(day.events)
+                activity = found.setdefault((day.facility, day.feed), FeedActivity(day.newest_event_time, {}))
+                activity.newest_event_time = max(activity.newest_event_time, day.newest_event_time)
+                activity.events_by_day[day.day] = int(day.events)
         return found
 
     async def event_outcome(self, tenant: str, source: str, id_: str) -> dict[str, Any] | None:
