@@ -18,10 +18,11 @@ import httpx
 from typer.testing import CliRunner
 
 from tests.integration.gateway.conftest import GatewayStack
+from tests.integration.gateway.test_gateway import key, tenant
 from tests.support.waiting import eventually
 from vr_cli.main import app
 
-ZONE = "America/New_York"
+ZONE = "America/New_York"  # the zone test_gateway's `tenant` gives a health system
 
 
 @dataclass
@@ -39,26 +40,16 @@ def _bearer(key: str) -> dict[str, str]:
 
 
 async def _parties(stack: GatewayStack) -> Parties:
-    run = uuid.uuid4().hex[:8]
-    health, vendor, facility = f"mdn-h-{run}", f"mdn-v-{run}", f"mdn-main-{run}"
-    for body in (
-        {"id": health, "name": "Health", "kind": "health_system", "timezone": ZONE, "facilities": [facility]},
-        {"id": vendor, "name": "Vendor", "kind": "vendor"},
-    ):
-        assert (await stack.client.post("/v1/tenants", json=body, headers=stack.admin())).status_code == 201
-
-    async def key(tenant: str, role: str) -> dict[str, str]:
-        body = {"tenant_id": tenant, "role": role, "name": role}
-        made = await stack.client.post("/v1/api-keys", json=body, headers=stack.admin())
-        return _bearer(made.json()["key"])
-
+    """A New York health system with one facility, a vendor, and the keys the test acts with."""
+    facility = f"mdn-main-{uuid.uuid4().hex[:8]}"
+    health, vendor = await tenant(stack, facilities=(facility,)), await tenant(stack, kind="vendor")
     return Parties(
         health,
         vendor,
         facility,
-        await key(health, "tenant_admin"),
-        await key(health, "pipeline"),
-        await key(vendor, "billing"),
+        _bearer(await key(stack, health, "tenant_admin")),
+        _bearer(await key(stack, health, "pipeline")),
+        _bearer(await key(stack, vendor, "billing")),
     )
 
 

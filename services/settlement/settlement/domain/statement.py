@@ -168,7 +168,7 @@ def what_is_missing(statement_json: dict[str, Any]) -> dict[str, list[dict[str, 
     complete (per line and KPI source), period inputs not entered, lines without KPI data."""
     feeds: list[dict[str, Any]] = []
     inputs: list[dict[str, Any]] = []
-    lines: list[dict[str, Any]] = []
+    no_data: list[dict[str, Any]] = []
     incomplete = [line for line in statement_json["lines"] if not line.get("complete", True)]
     for line in statement_json["lines"]:
         for name, used in line["inputs"].items():
@@ -178,7 +178,9 @@ def what_is_missing(statement_json: dict[str, Any]) -> dict[str, list[dict[str, 
         if line.get("reason") == "missing_input":
             inputs.append({"term_id": line["term_id"], "detail": line.get("detail")})
         if line.get("reason") in ("no_kpi_data", "kpi_unavailable"):
-            lines.append({"term_id": line["term_id"], "reason": line["reason"], "detail": line.get("detail")})
+            no_data.append(
+                {"term_id": line["term_id"], "reason": line["reason"], "detail": line.get("detail")}
+            )
     return {
         "lines": [
             {
@@ -190,5 +192,5 @@ def what_is_missing(statement_json: dict[str, Any]) -> dict[str, list[dict[str, 
         ],
         "missing_feeds": feeds,
         "missing_inputs": inputs,
-        "no_kpi_data": lines,
+        "no_kpi_data": no_data,
     }
