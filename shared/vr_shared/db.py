@@ -8,7 +8,13 @@ import re
 import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -63,7 +69,16 @@ async def ensure_schema(engine: AsyncEngine, schema: str) -> None:
     if not _SCHEMA.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     async with engine.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await create_schema_if_missing(conn, schema)
+
+
+async def create_schema_if_missing(conn: AsyncConnection, schema: str) -> None:
+    """Created only when missing: a service's own database role owns its schema and has no right to
+    create schemas (docs/security.md), and `CREATE SCHEMA IF NOT EXISTS` asks for that right even when
+    the schema exists."""
+    found = await conn.execute(text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema})
+    if found.first() is None:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
 
 
 async def database_reachable(engine: AsyncEngine, *, timeout_s: float = 2.0) -> bool:

@@ -1,28 +1,43 @@
-"""The caller identity the gateway signs and every service verifies (SPEC §7).
+"""The caller identity the gateway signs and every service verifies (docs/security.md,
+docs/decisions/0003-asymmetric-identity-tokens.md).
 
 The gateway authenticates the API key, then forwards the request with a short-lived token in the
-`X-VR-Identity` header: an HS256 JWT carrying the tenant, its kind, facilities and time zone, the key's
-role and id. Services trust nothing else about the caller; a request without a valid token is 401.
-Facilities and time zone travel in the token so services need no call per request to learn them.
+`X-VR-Identity` header: an EdDSA (Ed25519) JWT carrying the tenant, its kind, facilities and time zone,
+the key's role and id, for one service (the audience `vr-<service>`). The gateway alone holds the private
+key; services hold the public key, so a service can verify a token but never mint one. A service that
+calls another (settlement → KPI engine) signs with its own key as its own issuer, in role `service`.
+Services trust nothing else about the caller; a request without a valid token is 401. Tokens of any
+other algorithm (the shared-secret HS256 tokens of old) are refused.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 import jwt
 
+from vr_shared.roles import KEY_ROLES, Role
+from vr_shared.secrets import load_private_key, load_public_key
+
 HEADER = "X-VR-Identity"
-ISSUER = "vr-gateway"
-AUDIENCE = "vr-services"
-_ALGORITHM = "HS256"
+GATEWAY = "vr-gateway"  # the issuer of callers' identities
+ALGORITHM = "EdDSA"
 _CLOCK_SKEW_SECONDS = 5
 
-Role = Literal["platform_admin", "tenant_admin", "pipeline", "billing", "ops"]
-ROLES: tuple[str, ...] = get_args(Role)
 TenantKind = Literal["health_system", "vendor"]
+
+
+def audience(service: str) -> str:
+    """The audience of tokens for one service (`kpi-engine` → `vr-kpi-engine`)."""
+    return f"vr-{service}"
+
+
+def issuer(service: str) -> str:
+    """The issuer a service signs its own calls as (`settlement` → `vr-settlement`)."""
+    return f"vr-{service}"
 
 
 class InvalidIdentity(Exception):
@@ -38,7 +53,8 @@ class Identity:
     tenant_kind: TenantKind = "health_system"
     timezone: str = "UTC"
     # The KPIs this caller may read, when it may not read all of its tenant's (a vendor acting for a
-    # health system sees the KPIs its contracts use); None: all of them.
+    # health system; settlement for one contract): KPI grants, `kpi` or `kpi[dimension=value]`
+    # (vr_shared.kpis.may_read). None: all of them.
     kpis: frozenset[str] | None = None
 
     def owns_facility(self, facility: str) -> bool:
@@ -46,47 +62,59 @@ class Identity:
 
 
 class IdentitySigner:
-    """Mints tokens (the gateway; tests and local tools with the same secret)."""
+    """Mints tokens with an Ed25519 private key: the gateway (issuer `vr-gateway`), or a service for its
+    own calls (issuer `vr-<service>`)."""
 
-    def __init__(self, secret: str, *, ttl_seconds: int = 60) -> None:
-        self._secret = secret
+    def __init__(self, private_key_pem: str, *, issuer: str = GATEWAY, ttl_seconds: int = 60) -> None:
+        self._key = load_private_key(private_key_pem)
+        self._issuer = issuer
         self._ttl = ttl_seconds
 
-    def sign(self, identity: Identity, *, now: float | None = None) -> str:
+    def sign(self, identity: Identity, audience: str | list[str], *, now: float | None = None) -> str:
+        """For one service (its audience); a list names several (local tools and tests)."""
         issued = int(now if now is not None else time.time())
         claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
+            "iss": self._issuer,
+            "aud": audience,
             "sub": identity.key_id,
             "tenant": identity.tenant,
             "kind": identity.tenant_kind,
-            "role": identity.role,
+            "role": str(identity.role),
             "fac": sorted(identity.facilities),
             "tz": identity.timezone,
             **({} if identity.kpis is None else {"kpis": sorted(identity.kpis)}),
             "iat": issued,
             "exp": issued + self._ttl,
         }
-        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
 class IdentityVerifier:
-    """Checks signature, audience, issuer, expiry and that the lifetime is short."""
+    """Checks algorithm, signature (by the issuer's public key), audience, expiry and a short lifetime.
 
-    def __init__(self, secret: str, *, max_ttl_seconds: int = 300) -> None:
-        self._secret = secret
+    `issuers` maps each trusted issuer to its public key (PEM). The gateway's tokens may carry any key
+    role; another service's tokens only `service`.
+    """
+
+    def __init__(self, issuers: Mapping[str, str], audience: str, *, max_ttl_seconds: int = 300) -> None:
+        self._keys = {name: load_public_key(pem) for name, pem in issuers.items()}
+        self._audience = audience
         self._max_ttl = max_ttl_seconds
 
     def verify(self, token: str | None) -> Identity:
         if not token:
             raise InvalidIdentity(f"missing {HEADER} header: requests must come through the gateway")
         try:
+            named = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            key = self._keys.get(named) if isinstance(named, str) else None
+            if key is None:
+                raise InvalidIdentity("identity token from an issuer this service does not trust")
             claims = jwt.decode(
                 token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                audience=AUDIENCE,
-                issuer=ISSUER,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self._audience,
+                issuer=named,
                 leeway=_CLOCK_SKEW_SECONDS,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
@@ -96,13 +124,16 @@ class IdentityVerifier:
             raise InvalidIdentity(f"invalid identity token: {exc}") from exc
         if int(claims["exp"]) - int(claims["iat"]) > self._max_ttl:
             raise InvalidIdentity("identity token lifetime exceeds the accepted maximum")
-        return _identity_from(claims)
+        identity = _identity_from(claims)
+        if (identity.role == Role.SERVICE) == (named == GATEWAY):
+            raise InvalidIdentity("identity token carries a role its issuer may not sign")
+        return identity
 
 
 def _identity_from(claims: dict[str, object]) -> Identity:
     role, kind, facilities = claims.get("role"), claims.get("kind", "health_system"), claims.get("fac", [])
     tenant, tz = claims.get("tenant"), claims.get("tz", "UTC")
-    if role not in ROLES:
+    if role not in {r.value for r in Role}:
         raise InvalidIdentity("identity token carries an unknown role")
     if kind not in get_args(TenantKind):
         raise InvalidIdentity("identity token carries an unknown tenant kind")
@@ -115,10 +146,23 @@ def _identity_from(claims: dict[str, object]) -> Identity:
         raise InvalidIdentity("identity token carries malformed kpis")
     return Identity(
         tenant=tenant,
-        role=role,  # type: ignore[arg-type]
+        role=Role(str(role)),
         key_id=str(claims["sub"]),
         facilities=frozenset(facilities),
         tenant_kind=kind,  # type: ignore[arg-type]
         timezone=tz,
         kpis=None if kpis is None else frozenset(kpis),
+    )
+
+
+__all__ = ["GATEWAY", "HEADER", "KEY_ROLES", "Identity", "IdentitySigner", "IdentityVerifier", "Role"]
+
+
+def gateway_verifier(
+    service: str, gateway_public_key: str, *, max_ttl_seconds: int, also: Mapping[str, str] | None = None
+) -> IdentityVerifier:
+    """The verifier of one service: tokens for its audience from the gateway, and from the services of
+    `also` (issuer → public key) that call it."""
+    return IdentityVerifier(
+        {GATEWAY: gateway_public_key, **(also or {})}, audience(service), max_ttl_seconds=max_ttl_seconds
     )

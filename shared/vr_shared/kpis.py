@@ -24,3 +24,26 @@ KPI_DIMENSIONS: dict[str, str | None] = {
 
 KPIS_WITHOUT_DENOMINATOR: frozenset[str] = frozenset({"cost_total"})
 """Totals: a `min_denominator` on them could never be met (a contract refuses it at write)."""
+
+
+# --- grants: which KPI values a caller limited to some KPIs may read (docs/security.md) -------------
+
+
+def grant(kpi: str, dimension_value: str | None = None) -> str:
+    """`cost_total` (the KPI over every dimension value, or a KPI without dimension) or
+    `cost_total[category=total_cost_of_care]` (one value of its dimension)."""
+    dimension = KPI_DIMENSIONS.get(kpi)
+    if dimension_value is None or dimension is None:
+        return kpi
+    return f"{kpi}[{dimension}={dimension_value}]"
+
+
+def may_read(grants: frozenset[str] | None, kpi: str, dimension_value: str | None = None) -> bool:
+    """Exactly what was granted: a KPI's total does not open its breakdown by dimension, nor one
+    dimension value another. None: no limit."""
+    return grants is None or grant(kpi, dimension_value) in grants
+
+
+def granted_kpis(grants: frozenset[str]) -> frozenset[str]:
+    """The KPI names of some grants (what their feeds are)."""
+    return frozenset(g.split("[", 1)[0] for g in grants)

@@ -27,11 +27,15 @@ SENSITIVE_KEYS = frozenset(
         "body",
         "x-vr-identity",
         "identity_token",
+        "input_value",
     }
 )
-# `patient_ref: X`, `"encounter_ref": "X"`, `patient_ref=X` inside free text.
+# `patient_ref: X`, `"encounter_ref": "X Y"`, `patient_ref=X`, `\"patient_ref\": \"X\"` (JSON inside a
+# string) inside free text, and pydantic's `input_value='…'` (a refused value echoed in an error). A
+# quoted value is redacted to its closing quote, spaces and escaped quotes included.
 _INLINE = re.compile(
-    r"""(?P<k>["']?(?:patient_ref|encounter_ref)["']?\s*[:=]\s*)(?P<q>["']?)(?P<v>[^"',}\s\)\]]*)(?P=q)""",
+    r"""(?P<k>\\?["']?(?:patient_ref|encounter_ref|input_value)\\?["']?\s*[:=]\s*)"""
+    r"""(?P<v>\\"(?:(?!\\").)*\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^"',}\s\)\]]*)""",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
@@ -58,8 +62,14 @@ def redact(value: Any) -> Any:
     return redact_text(str(value))
 
 
+def _redacted_value(match: re.Match[str]) -> str:
+    value = match["v"]
+    quote = next((q for q in ('\\"', '"', "'") if len(value) >= 2 * len(q) and value.startswith(q)), "")
+    return f"{match['k']}{quote}{REDACTED}{quote}"
+
+
 def redact_text(text: str) -> str:
-    text = _INLINE.sub(lambda m: f"{m['k']}{m['q']}{REDACTED}{m['q']}", text)
+    text = _INLINE.sub(_redacted_value, text)
     return _BEARER.sub(lambda m: f"{m[1]}{REDACTED}", text)
 
 

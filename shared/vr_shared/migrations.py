@@ -13,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vr_shared.db import create_schema_if_missing
+
 
 def alembic_config(connection: Connection, schema: str, script_location: Path) -> Config:
     """The service's `migrations/env.py` reads the connection and schema from these attributes."""
@@ -29,7 +31,7 @@ async def upgrade(engine: AsyncEngine, schema: str, script_location: Path) -> No
         await conn.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"migrate:{schema}"}
         )
-        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        await create_schema_if_missing(conn, schema)
         await conn.run_sync(
             lambda sync: command.upgrade(alembic_config(sync, schema, script_location), "head")
         )

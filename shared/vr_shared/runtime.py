@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import prometheus_client
 import uvicorn
+from pydantic import ValidationError
 
 from vr_shared.logging import configure_logging
 from vr_shared.settings import ServiceSettings
@@ -32,11 +35,27 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
+def settings_or_exit(settings_type: type[S]) -> S:
+    """The service's settings from its environment, or exit 2 with one line per setting at fault
+    (its variable and why — never its value)."""
+    try:
+        return settings_type()
+    except ValidationError as exc:
+        prefix = str(settings_type.model_config.get("env_prefix", ""))
+        for error in exc.errors():
+            name = (prefix + "_".join(str(part) for part in error["loc"])).upper()
+            print(f"refusing to start: {name} {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        sys.exit(2)
+
+
 def serve(create_app: Callable[[S], Any], settings: S) -> None:
     """`python -m <service>`: JSON logging first, then the app from its factory, served by uvicorn
     (no uvicorn log config and no access log — the request middleware logs each request), with a
     bounded graceful shutdown."""
     configure_logging(settings.service_name, settings.log_level)
+    if settings.metrics_port is not None:
+        # Its own port, never the API's: Prometheus reaches it, clients do not (docs/security.md).
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.metrics_host)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vr_shared.secrets import PublicKeyPem
 
 
 class KafkaSettings(BaseSettings):
@@ -31,17 +33,30 @@ class KafkaSettings(BaseSettings):
 
 
 class ServiceSettings(KafkaSettings):
-    """Connection and identity settings common to every service. `DATABASE_URL` is read without
+    """Connection, logging and limit settings common to every service. `DATABASE_URL` is read without
     prefix, like `KAFKA_BOOTSTRAP_SERVERS`."""
 
     service_name: str = "vr"
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "VR_DATABASE_URL", "database_url")
     )
-    identity_secret: SecretStr = Field(
-        min_length=32, description="HMAC secret shared with the gateway to verify identity tokens"
-    )
-    identity_max_ttl_seconds: int = Field(default=300, gt=0, description="longest token lifetime accepted")
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Every request body is refused past this size (413) before anything reads it, authentication
+    # included (vr_shared.limits.RequestBoundsMiddleware).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # `/metrics` is served on this port only, never beside the API (it carries every tenant's KPI
+    # gauges); None: not served (an in-process test reads the registry itself).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class InternalServiceSettings(ServiceSettings):
+    """A service behind the gateway: it verifies the identity tokens the gateway signs, and refuses to
+    start without a valid `VR_IDENTITY_PUBLIC_KEY` (docs/security.md)."""
+
+    identity_public_key: PublicKeyPem = Field(
+        description="the gateway's Ed25519 public key (PEM): verifies the identity tokens it signs"
+    )
+    identity_max_ttl_seconds: int = Field(default=300, gt=0, description="longest token lifetime accepted")

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vr_shared.limits import RequestBoundsMiddleware
 from vr_shared.logging import request_id
 from vr_shared.metrics import (
     AnswerHook,
@@ -29,7 +30,6 @@ from vr_shared.metrics import (
     RequestMetricsMiddleware,
     Scope,
     Send,
-    render_metrics,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -188,7 +188,8 @@ def ops_router(
     checks: Mapping[str, ReadinessCheck], reported: Mapping[str, ReadinessCheck] | None = None
 ) -> APIRouter:
     """`/healthz` (the process answers), `/readyz` (every named dependency of `checks` answers; those of
-    `reported` are shown but do not decide: the service serves without them), `/metrics`."""
+    `reported` are shown but do not decide: the service serves without them). `/metrics` is not here:
+    it is served on the internal metrics port (vr_shared.runtime.serve)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
@@ -206,17 +207,16 @@ def ops_router(
         }
         return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json")
 
-    @router.get("/metrics")
-    async def metrics() -> Response:
-        payload, content_type = render_metrics()
-        return Response(payload, media_type=content_type)
-
     return router
 
 
-def add_common_middleware(app: FastAPI, service: str, on_answer: AnswerHook | None = None) -> None:
+def add_common_middleware(
+    app: FastAPI, service: str, max_body_bytes: int, on_answer: AnswerHook | None = None
+) -> None:
     """Request ids outermost (every log line of the request carries one), then metrics by route
-    (`on_answer`: the service's own per-request metric, fed by the same middleware)."""
+    (`on_answer`: the service's own per-request metric, fed by the same middleware), then the path
+    check and the body limit, before anything reads a body."""
+    app.add_middleware(RequestBoundsMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestMetricsMiddleware, service=service, on_answer=on_answer)
     app.add_middleware(RequestIdMiddleware)
 

@@ -11,7 +11,7 @@ import pytest
 
 from ingest.config import Settings
 from ingest.entrypoints.app import create_app
-from tests.support.identity import IDENTITY_SECRET, PSEUDONYM_KEY
+from tests.support.identity import GATEWAY_PUBLIC_KEY, PSEUDONYM_KEY
 from tests.support.infrastructure import Infrastructure
 
 
@@ -24,7 +24,7 @@ class IngestUnderTest:
 def ingest_settings(bootstrap_servers: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "kafka_bootstrap_servers": bootstrap_servers,
-        "identity_secret": IDENTITY_SECRET,
+        "identity_public_key": GATEWAY_PUBLIC_KEY,
         "pseudonym_key": PSEUDONYM_KEY,
         "events_topic": f"test.events.{uuid.uuid4().hex[:10]}",
         "events_topic_partitions": 4,

@@ -10,6 +10,7 @@ import pytest
 from tests.integration.conftest import IngestUnderTest
 from tests.support.examples import event
 from tests.support.identity import token
+from vr_shared.secrets import new_key_pair
 
 PROBLEM = "application/problem+json"
 
@@ -86,7 +87,7 @@ async def test_bodies_without_events_are_refused_with_a_problem(
     [
         None,
         "garbage",
-        token(secret="a-forged-secret-that-is-long-enough-0123456789"),
+        token(private_key=new_key_pair()[0]),
         token(ttl_seconds=30, now=time.time() - 600),
     ],
 )

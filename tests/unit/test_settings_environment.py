@@ -12,21 +12,42 @@ from gateway.config import Settings as GatewaySettings
 from ingest.config import Settings as IngestSettings
 from kpi_engine.config import Settings as EngineSettings
 from settlement.config import Settings as SettlementSettings
+from tests.support.identity import (
+    GATEWAY_PRIVATE_KEY,
+    GATEWAY_PUBLIC_KEY,
+    PSEUDONYM_KEY,
+    SETTLEMENT_PRIVATE_KEY,
+    SETTLEMENT_PUBLIC_KEY,
+)
 
 COMMON = {
     "kafka_bootstrap_servers": "127.0.0.1:19999",
-    "identity_secret": "an-identity-secret-of-enough-length-0123456789",
+    "identity_public_key": GATEWAY_PUBLIC_KEY,
     "database_url": "postgresql://u:p@127.0.0.1:15432/vr",
     "db_schema": "kpi_roundtrip",
 }
 GIVEN: list[BaseSettings] = [
     IngestSettings.model_validate(
-        {**COMMON, "pseudonym_key": "a-pseudonym-key-of-enough-length-0123456789ab", "events_topic": "t.e"}
+        {**COMMON, "pseudonym_key": PSEUDONYM_KEY, "events_topic": "t.e", "metrics_port": 9999}
     ),
-    EngineSettings.model_validate({**COMMON, "batch_max_records": 1, "kpi_gauge_interval_seconds": 1.5}),
-    SettlementSettings.model_validate({**COMMON, "kpi_engine_url": "http://127.0.0.1:1"}),
+    EngineSettings.model_validate(
+        {
+            **COMMON,
+            "settlement_public_key": SETTLEMENT_PUBLIC_KEY,
+            "batch_max_records": 1,
+            "kpi_gauge_interval_seconds": 1.5,
+        }
+    ),
+    SettlementSettings.model_validate(
+        {**COMMON, "service_private_key": SETTLEMENT_PRIVATE_KEY, "kpi_engine_url": "http://127.0.0.1:1"}
+    ),
     GatewaySettings.model_validate(
-        {**COMMON, "bootstrap_admin_key": "vrk_a-bootstrap-admin-key-0123456789ab", "rate_limit_burst": 7}
+        {
+            **COMMON,
+            "identity_private_key": GATEWAY_PRIVATE_KEY,
+            "bootstrap_admin_key": "vrk_Zq3mF8sLx0Pw9cVb2NtR7yKe4UdHj6Ga1IoMzQ5",
+            "rate_limit_burst": 7,
+        }
     ),
 ]
 

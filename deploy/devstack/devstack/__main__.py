@@ -8,7 +8,8 @@ from pathlib import Path
 
 from devstack import stack
 from devstack.secrets import local_secrets
-from vr_shared.identity import ROLES, Identity, IdentitySigner
+from vr_shared.identity import Identity, IdentitySigner, audience
+from vr_shared.roles import KEY_ROLES, Role
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a gateway-style identity token for direct service calls")
     token.add_argument("--tenant", required=True)
     token.add_argument("--facilities", default="", help="comma-separated facility ids of the tenant")
-    token.add_argument("--role", default="pipeline", choices=ROLES)
+    token.add_argument("--role", default="pipeline", choices=sorted(KEY_ROLES))
+    token.add_argument(
+        "--service", default="ingest", choices=("ingest", "kpi-engine", "settlement"), help="the audience"
+    )
     token.add_argument("--ttl", type=int, default=300)
     token.add_argument("--timezone", default="UTC", help="the tenant's IANA time zone (KPIs are local days)")
     commands.add_parser(
@@ -36,15 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin-key":
         print(local_secrets(args.root / ".local")["bootstrap_admin_key"])
         return 0
-    secret = local_secrets(args.root / ".local")["identity_secret"]
+    private_key = local_secrets(args.root / ".local")["gateway_private_key"]
     identity = Identity(
         tenant=args.tenant,
-        role=args.role,
+        role=Role(args.role),
         key_id="local-dev",
         timezone=args.timezone,
         facilities=frozenset(f for f in args.facilities.split(",") if f),
     )
-    print(IdentitySigner(secret, ttl_seconds=args.ttl).sign(identity))
+    print(IdentitySigner(private_key, ttl_seconds=args.ttl).sign(identity, audience(args.service)))
     return 0
 
 

@@ -25,8 +25,9 @@ from devstack.ports import wait_listening
 from devstack.postgres import LocalPostgres
 from devstack.processes import terminate
 from devstack.prometheus import LocalPrometheus, prometheus_binary
+from devstack.roles import provision
 from devstack.s3 import LocalS3
-from devstack.secrets import service_environment
+from devstack.secrets import database_passwords, service_environment
 from vr_shared.create_topics import platform_topics
 from vr_shared.kafka import ensure_topics
 from vr_shared.settings import KafkaSettings
@@ -37,13 +38,28 @@ class ServiceSpec:
     name: str
     module: str
     port: int
+    metrics_port: int  # /metrics is served here only, never on the API port (docs/security.md)
+
+
+def _port(variable: str, default: int) -> int:
+    return int(os.environ.get(variable, str(default)))
 
 
 SERVICES = (
-    ServiceSpec("ingest", "ingest", int(os.environ.get("VR_INGEST_PORT", "8001"))),
-    ServiceSpec("kpi-engine", "kpi_engine", int(os.environ.get("VR_KPI_ENGINE_PORT", "8002"))),
-    ServiceSpec("settlement", "settlement", int(os.environ.get("VR_SETTLEMENT_PORT", "8003"))),
-    ServiceSpec("gateway", "gateway", int(os.environ.get("VR_GATEWAY_PORT", "8000"))),
+    ServiceSpec("ingest", "ingest", _port("VR_INGEST_PORT", 8001), _port("VR_INGEST_METRICS_PORT", 9101)),
+    ServiceSpec(
+        "kpi-engine",
+        "kpi_engine",
+        _port("VR_KPI_ENGINE_PORT", 8002),
+        _port("VR_KPI_ENGINE_METRICS_PORT", 9102),
+    ),
+    ServiceSpec(
+        "settlement",
+        "settlement",
+        _port("VR_SETTLEMENT_PORT", 8003),
+        _port("VR_SETTLEMENT_METRICS_PORT", 9103),
+    ),
+    ServiceSpec("gateway", "gateway", _port("VR_GATEWAY_PORT", 8000), _port("VR_GATEWAY_METRICS_PORT", 9100)),
 )
 # Where each service finds the others (the gateway routes to all three; settlement reads KPIs).
 UPSTREAMS = {
@@ -74,6 +90,7 @@ class Stack:
         self.s3: LocalS3 | None = None
         self.services: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
         self.database_url = os.environ.get("DATABASE_URL")
+        self.service_database_urls: dict[str, str] = {}
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
     def start(self) -> None:
@@ -83,6 +100,12 @@ class Stack:
             )
             _step("PostgreSQL", self.postgres.start)
             self.database_url = self.postgres.url
+        admin_url = self.database_url
+
+        def provision_roles() -> None:
+            self.service_database_urls = provision(admin_url, database_passwords(self.state_dir))
+
+        _step("one database role per service", provision_roles)
         if not self.bootstrap_servers:
             self.s3 = LocalS3(
                 self.state_dir / "s3",
@@ -112,7 +135,7 @@ class Stack:
                 binary,
                 self.state_dir / "prometheus",
                 PROMETHEUS_PORT,
-                {spec.name: [f"http://127.0.0.1:{spec.port}"] for spec in SERVICES},
+                {spec.name: [f"http://127.0.0.1:{spec.metrics_port}"] for spec in SERVICES},
                 rules=self.root / "deploy" / "prometheus" / "alerts.yml",
             )
             _step("Prometheus (alert rules of deploy/prometheus)", self.prometheus.start)
@@ -120,10 +143,11 @@ class Stack:
     def _start_service(self, spec: ServiceSpec) -> None:
         env = {
             **os.environ,
-            **service_environment(self.state_dir),
-            "DATABASE_URL": self.database_url or "",
+            **service_environment(self.state_dir, spec.name),
+            "DATABASE_URL": self.service_database_urls.get(spec.name, ""),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
             "VR_HTTP_PORT": str(spec.port),
+            "VR_METRICS_PORT": str(spec.metrics_port),
             "VR_EVENTS_TOPIC_PARTITIONS": LOCAL_EVENTS_PARTITIONS,
             **UPSTREAMS,
         }
@@ -144,7 +168,7 @@ class Stack:
             _stop_process(spec, process)
         engine = next(((spec, p) for spec, p in self.services if spec.module == "kpi_engine"), None)
         if engine is not None and engine[1].poll() is None:
-            url = f"http://127.0.0.1:{engine[0].port}/metrics"
+            url = f"http://127.0.0.1:{engine[0].metrics_port}/metrics"
             wait_until_drained(url, DRAIN_TIMEOUT_SECONDS, lambda line: print(f"  {line}", flush=True))
         for spec, process in reversed(self.services):
             if spec.name not in TAKING_EVENTS:
@@ -162,15 +186,15 @@ class Stack:
 
     def print_urls(self) -> None:
         gateway = SERVICES[-1]
-        admin_key = service_environment(self.state_dir)["VR_BOOTSTRAP_ADMIN_KEY"]
+        admin_key = service_environment(self.state_dir, "gateway")["VR_BOOTSTRAP_ADMIN_KEY"]
         print("\nValue Realization is up.")
         print(
             f"\n  API (gateway)  http://127.0.0.1:{gateway.port}    docs: http://127.0.0.1:{gateway.port}/docs"
         )
         print(f"  admin key      {admin_key}")
-        print("\n  services behind it (each: /healthz /readyz /metrics):")
-        for spec in SERVICES[:-1]:
-            print(f"    {spec.name:<11} http://127.0.0.1:{spec.port}")
+        print("\n  services behind it (each: /healthz /readyz; /metrics on its own port):")
+        for spec in SERVICES:
+            print(f"    {spec.name:<11} http://127.0.0.1:{spec.port}    metrics :{spec.metrics_port}")
         if self.prometheus:
             print(f"  prometheus     {self.prometheus.url}    alerts: {self.prometheus.url}/alerts")
         print(f"  postgres       {self.database_url}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from gateway.config import Settings
 from gateway.entrypoints.app import create_app
-from vr_shared.runtime import serve
+from vr_shared.runtime import serve, settings_or_exit
 
 
 def main() -> None:
-    serve(create_app, Settings())  # secrets and connections come from the environment
+    serve(create_app, settings_or_exit(Settings))  # secrets and connections come from the environment
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.config import Settings
+from gateway.domain.failures import FailureLimiter
 from gateway.entrypoints.auth import KeyResolver
 from vr_shared.db import create_engine
 from vr_shared.identity import IdentitySigner
@@ -30,13 +31,15 @@ def build(settings: Settings) -> Components:
     engine = create_engine(settings.database_url, schema=settings.db_schema, pool_size=5)
     directory = PostgresDirectory(engine)
     signer = IdentitySigner(
-        settings.identity_secret.get_secret_value(), ttl_seconds=settings.identity_ttl_seconds
+        settings.identity_private_key.get_secret_value(), ttl_seconds=settings.identity_ttl_seconds
     )
     resolver = KeyResolver(
         directory,
         signer,
         cache_seconds=settings.key_cache_seconds,
         token_ttl_seconds=settings.identity_ttl_seconds,
+        unknown_key_seconds=settings.unknown_key_cache_seconds,
+        failures=FailureLimiter(settings.auth_failures_per_minute),
     )
     timeout = httpx.Timeout(
         settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds

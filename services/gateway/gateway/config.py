@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from vr_shared.secrets import PrivateKeyPem, StrongSecret
 from vr_shared.settings import ServiceSettings
 
 
@@ -16,8 +17,15 @@ class Settings(ServiceSettings):
     ingest_url: str = "http://127.0.0.1:8001"
     kpi_engine_url: str = "http://127.0.0.1:8002"
     settlement_url: str = "http://127.0.0.1:8003"
-    # A valid platform_admin key from start-up on (SPEC §7); stored hashed like any other key.
-    bootstrap_admin_key: SecretStr | None = Field(default=None, min_length=32)
+    # The Ed25519 key (PEM) the gateway signs identity tokens with; services hold its public half.
+    identity_private_key: PrivateKeyPem = Field(description="the gateway's Ed25519 private key (PEM)")
+    # A valid platform_admin key from start-up on, stored hashed like any other key. Unset, the key it
+    # made is retired (revoked) at start-up; revoked through the API, it stays revoked (docs/security.md).
+    bootstrap_admin_key: StrongSecret | None = None
+    # Failed authentication per client address: this many per minute, then 429 (a guessing client
+    # is slowed; a negative cache keeps unknown keys from costing a database lookup each).
+    auth_failures_per_minute: int = Field(default=30, ge=1)
+    unknown_key_cache_seconds: float = Field(default=30.0, ge=0)
     # Identity tokens the gateway signs for the services: short-lived (services accept at most 300 s).
     identity_ttl_seconds: int = Field(default=60, ge=5, le=300)
     # Per key: sustained requests per second and the burst above it.

@@ -46,9 +46,7 @@ def build(settings: Settings) -> Components:
         producer=producer,
         connected=connected,
         intake=intake,
-        body_limits=BodyLimits(
-            max_bytes=settings.max_request_bytes, max_events=settings.max_events_per_request
-        ),
+        body_limits=BodyLimits(max_bytes=settings.max_body_bytes, max_events=settings.max_events_per_request),
         events_topic=TopicSpec(
             settings.events_topic, settings.events_topic_partitions, settings.topic_replication_factor
         ),

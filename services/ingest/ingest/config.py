@@ -1,23 +1,23 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from vr_shared import topics
-from vr_shared.settings import ServiceSettings
+from vr_shared.secrets import StrongSecret
+from vr_shared.settings import InternalServiceSettings
 
 
-class Settings(ServiceSettings):
+class Settings(InternalServiceSettings):
     service_name: str = "ingest"
     http_port: int = 8001
 
-    pseudonym_key: SecretStr = Field(
-        min_length=32,
+    pseudonym_key: StrongSecret = Field(
         description="master secret from which each tenant's HMAC pseudonymisation key is derived",
     )
     events_topic: str = topics.EVENTS
 
     max_events_per_request: int = Field(default=1_000, ge=1)
-    max_request_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     max_future_skew_seconds: int = Field(default=300, ge=0)
 
     # A client must get 503 within 5 s: publishing gets a little less, the rest is HTTP and parsing.

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vr_shared.settings import ServiceSettings
+from vr_shared.secrets import PublicKeyPem
+from vr_shared.settings import InternalServiceSettings
 from vr_shared.topics import EVENTS, EVENTS_DLQ, KPI_UPDATES
 
 
-class Settings(ServiceSettings):
+class Settings(InternalServiceSettings):
     service_name: str = "kpi-engine"
     http_port: int = 8002
     database_url: str = Field(  # required here: the engine owns tables
@@ -14,6 +15,8 @@ class Settings(ServiceSettings):
         validation_alias="DATABASE_URL",
     )
     db_schema: str = Field(default="kpi", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # Settlement reads KPIs as itself (role `service`), signing with its own key (docs/security.md).
+    settlement_public_key: PublicKeyPem = Field(description="settlement's Ed25519 public key (PEM)")
 
     events_topic: str = EVENTS
     dead_letter_topic: str = EVENTS_DLQ

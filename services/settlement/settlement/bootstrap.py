@@ -14,7 +14,7 @@ from settlement.config import Settings
 from settlement.entrypoints.updates import KpiUpdatesConsumer
 from settlement.handlers import SettlementService
 from vr_shared.db import create_engine
-from vr_shared.identity import IdentitySigner
+from vr_shared.identity import IdentitySigner, issuer
 from vr_shared.kafka import TopicSpec, create_consumer
 
 
@@ -38,7 +38,9 @@ def build(settings: Settings) -> Components:
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
     )
     # Settlement asks the KPI engine as the contract's health system, with tokens it signs itself.
-    signer = IdentitySigner(settings.identity_secret.get_secret_value(), ttl_seconds=60)
+    signer = IdentitySigner(
+        settings.service_private_key.get_secret_value(), issuer=issuer(settings.service_name), ttl_seconds=60
+    )
     store = PostgresSettlementStore(engine)
     service = SettlementService(store, HttpKpiReader(http, signer))
     consumer = create_consumer(

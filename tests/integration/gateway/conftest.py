@@ -4,6 +4,7 @@ loopback, the gateway in front with a bootstrap admin key. One stack per test mo
 from __future__ import annotations
 
 import contextlib
+import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,12 +22,12 @@ from settlement.entrypoints.app import create_app as create_settlement_app
 from tests.integration.conftest import ingest_settings
 from tests.integration.kpi.test_engine_service import engine_settings
 from tests.integration.settlement.conftest import settlement_settings
-from tests.support.identity import IDENTITY_SECRET
+from tests.support.identity import GATEWAY_PRIVATE_KEY
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
 from vr_shared.db import create_engine
 
-ADMIN_KEY = "vrk_test-bootstrap-admin-key-0123456789abcdef"
+ADMIN_KEY = "vrk_" + secrets.token_urlsafe(32)  # random: a service refuses a weak one
 
 
 @dataclass
@@ -45,7 +46,7 @@ def gateway_settings(infra: Infrastructure, upstreams: dict[str, str], **overrid
         {
             "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
             "database_url": infra.database_url,
-            "identity_secret": IDENTITY_SECRET,
+            "identity_private_key": GATEWAY_PRIVATE_KEY,
             "db_schema": f"gateway_test_{uuid.uuid4().hex[:10]}",
             "ingest_url": upstreams["ingest"],
             "kpi_engine_url": upstreams["kpi-engine"],

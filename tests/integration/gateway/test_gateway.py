@@ -16,10 +16,11 @@ from fastapi.responses import StreamingResponse
 
 from devstack.ports import free_port
 from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
+from tests.support.identity import GATEWAY_PUBLIC_KEY
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
 from tests.support.waiting import eventually, metric_value
-from vr_shared.identity import IdentityVerifier
+from vr_shared.identity import gateway_verifier
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -303,7 +304,8 @@ async def test_services_get_the_request_id_and_identity_never_the_api_key(
         seen = answer.json()["headers"]
     assert seen["x-request-id"] == "trace-777"
     assert "authorization" not in seen
-    identity = IdentityVerifier(gw.settings.identity_secret.get_secret_value()).verify(seen["x-vr-identity"])
+    verifier = gateway_verifier("kpi-engine", GATEWAY_PUBLIC_KEY, max_ttl_seconds=300)
+    identity = verifier.verify(seen["x-vr-identity"])
     assert (identity.tenant, identity.role, identity.facilities) == (
         health,
         "ops",

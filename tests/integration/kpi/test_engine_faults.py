@@ -22,7 +22,7 @@ from kpi_engine.domain.computation import compute_cells
 from kpi_engine.entrypoints.app import create_app
 from tests.integration.kpi.conftest import stored_cells
 from tests.integration.kpi.test_engine_service import engine_settings
-from tests.support.identity import IDENTITY_SECRET
+from tests.support.identity import GATEWAY_PUBLIC_KEY, SETTLEMENT_PUBLIC_KEY
 from tests.support.infrastructure import Infrastructure
 from tests.support.publishing import ORIGIN, publish
 from tests.support.streams import effective, event_stream
@@ -51,7 +51,8 @@ def _engine_process(settings: object, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": values["database_url"],
         "KAFKA_BOOTSTRAP_SERVERS": values["kafka_bootstrap_servers"],
-        "VR_IDENTITY_SECRET": IDENTITY_SECRET,
+        "VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY,
+        "VR_SETTLEMENT_PUBLIC_KEY": SETTLEMENT_PUBLIC_KEY,
         "VR_DB_SCHEMA": values["db_schema"],
         "VR_EVENTS_TOPIC": values["events_topic"],
         "VR_DEAD_LETTER_TOPIC": values["dead_letter_topic"],

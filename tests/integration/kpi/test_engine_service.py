@@ -17,7 +17,7 @@ from kpi_engine.config import Settings as EngineSettings
 from kpi_engine.entrypoints.app import create_app as create_engine_app
 from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
 from tests.support.examples import event
-from tests.support.identity import IDENTITY_SECRET, token
+from tests.support.identity import GATEWAY_PUBLIC_KEY, SETTLEMENT_PUBLIC_KEY, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
 from tests.support.waiting import eventually, metric_value
@@ -37,7 +37,8 @@ def engine_settings(infra: Infrastructure, events_topic: str) -> EngineSettings:
         {
             "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
             "database_url": infra.database_url,
-            "identity_secret": IDENTITY_SECRET,
+            "identity_public_key": GATEWAY_PUBLIC_KEY,
+            "settlement_public_key": SETTLEMENT_PUBLIC_KEY,
             "db_schema": f"kpi_e2e_{suffix}",
             "events_topic": events_topic,
             "dead_letter_topic": f"test.dlq.{suffix}",

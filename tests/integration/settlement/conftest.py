@@ -19,7 +19,7 @@ from settlement.config import Settings
 from settlement.entrypoints.app import create_app
 from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
 from tests.integration.kpi.test_engine_service import engine_settings
-from tests.support.identity import IDENTITY_SECRET, token
+from tests.support.identity import GATEWAY_PUBLIC_KEY, SETTLEMENT_PRIVATE_KEY, token
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
 from vr_shared.db import create_engine
@@ -39,7 +39,8 @@ def settlement_settings(infra: Infrastructure, kpi_engine_url: str, updates_topi
         {
             "kafka_bootstrap_servers": infra.kafka_bootstrap_servers,
             "database_url": infra.database_url,
-            "identity_secret": IDENTITY_SECRET,
+            "identity_public_key": GATEWAY_PUBLIC_KEY,
+            "service_private_key": SETTLEMENT_PRIVATE_KEY,
             "db_schema": f"settlement_test_{suffix}",
             "kpi_engine_url": kpi_engine_url,
             "updates_topic": updates_topic,

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters import tables as t
-from gateway.domain.keys import ApiKey, key_hash
+from gateway.domain.keys import BOOTSTRAP_KEY_ID, ApiKey, key_hash
 from gateway.domain.tenants import Tenant
 
 
@@ -76,11 +76,20 @@ class PostgresDirectory:
             ).one()
         return _key(row)
 
-    async def ensure_bootstrap_key(self, key: str, tenant_id: str) -> None:
-        """The configured admin key, stored (hashed) once; a changed value replaces the old one."""
+    async def bootstrap_key(self, key: str | None, tenant_id: str) -> None:
+        """The configured admin key (`VR_BOOTSTRAP_ADMIN_KEY`), stored hashed once. A revoked one stays
+        revoked across restarts; a new value is a new key (the old one stops working); no value retires
+        the key made from an earlier one (docs/security.md)."""
         async with self._engine.begin() as conn:
+            if key is None:
+                await conn.execute(
+                    update(t.api_keys)
+                    .where(t.api_keys.c.id == BOOTSTRAP_KEY_ID, t.api_keys.c.revoked_at.is_(None))
+                    .values(revoked_at=func.now())
+                )
+                return
             statement = insert(t.api_keys).values(
-                id="key_bootstrap_admin",
+                id=BOOTSTRAP_KEY_ID,
                 tenant_id=tenant_id,
                 role="platform_admin",
                 name="VR_BOOTSTRAP_ADMIN_KEY",
@@ -89,7 +98,9 @@ class PostgresDirectory:
             )
             await conn.execute(
                 statement.on_conflict_do_update(
-                    index_elements=["id"], set_={"key_hash": statement.excluded.key_hash, "revoked_at": None}
+                    index_elements=["id"],
+                    set_={"key_hash": statement.excluded.key_hash, "revoked_at": None},
+                    where=t.api_keys.c.key_hash != statement.excluded.key_hash,
                 )
             )
 

@@ -11,10 +11,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from vr_shared.identity import ROLES
-
 PREFIX = "vrk_"
 PLATFORM_TENANT = "platform"  # the tenant of platform_admin keys (not a health system or vendor)
+BOOTSTRAP_KEY_ID = "key_bootstrap_admin"  # the key VR_BOOTSTRAP_ADMIN_KEY makes
 
 
 def new_key() -> str:
@@ -52,12 +51,3 @@ class ApiKey:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
-
-
-def creatable_roles(creator_role: str) -> frozenset[str]:
-    """A platform admin creates any key; a tenant admin any key of its tenant but platform_admin."""
-    if creator_role == "platform_admin":
-        return frozenset(ROLES)
-    if creator_role == "tenant_admin":
-        return frozenset(ROLES) - {"platform_admin"}
-    return frozenset()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ALL_ROLES = frozenset({"platform_admin", "tenant_admin", "pipeline", "billing", "ops"})
+from vr_shared.roles import ADMINS, FINALIZERS, READERS, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,36 +22,35 @@ class Route:
     template: str  # the route as documented, for metrics labels
 
 
-def _route(method: str, template: str, upstream: str, roles: set[str]) -> Route:
+def _route(method: str, template: str, upstream: str, roles: frozenset[Role]) -> Route:
     regex = re.sub(r"\{[a-z_]+\}", r"[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
     return Route(method, re.compile(f"^{regex}$"), upstream, frozenset(roles), template)
 
 
-READERS = {"platform_admin", "tenant_admin", "billing", "ops"}
 ROUTES = (
-    _route("POST", "/v1/events", "ingest", {"pipeline"}),
+    _route("POST", "/v1/events", "ingest", frozenset({Role.PIPELINE})),
     _route(
         "GET",
         "/v1/events/{source}/{event_id}",
         "kpi-engine",
-        {"platform_admin", "tenant_admin", "pipeline", "ops"},
+        frozenset({Role.PLATFORM_ADMIN, Role.TENANT_ADMIN, Role.PIPELINE, Role.OPS}),
     ),
     _route("GET", "/v1/kpis", "kpi-engine", READERS),
-    _route("GET", "/v1/feeds", "kpi-engine", READERS | {"pipeline"}),
+    _route("GET", "/v1/feeds", "kpi-engine", READERS | {Role.PIPELINE}),
     _route("POST", "/v1/kpis/readings", "kpi-engine", READERS),
     _route("GET", "/v1/kpis/{kpi}/values", "kpi-engine", READERS),
     _route("GET", "/v1/kpis/{kpi}/rolling", "kpi-engine", READERS),
     _route("POST", "/v1/contracts:simulate", "settlement", READERS),
-    _route("POST", "/v1/contracts", "settlement", {"platform_admin", "tenant_admin"}),
+    _route("POST", "/v1/contracts", "settlement", ADMINS),
     _route("GET", "/v1/contracts", "settlement", READERS),
     _route("GET", "/v1/contracts/{contract_id}", "settlement", READERS),
-    _route("PUT", "/v1/contracts/{contract_id}", "settlement", {"platform_admin", "tenant_admin"}),
+    _route("PUT", "/v1/contracts/{contract_id}", "settlement", ADMINS),
     _route("GET", "/v1/contracts/{contract_id}/periods/{period}/inputs", "settlement", READERS),
     _route(
         "PUT",
         "/v1/contracts/{contract_id}/periods/{period}/inputs",
         "settlement",
-        {"platform_admin", "tenant_admin"},
+        ADMINS,
     ),
     _route("GET", "/v1/contracts/{contract_id}/settlements", "settlement", READERS),
     _route("GET", "/v1/contracts/{contract_id}/settlements/{period}", "settlement", READERS),
@@ -59,13 +58,13 @@ ROUTES = (
         "POST",
         "/v1/contracts/{contract_id}/settlements/{period}/finalize",
         "settlement",
-        {"platform_admin", "tenant_admin", "billing"},
+        FINALIZERS,
     ),
     _route(
         "POST",
         "/v1/contracts/{contract_id}/settlements/{period}/reconcile",
         "settlement",
-        {"platform_admin", "tenant_admin", "billing"},
+        FINALIZERS,
     ),
     _route("GET", "/v1/contracts/{contract_id}/audit", "settlement", READERS),
 )

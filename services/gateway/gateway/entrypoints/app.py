@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, Response
 
 from gateway import bootstrap, metrics
 from gateway.adapters.directory import TenantExists
@@ -38,10 +38,10 @@ def create_app(settings: Settings) -> FastAPI:
         components = bootstrap.build(settings)
         await migrate(components.engine, settings.db_schema)
         await components.limits.open()
-        if settings.bootstrap_admin_key is not None:
-            await components.directory.ensure_bootstrap_key(
-                settings.bootstrap_admin_key.get_secret_value(), PLATFORM_TENANT
-            )
+        await components.directory.bootstrap_key(
+            None if settings.bootstrap_admin_key is None else settings.bootstrap_admin_key.get_secret_value(),
+            PLATFORM_TENANT,
+        )
         app.state.components = components
         app.state.directory, app.state.resolver = components.directory, components.resolver
         app.state.limits, app.state.upstreams = components.limits, components.upstreams
@@ -69,13 +69,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_map(app, {TenantExists: ErrorMapping(409, "Tenant exists")})
-    add_common_middleware(app, settings.service_name, on_answer=count_answer)
+    add_common_middleware(app, settings.service_name, settings.max_body_bytes, on_answer=count_answer)
     app.include_router(router)
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> JSONResponse:
-        document: dict[str, Any] = await app.state.openapi_document.document()
-        return JSONResponse(document)
+    async def openapi() -> Response:
+        return Response(await app.state.openapi_document.serialized(), media_type="application/json")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -3,12 +3,15 @@ routes (as the services describe them), with the API-key security scheme."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from gateway.domain.routes import ROUTES
 
@@ -16,15 +19,34 @@ log = logging.getLogger(__name__)
 PUBLIC = {(r.method.lower(), r.template) for r in ROUTES}
 
 
-class MergedOpenApi:
-    def __init__(self, own: dict[str, Any], upstreams: Mapping[str, httpx.AsyncClient]) -> None:
-        self._own, self._upstreams = own, upstreams
-        self._complete: dict[str, Any] | None = None
+# While a service does not answer, the partial document is kept this long: an anonymous client asking
+# for it again and again costs no upstream call (docs/security.md).
+PARTIAL_DOCUMENT_SECONDS = 10.0
 
-    async def document(self) -> dict[str, Any]:
-        """Cached once every service has answered; until then rebuilt on each request."""
-        if self._complete is not None:
-            return self._complete
+
+class MergedOpenApi:
+    def __init__(
+        self,
+        own: dict[str, Any],
+        upstreams: Mapping[str, httpx.AsyncClient],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._own, self._upstreams, self._clock = own, upstreams, clock
+        self._kept: tuple[bytes, float] | None = None  # the serialized document and until when it holds
+        self._building = asyncio.Lock()  # one build at a time; the others wait and take its result
+
+    async def serialized(self) -> bytes:
+        """The document as JSON: kept for good once every service has answered, for
+        PARTIAL_DOCUMENT_SECONDS while one has not."""
+        async with self._building:
+            if self._kept is None or self._kept[1] <= self._clock():
+                document, complete = await self._build()
+                until = float("inf") if complete else self._clock() + PARTIAL_DOCUMENT_SECONDS
+                self._kept = (orjson.dumps(document), until)
+            return self._kept[0]
+
+    async def _build(self) -> tuple[dict[str, Any], bool]:
         merged = copy.deepcopy(self._own)
         merged.setdefault("components", {}).setdefault("schemas", {})
         complete = True
@@ -43,9 +65,7 @@ class MergedOpenApi:
             "apiKey": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"}
         }
         merged["security"] = [{"apiKey": []}]
-        if complete:
-            self._complete = merged
-        return merged
+        return merged, complete
 
 
 def _add(merged: dict[str, Any], service: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ from starlette.background import BackgroundTask
 
 from gateway import metrics
 from gateway.domain.routes import Route
-from gateway.entrypoints.auth import Caller
 from vr_shared.identity import HEADER
 from vr_shared.logging import request_id
 from vr_shared.web import Problem
@@ -38,13 +37,18 @@ def too_large(limit: int) -> Problem:
 
 
 async def forward(
-    request: Request, route: Route, caller: Caller, upstreams: Mapping[str, httpx.AsyncClient], max_body: int
+    request: Request,
+    route: Route,
+    token: str,
+    upstreams: Mapping[str, httpx.AsyncClient],
+    max_body: int,
 ) -> Response:
+    """`token`: the caller's identity for this route's service."""
     declared = _known_length(request.headers)
     if declared is not None and declared > max_body:
         raise too_large(max_body)
     headers = {name: request.headers[name] for name in FORWARDED_REQUEST_HEADERS if name in request.headers}
-    headers[HEADER] = caller.token
+    headers[HEADER] = token
     headers["x-request-id"] = request_id.get() or ""
     client = upstreams[route.upstream]
     body: bytes | AsyncIterator[bytes] | None = None

@@ -7,23 +7,26 @@ requests carrying a short-lived identity token the services verify.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway import metrics
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.adapters.rate_limits import SharedRateLimits
-from gateway.domain.keys import PLATFORM_TENANT, creatable_roles, new_key, new_key_id
+from gateway.domain.access import creatable_roles, may_administer_keys, may_create_tenants, may_revoke
+from gateway.domain.keys import PLATFORM_TENANT, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.auth import Caller, KeyResolver
 from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
+from vr_shared.kpis import KPI_DIMENSIONS, grant
+from vr_shared.roles import KEY_ROLES, Role
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -32,7 +35,8 @@ router = APIRouter()
 async def caller(request: Request) -> Caller:
     """Authenticated and within its rate limit, or 401 / 429."""
     resolver: KeyResolver = request.app.state.resolver
-    found = await resolver.resolve(request.headers.get("authorization"))
+    address = request.client.host if request.client else "unknown"
+    found = await resolver.resolve(request.headers.get("authorization"), address)
     limits: SharedRateLimits = request.app.state.limits
     wait = await limits.take(found.key.id)
     if wait is not None:
@@ -70,7 +74,7 @@ class TenantResponse(Tenant):
 
 @router.post("/v1/tenants", status_code=201, response_model=TenantResponse, summary="Create a tenant")
 async def create_tenant(body: TenantRequest, who: Caller_, directory: Directory) -> Tenant:
-    if who.key.role != "platform_admin":
+    if not may_create_tenants(who.key.role):
         raise _forbidden("only a platform admin creates tenants")
     if body.id == PLATFORM_TENANT:
         raise Problem(409, "Tenant exists", f"{PLATFORM_TENANT!r} is reserved")
@@ -94,8 +98,6 @@ async def get_tenant(tenant_id: str, who: Caller_, directory: Directory) -> Tena
 
 # --- API keys ---------------------------------------------------------------------------------------
 
-Role = Literal["platform_admin", "tenant_admin", "pipeline", "billing", "ops"]
-
 
 class ApiKeyRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -103,6 +105,13 @@ class ApiKeyRequest(BaseModel):
     role: Role
     name: DisplayName
     expires_at: datetime | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _a_key_role(cls, role: Role) -> Role:
+        if role not in KEY_ROLES:
+            raise ValueError(f"{role.value!r} is no key's role (one of: {', '.join(sorted(KEY_ROLES))})")
+        return role
 
 
 class ApiKeyResponse(BaseModel):
@@ -151,7 +160,7 @@ async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) ->
 
 @router.get("/v1/api-keys", response_model=ApiKeyList, summary="API keys (never their secrets)")
 async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
-    if who.key.role not in ("platform_admin", "tenant_admin"):
+    if not may_administer_keys(who.key.role):
         raise _forbidden("only admins list keys")
     scope = tenant_id if who.key.role == "platform_admin" else who.key.tenant_id
     return {"items": [k.as_json() for k in await directory.keys(scope)]}
@@ -159,12 +168,12 @@ async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = 
 
 @router.delete("/v1/api-keys/{key_id}", response_model=ApiKeyResponse, summary="Revoke an API key")
 async def revoke_key(key_id: str, who: Caller_, directory: Directory, request: Request) -> dict[str, Any]:
-    if who.key.role not in ("platform_admin", "tenant_admin"):
+    if not may_administer_keys(who.key.role):
         raise _forbidden("only admins revoke keys")
     found = await directory.key(key_id)
     if found is None or (who.key.role != "platform_admin" and found.tenant_id != who.key.tenant_id):
         raise Problem(404, "Unknown key", f"no key {key_id!r}", type_="/problems/unknown-key")
-    if found.role == "platform_admin" and who.key.role != "platform_admin":
+    if not may_revoke(who.key.role, found.role):
         raise _forbidden("only a platform admin revokes a platform admin key")
     revoked = await directory.revoke(key_id)
     assert revoked is not None
@@ -200,8 +209,13 @@ async def to_service(path: str, request: Request) -> Response:
         who = await _platform_admin_for(request, who, request.query_params["tenant"])
     elif who.key.role == "platform_admin" and (route.method, route.template) in CONTRACT_WRITES:
         who = await _platform_admin_for_contract(request, who)
+    resolver: KeyResolver = request.app.state.resolver
     return await forward(
-        request, route, who, request.app.state.upstreams, request.app.state.settings.max_body_bytes
+        request,
+        route,
+        resolver.token(who, route.upstream),
+        request.app.state.upstreams,
+        request.app.state.settings.max_body_bytes,
     )
 
 
@@ -252,7 +266,7 @@ def _acting_for_tenant(request: Request, who: Caller, tenant: Tenant) -> Caller:
         who,
         Identity(
             tenant=tenant.id,
-            role="platform_admin",
+            role=Role.PLATFORM_ADMIN,
             key_id=who.key.id,
             facilities=frozenset(tenant.facilities),
             tenant_kind=tenant.kind,
@@ -261,48 +275,64 @@ def _acting_for_tenant(request: Request, who: Caller, tenant: Tenant) -> Caller:
     )
 
 
-async def _kpis_asked(request: Request, path: str) -> set[str] | None:
-    """The KPIs a vendor's request reads; None for the feeds listing (every KPI of its contracts)."""
+async def _grants_asked(request: Request, path: str) -> set[str] | None:
+    """The KPI grants a vendor's request needs (`kpi` or `kpi[dimension=value]`, vr_shared.kpis); None
+    for the feeds listing (every KPI of its contracts); an empty set when the request is malformed (the
+    KPI engine then names what is wrong)."""
     if path == "feeds":
         return None
     if not path.startswith("kpis/readings"):
-        return {path.split("/")[1]}
+        return _grant_of(path.split("/")[1], request.query_params.get("dimension"))
     try:  # a readings body is small (at most 500 readings); the proxy then forwards the same bytes
-        return {str(r["kpi"]) for r in orjson.loads(await request.body())["readings"]}
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        readings = orjson.loads(await request.body())["readings"]
+        return set().union(*(_grant_of(str(r["kpi"]), r.get("dimension")) for r in readings))
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return set()
+
+
+def _grant_of(kpi: str, dimension: object) -> set[str]:
+    """`ehr` and `system:ehr` name the same dimension value."""
+    if dimension is None:
+        return {grant(kpi)}
+    if not isinstance(dimension, str) or kpi not in KPI_DIMENSIONS:
+        return set()
+    return {grant(kpi, dimension.rpartition(":")[2])}
 
 
 async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
     """A vendor sees a health system's KPIs and feeds (`?tenant=<health system>`) for the facilities of
     the contracts it is party to whose terms use them — asked of settlement, which holds the contracts.
-    The signed identity names those KPIs too, so the KPI engine refuses any other. Anything else looks
-    like an unknown facility."""
+    A contract using one value of a KPI's dimension (`cost_total[category=drugs]`) grants that value
+    only, a contract using the total the total only. The signed identity names the grants, so the KPI
+    engine refuses anything else; anything else looks like an unknown facility or KPI."""
     health_system = request.query_params.get("tenant")
     directory: PostgresDirectory = request.app.state.directory
+    resolver: KeyResolver = request.app.state.resolver
     tenant = await directory.tenant(health_system) if health_system else None
-    asked = await _kpis_asked(request, path)
+    asked = await _grants_asked(request, path)
     facilities: set[str] = set()
-    kpis: set[str] = set()
+    grants: set[str] = set()
     if tenant is not None and tenant.kind == "health_system" and asked != set():
         contracts: SettlementContracts = request.app.state.contracts
-        shared = [c for c in await contracts.of(who.key.id, who.token) if c["health_system"] == tenant.id]
+        mine = await contracts.of(who.key.id, resolver.token(who, "settlement"))
+        shared = [c for c in mine if c["health_system"] == tenant.id]
         if asked is None:  # the feeds listing: every facility and KPI the contracts use
             facilities = {f for c in shared for f in c["facilities"]}
-            kpis = {k for c in shared for k in c["kpis"]}
-        else:  # every KPI asked must be one the vendor's contracts use on a facility
-            per_kpi = [{f for c in shared if k in c["kpis"] for f in c["facilities"]} for k in sorted(asked)]
-            facilities, kpis = set.intersection(*per_kpi), asked
-    resolver: KeyResolver = request.app.state.resolver
+            grants = {k for c in shared for k in c["kpis"]}
+        else:  # every grant asked must be one the vendor's contracts use on a facility
+            per_grant = [
+                {f for c in shared if g in c["kpis"] for f in c["facilities"]} for g in sorted(asked)
+            ]
+            facilities, grants = set.intersection(*per_grant), asked
     return resolver.acting_for(
         who,
         Identity(
             tenant=tenant.id if tenant else who.identity.tenant,
-            role="ops",
+            role=Role.OPS,
             key_id=who.key.id,
             facilities=frozenset(facilities),
             tenant_kind="health_system",
             timezone=tenant.timezone if tenant else "UTC",
-            kpis=frozenset(kpis),
+            kpis=frozenset(grants),
         ),
     )

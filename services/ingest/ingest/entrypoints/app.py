@@ -17,7 +17,7 @@ from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
 from ingest.entrypoints.routes import router
 from vr_shared.events import Event
-from vr_shared.identity import IdentityVerifier
+from vr_shared.identity import gateway_verifier
 from vr_shared.kafka import broker_reachable, ensure_topics
 from vr_shared.runtime import settle_heap
 from vr_shared.web import add_common_middleware, document_request_body, install_error_map, ops_router
@@ -73,11 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="Value Realization — ingest", version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None
     )
-    app.state.identity_verifier = IdentityVerifier(
-        settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
+    app.state.identity_verifier = gateway_verifier(
+        settings.service_name,
+        settings.identity_public_key,
+        max_ttl_seconds=settings.identity_max_ttl_seconds,
     )
     install_error_map(app, error_map(settings.retry_after_seconds))
-    add_common_middleware(app, settings.service_name)
+    add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
     # The body is read by the route itself (JSON, CloudEvents structured or batch, NDJSON); documented here.
     document_request_body(

@@ -55,7 +55,7 @@ def parse_items(body: bytes, content_type: str, limits: BodyLimits) -> ParsedBod
             f"content type {content_type or '(none)'!r} is not supported; use one of: {', '.join(SUPPORTED)}",
             type_="/problems/unsupported-media-type",
         )
-    parsed = _ndjson_items(body) if content_type == NDJSON else _json_items(body, content_type)
+    parsed = _ndjson_items(body, limits) if content_type == NDJSON else _json_items(body, content_type)
     if len(parsed.items) > limits.max_events:
         raise PayloadTooLarge(
             f"request holds {len(parsed.items)} events; the limit is {limits.max_events} per request"
@@ -98,13 +98,17 @@ def _json_items(body: bytes, content_type: str) -> ParsedBody:
     )
 
 
-def _ndjson_items(body: bytes) -> ParsedBody:
+def _ndjson_items(body: bytes, limits: BodyLimits) -> ParsedBody:
+    """Lines are counted before any is parsed: a body of too many events costs no parsing."""
+    lines = [(number, line.strip()) for number, line in enumerate(body.split(b"\n"), start=1)]
+    lines = [(number, line) for number, line in lines if line]
+    if len(lines) > limits.max_events:
+        raise PayloadTooLarge(
+            f"request holds {len(lines)} lines; the limit is {limits.max_events} events per request"
+        )
     items: list[Any] = []
     valid_lines: list[bytes] = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
-        line = line.strip()
-        if not line:
-            continue
+    for number, line in lines:
         try:
             items.append(orjson.loads(line))
             valid_lines.append(line)

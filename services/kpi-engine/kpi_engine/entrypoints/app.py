@@ -16,7 +16,7 @@ from kpi_engine.config import Settings
 from kpi_engine.entrypoints.gauges import KpiGauges
 from kpi_engine.entrypoints.routes import router
 from vr_shared.db import database_reachable
-from vr_shared.identity import IdentityVerifier
+from vr_shared.identity import gateway_verifier, issuer
 from vr_shared.kafka import ensure_topics
 from vr_shared.runtime import settle_heap
 from vr_shared.web import add_common_middleware, install_error_map, ops_router
@@ -70,11 +70,14 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.identity_verifier = IdentityVerifier(
-        settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
+    app.state.identity_verifier = gateway_verifier(
+        settings.service_name,
+        settings.identity_public_key,
+        max_ttl_seconds=settings.identity_max_ttl_seconds,
+        also={issuer("settlement"): settings.settlement_public_key},
     )
     install_error_map(app, {})
-    add_common_middleware(app, settings.service_name)
+    add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
 
     async def database_ready() -> bool:

@@ -17,6 +17,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
+from kpi_engine.domain.access import (
+    EVENT_INSPECTORS,
+    FEED_READERS,
+    KPI_READERS,
+    READINGS_READERS,
+    may_know_kpi,
+    may_read_kpi,
+    readable_kpis,
+)
 from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition, feeds_of
 from kpi_engine.domain.completeness import MissingFeed, missing_feeds
@@ -28,16 +37,10 @@ from vr_shared.web import Problem
 
 router = APIRouter()
 
-KpiReader = Annotated[
-    Identity, Depends(caller_with_role({"ops", "tenant_admin", "billing", "platform_admin"}))
-]
-# Pipelines read their own feeds' completeness too: it is what they declare.
-FeedReader = Annotated[
-    Identity, Depends(caller_with_role({"pipeline", "ops", "tenant_admin", "billing", "platform_admin"}))
-]
-EventInspector = Annotated[
-    Identity, Depends(caller_with_role({"pipeline", "ops", "tenant_admin", "platform_admin"}))
-]
+KpiReader = Annotated[Identity, Depends(caller_with_role(KPI_READERS))]
+ReadingsReader = Annotated[Identity, Depends(caller_with_role(READINGS_READERS))]
+FeedReader = Annotated[Identity, Depends(caller_with_role(FEED_READERS))]
+EventInspector = Annotated[Identity, Depends(caller_with_role(EVENT_INSPECTORS))]
 
 
 class ReadingRequest(BaseModel):
@@ -108,7 +111,7 @@ async def values(
 ) -> dict[str, Any]:
     definition, facilities, calendar = _scope(kpi, facility, caller)
     first, end = date_range(from_, to, calendar)
-    value_of = dimension_value(definition, dimension)
+    value_of = _readable_dimension(definition, dimension, caller)
     requests = [
         SumRequest(definition, start, stop, value_of) for start, stop in buckets(first, end, granularity)
     ]
@@ -130,7 +133,7 @@ async def rolling_value(
     days = window_days(window)
     now = datetime.now(UTC)
     at_day = day_boundary("at", at, calendar, end=False) if at else calendar.local_date(now)
-    value_of = dimension_value(definition, dimension)
+    value_of = _readable_dimension(definition, dimension, caller)
     request = SumRequest(definition, *rolling_window(days, at_day), value_of)
     points = await _values(reader, caller.tenant, facilities, [request], calendar, now)
     return _answer(definition, f"{days}d", facilities, value_of, points, calendar)
@@ -162,7 +165,7 @@ async def _values(
 
 
 @router.post("/v1/kpis/readings", summary="Many KPI values at once (each over its own date range)")
-async def readings(body: ReadingsRequest, caller: KpiReader, reader: Reader) -> dict[str, Any]:
+async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader) -> dict[str, Any]:
     """For callers that need many values together (settlement reads every KPI of a contract period
     in one request): one answer per reading, in order, each shaped like a `values` point."""
     facilities, calendar = _facilities(body.facility, caller), TenantCalendar.of(caller.timezone)
@@ -171,11 +174,13 @@ async def readings(body: ReadingsRequest, caller: KpiReader, reader: Reader) -> 
         definition = CATALOGUE.get(item.kpi)
         if definition is None:
             raise _invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
-        _ensure_may_read_kpi(definition.name, caller)
+        _ensure_may_know_kpi(definition.name, caller)
         if item.end <= item.start:
             raise _invalid_reading(index, "to", "to must be after from (from is inclusive, to exclusive)")
         if item.dimension is not None and definition.dimension is None:
             raise _invalid_reading(index, "dimension", f"{definition.name} has no dimension")
+        if not may_read_kpi(caller, definition.name, item.dimension):
+            raise _not_granted(definition.name, item.dimension)
         requests.append(SumRequest(definition, item.start, item.end, item.dimension))
     points = await _values(reader, caller.tenant, facilities, requests, calendar)
     return {
@@ -207,14 +212,26 @@ def _scope(
             f"{kpi!r} is not in the catalogue (GET /v1/kpis)",
             type_="/problems/unknown-kpi",
         )
-    _ensure_may_read_kpi(kpi, caller)
+    _ensure_may_know_kpi(kpi, caller)
     return definition, _facilities(requested, caller), TenantCalendar.of(caller.timezone)
 
 
-def _ensure_may_read_kpi(kpi: str, caller: Identity) -> None:
+def _ensure_may_know_kpi(kpi: str, caller: Identity) -> None:
     """A caller limited to some KPIs (a vendor: those its contracts use) meets the others as unknown."""
-    if caller.kpis is not None and kpi not in caller.kpis:
-        raise Problem(404, "Unknown KPI", f"{kpi!r} is not a KPI you may read", type_="/problems/unknown-kpi")
+    if not may_know_kpi(caller, kpi):
+        raise _not_granted(kpi, None)
+
+
+def _readable_dimension(definition: KpiDefinition, raw: str | None, caller: Identity) -> str | None:
+    value = dimension_value(definition, raw)
+    if not may_read_kpi(caller, definition.name, value):
+        raise _not_granted(definition.name, value)
+    return value
+
+
+def _not_granted(kpi: str, dimension: str | None) -> Problem:
+    what = repr(kpi) if dimension is None else f"{kpi!r} for {dimension!r}"
+    return Problem(404, "Unknown KPI", f"{what} is not a KPI you may read", type_="/problems/unknown-kpi")
 
 
 def _facilities(requested: list[str] | None, caller: Identity) -> list[str]:
@@ -282,7 +299,7 @@ async def feeds(
     since = today - timedelta(days=RECENT_DAYS - 1)
     watermarks = await reader.watermarks(caller.tenant, facilities)
     activity = await reader.feed_activity(caller.tenant, facilities, since)
-    kpis = sorted(CATALOGUE if caller.kpis is None else caller.kpis & CATALOGUE.keys())
+    kpis = readable_kpis(caller, frozenset(CATALOGUE))
     items = []
     for name in facilities:
         for feed in feeds_of(kpis):

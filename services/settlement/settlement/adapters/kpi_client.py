@@ -1,9 +1,10 @@
-"""Reads KPI values from the KPI engine's query API (SPEC §5), as the contract's health system.
+"""Reads KPI values from the KPI engine's query API (docs/kpis.md), as settlement itself.
 
 Settlement never reads the engine's tables: it asks `POST /v1/kpis/readings` for every KPI value a
-statement needs (each over its own date range, for the contract's facilities) in one request, with an
-identity it signs for the health system (short-lived, role `ops`, the contract's facilities and time
-zone).
+statement needs (each over its own date range, for the contract's facilities) in one request. It calls
+as itself: a short-lived token signed with its own key (issuer `vr-settlement`, role `service`) for the
+contract's health system, scoped to the contract's facilities and the KPIs its terms read — never a
+health system's identity it could not have (docs/security.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import httpx
 from settlement import metrics
 from settlement.domain.contract import Contract
 from settlement.domain.sources import KpiReading, KpiRequest
-from vr_shared.identity import HEADER, Identity, IdentitySigner
+from vr_shared.identity import HEADER, Identity, IdentitySigner, audience
+from vr_shared.roles import Role
 
 
 class KpiEngineUnavailable(Exception):
@@ -35,11 +37,12 @@ class HttpKpiReader:
             return {}
         identity = Identity(
             tenant=contract.health_system,
-            role="ops",
+            role=Role.SERVICE,
             key_id="settlement",
             facilities=frozenset(contract.facilities),
             tenant_kind="health_system",
             timezone=contract.timezone,
+            kpis=frozenset(r.source.label() for r in requests),
         )
         body = {
             "facility": list(contract.facilities),
@@ -56,7 +59,9 @@ class HttpKpiReader:
         started = time.perf_counter()
         try:
             response = await self._client.post(
-                "/v1/kpis/readings", json=body, headers={HEADER: self._signer.sign(identity)}
+                "/v1/kpis/readings",
+                json=body,
+                headers={HEADER: self._signer.sign(identity, audience("kpi-engine"))},
             )
         except httpx.HTTPError as exc:
             raise KpiEngineUnavailable(f"KPI engine unreachable: {type(exc).__name__}") from exc

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from settlement.adapters import tables as t
 from settlement.domain.contract import Contract, parse_contract
-from settlement.domain.statement import kpis_used
+from settlement.domain.statement import kpi_grants
 from vr_shared.identity import Identity
 
 
@@ -45,7 +45,7 @@ class StoredContract:
             "version": self.version,
             "period": self.contract.period,
             "facilities": list(self.contract.facilities),
-            "kpis": kpis_used(self.contract),
+            "kpis": kpi_grants(self.contract),
             "start": self.contract.start.isoformat(),
             "end": self.contract.end.isoformat(),
             "updated_at": self.updated_at.isoformat(),

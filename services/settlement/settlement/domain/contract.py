@@ -37,6 +37,11 @@ from vr_shared.kpis import KPI_DIMENSIONS, KPIS_WITHOUT_DENOMINATOR
 
 _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
 
+# Bounds on what one contract may hold, so a document (a what-if too) costs bounded work to check and
+# compute: far above any contract negotiated (a handful of terms, a few tiers each).
+MAX_LIST = 50  # terms, tiers, bands, caps
+MAX_FACILITIES = 500
+
 
 def _decimal(value: Any) -> Any:
     if isinstance(value, Decimal):
@@ -177,8 +182,8 @@ class SharedSavings(_Term):
     quality_gate: Rate | None = None
     loss_rate: LossRate | None = None  # absent: one-sided, losses are never owed
     basis: Literal["first_dollar", "above_threshold"] = "first_dollar"
-    savings_caps: list[Cap] = Field(default_factory=list)
-    loss_caps: list[Cap] = Field(default_factory=list)
+    savings_caps: list[Cap] = Field(default_factory=list, max_length=MAX_LIST)
+    loss_caps: list[Cap] = Field(default_factory=list, max_length=MAX_LIST)
     cap_order: Literal["rate_then_cap", "cap_then_rate"] = "rate_then_cap"
     savings_payment_reduction: Rate = Decimal(0)
 
@@ -220,7 +225,7 @@ class KpiIncentive(_Term):
     max_reward: AmountParam = Decimal(0)
     max_penalty: AmountParam = Decimal(0)
     curve: Literal["linear", "tiers"] = "linear"
-    tiers: list[Tier] | None = None
+    tiers: list[Tier] | None = Field(default=None, max_length=MAX_LIST)
     min_denominator: Amount | None = None
 
     @property
@@ -237,7 +242,7 @@ class SlaCredit(_Term):
     kind: Literal["sla_credit"]
     kpi: KpiParam
     fee: FeeName
-    tiers: list[SlaTier] = Field(min_length=1)
+    tiers: list[SlaTier] = Field(min_length=1, max_length=MAX_LIST)
 
     @property
     def source(self) -> KpiSource | InputSource:
@@ -256,7 +261,7 @@ class RiskCorridor(_Term):
     kind: Literal["risk_corridor"]
     actual: Param
     target: Param
-    bands: list[Band] = Field(min_length=1)
+    bands: list[Band] = Field(min_length=1, max_length=MAX_LIST)
 
 
 Term = Annotated[SharedSavings | KpiIncentive | SlaCredit | RiskCorridor, Field(discriminator="kind")]
@@ -281,7 +286,7 @@ class Contract(_Strict):
     name: DisplayName
     health_system: Identifier
     vendor: Identifier
-    facilities: list[FacilityId] = Field(min_length=1)
+    facilities: list[FacilityId] = Field(min_length=1, max_length=MAX_FACILITIES)
     currency: str
     timezone: Annotated[str, BeforeValidator(_zone)]
     start: date
@@ -292,7 +297,7 @@ class Contract(_Strict):
     # taken as complete once the period's run-out has passed (docs/settlement.md).
     data_completeness: Literal["declared", "runout"] = "declared"
     fees: dict[FeeName, Amount] = Field(default_factory=dict)
-    terms: list[Term] = Field(min_length=1)
+    terms: list[Term] = Field(min_length=1, max_length=MAX_LIST)
     caps: ContractCaps | None = None
 
     @field_validator("currency")

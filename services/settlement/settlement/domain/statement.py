@@ -42,6 +42,13 @@ def kpis_used(contract: Contract) -> list[str]:
     return sorted({source.kpi for term in contract.terms for source in _kpi_sources(term)})
 
 
+def kpi_grants(contract: Contract) -> list[str]:
+    """What of the health system's KPIs the contract's terms read, as KPI grants (`kpi`, or
+    `kpi[dimension=value]` for one value of its dimension): what its vendor may see, and what
+    settlement may read to compute it (docs/security.md)."""
+    return sorted({source.label() for term in contract.terms for source in _kpi_sources(term)})
+
+
 def _kpi_sources(model: Any) -> Iterator[KpiSource]:
     if isinstance(model, KpiSource):
         yield model

@@ -20,7 +20,7 @@ from settlement.entrypoints.routes import router
 from settlement.entrypoints.watch import BlockedStatementWatch
 from settlement.handlers import publish_targets
 from vr_shared.db import database_reachable
-from vr_shared.identity import IdentityVerifier
+from vr_shared.identity import gateway_verifier
 from vr_shared.kafka import ensure_topics
 from vr_shared.runtime import settle_heap
 from vr_shared.web import add_common_middleware, document_request_body, install_error_map, ops_router
@@ -73,11 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.identity_verifier = IdentityVerifier(
-        settings.identity_secret.get_secret_value(), max_ttl_seconds=settings.identity_max_ttl_seconds
+    app.state.identity_verifier = gateway_verifier(
+        settings.service_name,
+        settings.identity_public_key,
+        max_ttl_seconds=settings.identity_max_ttl_seconds,
     )
     install_error_map(app, error_map(settings.retry_after_seconds))
-    add_common_middleware(app, settings.service_name)
+    add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
     # Contract documents are validated by the domain (errors with JSON paths); their schema is documented.
     for path, method in (("/v1/contracts", "post"), ("/v1/contracts/{contract_id}", "put")):

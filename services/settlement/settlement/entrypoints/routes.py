@@ -14,8 +14,10 @@ from settlement.adapters.repository import PostgresSettlementStore, StoredContra
 from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_contract, parse_inputs
 from settlement.domain.inputs import input_errors
 from settlement.entrypoints.access import (
+    MAX_SIMULATED_PERIODS,
     ensure_may_finalize,
     ensure_may_read,
+    ensure_may_simulate,
     ensure_may_write,
     facility_errors,
     not_found,
@@ -24,13 +26,13 @@ from settlement.handlers import SettlementService, publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
+from vr_shared.roles import ADMINS, READERS
 from vr_shared.web import Problem
 
 router = APIRouter()
 
-ALL_ROLES = {"platform_admin", "tenant_admin", "billing", "ops"}
-Caller = Annotated[Identity, Depends(caller_with_role(ALL_ROLES))]
-Writer = Annotated[Identity, Depends(caller_with_role({"platform_admin", "tenant_admin"}))]
+Caller = Annotated[Identity, Depends(caller_with_role(READERS))]
+Writer = Annotated[Identity, Depends(caller_with_role(ADMINS))]
 Document = Annotated[dict[str, Any], Body()]
 
 
@@ -240,35 +242,14 @@ async def simulate(document: Document, caller: Caller, store: Store, service: Se
         raise ContractInvalid(
             [FieldError("$.periods", 'a non-empty list of period ids, e.g. ["2026-Q1"]', "periods")]
         )
+    if len(periods) > MAX_SIMULATED_PERIODS:
+        message = f"at most {MAX_SIMULATED_PERIODS} periods per what-if"
+        raise ContractInvalid([FieldError("$.periods", message, "periods")])
     raw_inputs = document.get("inputs") or {}
-    if not isinstance(raw_inputs, dict):
+    if not isinstance(raw_inputs, dict) or len(raw_inputs) > MAX_SIMULATED_PERIODS:
         raise ContractInvalid([FieldError("$.inputs", "an object of period id → inputs", "inputs")])
-    await _ensure_may_simulate(caller, contract, store)
+    checked = [service.period(contract, p) for p in periods]
+    mine = [] if caller.tenant != contract.vendor else await store.contracts_of(caller.tenant)
+    ensure_may_simulate(caller, contract, checked, [c.contract for c in mine])
     inputs = {period: parse_inputs(values) for period, values in raw_inputs.items()}
     return {"statements": await service.simulate(contract, periods, inputs)}
-
-
-async def _ensure_may_simulate(caller: Identity, contract: Any, store: PostgresSettlementStore) -> None:
-    """The health system may simulate on its own facilities; a vendor only on facilities an existing
-    contract with that health system already lets it see."""
-    if caller.role == "platform_admin":
-        return
-    if caller.tenant == contract.health_system:
-        if errors := facility_errors(caller, contract, at="$.contract"):
-            raise ContractInvalid(errors)
-        return
-    if caller.tenant == contract.vendor:
-        visible = {
-            f
-            for c in await store.contracts_of(caller.tenant)
-            if c.contract.health_system == contract.health_system
-            for f in c.contract.facilities
-        }
-        if set(contract.facilities) <= visible:
-            return
-    raise Problem(
-        403,
-        "Forbidden",
-        "simulate only with your own facilities or those a contract shares with you",
-        type_="/problems/forbidden",
-    )

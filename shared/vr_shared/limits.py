@@ -1,0 +1,113 @@
+"""What a request may be before anything reads it (docs/security.md): a bounded body and a plain path.
+
+A path holding a control character (NUL among them: no database takes it) or a `.`/`..` segment
+(also percent-encoded: the path here is decoded) is answered 400 — at the gateway such a path would be
+authorised as one route and could be normalised into another by a client downstream.
+
+Every request body is bounded before anything reads it.
+The middleware sits below the request id and metrics middleware and above everything that reads a
+body: FastAPI's body parsing (which runs before any dependency, authentication included), the
+gateway's proxy and ingest's own reader. A declared `Content-Length` over the limit is answered 413
+without reading a byte; a body of unknown length (chunked) is counted as it arrives and answered 413 the
+moment it passes the limit — the application then sees the client as gone, and whatever it was doing
+with the partial body ends there. Memory stays flat whatever the client sends.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
+
+PROBLEM_JSON = b"application/problem+json"
+
+
+def _problem(status: int, type_: str, title: str, detail: str, path: str) -> bytes:
+    return orjson.dumps(
+        {"type": type_, "title": title, "status": status, "detail": detail, "instance": _printable(path)}
+    )
+
+
+def _printable(path: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in path)
+
+
+def plain_path(path: str) -> bool:
+    return all(c.isprintable() for c in path) and not any(s in (".", "..") for s in path.split("/"))
+
+
+class RequestBoundsMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        if not plain_path(path):
+            detail = "the path holds a control character or a dot segment"
+            await _answer(send, 400, _problem(400, "/problems/bad-path", "Bad request", detail, path))
+            return
+        if _declared_length(scope) > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        received, refused, started = 0, False, False
+
+        async def counted_receive() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the client has its 413 already
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+            # The application failed on the body it could not have: the client has its answer.
+
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        detail = f"the request body exceeds the limit of {self.max_bytes} bytes"
+        path = str(scope.get("path", ""))
+        await _answer(
+            send, 413, _problem(413, "/problems/payload-too-large", "Payload too large", detail, path)
+        )
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_JSON),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
