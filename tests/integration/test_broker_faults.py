@@ -24,6 +24,7 @@ from tests.support.examples import event
 from tests.support.identity import PSEUDONYM_KEY, TENANT, token
 from tests.support.kafka import read_topic
 from tests.support.proxy import TcpProxy
+from tests.support.waiting import exposed_metrics
 from vr_shared.events import EVENT_TYPES, decode_event, validate_event
 
 pytestmark = pytest.mark.fault
@@ -107,14 +108,14 @@ async def test_unreachable_broker_gives_503_quickly_and_ingest_recovers_without_
     # and pipelines never meet a 502; the broker's state is in the detail and the metrics.
     ready = await client.get("/readyz")
     assert (ready.status_code, ready.json()["checks"]) == (200, {"started": "ok", "broker": "unreachable"})
-    assert "vr_ingest_broker_reachable 0.0" in (await client.get("/metrics")).text
+    assert "vr_ingest_broker_reachable 0.0" in exposed_metrics()
 
     await faulty_broker.proxy.start()
     after = _batch("after")
     await _post_until_accepted(client, after, within_s=60)
     ready = await client.get("/readyz")
     assert (ready.status_code, ready.json()["checks"]) == (200, {"started": "ok", "broker": "ok"})
-    assert "vr_ingest_broker_reachable 1.0" in (await client.get("/metrics")).text
+    assert "vr_ingest_broker_reachable 1.0" in exposed_metrics()
 
     await _assert_on_topic_exactly(
         faulty_broker.broker.bootstrap_servers, ingest_on_faulty_broker.settings.events_topic, before + after

@@ -7,10 +7,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.integration.conftest import IngestUnderTest
 from tests.support.examples import event
 from tests.support.identity import token
+from tests.support.waiting import exposed_metrics
 
 
 async def _samples(ingest: IngestUnderTest) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    text = (await ingest.client.get("/metrics")).text
+    text = exposed_metrics()
     return {
         (s.name, frozenset(s.labels.items())): s.value
         for family in text_string_to_metric_families(text)

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from vr_shared.metrics import render_metrics
+
 T = TypeVar("T")
 
 
@@ -32,3 +34,9 @@ def metric_value(exposition: str, sample: str) -> float:
         if line.startswith(sample + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+def exposed_metrics() -> str:
+    """What this process's /metrics would show: the services run in-process in most tests, sharing the
+    registry (their /metrics is on a port of its own, which an in-process app does not open)."""
+    return render_metrics()[0].decode()

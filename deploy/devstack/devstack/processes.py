@@ -52,21 +52,36 @@ def _variable(name: str, alias: object) -> str:
     return f"VR_{name.upper()}"
 
 
+class ServiceUrl(str):
+    """A service's base URL; `metrics` the base URL of its metrics port (where /metrics is served)."""
+
+    metrics: str
+
+    def __new__(cls, port: int, metrics_port: int) -> ServiceUrl:
+        url = super().__new__(cls, f"http://127.0.0.1:{port}")
+        url.metrics = f"http://127.0.0.1:{metrics_port}"
+        return url
+
+
+def _ports_environment(port: int, metrics_port: int, log_level: str) -> dict[str, str]:
+    return {"VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(port), "VR_METRICS_PORT": str(metrics_port)}
+
+
 @contextlib.contextmanager
 def service_process(
     module: str, env: Mapping[str, str], *, log_level: str = "WARNING", log_path: Path | None = None
-) -> Iterator[str]:
-    """`python -m <module>` (one uvicorn worker) on a free loopback port, `env` over this process's
-    environment, its output to `log_path` if given; yields its base URL and stops it (SIGTERM, as an
-    orchestrator would) at the end."""
-    port = free_port()
-    environment = {**os.environ, **env, "VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(port)}
+) -> Iterator[ServiceUrl]:
+    """`python -m <module>` (one uvicorn worker) on free loopback ports (the API's and the metrics'),
+    `env` over this process's environment, its output to `log_path` if given; yields its base URL and
+    stops it (SIGTERM, as an orchestrator would) at the end."""
+    port, metrics_port = free_port(), free_port()
+    environment = {**os.environ, **env, **_ports_environment(port, metrics_port, log_level)}
     log = log_path.open("ab") if log_path else None
     process = subprocess.Popen([sys.executable, "-m", module], env=environment, stdout=log, stderr=log)
     try:
         if not wait_listening(port, timeout_s=60):
             raise RuntimeError(f"{module} did not start (exit code {process.poll()})")
-        yield f"http://127.0.0.1:{port}"
+        yield ServiceUrl(port, metrics_port)
     finally:
         terminate(process, grace_s=20)
         if log:
@@ -80,14 +95,15 @@ class ManagedService:
     def __init__(
         self, module: str, env: Mapping[str, str], *, log_path: Path, log_level: str = "WARNING"
     ) -> None:
-        self.module, self.port = module, free_port()
-        self._environment = {**os.environ, **env, "VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(self.port)}
+        self.module, self.port, self.metrics_port = module, free_port(), free_port()
+        ports = _ports_environment(self.port, self.metrics_port, log_level)
+        self._environment = {**os.environ, **env, **ports}
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def url(self) -> ServiceUrl:
+        return ServiceUrl(self.port, self.metrics_port)
 
     def start(self) -> None:
         with self._log_path.open("ab") as log:

@@ -25,10 +25,10 @@ from devstack.ports import wait_listening
 from devstack.postgres import LocalPostgres
 from devstack.processes import terminate
 from devstack.prometheus import LocalPrometheus, prometheus_binary
-from devstack.roles import provision
 from devstack.s3 import LocalS3
 from devstack.secrets import database_passwords, service_environment
 from vr_shared.create_topics import platform_topics
+from vr_shared.db_roles import provision
 from vr_shared.kafka import ensure_topics
 from vr_shared.settings import KafkaSettings
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from tests.integration.gateway.conftest import gateway_in_front
 from tests.integration.gateway.test_gateway import key, tenant
 from tests.support.infrastructure import Infrastructure
-from tests.support.waiting import metric_value
+from tests.support.waiting import exposed_metrics, metric_value
 from vr_cli.main import app
 
 
@@ -41,7 +41,7 @@ async def test_push_retries_after_429_until_every_event_is_accepted(
         )
         assert result.exit_code == 0, result.output
         assert "accepted 6, rejected 0" in result.output
-        limited = (await gw.client.get("/metrics")).text
+        limited = exposed_metrics()
         assert metric_value(limited, 'vr_gateway_rate_limited_total{role="pipeline"}') >= 1
         refused = await asyncio.to_thread(
             CliRunner().invoke, app, ["events", "push", str(path)], env={**env, "VR_API_KEY": "vrk_wrong"}

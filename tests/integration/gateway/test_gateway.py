@@ -19,7 +19,7 @@ from tests.integration.gateway.conftest import GatewayStack, gateway_in_front
 from tests.support.identity import GATEWAY_PUBLIC_KEY
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
-from tests.support.waiting import eventually, metric_value
+from tests.support.waiting import eventually, exposed_metrics, metric_value
 from vr_shared.identity import gateway_verifier
 
 
@@ -95,7 +95,7 @@ async def test_requests_are_counted_by_service_route_status_and_role(stack: Gate
     probes = 'vr_gateway_requests_total{role="anonymous",route="/healthz",status="200"}'
 
     async def exposed() -> str:
-        return (await stack.client.get("/metrics")).text
+        return exposed_metrics()
 
     before = await exposed()
     for _ in range(3):
@@ -154,7 +154,7 @@ async def test_expired_keys_and_bad_headers_are_unauthenticated(stack: GatewaySt
         assert answer.status_code == 401
         assert answer.headers["content-type"].startswith("application/problem+json")
         assert answer.headers["www-authenticate"].startswith("Bearer")
-    metrics = (await stack.client.get("/metrics")).text
+    metrics = exposed_metrics()
     assert metric_value(metrics, 'vr_gateway_auth_failures_total{reason="expired_key"}') >= 1
     assert metric_value(metrics, 'vr_gateway_auth_failures_total{reason="missing_key"}') >= 1
 
@@ -212,7 +212,7 @@ async def test_rate_limit_answers_429_with_retry_after(
         answers = [await limited.client.get("/v1/kpis", headers=bearer(ops)) for _ in range(5)]
         assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
         assert int(answers[-1].headers["retry-after"]) >= 1
-        exposed = (await limited.client.get("/metrics")).text
+        exposed = exposed_metrics()
         assert metric_value(exposed, 'vr_gateway_rate_limited_total{role="ops"}') >= 2
 
 

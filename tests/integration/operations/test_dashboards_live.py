@@ -27,7 +27,7 @@ import pytest
 from pydantic_settings import BaseSettings
 
 from devstack.broker import running_broker
-from devstack.processes import service_process, settings_environment
+from devstack.processes import ServiceUrl, service_process, settings_environment
 from tests.integration.conftest import ingest_settings
 from tests.integration.gateway.conftest import ADMIN_KEY, drop_schemas, gateway_settings
 from tests.integration.kpi.test_engine_service import engine_settings
@@ -222,12 +222,13 @@ class Scenario:
         path = f"/v1/contracts/{CONTRACT}/settlements/{self.period}"
         return dict(await self.call("GET", path, self.keys["admin"], 200))
 
-    async def finalize_then_late_outages(self, engine: str, stored: int) -> None:
+    async def finalize_then_late_outages(self, engine: ServiceUrl, stored: int) -> None:
         """Finalized once the engine has stored every event, so what changes after is the late data's."""
 
         async def processed() -> float:
-            async with httpx.AsyncClient(base_url=engine) as client:
-                return metric_value((await client.get("/metrics")).text, "vr_kpi_events_processed_total")
+            async with httpx.AsyncClient() as client:
+                scraped = (await client.get(f"{engine.metrics}/metrics")).text
+            return metric_value(scraped, "vr_kpi_events_processed_total")
 
         await eventually(processed, lambda n: n >= stored, 90)
         # The pipelines' close of the month: ADT and monitoring feeds complete through its end. The
@@ -302,7 +303,7 @@ async def observed(
 
         def start(
             name: str, module: str, settings: BaseSettings, within: contextlib.ExitStack = stack
-        ) -> str:
+        ) -> ServiceUrl:
             environment = settings_environment(settings)
             return within.enter_context(
                 service_process(module, environment, log_path=workdir / f"{name}.log")
@@ -330,10 +331,10 @@ async def observed(
             running_prometheus(
                 workdir / "prometheus",
                 {
-                    "gateway": [gateway],
-                    "ingest": [ingest, failing_ingest],
-                    "kpi-engine": [engine, lagging_engine],
-                    "settlement": [settlement],
+                    "gateway": [gateway.metrics],
+                    "ingest": [ingest.metrics, failing_ingest.metrics],
+                    "kpi-engine": [engine.metrics, lagging_engine.metrics],
+                    "settlement": [settlement.metrics],
                 },
             )
         )

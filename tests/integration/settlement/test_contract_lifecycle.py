@@ -15,7 +15,7 @@ from settlement.domain.sources import Values
 from settlement.domain.statement import canonical_hash, compute_line, statement
 from settlement.handlers import readings_of
 from tests.integration.settlement.conftest import SettlementStack, as_party
-from tests.support.waiting import metric_value
+from tests.support.waiting import exposed_metrics, metric_value
 
 TENANT, VENDOR = "life-health", "life-vendor"
 ADMIN = as_party(TENANT, facilities=("life-main", "life-west"))
@@ -195,7 +195,7 @@ async def test_simulate_computes_without_storing(stack: SettlementStack) -> None
     assert q2["lines"][0]["reason"] == "missing_input"
     assert (await stack.settlement.get("/v1/contracts/life-whatif", headers=ADMIN)).status_code == 404
     # A what-if sets no contract's gauges: it could name any contract id, another tenant's too.
-    assert 'contract="life-whatif"' not in (await stack.settlement.get("/metrics")).text
+    assert 'contract="life-whatif"' not in exposed_metrics()
     foreign = copy.deepcopy(body)
     foreign["contract"]["health_system"] = "someone-else"
     refused = await stack.settlement.post("/v1/contracts:simulate", json=foreign, headers=VENDOR_ADMIN)
@@ -206,7 +206,7 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
     assert (await stack.settlement.get("/healthz")).status_code == 200
     ready = await stack.settlement.get("/readyz")
     assert ready.status_code == 200, ready.text
-    before = (await stack.settlement.get("/metrics")).text
+    before = exposed_metrics()
     with_kpi = document("life-metrics")
     with_kpi["terms"].append(
         {
@@ -225,7 +225,7 @@ async def test_operations_endpoints_and_settlement_metrics(stack: SettlementStac
         "/v1/contracts/life-metrics/periods/2025-Q1/inputs", json=inputs, headers=ADMIN
     )
     await stack.settlement.get("/v1/contracts/life-metrics/settlements/2025-Q1", headers=OPS)
-    exposed = (await stack.settlement.get("/metrics")).text
+    exposed = exposed_metrics()
     # Past its run-out with no claims data at all: blocked (the savings line alone is 50,000.00).
     amount = 'vr_settlement_amount{contract="life-metrics",currency="USD",period="2025-Q1",status="blocked"}'
     assert f"{amount} 50000.0" in exposed

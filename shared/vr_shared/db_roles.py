@@ -1,19 +1,24 @@
 """One database role per service, with rights on its own schema only (docs/security.md).
 
-The local stack connects as the database's owner once, to create each service's role and schema (the
-role owns the schema and everything in it, nobody else is granted anything); the services then connect
-as their own role. Run again, it changes nothing but the passwords and hands any object a service made
-before roles existed to that service's role. Compose runs the same statements from
-`deploy/postgres/service-roles.sh`; Kubernetes operators run that script once (deploy/README.md).
+Run once per deployment with the database owner's URL, before the services: it creates each service's
+role and schema (the role owns the schema and everything in it; nobody else is granted anything); the
+services then connect as their own role. Run again, it changes nothing but the passwords, and hands any
+object made before roles existed to the service's role. `make up` calls `provision`; compose and
+Kubernetes run `python -m vr_shared.db_roles` (deploy/README.md) with `DATABASE_URL` (the owner) and
+`VR_DB_PASSWORD_GATEWAY`, `VR_DB_PASSWORD_KPI_ENGINE`, `VR_DB_PASSWORD_SETTLEMENT`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
+
+from vr_shared.secrets import WeakSecret, check_secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +86,29 @@ def provision(admin_url: str, passwords: dict[str, str]) -> dict[str, str]:
     """Each service's `DATABASE_URL`, after its role and schema exist."""
     asyncio.run(_provision(admin_url, passwords))
     return {r.service: url_as(admin_url, r.role, passwords[r.service]) for r in SERVICE_ROLES}
+
+
+def password_variable(service: str) -> str:
+    return "VR_DB_PASSWORD_" + service.upper().replace("-", "_")
+
+
+def main() -> int:
+    admin_url = os.environ.get("DATABASE_URL", "")
+    passwords: dict[str, str] = {}
+    for role in SERVICE_ROLES:
+        variable = password_variable(role.service)
+        try:
+            passwords[role.service] = check_secret(os.environ.get(variable, ""))
+        except WeakSecret as exc:
+            print(f"refusing to create roles: {variable} {exc}", file=sys.stderr)
+            return 2
+    if not admin_url:
+        print("refusing to create roles: DATABASE_URL (the database owner's) is not set", file=sys.stderr)
+        return 2
+    for service in provision(admin_url, passwords):
+        print(f"role and schema of {service}: ready", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
