@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install prometheus up test test-unit bench lint format token clean
+.PHONY: help install prometheus up test test-unit bench lint format token demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -67,8 +67,9 @@ TENANT ?= demo-health
 FACILITIES ?= demo-main
 ROLE ?= pipeline
 TIMEZONE ?= America/New_York
-token: install ## print an identity token for direct service calls (TENANT, FACILITIES, ROLE, TIMEZONE)
-	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE) --timezone $(TIMEZONE)
+SERVICE ?= ingest
+token: install ## print an identity token for direct calls to one service (TENANT, FACILITIES, ROLE, TIMEZONE, SERVICE)
+	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE) --timezone $(TIMEZONE) --service $(SERVICE)
 
 demo: install ## with `make up` running: a health system, a vendor, a contract, a year of events, the quarters
 	$(RUN) vr demo --key "$$($(RUN) python -m devstack --root $(CURDIR) admin-key)"

@@ -24,16 +24,13 @@ import httpx
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url, service_process  # noqa: E402
+from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
-from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
+from vr_shared.identity import Identity  # noqa: E402
+from vr_shared.roles import Role  # noqa: E402
 
 RATE, BATCH, SECONDS = 1_000, 100, 30
 TENANT, ZONE, FACILITY = "bench-health", "America/New_York", "bench-main"
-SECRETS = {
-    "VR_IDENTITY_SECRET": "bench-identity-secret-0123456789abcdef0123",
-    "VR_PSEUDONYM_KEY": "bench-pseudonym-key-0123456789abcdef0123",
-}
 
 
 @contextlib.contextmanager
@@ -42,27 +39,30 @@ def stack() -> Iterator[tuple[str, str]]:
     with broker_servers() as kafka, database_url() as database:
         suffix = uuid.uuid4().hex[:8]
         common = {
-            **SECRETS,
             "KAFKA_BOOTSTRAP_SERVERS": kafka,
             "DATABASE_URL": database,
             "VR_EVENTS_TOPIC": f"bench.fresh.{suffix}",
         }
         engine_env = {
             **common,
+            **SERVICE_SECRETS["kpi_engine"],
             "VR_DB_SCHEMA": f"bench_fresh_{suffix}",
             "VR_CONSUMER_GROUP": f"bench-{suffix}",
             "VR_DEAD_LETTER_TOPIC": f"bench.dlq.{suffix}",
             "VR_UPDATES_TOPIC": f"bench.upd.{suffix}",
         }
-        with service_process("ingest", common) as ingest, service_process("kpi_engine", engine_env) as engine:
+        with (
+            service_process("ingest", {**common, **SERVICE_SECRETS["ingest"]}) as ingest,
+            service_process("kpi_engine", engine_env) as engine,
+        ):
             yield ingest, engine
 
 
-def token(role: str) -> str:
+def token(role: str, service: str) -> str:
     identity = Identity(
-        tenant=TENANT, role=role, key_id="bench", facilities=frozenset({FACILITY}), timezone=ZONE
+        tenant=TENANT, role=Role(role), key_id="bench", facilities=frozenset({FACILITY}), timezone=ZONE
     )
-    return IdentitySigner(SECRETS["VR_IDENTITY_SECRET"], ttl_seconds=300).sign(identity)
+    return identity_token(identity, service)
 
 
 async def main() -> None:
@@ -72,7 +72,10 @@ async def main() -> None:
             httpx.AsyncClient(base_url=ingest_url, timeout=10) as ingest,
             httpx.AsyncClient(base_url=engine_url, timeout=10) as engine,
         ):
-            writer, reader = {"X-VR-Identity": token("pipeline")}, {"X-VR-Identity": token("ops")}
+            writer, reader = (
+                {"X-VR-Identity": token("pipeline", "ingest")},
+                {"X-VR-Identity": token("ops", "kpi-engine")},
+            )
             await _wait_ready(engine)
             day = datetime.now(UTC).astimezone(ZoneInfo(ZONE)).date()
             query = {

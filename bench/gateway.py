@@ -19,12 +19,11 @@ import httpx
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url, service_process  # noqa: E402
+from bench.infra import ADMIN_KEY, SERVICE_SECRETS, broker_servers, database_url, service_process  # noqa: E402
 from bench.ingest import (  # noqa: E402
     BATCH,
     CONCURRENCY,
     FACILITIES,
-    IDENTITY_SECRET,
     TENANT,
     TIMEZONE,
     ingest_process,
@@ -34,7 +33,6 @@ from bench.ingest import (  # noqa: E402
 )
 from bench.report import machine, today, write_section  # noqa: E402
 
-ADMIN_KEY = "vrk_bench-admin-key-0123456789abcdef0123456789"
 GATEWAY_ROUNDS = 5
 
 
@@ -42,8 +40,7 @@ def gateway_process(database: str, ingest_url: str) -> contextlib.AbstractContex
     env = {
         "DATABASE_URL": database,
         "VR_DB_SCHEMA": f"bench_gateway_{uuid.uuid4().hex[:8]}",
-        "VR_IDENTITY_SECRET": IDENTITY_SECRET,
-        "VR_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        **SERVICE_SECRETS["gateway"],
         "VR_INGEST_URL": ingest_url,
         "VR_RATE_LIMIT_PER_SECOND": "100000",
         "VR_RATE_LIMIT_BURST": "100000",

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Iterator
 
 from devstack.broker import running_broker
 from devstack.postgres import running_postgres
 from devstack.processes import service_process
+from vr_shared.identity import Identity, IdentitySigner, audience
+from vr_shared.secrets import new_key_pair
 
-__all__ = ["broker_servers", "database_url", "service_process"]
+__all__ = ["SERVICE_SECRETS", "broker_servers", "database_url", "identity_token", "service_process"]
 
 
 @contextlib.contextmanager
@@ -30,3 +33,28 @@ def database_url() -> Iterator[str]:
         return
     with running_postgres() as local:
         yield local.url
+
+
+# Secrets of one benchmark run: random (services refuse weak ones), the same for every service started.
+GATEWAY_PRIVATE_KEY, GATEWAY_PUBLIC_KEY = new_key_pair()
+SETTLEMENT_PRIVATE_KEY, SETTLEMENT_PUBLIC_KEY = new_key_pair()
+PSEUDONYM_KEY = secrets.token_urlsafe(48)
+ADMIN_KEY = "vrk_" + secrets.token_urlsafe(32)
+# Each service's secrets, as its environment.
+SERVICE_SECRETS = {
+    "ingest": {"VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY, "VR_PSEUDONYM_KEY": PSEUDONYM_KEY},
+    "kpi_engine": {
+        "VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY,
+        "VR_SETTLEMENT_PUBLIC_KEY": SETTLEMENT_PUBLIC_KEY,
+    },
+    "settlement": {
+        "VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY,
+        "VR_SERVICE_PRIVATE_KEY": SETTLEMENT_PRIVATE_KEY,
+    },
+    "gateway": {"VR_IDENTITY_PRIVATE_KEY": GATEWAY_PRIVATE_KEY, "VR_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY},
+}
+
+
+def identity_token(identity: Identity, service: str, ttl_seconds: int = 300) -> str:
+    """A token as the gateway signs it, for one service."""
+    return IdentitySigner(GATEWAY_PRIVATE_KEY, ttl_seconds=ttl_seconds).sign(identity, audience(service))

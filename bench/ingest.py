@@ -28,12 +28,13 @@ import orjson
 # Run as a script, this file's folder would come first on sys.path and shadow the `ingest` package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, service_process  # noqa: E402
+from bench.infra import PSEUDONYM_KEY, SERVICE_SECRETS, broker_servers, identity_token, service_process  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
 from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
 from vr_shared.events import Origin, encode_event, message_headers, message_key  # noqa: E402
-from vr_shared.identity import Identity, IdentitySigner  # noqa: E402
+from vr_shared.identity import Identity  # noqa: E402
 from vr_shared.kafka import BatchPublisher, OutgoingMessage, TopicSpec, create_producer, ensure_topics  # noqa: E402
+from vr_shared.roles import Role  # noqa: E402
 
 BATCH = 500
 BATCHES = 120  # distinct request bodies, cycled
@@ -43,10 +44,6 @@ ROUNDS = 3
 PARTITIONS = 12
 TENANT, FACILITIES = "bench-health", ("bench-main", "bench-west", "bench-east")
 TIMEZONE = "America/New_York"
-IDENTITY_SECRET, PSEUDONYM_KEY = (
-    "bench-identity-secret-0123456789abcdef0123",
-    "bench-pseudonym-key-0123456789abcdef0123",
-)
 
 
 def sample_event(i: int) -> dict[str, object]:
@@ -131,8 +128,7 @@ def ingest_process(bootstrap: str, topic: str) -> contextlib.AbstractContextMana
     """Ingest as its own process; its base URL."""
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-        "VR_IDENTITY_SECRET": IDENTITY_SECRET,
-        "VR_PSEUDONYM_KEY": PSEUDONYM_KEY,
+        **SERVICE_SECRETS["ingest"],
         "VR_EVENTS_TOPIC": topic,
         "VR_EVENTS_TOPIC_PARTITIONS": str(PARTITIONS),
     }
@@ -140,14 +136,15 @@ def ingest_process(bootstrap: str, topic: str) -> contextlib.AbstractContextMana
 
 
 async def measure_ingest(url: str, bodies: list[bytes]) -> tuple[float, list[float]]:
-    token = IdentitySigner(IDENTITY_SECRET, ttl_seconds=300).sign(
+    token = identity_token(
         Identity(
             tenant=TENANT,
-            role="pipeline",
+            role=Role.PIPELINE,
             key_id="bench",
             facilities=frozenset(FACILITIES),
             timezone=TIMEZONE,
-        )
+        ),
+        "ingest",
     )
     return await post_load(url, {"X-VR-Identity": token}, bodies)
 

@@ -30,7 +30,7 @@ from aiokafka import TopicPartition
 # Run as a script, this file's folder would come first on sys.path.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url  # noqa: E402
+from bench.infra import GATEWAY_PUBLIC_KEY, SETTLEMENT_PUBLIC_KEY, broker_servers, database_url  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
 from kpi_engine import bootstrap  # noqa: E402
 from kpi_engine.adapters.migrate import migrate  # noqa: E402
@@ -45,7 +45,6 @@ from vr_shared.runtime import settle_heap  # noqa: E402
 EVENTS = 40_000
 PARTITIONS = 12
 ROUNDS = 3
-SECRET = "bench-identity-secret-0123456789abcdef0123"
 
 
 async def measure_baseline(kafka: str, database: str, topic: str) -> float:
@@ -133,7 +132,8 @@ async def measure_engine(kafka: str, database: str, topic: str) -> float:
         {
             "kafka_bootstrap_servers": kafka,
             "database_url": database,
-            "identity_secret": SECRET,
+            "identity_public_key": GATEWAY_PUBLIC_KEY,
+            "settlement_public_key": SETTLEMENT_PUBLIC_KEY,
             "db_schema": f"bench_{suffix}",
             "events_topic": topic,
             "dead_letter_topic": f"bench.dlq.{suffix}",

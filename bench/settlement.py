@@ -26,16 +26,16 @@ from sqlalchemy import text
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.infra import broker_servers, database_url, service_process  # noqa: E402
+from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process  # noqa: E402
 from bench.kpi_queries import TENANT, ZONE, load  # noqa: E402
 from bench.report import machine, today, write_section  # noqa: E402
 from tests.support.streams import FACILITIES  # noqa: E402
 from vr_shared.db import create_engine  # noqa: E402
-from vr_shared.identity import HEADER, Identity, IdentitySigner  # noqa: E402
+from vr_shared.identity import HEADER, Identity  # noqa: E402
+from vr_shared.roles import Role  # noqa: E402
 
 SIZES = (100_000, 1_000_000)
 REQUESTS = 200
-SECRET = "bench-identity-secret-0123456789abcdef0123"
 
 
 def incentive(
@@ -112,11 +112,11 @@ def services(kafka: str, url: str, suffix: str) -> Iterator[tuple[str, str]]:
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "DATABASE_URL": url,
-        "VR_IDENTITY_SECRET": SECRET,
         "VR_UPDATES_TOPIC": f"bench.updates.{suffix}",
     }
     engine_env = {
         **common,
+        **SERVICE_SECRETS["kpi_engine"],
         "VR_DB_SCHEMA": f"bench_kpi_{suffix}",
         "VR_EVENTS_TOPIC": f"bench.events.{suffix}",
         "VR_DEAD_LETTER_TOPIC": f"bench.dlq.{suffix}",
@@ -125,6 +125,7 @@ def services(kafka: str, url: str, suffix: str) -> Iterator[tuple[str, str]]:
     with service_process("kpi_engine", engine_env) as engine_url:
         settlement_env = {
             **common,
+            **SERVICE_SECRETS["settlement"],
             "VR_DB_SCHEMA": f"bench_settlement_{suffix}",
             "VR_KPI_ENGINE_URL": engine_url,
             "VR_CONSUMER_GROUP": f"bench-settlement-{suffix}",
@@ -136,8 +137,9 @@ def services(kafka: str, url: str, suffix: str) -> Iterator[tuple[str, str]]:
 async def measure(kafka: str, url: str, size: int) -> tuple[list[float], str]:
     suffix = uuid.uuid4().hex[:8]
     headers = {
-        HEADER: IdentitySigner(SECRET, ttl_seconds=300).sign(
-            Identity(TENANT, "tenant_admin", "bench", frozenset(FACILITIES), "health_system", ZONE)
+        HEADER: identity_token(
+            Identity(TENANT, Role.TENANT_ADMIN, "bench", frozenset(FACILITIES), "health_system", ZONE),
+            "settlement",
         )
     }
     with services(kafka, url, suffix) as (settlement_url, engine_schema):

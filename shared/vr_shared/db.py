@@ -81,6 +81,25 @@ async def create_schema_if_missing(conn: AsyncConnection, schema: str) -> None:
         await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
 
 
+# SQLSTATEs that say the server cannot serve now, not that the statement is wrong: connection exceptions
+# (class 08), a server shutting down, crashed or still starting (57P01-57P03), too many connections.
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database is away (retry later) rather than a statement it refused —
+    a PostgreSQL still starting answers "cannot connect now", which is no reason to dead-letter data."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the error, SQLAlchemy's wrapped driver error, and their causes
+        if seen is None:
+            return False
+        state = getattr(seen, "sqlstate", None) or getattr(getattr(seen, "orig", None), "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
 async def database_reachable(engine: AsyncEngine, *, timeout_s: float = 2.0) -> bool:
     try:
         async with asyncio.timeout(timeout_s), engine.connect() as conn:

@@ -71,7 +71,8 @@ def url_as(admin_url: str, role: str, password: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-async def _provision(admin_url: str, passwords: dict[str, str]) -> None:
+async def provision(admin_url: str, passwords: dict[str, str]) -> dict[str, str]:
+    """Each service's `DATABASE_URL`, after its role and schema exist."""
     connection = await asyncpg.connect(admin_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         for role in SERVICE_ROLES:
@@ -80,11 +81,6 @@ async def _provision(admin_url: str, passwords: dict[str, str]) -> None:
                     await connection.execute(statement)
     finally:
         await connection.close()
-
-
-def provision(admin_url: str, passwords: dict[str, str]) -> dict[str, str]:
-    """Each service's `DATABASE_URL`, after its role and schema exist."""
-    asyncio.run(_provision(admin_url, passwords))
     return {r.service: url_as(admin_url, r.role, passwords[r.service]) for r in SERVICE_ROLES}
 
 
@@ -105,7 +101,7 @@ def main() -> int:
     if not admin_url:
         print("refusing to create roles: DATABASE_URL (the database owner's) is not set", file=sys.stderr)
         return 2
-    for service in provision(admin_url, passwords):
+    for service in asyncio.run(provision(admin_url, passwords)):
         print(f"role and schema of {service}: ready", flush=True)
     return 0
 

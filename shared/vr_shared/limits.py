@@ -15,11 +15,18 @@ with the partial body ends there. Memory stays flat whatever the client sends.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import orjson
 
 from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEM_JSON = b"application/problem+json"
+# After a 413 the rest of the body is read and dropped for this long before the connection closes: a
+# socket closed with unread data resets the connection, and the reset can destroy the answer before
+# the client reads it (the "lingering close" of HTTP servers). Dropped, so memory stays flat.
+LINGER_SECONDS = 1.0
 
 
 def _problem(status: int, type_: str, title: str, detail: str, path: str) -> bytes:
@@ -50,8 +57,8 @@ class RequestBoundsMiddleware:
             detail = "the path holds a control character or a dot segment"
             await _answer(send, 400, _problem(400, "/problems/bad-path", "Bad request", detail, path))
             return
-        if _declared_length(scope) > self.max_bytes:
-            await self._refuse(scope, send)
+        if (declared := _declared_length(scope)) > self.max_bytes:
+            await self._refuse(scope, send, f"request body is {declared} bytes", receive)
             return
         received, refused, started = 0, False, False
 
@@ -65,7 +72,7 @@ class RequestBoundsMiddleware:
                 if received > self.max_bytes:
                     refused = True
                     if not started:
-                        await self._refuse(scope, send)
+                        await self._refuse(scope, send, "request body exceeds the limit", receive)
                     return {"type": "http.disconnect"}
             return message
 
@@ -83,15 +90,27 @@ class RequestBoundsMiddleware:
                 raise
             # The application failed on the body it could not have: the client has its answer.
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        detail = f"the request body exceeds the limit of {self.max_bytes} bytes"
+    async def _refuse(self, scope: Scope, send: Send, what: str, receive: Receive) -> None:
+        detail = f"{what}; the limit is {self.max_bytes} bytes"
         path = str(scope.get("path", ""))
-        await _answer(
-            send, 413, _problem(413, "/problems/payload-too-large", "Payload too large", detail, path)
-        )
+        problem = _problem(413, "/problems/payload-too-large", "Payload too large", detail, path)
+        await _answer(send, 413, problem, finished=False)
+        await _drop_the_rest(receive)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _answer(send: Send, status: int, body: bytes) -> None:
+async def _drop_the_rest(receive: Receive) -> None:
+    until = time.monotonic() + LINGER_SECONDS
+    try:
+        while (left := until - time.monotonic()) > 0:
+            message = await asyncio.wait_for(receive(), timeout=left)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+    except TimeoutError:
+        return
+
+
+async def _answer(send: Send, status: int, body: bytes, *, finished: bool = True) -> None:
     await send(
         {
             "type": "http.response.start",
@@ -103,7 +122,7 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
             ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": body, "more_body": not finished})
 
 
 def _declared_length(scope: Scope) -> int:

@@ -56,10 +56,11 @@ class ServiceUrl(str):
     """A service's base URL; `metrics` the base URL of its metrics port (where /metrics is served)."""
 
     metrics: str
+    pid: int | None  # the process serving it, when it runs as one
 
-    def __new__(cls, port: int, metrics_port: int) -> ServiceUrl:
+    def __new__(cls, port: int, metrics_port: int, pid: int | None = None) -> ServiceUrl:
         url = super().__new__(cls, f"http://127.0.0.1:{port}")
-        url.metrics = f"http://127.0.0.1:{metrics_port}"
+        url.metrics, url.pid = f"http://127.0.0.1:{metrics_port}", pid
         return url
 
 
@@ -81,7 +82,7 @@ def service_process(
     try:
         if not wait_listening(port, timeout_s=60):
             raise RuntimeError(f"{module} did not start (exit code {process.poll()})")
-        yield ServiceUrl(port, metrics_port)
+        yield ServiceUrl(port, metrics_port, process.pid)
     finally:
         terminate(process, grace_s=20)
         if log:

@@ -103,7 +103,7 @@ class Stack:
         admin_url = self.database_url
 
         def provision_roles() -> None:
-            self.service_database_urls = provision(admin_url, database_passwords(self.state_dir))
+            self.service_database_urls = asyncio.run(provision(admin_url, database_passwords(self.state_dir)))
 
         _step("one database role per service", provision_roles)
         if not self.bootstrap_servers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 from vr_shared.metrics import LATENCY_BUCKETS
+from vr_shared.roles import KEY_ROLES
 
 REQUESTS = Counter("vr_gateway_requests_total", "Requests answered", ["route", "status", "role"])
 AUTH_FAILURES = Counter("vr_gateway_auth_failures_total", "Requests refused before routing", ["reason"])
@@ -20,7 +21,7 @@ UPSTREAM_SECONDS = Histogram(
 # Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
 for _reason in ("missing_key", "malformed_header", "unknown_key", "revoked_key", "expired_key"):
     AUTH_FAILURES.labels(_reason)
-for _role in ("platform_admin", "tenant_admin", "pipeline", "billing", "ops"):
+for _role in sorted(KEY_ROLES):
     RATE_LIMITED.labels(_role)
 for _upstream in ("ingest", "kpi-engine", "settlement"):
     for _kind in ("timeout", "unreachable", "broken_response"):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.adapters import tables as t
 from gateway.domain.keys import BOOTSTRAP_KEY_ID, ApiKey, key_hash
 from gateway.domain.tenants import Tenant
+from vr_shared.roles import Role
 
 
 class TenantExists(Exception):
@@ -91,7 +92,7 @@ class PostgresDirectory:
             statement = insert(t.api_keys).values(
                 id=BOOTSTRAP_KEY_ID,
                 tenant_id=tenant_id,
-                role="platform_admin",
+                role=Role.PLATFORM_ADMIN.value,
                 name="VR_BOOTSTRAP_ADMIN_KEY",
                 key_hash=key_hash(key),
                 created_by="start-up",

@@ -88,7 +88,7 @@ async def get_tenant(tenant_id: str, who: Caller_, directory: Directory) -> Tena
     # A tenant's own keys may read it; anyone else's answer is the same as for a missing tenant.
     tenant = (
         await directory.tenant(tenant_id)
-        if who.key.role == "platform_admin" or who.key.tenant_id == tenant_id
+        if who.key.role == Role.PLATFORM_ADMIN or who.key.tenant_id == tenant_id
         else None
     )
     if tenant is None:
@@ -136,11 +136,11 @@ class ApiKeyList(BaseModel):
 async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) -> dict[str, Any]:
     if body.role not in creatable_roles(who.key.role):
         raise _forbidden(f"role {who.key.role!r} may not create {body.role!r} keys")
-    if who.key.role != "platform_admin" and body.tenant_id != who.key.tenant_id:
+    if who.key.role != Role.PLATFORM_ADMIN and body.tenant_id != who.key.tenant_id:
         raise Problem(
             404, "Unknown tenant", f"no tenant {body.tenant_id!r}", type_="/problems/unknown-tenant"
         )
-    if body.role == "platform_admin":
+    if body.role == Role.PLATFORM_ADMIN:
         if body.tenant_id != PLATFORM_TENANT:
             raise Problem(422, "Invalid key", f"platform_admin keys belong to tenant {PLATFORM_TENANT!r}")
     elif await directory.tenant(body.tenant_id) is None:
@@ -162,7 +162,7 @@ async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) ->
 async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins list keys")
-    scope = tenant_id if who.key.role == "platform_admin" else who.key.tenant_id
+    scope = tenant_id if who.key.role == Role.PLATFORM_ADMIN else who.key.tenant_id
     return {"items": [k.as_json() for k in await directory.keys(scope)]}
 
 
@@ -171,7 +171,7 @@ async def revoke_key(key_id: str, who: Caller_, directory: Directory, request: R
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins revoke keys")
     found = await directory.key(key_id)
-    if found is None or (who.key.role != "platform_admin" and found.tenant_id != who.key.tenant_id):
+    if found is None or (who.key.role != Role.PLATFORM_ADMIN and found.tenant_id != who.key.tenant_id):
         raise Problem(404, "Unknown key", f"no key {key_id!r}", type_="/problems/unknown-key")
     if not may_revoke(who.key.role, found.role):
         raise _forbidden("only a platform admin revokes a platform admin key")
@@ -202,12 +202,12 @@ async def to_service(path: str, request: Request) -> Response:
     if who.identity.tenant_kind == "vendor" and route.template in VENDOR_KPI_ROUTES:
         who = await _vendor_view(request, who, path)
     elif (
-        who.key.role == "platform_admin"
+        who.key.role == Role.PLATFORM_ADMIN
         and route.upstream in TENANT_SCOPED
         and "tenant" in request.query_params
     ):
         who = await _platform_admin_for(request, who, request.query_params["tenant"])
-    elif who.key.role == "platform_admin" and (route.method, route.template) in CONTRACT_WRITES:
+    elif who.key.role == Role.PLATFORM_ADMIN and (route.method, route.template) in CONTRACT_WRITES:
         who = await _platform_admin_for_contract(request, who)
     resolver: KeyResolver = request.app.state.resolver
     return await forward(

@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 from vr_shared.events import Event, FieldError
 from vr_shared.identity import Identity
+from vr_shared.roles import WRITERS
 
-WRITER_ROLES = frozenset({"pipeline", "platform_admin"})
+WRITER_ROLES = WRITERS
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from kpi_engine import metrics
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
+from vr_shared.db import database_unavailable
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
 
 log = logging.getLogger(__name__)
@@ -126,8 +127,8 @@ class EventConsumer:
                 asyncpg.InterfaceError,
             ) as exc:
                 self._database_down(exc)
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
+            except (DBAPIError, asyncpg.PostgresError) as exc:
+                if not (getattr(exc, "connection_invalidated", False) or database_unavailable(exc)):
                     raise
                 self._database_down(exc)
             metrics.BATCH_RETRIES.inc()

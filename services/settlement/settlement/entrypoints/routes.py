@@ -26,7 +26,7 @@ from settlement.handlers import SettlementService, publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
-from vr_shared.roles import ADMINS, READERS
+from vr_shared.roles import ADMINS, READERS, Role
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -62,7 +62,7 @@ def _check_writer(caller: Identity, document: dict[str, Any], path_id: str | Non
     contract = parse_contract(document, path_id=path_id)
     ensure_may_write(caller, contract)
     errors = facility_errors(caller, contract)
-    if caller.role == "platform_admin" and caller.tenant != contract.health_system:
+    if caller.role == Role.PLATFORM_ADMIN and caller.tenant != contract.health_system:
         # The gateway speaks for the health system a platform admin names (its facilities and zone);
         # when it cannot, there is no such health system, and its rules could not be checked.
         errors.append(FieldError("$.health_system", "no health system tenant has this id", "health_system"))
@@ -98,7 +98,7 @@ async def create_contract(
 
 @router.get("/v1/contracts", summary="Contracts the caller's tenant is party to")
 async def list_contracts(caller: Caller, store: Store) -> dict[str, Any]:
-    tenant = None if caller.role == "platform_admin" else caller.tenant
+    tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
     return {"items": [c.summary() for c in await store.contracts_of(tenant)]}
 
 
@@ -236,7 +236,12 @@ async def audit(contract_id: str, caller: Caller, store: Store) -> dict[str, Any
 
 @router.post("/v1/contracts:simulate", summary="What-if: statements a contract would produce (not stored)")
 async def simulate(document: Document, caller: Caller, store: Store, service: Service) -> dict[str, Any]:
-    contract = parse_contract(document.get("contract"))
+    try:
+        contract = parse_contract(document.get("contract"))
+    except ContractInvalid as exc:  # paths from the request's root: the contract is one member of it
+        raise ContractInvalid(
+            [FieldError("$.contract" + e.path[1:], e.message, e.code) for e in exc.errors]
+        ) from None
     periods = document.get("periods")
     if not isinstance(periods, list) or not periods or not all(isinstance(p, str) for p in periods):
         raise ContractInvalid(

@@ -1,0 +1,35 @@
+"""A database that is away (starting, shutting down, unreachable) is told apart from a statement it
+refuses: the first is retried, only the second can make an event a dead letter."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from vr_shared.db import database_unavailable
+
+
+class _AdaptedError(Exception):
+    """How SQLAlchemy's asyncpg dialect carries the driver's error: a `sqlstate`, the cause behind it."""
+
+    def __init__(self, cause: asyncpg.PostgresError) -> None:
+        super().__init__(str(cause))
+        self.sqlstate = cause.sqlstate
+        self.__cause__ = cause
+
+
+@pytest.mark.parametrize(
+    ("error", "away"),
+    [
+        (asyncpg.exceptions.CannotConnectNowError("not yet accepting connections"), True),
+        (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("gone"), True),
+        (asyncpg.exceptions.TooManyConnectionsError("too many"), True),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),
+        (asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence"), False),
+    ],
+)
+def test_unavailable_is_recognised_bare_and_wrapped(error: asyncpg.PostgresError, away: bool) -> None:
+    assert database_unavailable(error) is away
+    assert database_unavailable(DBAPIError("statement", {}, _AdaptedError(error))) is away
