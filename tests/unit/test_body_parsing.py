@@ -42,6 +42,15 @@ def test_more_than_the_event_limit_is_413() -> None:
     assert err.value.status == 413
 
 
+def test_ndjson_lines_are_counted_before_any_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[bytes] = []
+    monkeypatch.setattr(orjson, "loads", lambda line: parsed.append(line) or {})  # counts parses
+    with pytest.raises(Problem) as err:
+        parse_items(b"{}\n" * 1001, NDJSON, LIMITS)
+    assert (err.value.status, parsed) == (413, [])
+    assert "1001 lines" in str(err.value.detail)
+
+
 def test_exactly_the_event_limit_is_accepted() -> None:
     assert len(parse_items(orjson.dumps([{}] * 1000), JSON, LIMITS).items) == 1000
 
