@@ -54,10 +54,11 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python bench/settlement.py
 	$(RUN) python bench/gateway.py
 
-lint: install ## ruff (format check + lint) and mypy
+lint: install ## ruff (format check + lint), mypy (strict) and the import layers (lint-imports)
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
-	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement services/gateway/gateway deploy/devstack/devstack deploy/cli/vr_cli
+	$(RUN) mypy shared/vr_shared services/ingest/ingest services/kpi-engine/kpi_engine services/settlement/settlement services/gateway/gateway deploy/devstack/devstack deploy/cli/vr_cli bench
+	$(RUN) lint-imports
 
 format: install ## apply ruff formatting and fixes
 	$(RUN) ruff format .

@@ -35,7 +35,8 @@ from bench.report import machine, today, write_section  # noqa: E402
 from kpi_engine import bootstrap  # noqa: E402
 from kpi_engine.adapters.migrate import migrate  # noqa: E402
 from kpi_engine.config import Settings  # noqa: E402
-from kpi_engine.handlers import Message  # noqa: E402
+from kpi_engine.domain.messages import Message  # noqa: E402
+from kpi_engine.entrypoints.app import event_consumer  # noqa: E402
 from tests.support.publishing import publish  # noqa: E402
 from tests.support.streams import event_stream  # noqa: E402
 from vr_shared.events import decode_event  # noqa: E402
@@ -143,6 +144,7 @@ async def measure_engine(kafka: str, database: str, topic: str) -> float:
         }
     )
     components = bootstrap.build(settings)
+    engine_loop = event_consumer(components, settings)
     await migrate(components.engine, settings.db_schema)
     await ensure_topics(kafka, components.topics)
     await components.producer.start()
@@ -157,7 +159,7 @@ async def measure_engine(kafka: str, database: str, topic: str) -> float:
             messages = [
                 Message(tp.partition, r.offset, r.value or b"") for tp, rs in batch.items() for r in rs
             ]
-            await components.event_consumer.handle(messages)
+            await engine_loop.handle(messages)
             await components.consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
             processed += len(messages)
         return processed / (time.perf_counter() - (started or time.perf_counter()))

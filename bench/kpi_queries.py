@@ -38,6 +38,7 @@ from kpi_engine.domain.query import period_value_from_sums, rolling_window  # no
 from tests.support.streams import FACILITIES, effective, event_stream  # noqa: E402
 from vr_shared.db import create_engine  # noqa: E402
 from vr_shared.events import event_document  # noqa: E402
+from vr_shared.events.catalogue import EventRetracted  # noqa: E402
 
 TENANT, ZONE = "mission-health", "America/New_York"
 SIZES = (100_000, 1_000_000)
@@ -56,7 +57,7 @@ async def load(url: str, schema: str, size: int) -> None:
     calendar = TenantCalendar.of(ZONE)
     cells = compute_cells(effective(events), calendar)
     connection = await asyncpg.connect(url)
-    retracted = {e.data.retracted_id for e in events if e.type == "event.retracted"}  # type: ignore[union-attr]
+    retracted = {e.data.retracted_id for e in events if isinstance(e, EventRetracted)}
     try:
         records = []
         for offset, event in enumerate(events):

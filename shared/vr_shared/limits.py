@@ -58,45 +58,53 @@ class RequestBoundsMiddleware:
             await _answer(send, 400, _problem(400, "/problems/bad-path", "Bad request", detail, path))
             return
         if (declared := _declared_length(scope)) > self.max_bytes:
-            await self._refuse(scope, send, f"request body is {declared} bytes", receive)
+            await self.refuse(scope, send, f"request body is {declared} bytes", receive)
             return
-        received, refused, started = 0, False, False
-
-        async def counted_receive() -> Message:
-            nonlocal received, refused
-            if refused:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    refused = True
-                    if not started:
-                        await self._refuse(scope, send, "request body exceeds the limit", receive)
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if refused:
-                return  # the client has its 413 already
-            started = True
-            await send(message)
-
+        counted = _CountedBody(self, scope, receive, send)
         try:
-            await self.app(scope, counted_receive, guarded_send)
+            await self.app(scope, counted.receive, counted.send)
         except Exception:
-            if not refused:
+            if not counted.refused:
                 raise
             # The application failed on the body it could not have: the client has its answer.
 
-    async def _refuse(self, scope: Scope, send: Send, what: str, receive: Receive) -> None:
+    async def refuse(self, scope: Scope, send: Send, what: str, receive: Receive) -> None:
         detail = f"{what}; the limit is {self.max_bytes} bytes"
         path = str(scope.get("path", ""))
         problem = _problem(413, "/problems/payload-too-large", "Payload too large", detail, path)
         await _answer(send, 413, problem, finished=False)
         await _drop_the_rest(receive)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class _CountedBody:
+    """The application's view of one request: its body counted as it arrives, refused (413) once past
+    the limit — unless the application has started its answer, then only cut off."""
+
+    def __init__(self, bounds: RequestBoundsMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
+        self._bounds, self._scope, self._receive, self._send = bounds, scope, receive, send
+        self.received, self.refused, self.started = 0, False, False
+
+    async def receive(self) -> Message:
+        if self.refused:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self._bounds.max_bytes:
+                self.refused = True
+                if not self.started:
+                    await self._bounds.refuse(
+                        self._scope, self._send, "request body exceeds the limit", self._receive
+                    )
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return  # the client has its 413 already
+        self.started = True
+        await self._send(message)
 
 
 async def _drop_the_rest(receive: Receive) -> None:

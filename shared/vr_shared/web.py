@@ -174,7 +174,7 @@ class RequestIdMiddleware:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
-            text = value.decode("latin-1").strip()
+            text: str = value.decode("latin-1").strip()
             # Reject ids that would let a caller inject into logs; 1-128 visible ASCII characters.
             if 0 < len(text) <= 128 and text.isascii() and text.isprintable():
                 return text

@@ -22,7 +22,7 @@ async def test_bad_keys_cost_one_lookup_and_an_address_that_keeps_failing_gets_4
     settings = gateway_settings(infrastructure, services, auth_failures_per_minute=5)
     app = create_app(settings)
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as client:
-        directory = app.state.directory
+        directory = app.state.components.directory
         lookups: list[str] = []
         looked_up: Callable[[str], Awaitable[Any]] = directory.key_by_secret
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vr_shared.events import Event, validate_event
+from vr_shared.events.catalogue import EventRetracted
 
 FACILITIES = ("asheville-main", "mission-west")
 START = datetime(2026, 1, 1, 5, tzinfo=UTC)  # local midnight in New York
@@ -201,7 +202,7 @@ def event_stream(seed: int, count: int, *, days: int = 120, patients: int = 400)
 
 def effective(events: list[Event]) -> list[Event]:
     """What should count: every event not retracted (retractions themselves carry no KPI effect)."""
-    retracted = {e.data.retracted_id for e in events if e.type == "event.retracted"}  # type: ignore[union-attr]
+    retracted = {e.data.retracted_id for e in events if isinstance(e, EventRetracted)}
     return [e for e in events if e.type != "event.retracted" and e.id not in retracted]
 
 

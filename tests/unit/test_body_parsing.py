@@ -3,7 +3,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from ingest.entrypoints.body import CLOUDEVENTS, CLOUDEVENTS_BATCH, JSON, NDJSON, BodyLimits, parse_items
+from ingest.domain.intake import BodyLimits
+from ingest.entrypoints.body import CLOUDEVENTS, CLOUDEVENTS_BATCH, JSON, NDJSON, parse_items
 from ingest.handlers import Unparseable
 from vr_shared.web import Problem
 

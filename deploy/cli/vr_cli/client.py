@@ -57,4 +57,4 @@ def _retry_after(response: httpx.Response, attempt: int) -> float:
     try:
         return max(0.0, float(response.headers.get("retry-after", "")))
     except ValueError:
-        return min(30.0, 0.5 * 2**attempt)
+        return min(30.0, 0.5 * 2.0**attempt)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from vr_shared.secrets import load_private_key, new_key_pair, public_pem
 
-_MADE = {
+_MADE: dict[str, Callable[[], str]] = {
     "gateway_private_key": lambda: new_key_pair()[0],
     "settlement_private_key": lambda: new_key_pair()[0],
     "pseudonym_key": lambda: secrets.token_urlsafe(48),

@@ -229,7 +229,7 @@ def _step(name: str, action: object) -> None:
     print(f"ok ({time.monotonic() - started:.1f} s)", flush=True)
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def _interrupt(signum: int, _frame: object) -> None:
     signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
     raise KeyboardInterrupt
 

@@ -12,7 +12,7 @@ from gateway.adapters.directory import PostgresDirectory
 from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.config import Settings
 from gateway.domain.failures import FailureLimiter
-from gateway.entrypoints.auth import KeyResolver
+from gateway.handlers import KeyResolver
 from vr_shared.db import create_engine
 from vr_shared.identity import IdentitySigner
 

@@ -10,9 +10,8 @@ from aiokafka import AIOKafkaProducer
 
 from ingest.adapters.publisher import KafkaEventPublisher
 from ingest.config import Settings
-from ingest.domain.intake import IntakePolicy
+from ingest.domain.intake import BodyLimits, IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
-from ingest.entrypoints.body import BodyLimits
 from ingest.handlers import Intake
 from vr_shared.kafka import BatchPublisher, TopicSpec, create_producer
 

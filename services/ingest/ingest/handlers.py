@@ -119,4 +119,4 @@ def _raw_id(item: Any) -> str | None:
 
 def _raw_type(item: Any) -> str:
     value = item.get("type") if isinstance(item, dict) else None
-    return value if value in EVENT_TYPES else "invalid"  # bounded label set
+    return value if isinstance(value, str) and value in EVENT_TYPES else "invalid"  # bounded label set

@@ -1,4 +1,5 @@
-"""The composition root: the one place that names the concrete adapters the engine runs with."""
+"""The composition root: the one place that names the concrete adapters the engine runs with (the
+entrypoints build their loops on them)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kpi_engine.adapters.queries import PostgresKpiReader
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.config import Settings
-from kpi_engine.entrypoints.consumer import EventConsumer, LoggingRebalanceListener
 from vr_shared.db import create_engine
 from vr_shared.kafka import TopicSpec, create_consumer, create_producer
 
@@ -21,7 +21,7 @@ class Components:
     engine: AsyncEngine
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
-    event_consumer: EventConsumer
+    recorder: PostgresRecorder
     reader: PostgresKpiReader
     topics: list[TopicSpec]
 
@@ -36,21 +36,13 @@ def build(settings: Settings) -> Components:
         session_timeout_ms=settings.session_timeout_ms,
         max_poll_records=settings.batch_max_records,
     )
-    consumer.subscribe([settings.events_topic], listener=LoggingRebalanceListener())
     producer = create_producer(
         settings.kafka_bootstrap_servers,
         client_id="kpi-engine",
         enable_idempotence=settings.kafka_enable_idempotence,
     )
-    event_consumer = EventConsumer(
-        consumer,
-        producer,
-        engine,
-        PostgresRecorder(engine, settings.db_schema, late_after=timedelta(hours=settings.late_after_hours)),
-        dead_letter_topic=settings.dead_letter_topic,
-        updates_topic=settings.updates_topic,
-        batch_max_records=settings.batch_max_records,
-        retry_backoff_s=settings.retry_backoff_seconds,
+    recorder = PostgresRecorder(
+        engine, settings.db_schema, late_after=timedelta(hours=settings.late_after_hours)
     )
     topics = [
         TopicSpec(settings.events_topic, settings.events_topic_partitions, settings.topic_replication_factor),
@@ -60,4 +52,4 @@ def build(settings: Settings) -> Components:
             settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
         ),
     ]
-    return Components(engine, consumer, producer, event_consumer, PostgresKpiReader(engine), topics)
+    return Components(engine, consumer, producer, recorder, PostgresKpiReader(engine), topics)

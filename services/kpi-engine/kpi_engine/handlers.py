@@ -7,45 +7,13 @@ stops the consumer.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import ValidationError
 
-from vr_shared.events import Event, Origin, decode_event, event_document
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    partition: int
-    offset: int
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    partition: int
-    offset: int
-    origin: Origin
-    event: Event
-    document: dict[str, Any]
-    payload_hash: bytes
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.origin.tenant, self.event.source, self.event.id)
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    partition: int
-    offset: int
-    reason: str
-    tenant: str | None = None
-    source: str | None = None
-    id: str | None = None
+from kpi_engine.domain.messages import DeadLetter, Decoded, Message
+from vr_shared.events import decode_event, event_document
 
 
 def decode(message: Message) -> Decoded | DeadLetter:

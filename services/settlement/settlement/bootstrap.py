@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from settlement.adapters.kpi_client import HttpKpiReader
 from settlement.adapters.repository import PostgresSettlementStore
 from settlement.config import Settings
-from settlement.entrypoints.updates import KpiUpdatesConsumer
 from settlement.handlers import SettlementService
 from vr_shared.db import create_engine
 from vr_shared.identity import IdentitySigner, issuer
@@ -25,7 +24,6 @@ class Components:
     consumer: AIOKafkaConsumer
     store: PostgresSettlementStore
     service: SettlementService
-    updates: KpiUpdatesConsumer
     topics: list[TopicSpec]
 
 
@@ -37,7 +35,7 @@ def build(settings: Settings) -> Components:
         timeout=settings.kpi_timeout_seconds,
         limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
     )
-    # Settlement asks the KPI engine as the contract's health system, with tokens it signs itself.
+    # Settlement asks the KPI engine as itself, with tokens it signs with its own key.
     signer = IdentitySigner(
         settings.service_private_key.get_secret_value(), issuer=issuer(settings.service_name), ttl_seconds=60
     )
@@ -51,8 +49,7 @@ def build(settings: Settings) -> Components:
         max_poll_records=1000,
     )
     consumer.subscribe([settings.updates_topic])
-    updates = KpiUpdatesConsumer(consumer, store, service)
     updates_topic = TopicSpec(
         settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
     )
-    return Components(engine, http, consumer, store, service, updates, [updates_topic])
+    return Components(engine, http, consumer, store, service, [updates_topic])

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from settlement import metrics
-from settlement.adapters.repository import PostgresSettlementStore, StoredContract
 from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.periods import (
     Period,
@@ -28,6 +27,7 @@ from settlement.domain.periods import (
     runout_passed,
     status_at,
 )
+from settlement.domain.ports import SettlementStore
 from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
 from settlement.domain.statement import (
     canonical_hash,
@@ -38,6 +38,7 @@ from settlement.domain.statement import (
     statement,
     what_is_missing,
 )
+from settlement.domain.stored import StoredContract
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
 
@@ -90,7 +91,7 @@ def publish_targets(contract: Contract) -> None:
 class SettlementService:
     def __init__(
         self,
-        store: PostgresSettlementStore,
+        store: SettlementStore,
         kpis: KpiReader,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:

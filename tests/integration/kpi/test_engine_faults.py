@@ -133,7 +133,7 @@ async def test_database_stopped_and_restarted_while_consuming_loses_and_doubles_
             await wait_until(not_ready, timeout_s=30)
             assert (await client.get("/readyz")).json()["checks"]["database"] == "unreachable"
             # Every database step of the loop waits the outage out; none of them ends the consumer.
-            draining = asyncio.create_task(app.state.components.event_consumer.drain_outbox())
+            draining = asyncio.create_task(app.state.event_consumer.drain_outbox())
             await asyncio.sleep(2)  # the consumer keeps retrying the same batch meanwhile
             assert not draining.done()
             database.start()

@@ -66,7 +66,7 @@ async def test_two_instances_share_the_partitions_and_count_everything_once(
                 return (stored, duplicates) == (len(events), len(redelivered))
 
             await wait_until(all_recorded)
-            assert all(app.state.components.event_consumer.processed_batches > 0 for app in apps)
+            assert all(app.state.event_consumer.processed_batches > 0 for app in apps)
         cells = await stored_cells(db, ORIGIN.tenant)
         assert cells == compute_cells(effective(events), TenantCalendar.of(ORIGIN.timezone))
     finally:

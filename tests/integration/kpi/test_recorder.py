@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.domain.computation import compute_cells
-from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
+from kpi_engine.domain.messages import DeadLetter, Decoded, Message
+from kpi_engine.handlers import decode
 from tests.integration.kpi.conftest import stored_cells
 from tests.unit.kpi.builders import CALENDAR, ev
 from tests.unit.kpi.test_readmissions import STAYS

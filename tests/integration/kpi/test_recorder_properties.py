@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.computation import compute_cells
-from kpi_engine.handlers import Decoded, Message, decode
+from kpi_engine.domain.messages import Decoded, Message
+from kpi_engine.handlers import decode
 from tests.integration.kpi.conftest import stored_cells
 from tests.support.streams import effective, event_stream, messy_stays
 from vr_shared.events import Event, Origin, encode_event, event_document, validate_event

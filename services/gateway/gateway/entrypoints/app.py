@@ -43,9 +43,6 @@ def create_app(settings: Settings) -> FastAPI:
             PLATFORM_TENANT,
         )
         app.state.components = components
-        app.state.directory, app.state.resolver = components.directory, components.resolver
-        app.state.limits, app.state.upstreams = components.limits, components.upstreams
-        app.state.contracts = components.contracts
         app.state.openapi_document = MergedOpenApi(app.openapi(), components.upstreams)
         settle_heap()
         log.info("gateway ready", extra={"schema": settings.db_schema})

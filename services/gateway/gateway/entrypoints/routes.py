@@ -21,8 +21,9 @@ from gateway.domain.access import creatable_roles, may_administer_keys, may_crea
 from gateway.domain.keys import PLATFORM_TENANT, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
-from gateway.entrypoints.auth import Caller, KeyResolver
+from gateway.entrypoints.deps import Directory, components
 from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward
+from gateway.handlers import Caller, KeyResolver
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
 from vr_shared.kpis import KPI_DIMENSIONS, grant
@@ -34,10 +35,10 @@ router = APIRouter()
 
 async def caller(request: Request) -> Caller:
     """Authenticated and within its rate limit, or 401 / 429."""
-    resolver: KeyResolver = request.app.state.resolver
+    resolver: KeyResolver = components(request).resolver
     address = request.client.host if request.client else "unknown"
     found = await resolver.resolve(request.headers.get("authorization"), address)
-    limits: SharedRateLimits = request.app.state.limits
+    limits: SharedRateLimits = components(request).limits
     wait = await limits.take(found.key.id)
     if wait is not None:
         metrics.RATE_LIMITED.labels(found.key.role).inc()
@@ -52,13 +53,7 @@ async def caller(request: Request) -> Caller:
     return found
 
 
-def _directory(request: Request) -> PostgresDirectory:
-    directory: PostgresDirectory = request.app.state.directory
-    return directory
-
-
-Caller_ = Annotated[Caller, Depends(caller)]
-Directory = Annotated[PostgresDirectory, Depends(_directory)]
+Authenticated = Annotated[Caller, Depends(caller)]
 
 
 def _forbidden(detail: str) -> Problem:
@@ -73,7 +68,7 @@ class TenantResponse(Tenant):
 
 
 @router.post("/v1/tenants", status_code=201, response_model=TenantResponse, summary="Create a tenant")
-async def create_tenant(body: TenantRequest, who: Caller_, directory: Directory) -> Tenant:
+async def create_tenant(body: TenantRequest, who: Authenticated, directory: Directory) -> Tenant:
     if not may_create_tenants(who.key.role):
         raise _forbidden("only a platform admin creates tenants")
     if body.id == PLATFORM_TENANT:
@@ -84,7 +79,7 @@ async def create_tenant(body: TenantRequest, who: Caller_, directory: Directory)
 
 
 @router.get("/v1/tenants/{tenant_id}", response_model=TenantResponse, summary="A tenant")
-async def get_tenant(tenant_id: str, who: Caller_, directory: Directory) -> Tenant:
+async def get_tenant(tenant_id: str, who: Authenticated, directory: Directory) -> Tenant:
     # A tenant's own keys may read it; anyone else's answer is the same as for a missing tenant.
     tenant = (
         await directory.tenant(tenant_id)
@@ -133,7 +128,7 @@ class ApiKeyList(BaseModel):
 
 
 @router.post("/v1/api-keys", status_code=201, response_model=NewApiKeyResponse, summary="Create an API key")
-async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) -> dict[str, Any]:
+async def create_key(body: ApiKeyRequest, who: Authenticated, directory: Directory) -> dict[str, Any]:
     if body.role not in creatable_roles(who.key.role):
         raise _forbidden(f"role {who.key.role!r} may not create {body.role!r} keys")
     if who.key.role != Role.PLATFORM_ADMIN and body.tenant_id != who.key.tenant_id:
@@ -159,7 +154,7 @@ async def create_key(body: ApiKeyRequest, who: Caller_, directory: Directory) ->
 
 
 @router.get("/v1/api-keys", response_model=ApiKeyList, summary="API keys (never their secrets)")
-async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
+async def list_keys(who: Authenticated, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins list keys")
     scope = tenant_id if who.key.role == Role.PLATFORM_ADMIN else who.key.tenant_id
@@ -167,7 +162,9 @@ async def list_keys(who: Caller_, directory: Directory, tenant_id: str | None = 
 
 
 @router.delete("/v1/api-keys/{key_id}", response_model=ApiKeyResponse, summary="Revoke an API key")
-async def revoke_key(key_id: str, who: Caller_, directory: Directory, request: Request) -> dict[str, Any]:
+async def revoke_key(
+    key_id: str, who: Authenticated, directory: Directory, request: Request
+) -> dict[str, Any]:
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins revoke keys")
     found = await directory.key(key_id)
@@ -177,7 +174,7 @@ async def revoke_key(key_id: str, who: Caller_, directory: Directory, request: R
         raise _forbidden("only a platform admin revokes a platform admin key")
     revoked = await directory.revoke(key_id)
     assert revoked is not None
-    resolver: KeyResolver = request.app.state.resolver
+    resolver: KeyResolver = components(request).resolver
     resolver.forget(key_id)
     return revoked.as_json()
 
@@ -209,12 +206,12 @@ async def to_service(path: str, request: Request) -> Response:
         who = await _platform_admin_for(request, who, request.query_params["tenant"])
     elif who.key.role == Role.PLATFORM_ADMIN and (route.method, route.template) in CONTRACT_WRITES:
         who = await _platform_admin_for_contract(request, who)
-    resolver: KeyResolver = request.app.state.resolver
+    resolver: KeyResolver = components(request).resolver
     return await forward(
         request,
         route,
         resolver.token(who, route.upstream),
-        request.app.state.upstreams,
+        components(request).upstreams,
         request.app.state.settings.max_body_bytes,
     )
 
@@ -232,7 +229,7 @@ CONTRACT_WRITES = frozenset({("POST", "/v1/contracts"), ("PUT", "/v1/contracts/{
 
 async def _platform_admin_for(request: Request, who: Caller, tenant_id: str) -> Caller:
     """A platform admin acts for the tenant it names (`?tenant=`, SPEC §7)."""
-    directory: PostgresDirectory = request.app.state.directory
+    directory: PostgresDirectory = components(request).directory
     tenant = await directory.tenant(tenant_id)
     if tenant is None:
         raise Problem(404, "Unknown tenant", f"no tenant {tenant_id!r}", type_="/problems/unknown-tenant")
@@ -250,7 +247,7 @@ async def _platform_admin_for_contract(request: Request, who: Caller) -> Caller:
         named = orjson.loads(await request.body()).get("health_system")
     except (orjson.JSONDecodeError, AttributeError):
         return who
-    directory: PostgresDirectory = request.app.state.directory
+    directory: PostgresDirectory = components(request).directory
     known = isinstance(named, str) and 0 < len(named) <= 64 and named.isprintable()
     tenant = await directory.tenant(named) if known else None
     if tenant is None or tenant.kind != "health_system":
@@ -261,7 +258,7 @@ async def _platform_admin_for_contract(request: Request, who: Caller) -> Caller:
 def _acting_for_tenant(request: Request, who: Caller, tenant: Tenant) -> Caller:
     """That tenant's facilities, kind and time zone, the admin's own role and key id kept (services log
     who acted)."""
-    resolver: KeyResolver = request.app.state.resolver
+    resolver: KeyResolver = components(request).resolver
     return resolver.acting_for(
         who,
         Identity(
@@ -306,14 +303,14 @@ async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
     only, a contract using the total the total only. The signed identity names the grants, so the KPI
     engine refuses anything else; anything else looks like an unknown facility or KPI."""
     health_system = request.query_params.get("tenant")
-    directory: PostgresDirectory = request.app.state.directory
-    resolver: KeyResolver = request.app.state.resolver
+    directory: PostgresDirectory = components(request).directory
+    resolver: KeyResolver = components(request).resolver
     tenant = await directory.tenant(health_system) if health_system else None
     asked = await _grants_asked(request, path)
     facilities: set[str] = set()
     grants: set[str] = set()
     if tenant is not None and tenant.kind == "health_system" and asked != set():
-        contracts: SettlementContracts = request.app.state.contracts
+        contracts: SettlementContracts = components(request).contracts
         mine = await contracts.of(who.key.id, resolver.token(who, "settlement"))
         shared = [c for c in mine if c["health_system"] == tenant.id]
         if asked is None:  # the feeds listing: every facility and KPI the contracts use

@@ -14,6 +14,14 @@ WRITER_ROLES = WRITERS
 
 
 @dataclass(frozen=True, slots=True)
+class BodyLimits:
+    """How much one request may carry: bytes, and events (NDJSON lines are counted before parsing)."""
+
+    max_bytes: int
+    max_events: int
+
+
+@dataclass(frozen=True, slots=True)
 class IntakePolicy:
     max_future_skew: timedelta
 

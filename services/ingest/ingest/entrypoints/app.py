@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ from ingest import bootstrap, metrics
 from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
 from ingest.entrypoints.routes import router
+from vr_shared.background import BackgroundTasks
 from vr_shared.events import Event
 from vr_shared.identity import gateway_verifier
 from vr_shared.kafka import broker_reachable, ensure_topics
@@ -42,6 +42,8 @@ async def _connect(components: bootstrap.Components, settings: Settings) -> None
 
 
 def create_app(settings: Settings) -> FastAPI:
+    tasks = BackgroundTasks()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # aiokafka clients bind to the running loop, so the composition root runs here.
@@ -49,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.components = components
         # Serving does not wait for the broker: started during an outage, ingest answers 503 with
         # Retry-After until it reaches the broker (pipelines retry), never a gateway's 502.
-        connecting = asyncio.create_task(_connect(components, settings), name="connect-broker")
+        connecting = tasks.start("connect-broker", _connect(components, settings))
         # With the broker there (the usual start) the first attempt succeeds before anything is served.
         await asyncio.wait([connecting], timeout=2 * settings.publish_timeout_seconds)
         settle_heap()
@@ -57,9 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connecting
+            await tasks.stop()
             if components.connected.is_set():
                 # Flush what is in flight (bounded), then close: no acknowledged event is lost.
                 try:

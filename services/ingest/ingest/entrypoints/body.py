@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import Request
 
+from ingest.domain.intake import BodyLimits
 from ingest.handlers import ParsedBody, Unparseable
 from vr_shared.web import Problem
 
@@ -16,12 +16,6 @@ CLOUDEVENTS = "application/cloudevents+json"
 CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
 NDJSON = "application/x-ndjson"
 SUPPORTED = (JSON, CLOUDEVENTS, CLOUDEVENTS_BATCH, NDJSON)
-
-
-@dataclass(frozen=True, slots=True)
-class BodyLimits:
-    max_bytes: int
-    max_events: int
 
 
 class PayloadTooLarge(Problem):

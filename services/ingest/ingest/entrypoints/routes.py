@@ -7,16 +7,16 @@ Produces: one message per accepted event on the events topic; a per-event result
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from ingest import metrics
 from ingest.entrypoints.auth import EventWriter
-from ingest.entrypoints.body import BodyLimits, media_type, parse_items, read_limited
-from ingest.handlers import Intake
+from ingest.entrypoints.body import media_type, parse_items, read_limited
+from ingest.entrypoints.deps import IntakeService, Limits
 from vr_shared.web import PROBLEM_JSON, Problem
 
 router = APIRouter()
@@ -41,16 +41,6 @@ class IngestResponse(BaseModel):
     results: list[EventResultResponse]
 
 
-async def _intake(request: Request) -> Intake:
-    intake: Intake = request.app.state.components.intake
-    return intake
-
-
-async def _limits(request: Request) -> BodyLimits:
-    limits: BodyLimits = request.app.state.components.body_limits
-    return limits
-
-
 @router.post(
     "/v1/events",
     status_code=202,
@@ -68,8 +58,8 @@ async def _limits(request: Request) -> BodyLimits:
 async def submit_events(
     request: Request,
     caller: EventWriter,
-    intake: Annotated[Intake, Depends(_intake)],
-    limits: Annotated[BodyLimits, Depends(_limits)],
+    intake: IntakeService,
+    limits: Limits,
 ) -> Response:
     try:
         body = parse_items(await read_limited(request, limits), media_type(request), limits)

@@ -46,11 +46,11 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import DAYS_IN_AR, admission_of, discharge_of
 from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.messages import DeadLetter, Decoded
 from kpi_engine.domain.readmissions import KPI as READMISSION
 from kpi_engine.domain.readmissions import Admission, Discharge, index_outcomes
 from kpi_engine.domain.uptime import KPI as UPTIME
 from kpi_engine.domain.uptime import Outage, outage_minutes_by_day
-from kpi_engine.handlers import DeadLetter, Decoded
 from vr_shared.events import validate_event
 from vr_shared.events.catalogue import (
     ArSnapshot,
@@ -549,6 +549,35 @@ async def _recompute_patients(
     effects: _Effects,
 ) -> None:
     """Re-derive the touched patients' index stays; every changed outcome becomes readmission deltas."""
+    stays, before = await _stays_and_index(conn, patients)
+    removed: list[EventKey] = []
+    added: list[dict[str, Any]] = []
+    for tenant, patient in patients:
+        now = _index_outcomes_of(stays[(tenant, patient)], calendars[tenant])
+        old_rows = before[(tenant, patient)]
+        for key in sorted(set(now) | set(old_rows)):
+            old, new = old_rows.get(key), now.get(key)
+            if old is not None and new is not None and _same_outcome(old, new):
+                continue
+            if old is not None:
+                old_cell = Cell(Decimal(1) if old.readmitted else Decimal(0), Decimal(1), 1)
+                effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old_cell, -1)
+                removed.append((tenant, *key))
+            if new is not None:
+                effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
+                added.append(_index_row(tenant, patient, key, new))
+    index = t.readmission_index
+    if removed:
+        keys = _event_keys(sorted(removed))
+        await conn.execute(delete(index).where(_on_event_key(index, keys)))
+    if added:
+        await conn.execute(insert(index), added)
+
+
+async def _stays_and_index(
+    conn: AsyncConnection, patients: Sequence[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], list[Any]], dict[tuple[str, str], dict[tuple[str, str], Any]]]:
+    """Each patient's stay events, and its index stays as recorded before this batch."""
     stays: dict[tuple[str, str], list[Any]] = defaultdict(list)
     before: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
     touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
@@ -567,49 +596,35 @@ async def _recompute_patients(
     )
     for row in rows:
         before[(row.tenant, row.patient)][(row.source, row.id)] = row
-    removed: list[EventKey] = []
-    added: list[dict[str, Any]] = []
-    for tenant, patient in patients:
-        admissions: list[Admission] = []
-        discharges: dict[tuple[str, str], Discharge] = {}
-        for row in stays[(tenant, patient)]:
-            event = validate_event(row.payload)
-            if isinstance(event, EncounterAdmitted):
-                admissions.append(admission_of(event))
-            elif isinstance(event, EncounterDischarged):
-                discharges[(row.source, row.id)] = discharge_of(event)
-        now = index_outcomes(discharges, admissions, calendars[tenant])
-        old_rows = before[(tenant, patient)]
-        for key in sorted(set(now) | set(old_rows)):
-            old, new = old_rows.get(key), now.get(key)
-            if (
-                old is not None
-                and new is not None
-                and (old.facility, old.day, old.readmitted) == (new.facility, new.day, new.readmitted)
-            ):
-                continue
-            if old is not None:
-                old_cell = Cell(Decimal(1) if old.readmitted else Decimal(0), Decimal(1), 1)
-                effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old_cell, -1)
-                removed.append((tenant, *key))
-            if new is not None:
-                effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
-                added.append(
-                    {
-                        "tenant": tenant,
-                        "source": key[0],
-                        "id": key[1],
-                        "patient": patient,
-                        "facility": new.facility,
-                        "day": new.day,
-                        "readmitted": new.readmitted,
-                    }
-                )
-    if removed:
-        keys = _event_keys(sorted(removed))
-        await conn.execute(delete(index).where(_on_event_key(index, keys)))
-    if added:
-        await conn.execute(insert(index), added)
+    return stays, before
+
+
+def _index_outcomes_of(stay_rows: list[Any], calendar: TenantCalendar) -> dict[tuple[str, str], Any]:
+    admissions: list[Admission] = []
+    discharges: dict[tuple[str, str], Discharge] = {}
+    for row in stay_rows:
+        event = validate_event(row.payload)
+        if isinstance(event, EncounterAdmitted):
+            admissions.append(admission_of(event))
+        elif isinstance(event, EncounterDischarged):
+            discharges[(row.source, row.id)] = discharge_of(event)
+    return index_outcomes(discharges, admissions, calendar)
+
+
+def _same_outcome(old: Any, new: Any) -> bool:
+    return bool((old.facility, old.day, old.readmitted) == (new.facility, new.day, new.readmitted))
+
+
+def _index_row(tenant: str, patient: str, key: tuple[str, str], new: Any) -> dict[str, Any]:
+    return {
+        "tenant": tenant,
+        "source": key[0],
+        "id": key[1],
+        "patient": patient,
+        "facility": new.facility,
+        "day": new.day,
+        "readmitted": new.readmitted,
+    }
 
 
 async def _write_cells(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 
 from kpi_engine.domain.calendar import TenantCalendar
@@ -21,36 +22,45 @@ from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterD
 DAYS_IN_AR = "days_in_ar"
 
 
-def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
-    table = CellTable()
-    outages: dict[tuple[str, str], list[Outage]] = defaultdict(list)
-    latest_snapshots: dict[tuple[str, date], ArSnapshot] = {}
-    admissions: list[Admission] = []
-    discharges: list[Discharge] = []
-    for event in events:
-        for key, delta in contributions(event, calendar):
-            table.apply(key, delta)
+@dataclass
+class _Derived:
+    """What only the whole set of events decides: outages, the latest A/R snapshot, stays."""
+
+    outages: dict[tuple[str, str], list[Outage]] = field(default_factory=lambda: defaultdict(list))
+    latest_snapshots: dict[tuple[str, date], ArSnapshot] = field(default_factory=dict)
+    admissions: list[Admission] = field(default_factory=list)
+    discharges: list[Discharge] = field(default_factory=list)
+
+    def take(self, event: Event, calendar: TenantCalendar) -> None:
         match event:
             case SystemOutage() if not event.data.planned:
-                outages[(event.facility, event.data.system)].append(
+                self.outages[(event.facility, event.data.system)].append(
                     Outage(event.data.started_at, event.data.ended_at)
                 )
             case ArSnapshot():
                 slot = (event.facility, calendar.local_date(event.time))
-                if slot not in latest_snapshots or _snapshot_order(event) > _snapshot_order(
-                    latest_snapshots[slot]
-                ):
-                    latest_snapshots[slot] = event
+                known = self.latest_snapshots.get(slot)
+                if known is None or _snapshot_order(event) > _snapshot_order(known):
+                    self.latest_snapshots[slot] = event
             case EncounterAdmitted():
-                admissions.append(admission_of(event))
+                self.admissions.append(admission_of(event))
             case EncounterDischarged():
-                discharges.append(discharge_of(event))
-    for (facility, system), unplanned in outages.items():
+                self.discharges.append(discharge_of(event))
+
+
+def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
+    table = CellTable()
+    derived = _Derived()
+    for event in events:
+        for key, delta in contributions(event, calendar):
+            table.apply(key, delta)
+        derived.take(event, calendar)
+    for (facility, system), unplanned in derived.outages.items():
         for key, cell in uptime_cells(facility, system, unplanned, calendar).items():
             table.put(key, cell)
-    for (facility, day), snapshot in latest_snapshots.items():
+    for (facility, day), snapshot in derived.latest_snapshots.items():
         table.put(CellKey(DAYS_IN_AR, facility, day), days_in_ar_cell(snapshot))
-    for key, cell in readmission_cells(discharges, admissions, calendar).items():
+    for key, cell in readmission_cells(derived.discharges, derived.admissions, calendar).items():
         table.put(key, cell)
     return table.cells
 

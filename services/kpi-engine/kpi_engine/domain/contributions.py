@@ -8,6 +8,7 @@ retraction, as a delta. Uptime (merged intervals), readmissions (a join across s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from decimal import Decimal
 
 from kpi_engine.domain.calendar import TenantCalendar
@@ -43,15 +44,23 @@ def contributions(event: Event, calendar: TenantCalendar) -> list[Contribution]:
 
 
 def _contributions(event: Event, calendar: TenantCalendar) -> Iterator[Contribution]:
+    yield from _clinical(event, calendar)
+    yield from _revenue_cycle(event, calendar.local_date(event.time))
+
+
+def _cell(
+    event: Event, day: date, kpi: str, numerator: Decimal, denominator: Decimal, dimension: str = ""
+) -> Contribution:
+    """The event's share of one cell, counted once in the cell's sample."""
+    return CellKey(kpi, event.facility, day, dimension), Cell(numerator, denominator, 1)
+
+
+def _clinical(event: Event, calendar: TenantCalendar) -> Iterator[Contribution]:
     day = calendar.local_date(event.time)
-
-    def cell(kpi: str, numerator: Decimal, denominator: Decimal, dimension: str = "") -> Contribution:
-        return CellKey(kpi, event.facility, day, dimension), Cell(numerator, denominator, 1)
-
     match event:
         case EncounterDischarged() if event.data.encounter_class == "inpatient":
             los = length_of_stay_days(event, calendar)
-            yield cell("alos_days", Decimal(los), ONE)
+            yield _cell(event, day, "alos_days", Decimal(los), ONE)
             yield (
                 CellKey("ade_per_1000_patient_days", event.facility, day),
                 Cell(ZERO, Decimal(max(los, 1)), 1),
@@ -59,24 +68,27 @@ def _contributions(event: Event, calendar: TenantCalendar) -> Iterator[Contribut
         case AdverseDrugEventRecorded() if event.data.harm_category in HARMFUL_ADE:
             yield CellKey("ade_per_1000_patient_days", event.facility, day), Cell(ONE, ZERO, 0)
         case MedicationOrdered() if event.data.entry_method in ORDER_ENTRY_METHODS:
-            yield cell("cpoe_rate", ONE if event.data.entry_method == "cpoe" else ZERO, ONE)
+            yield _cell(event, day, "cpoe_rate", ONE if event.data.entry_method == "cpoe" else ZERO, ONE)
         case MedicationAdministered():
             both = event.data.patient_scanned and event.data.medication_scanned
-            yield cell("bcma_compliance", ONE if both else ZERO, ONE)
+            yield _cell(event, day, "bcma_compliance", ONE if both else ZERO, ONE)
         case SepsisCaseEvaluated() if not event.data.excluded:
-            yield cell("sepsis_bundle_compliance", ONE if event.data.bundle_compliant else ZERO, ONE)
+            compliant = ONE if event.data.bundle_compliant else ZERO
+            yield _cell(event, day, "sepsis_bundle_compliance", compliant, ONE)
+
+
+def _revenue_cycle(event: Event, day: date) -> Iterator[Contribution]:
+    match event:
         case ClaimAdjudicated() if event.data.initial:
-            yield cell("claim_denial_rate", ONE if event.data.outcome == "denied" else ZERO, ONE)
+            yield _cell(event, day, "claim_denial_rate", ONE if event.data.outcome == "denied" else ZERO, ONE)
         case ClaimSubmitted():
-            yield cell("clean_claim_rate", ONE if event.data.clean else ZERO, ONE)
+            yield _cell(event, day, "clean_claim_rate", ONE if event.data.clean else ZERO, ONE)
         case PaymentReceived():
             yield CellKey("cost_to_collect", event.facility, day), Cell(ZERO, event.data.amount, 1)
             if event.data.patient_payment:
                 pos = event.data.amount if event.data.point_of_service else ZERO
-                yield cell("pos_collection_rate", pos, event.data.amount)
+                yield _cell(event, day, "pos_collection_rate", pos, event.data.amount)
         case CostIncurred():
-            yield cell("cost_total", event.data.amount, ZERO, event.data.category)
+            yield _cell(event, day, "cost_total", event.data.amount, ZERO, event.data.category)
             if event.data.category == REVENUE_CYCLE:
                 yield CellKey("cost_to_collect", event.facility, day), Cell(event.data.amount, ZERO, 0)
-        case _:
-            return

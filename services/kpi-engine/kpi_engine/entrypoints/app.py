@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,9 +11,10 @@ from fastapi import FastAPI
 from kpi_engine import bootstrap
 from kpi_engine.adapters.migrate import migrate
 from kpi_engine.config import Settings
+from kpi_engine.entrypoints.consumer import EventConsumer, LoggingRebalanceListener
 from kpi_engine.entrypoints.gauges import KpiGauges
 from kpi_engine.entrypoints.routes import router
-from vr_shared.db import database_reachable
+from vr_shared.background import BackgroundTasks, database_check
 from vr_shared.identity import gateway_verifier, issuer
 from vr_shared.kafka import ensure_topics
 from vr_shared.runtime import settle_heap
@@ -24,41 +23,46 @@ from vr_shared.web import add_common_middleware, install_error_map, ops_router
 log = logging.getLogger(__name__)
 
 
-def _report_stop(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        # /readyz turns false; the orchestrator restarts the process and the batch is replayed.
-        log.error("consumer stopped", exc_info=task.exception())
+def event_consumer(components: bootstrap.Components, settings: Settings) -> EventConsumer:
+    """The consumer loop on the composed clients: decode → record → commit."""
+    components.consumer.subscribe([settings.events_topic], listener=LoggingRebalanceListener())
+    return EventConsumer(
+        components.consumer,
+        components.producer,
+        components.engine,
+        components.recorder,
+        dead_letter_topic=settings.dead_letter_topic,
+        updates_topic=settings.updates_topic,
+        batch_max_records=settings.batch_max_records,
+        retry_backoff_s=settings.retry_backoff_seconds,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
+    tasks = BackgroundTasks()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = bootstrap.build(settings)
+        consumer = event_consumer(components, settings)
         await migrate(components.engine, settings.db_schema)
         await ensure_topics(settings.kafka_bootstrap_servers, components.topics)
         await components.producer.start()
         await components.consumer.start()
-        app.state.components, app.state.reader = components, components.reader
-        consuming = asyncio.create_task(components.event_consumer.run(), name="consume-events")
-        consuming.add_done_callback(_report_stop)
-        app.state.consuming = consuming
-        gauges = asyncio.create_task(
-            KpiGauges(
-                components.engine,
-                components.event_consumer.timezones,
-                interval_s=settings.kpi_gauge_interval_seconds,
-            ).run(),
-            name="kpi-gauges",
+        app.state.components, app.state.event_consumer = components, consumer
+        # Stopped, the consumer makes /readyz false; the orchestrator restarts the process and the
+        # batch is replayed from its last commit.
+        tasks.start("consume-events", consumer.run())
+        gauges = KpiGauges(
+            components.engine, consumer.timezones, interval_s=settings.kpi_gauge_interval_seconds
         )
+        tasks.start("kpi-gauges", gauges.run())
         settle_heap()
         log.info("kpi-engine ready", extra={"topic": settings.events_topic, "schema": settings.db_schema})
         try:
             yield
         finally:
-            for task in (consuming, gauges):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await tasks.stop()
             await components.consumer.stop()  # leaves the group: partitions move on at once
             await components.producer.stop()
             await components.engine.dispose()
@@ -79,14 +83,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_map(app, {})
     add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
-
-    async def database_ready() -> bool:
-        components = getattr(app.state, "components", None)
-        return components is not None and await database_reachable(components.engine)
-
-    async def consumer_running() -> bool:
-        consuming = getattr(app.state, "consuming", None)
-        return consuming is not None and not consuming.done()
-
-    app.include_router(ops_router({"database": database_ready, "consumer": consumer_running}))
+    database = database_check(lambda: getattr(getattr(app.state, "components", None), "engine", None))
+    app.include_router(ops_router({"database": database, "consumer": tasks.check("consume-events")}))
     return app

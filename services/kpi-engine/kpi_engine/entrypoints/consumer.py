@@ -28,7 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kpi_engine import metrics
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
-from kpi_engine.handlers import DeadLetter, Decoded, Message, decode
+from kpi_engine.domain.messages import DeadLetter, Decoded, Message
+from kpi_engine.handlers import decode
 from vr_shared.db import database_unavailable
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
 
@@ -42,7 +43,7 @@ _QUEUED_NOTICES = text(
 )
 
 
-class LoggingRebalanceListener(ConsumerRebalanceListener):
+class LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"partitions": sorted(tp.partition for tp in revoked)})
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
@@ -30,6 +30,7 @@ from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition, feeds_of
 from kpi_engine.domain.completeness import MissingFeed, missing_feeds
 from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
+from kpi_engine.entrypoints.deps import Reader
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
@@ -57,14 +58,6 @@ class ReadingsRequest(BaseModel):
     readings: list[ReadingRequest] = Field(min_length=1, max_length=500)
 
 
-async def _reader(request: Request) -> PostgresKpiReader:
-    reader: PostgresKpiReader = request.app.state.reader
-    return reader
-
-
-Reader = Annotated[PostgresKpiReader, Depends(_reader)]
-
-
 @router.get("/v1/events/{source}/{event_id}", summary="What became of an event")
 async def event_outcome(source: str, event_id: str, caller: EventInspector, reader: Reader) -> dict[str, Any]:
     outcome = await reader.event_outcome(caller.tenant, source, event_id)
@@ -80,8 +73,8 @@ async def event_outcome(source: str, event_id: str, caller: EventInspector, read
     return {"source": source, "id": event_id, **outcome}
 
 
-@router.get("/v1/kpis", summary="The KPI catalogue")
-async def catalogue(caller: KpiReader) -> dict[str, Any]:
+@router.get("/v1/kpis", summary="The KPI catalogue", dependencies=[Depends(caller_with_role(KPI_READERS))])
+async def catalogue() -> dict[str, Any]:
     return {
         "items": [
             {

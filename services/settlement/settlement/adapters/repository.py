@@ -6,8 +6,7 @@ Every write and its audit record commit in one transaction. Final statements are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from settlement.adapters import tables as t
 from settlement.domain.contract import Contract, parse_contract
-from settlement.domain.statement import kpi_grants
+from settlement.domain.stored import FinalStatement, StoredContract
 from vr_shared.identity import Identity
 
 
@@ -27,36 +26,6 @@ class UnknownContract(LookupError):
 
 class ContractExists(Exception):
     """A contract with this id exists already; a change is a PUT (new version)."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredContract:
-    contract: Contract
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "id": self.contract.id,
-            "name": self.contract.name,
-            "health_system": self.contract.health_system,
-            "vendor": self.contract.vendor,
-            "version": self.version,
-            "period": self.contract.period,
-            "facilities": list(self.contract.facilities),
-            "kpis": kpi_grants(self.contract),
-            "start": self.contract.start.isoformat(),
-            "end": self.contract.end.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class FinalStatement:
-    statement: dict[str, Any]
-    basis: dict[str, Any]
-    idempotency_key: str | None
 
 
 class PostgresSettlementStore:

@@ -374,16 +374,20 @@ def _rule_errors(contract: Contract) -> list[FieldError]:
         if term.id in seen:
             error(f"{at}.id", f"term id {term.id!r} is used twice")
         seen.add(term.id)
-        match term:
-            case SharedSavings():
-                _shared_savings_rules(term, at, error)
-            case KpiIncentive():
-                _incentive_rules(term, at, error)
-            case SlaCredit():
-                _sla_rules(term, contract, at, error)
-            case RiskCorridor():
-                _corridor_rules(term, at, error)
+        _term_rules(term, contract, at, error)
     return errors
+
+
+def _term_rules(term: Term, contract: Contract, at: str, error: Any) -> None:
+    match term:
+        case SharedSavings():
+            _shared_savings_rules(term, at, error)
+        case KpiIncentive():
+            _incentive_rules(term, at, error)
+        case SlaCredit():
+            _sla_rules(term, contract, at, error)
+        case RiskCorridor():
+            _corridor_rules(term, at, error)
 
 
 def _shared_savings_rules(term: SharedSavings, at: str, error: Any) -> None:
@@ -404,7 +408,6 @@ def _shared_savings_rules(term: SharedSavings, at: str, error: Any) -> None:
 
 
 def _incentive_rules(term: KpiIncentive, at: str, error: Any) -> None:
-    higher = term.direction == "higher_is_better"
     source = term.source
     if term.min_denominator is not None and not (
         isinstance(source, KpiSource) and source.kpi not in KPIS_WITHOUT_DENOMINATOR
@@ -412,24 +415,35 @@ def _incentive_rules(term: KpiIncentive, at: str, error: Any) -> None:
         what = source.kpi if isinstance(source, KpiSource) else f"input {source.input!r}"
         error(f"{at}.min_denominator", f"{what} has no denominator to compare with a minimum")
     if term.curve == "tiers":
-        if not term.tiers:
-            error(f"{at}.tiers", 'curve "tiers" needs a non-empty list of {"threshold", "amount"}')
-            return
-        for i, tier in enumerate(term.tiers):  # negative amounts are penalties
-            if i and tier.amount < term.tiers[i - 1].amount:
-                error(
-                    f"{at}.tiers[{i}].amount",
-                    "must not be less than the previous tier's: a better KPI must never pay less",
-                )
-        for i in range(1, len(term.tiers)):
-            before, now = term.tiers[i - 1].threshold, term.tiers[i].threshold
-            if (now <= before) if higher else (now >= before):
-                order = "ascending" if higher else "descending"
-                error(
-                    f"{at}.tiers[{i}].threshold",
-                    f"tiers out of order: thresholds of a {term.direction} KPI must be strictly {order}",
-                )
+        _tier_rules(term, at, error)
+    else:
+        _linear_rules(term, at, error)
+
+
+def _tier_rules(term: KpiIncentive, at: str, error: Any) -> None:
+    if not term.tiers:
+        error(f"{at}.tiers", 'curve "tiers" needs a non-empty list of {"threshold", "amount"}')
         return
+    higher = term.direction == "higher_is_better"
+    for i in range(1, len(term.tiers)):
+        before, now = term.tiers[i - 1], term.tiers[i]
+        if now.amount < before.amount:  # negative amounts are penalties
+            error(
+                f"{at}.tiers[{i}].amount",
+                "must not be less than the previous tier's: a better KPI must never pay less",
+            )
+    for i in range(1, len(term.tiers)):
+        before_threshold, threshold = term.tiers[i - 1].threshold, term.tiers[i].threshold
+        if (threshold <= before_threshold) if higher else (threshold >= before_threshold):
+            order = "ascending" if higher else "descending"
+            error(
+                f"{at}.tiers[{i}].threshold",
+                f"tiers out of order: thresholds of a {term.direction} KPI must be strictly {order}",
+            )
+
+
+def _linear_rules(term: KpiIncentive, at: str, error: Any) -> None:
+    higher = term.direction == "higher_is_better"
     if term.tiers is not None:
         error(f"{at}.tiers", 'tiers are only used with curve "tiers"')
     for name in ("baseline", "target"):
@@ -438,18 +452,12 @@ def _incentive_rules(term: KpiIncentive, at: str, error: Any) -> None:
     if term.floor is None and not (isinstance(term.max_penalty, Decimal) and term.max_penalty == 0):
         error(f"{at}.floor", "a penalty (max_penalty) needs a floor where it reaches its maximum")
     baseline, target, floor = term.baseline, term.target, term.floor
-    if (
-        isinstance(baseline, Decimal)
-        and isinstance(target, Decimal)
-        and ((target <= baseline) if higher else (target >= baseline))
-    ):
+    if not isinstance(baseline, Decimal):
+        return
+    if isinstance(target, Decimal) and ((target <= baseline) if higher else (target >= baseline)):
         word = "above" if higher else "below"
         error(f"{at}.target", f"for a {term.direction} KPI the target must be {word} the baseline")
-    if (
-        isinstance(baseline, Decimal)
-        and isinstance(floor, Decimal)
-        and ((floor >= baseline) if higher else (floor <= baseline))
-    ):
+    if isinstance(floor, Decimal) and ((floor >= baseline) if higher else (floor <= baseline)):
         word = "below" if higher else "above"
         error(f"{at}.floor", f"for a {term.direction} KPI the floor must be {word} the baseline")
 

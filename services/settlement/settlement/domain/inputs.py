@@ -38,7 +38,7 @@ FRACTION = Rule("fraction", lambda v: 0 <= v <= 1, 'a fraction between "0" and "
 POSITIVE = Rule("positive", lambda v: v > 0, "greater than zero")
 POPULATION = Rule("population", lambda v: v > 0 and v == v.to_integral_value(), "a positive whole number")
 NON_NEGATIVE = Rule("non_negative", lambda v: v >= 0, "not negative")
-ANY = Rule("any", lambda v: True, "")
+ANY = Rule("any", lambda _: True, "")
 
 
 @dataclass(frozen=True, slots=True)

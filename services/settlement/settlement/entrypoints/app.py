@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,9 +15,10 @@ from settlement.config import Settings
 from settlement.domain.contract import Contract
 from settlement.entrypoints.errors import error_map
 from settlement.entrypoints.routes import router
+from settlement.entrypoints.updates import KpiUpdatesConsumer
 from settlement.entrypoints.watch import BlockedStatementWatch
 from settlement.handlers import publish_targets
-from vr_shared.db import database_reachable
+from vr_shared.background import BackgroundTasks, database_check
 from vr_shared.identity import gateway_verifier
 from vr_shared.kafka import ensure_topics
 from vr_shared.runtime import settle_heap
@@ -28,12 +27,9 @@ from vr_shared.web import add_common_middleware, document_request_body, install_
 log = logging.getLogger(__name__)
 
 
-def _report_stop(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("change-feed consumer stopped", exc_info=task.exception())
-
-
 def create_app(settings: Settings) -> FastAPI:
+    tasks = BackgroundTasks()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = bootstrap.build(settings)
@@ -41,16 +37,14 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings.kafka_bootstrap_servers, components.topics)
         await components.consumer.start()
         app.state.components = components
-        app.state.store, app.state.service = components.store, components.service
-        consuming = asyncio.create_task(components.updates.run(), name="consume-kpi-updates")
-        consuming.add_done_callback(_report_stop)
-        app.state.consuming = consuming
+        updates = KpiUpdatesConsumer(components.consumer, components.store, components.service)
+        tasks.start("consume-kpi-updates", updates.run())
         for stored in await components.store.contracts_of(None):  # targets for dashboards from the start
             publish_targets(stored.contract)
         watch = BlockedStatementWatch(
             components.store, components.service, interval_s=settings.blocked_check_interval_seconds
         )
-        watching = asyncio.create_task(watch.run(), name="watch-blocked-statements")
+        tasks.start("watch-blocked-statements", watch.run())
         settle_heap()
         log.info(
             "settlement ready", extra={"schema": settings.db_schema, "kpi_engine": settings.kpi_engine_url}
@@ -58,10 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            for task in (consuming, watching):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await tasks.stop()
             await components.consumer.stop()
             await components.http.aclose()
             await components.engine.dispose()
@@ -84,14 +75,6 @@ def create_app(settings: Settings) -> FastAPI:
     # Contract documents are validated by the domain (errors with JSON paths); their schema is documented.
     for path, method in (("/v1/contracts", "post"), ("/v1/contracts/{contract_id}", "put")):
         document_request_body(app, path, method, TypeAdapter(Contract), ("application/json",))
-
-    async def database_ready() -> bool:
-        components = getattr(app.state, "components", None)
-        return components is not None and await database_reachable(components.engine)
-
-    async def consumer_running() -> bool:
-        consuming = getattr(app.state, "consuming", None)
-        return consuming is not None and not consuming.done()
-
-    app.include_router(ops_router({"database": database_ready, "change_feed": consumer_running}))
+    database = database_check(lambda: getattr(getattr(app.state, "components", None), "engine", None))
+    app.include_router(ops_router({"database": database, "change_feed": tasks.check("consume-kpi-updates")}))
     return app

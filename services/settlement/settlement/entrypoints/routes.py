@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Response
 
-from settlement.adapters.repository import PostgresSettlementStore, StoredContract, UnknownContract
+from settlement.adapters.repository import PostgresSettlementStore, UnknownContract
 from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_contract, parse_inputs
 from settlement.domain.inputs import input_errors
+from settlement.domain.stored import StoredContract
 from settlement.entrypoints.access import (
     MAX_SIMULATED_PERIODS,
     ensure_may_finalize,
@@ -22,7 +23,8 @@ from settlement.entrypoints.access import (
     facility_errors,
     not_found,
 )
-from settlement.handlers import SettlementService, publish_targets
+from settlement.entrypoints.deps import Service, Store
+from settlement.handlers import publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
@@ -34,20 +36,6 @@ router = APIRouter()
 Caller = Annotated[Identity, Depends(caller_with_role(READERS))]
 Writer = Annotated[Identity, Depends(caller_with_role(ADMINS))]
 Document = Annotated[dict[str, Any], Body()]
-
-
-def _service(request: Request) -> SettlementService:
-    service: SettlementService = request.app.state.service
-    return service
-
-
-def _store(request: Request) -> PostgresSettlementStore:
-    store: PostgresSettlementStore = request.app.state.store
-    return store
-
-
-Service = Annotated[SettlementService, Depends(_service)]
-Store = Annotated[PostgresSettlementStore, Depends(_store)]
 
 
 async def _readable(store: PostgresSettlementStore, contract_id: str, caller: Identity) -> StoredContract:

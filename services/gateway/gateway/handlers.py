@@ -1,4 +1,5 @@
-"""Who is calling: `Authorization: Bearer <key>` → key, tenant, role → the identity tokens services trust.
+"""Who is calling: `Authorization: Bearer <key>` → key, tenant, role → the identity tokens services
+trust (the gateway's handler; storage through the `KeyDirectory` port).
 
 Resolved keys are kept for `key_cache_seconds` (a revoked or expired key stops working within that
 time on every instance, at once on the one that revoked it), so most requests cost no database call
@@ -16,9 +17,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from gateway import metrics
-from gateway.adapters.directory import PostgresDirectory
 from gateway.domain.failures import FailureLimiter
 from gateway.domain.keys import PLATFORM_TENANT, ApiKey, key_hash
+from gateway.domain.ports import KeyDirectory
 from gateway.domain.tenants import Tenant
 from vr_shared.identity import Identity, IdentitySigner, audience
 from vr_shared.roles import Role
@@ -52,7 +53,7 @@ def unauthenticated(reason: str, detail: str) -> Problem:
 class KeyResolver:
     def __init__(
         self,
-        directory: PostgresDirectory,
+        directory: KeyDirectory,
         signer: IdentitySigner,
         *,
         cache_seconds: float,

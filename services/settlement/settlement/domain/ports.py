@@ -1,0 +1,43 @@
+"""What the settlement service needs from storage, by role: `PostgresSettlementStore` implements it,
+handlers depend on it (and tests can hand them a fake)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
+
+from settlement.domain.stored import FinalStatement
+from vr_shared.identity import Identity
+
+
+class SettlementStore(Protocol):
+    async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]: ...
+
+    async def final(self, contract_id: str, period: str) -> FinalStatement | None: ...
+
+    async def finalize(
+        self,
+        contract_id: str,
+        period: str,
+        statement: dict[str, Any],
+        basis: dict[str, Any],
+        scope: tuple[str, list[str], list[str], date, date],
+        idempotency_key: str | None,
+        actor: Identity,
+    ) -> FinalStatement: ...
+
+    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]: ...
+
+    async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]: ...
+
+    async def add_adjustment(
+        self,
+        contract_id: str,
+        period: str,
+        expected_count: int,
+        total_delta: Decimal,
+        lines: list[dict[str, str]],
+        reason: str,
+        statement: dict[str, Any],
+    ) -> bool: ...
