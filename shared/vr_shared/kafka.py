@@ -81,7 +81,7 @@ def create_producer(
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
         client_id=client_id,
-        acks="all",  # 202 means every in-sync replica has the event (SPEC §4)
+        acks="all",  # 202 means every in-sync replica has the event (docs/events.md)
         # On where the broker supports it (Apache Kafka); the local broker cannot (InitProducerId v3).
         # Either way duplicates from retries are harmless: consumers deduplicate on (tenant, source, id).
         enable_idempotence=enable_idempotence,

@@ -1,4 +1,4 @@
-"""The KPI vocabulary of the public API (SPEC §5): each KPI's name and the name of its dimension.
+"""The KPI vocabulary of the public API (docs/kpis.md): each KPI's name and the name of its dimension.
 
 A contract names KPIs and dimensions; settlement validates them at write time against this list. The
 definitions and the maths live in the KPI engine, whose catalogue is tested to match these names.

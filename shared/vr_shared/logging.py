@@ -1,4 +1,5 @@
-"""JSON logs that can never print a raw patient or encounter identifier (SPEC §7, §8).
+"""JSON logs that can never print a raw patient or encounter identifier (docs/security.md,
+docs/operations.md).
 
 Redaction happens in the formatter, the last step before output, so it holds whatever a caller
 passes: structured `extra` fields, `%`-style arguments, or identifiers already inside the message.

@@ -1,6 +1,6 @@
 """Prometheus helpers: the HTTP metrics every service exports and the `/metrics` endpoint.
 
-Names follow SPEC §8: `vr_` prefix, `_total` counters, `_seconds` histograms, base units.
+Names follow docs/operations.md: `vr_` prefix, `_total` counters, `_seconds` histograms, base units.
 """
 
 from __future__ import annotations

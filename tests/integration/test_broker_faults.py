@@ -1,4 +1,4 @@
-"""Broker down and back (SPEC §4 delivery semantics, §9 fault tests).
+"""Broker down and back (docs/events.md, what an answer means; docs/testing.md, fault tests).
 
 The broker under fault is a dedicated local broker, so the session's broker is never disturbed: it
 advertises a proxy's port, and cutting the proxy makes it unreachable to ingest without losing what it

@@ -1,4 +1,4 @@
-"""Health, readiness and the SPEC §8 ingest metrics, observed on the running service."""
+"""Health, readiness and the docs/operations.md ingest metrics, observed on the running service."""
 
 from __future__ import annotations
 

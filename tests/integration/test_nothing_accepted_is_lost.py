@@ -1,6 +1,6 @@
-"""Nothing accepted is ever lost (SPEC §8, deploy/devstack/README.md), with every part a process of its
-own, as `make up` runs them: PostgreSQL with fsync on, the broker on durable storage (a file-backed S3
-server), ingest, the KPI engine and the gateway.
+"""Nothing accepted is ever lost (docs/operations.md, deploy/devstack/README.md), with every part a
+process of its own, as `make up` runs them: PostgreSQL with fsync on, the broker on durable storage (a
+file-backed S3 server), ingest, the KPI engine and the gateway.
 
 1. 55,000 events through the gateway while, in turn, the broker and its storage, the KPI engine, ingest
    and PostgreSQL are killed with SIGKILL and started again. A pipeline resends what was not answered

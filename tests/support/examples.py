@@ -1,4 +1,4 @@
-"""A valid and an invalid example of every catalogue event type (SPEC §4)."""
+"""A valid and an invalid example of every catalogue event type (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One way to get a real broker and a real PostgreSQL for the whole test session (SPEC §9).
+"""One way to get a real broker and a real PostgreSQL for the whole test session (docs/testing.md).
 
 1. `KAFKA_BOOTSTRAP_SERVERS` / `DATABASE_URL` when set (each independently);
 2. else testcontainers (Apache Kafka in KRaft mode, PostgreSQL) when a Docker engine answers;

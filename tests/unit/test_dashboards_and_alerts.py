@@ -1,4 +1,4 @@
-"""Dashboards and alert rules use only metrics the services really export (SPEC §8).
+"""Dashboards and alert rules use only metrics the services really export (docs/operations.md).
 
 Every PromQL expression in every Grafana panel, template variable and alert rule is read, and each
 `vr_*` series it names must be a sample of a metric registered by the services' code (a histogram's

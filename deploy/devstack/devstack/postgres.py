@@ -34,8 +34,8 @@ class LocalPostgres:
     data_dir: Path
     port: int
     user: str = "postgres"
-    # `make up` keeps fsync on: a committed event must survive a crash of the machine (SPEC §8). Test
-    # sessions that do not test durability turn it off for speed.
+    # `make up` keeps fsync on: a committed event must survive a crash of the machine
+    # (docs/operations.md). Test sessions that do not test durability turn it off for speed.
     fsync: bool = True
 
     @property

@@ -1,1 +1,1 @@
-"""Gateway: the only public entry point (SPEC §7)."""
+"""Gateway: the only public entry point (docs/security.md)."""

@@ -1,4 +1,4 @@
-"""Gateway metrics (SPEC §8): requests by route, status and role; auth failures; rate limiting."""
+"""Gateway metrics (docs/operations.md): requests by route, status and role; auth failures; rate limiting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ingest metrics (SPEC §8). Labels are bounded sets: event types, outcomes, error codes."""
+"""Ingest metrics (docs/operations.md). Labels are bounded sets: event types, outcomes, error codes."""
 
 from prometheus_client import Counter, Gauge, Histogram
 

@@ -1,1 +1,1 @@
-"""KPI engine: consumes `vr.events.v1`, keeps the KPIs of SPEC §5 exact and answers KPI queries."""
+"""KPI engine: consumes `vr.events.v1`, keeps the KPIs of docs/kpis.md exact and answers KPI queries."""

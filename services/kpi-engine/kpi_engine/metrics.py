@@ -1,4 +1,4 @@
-"""KPI engine metrics (SPEC §8)."""
+"""KPI engine metrics (docs/operations.md)."""
 
 from prometheus_client import Counter, Gauge, Histogram
 

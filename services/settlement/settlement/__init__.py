@@ -1,1 +1,1 @@
-"""Settlement service: contracts, period statements, finalization and adjustments (SPEC §6)."""
+"""Settlement service: contracts, period statements, finalization and adjustments (docs/contracts.md)."""

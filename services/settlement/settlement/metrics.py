@@ -1,4 +1,5 @@
-"""Settlement metrics (SPEC §8): amounts per contract and period status, and the work behind them."""
+"""Settlement metrics (docs/operations.md): amounts per contract and period status, and the work
+behind them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The event contract of SPEC §4: catalogue models, validation, topic message codec."""
+"""The event contract of docs/events.md: catalogue models, validation, topic message codec."""
 
 from vr_shared.events.catalogue import EVENT_CLASSES, EVENT_TYPES, PSEUDONYMISED_FIELDS, Event
 from vr_shared.events.codec import (

@@ -1,4 +1,4 @@
-"""The event catalogue of SPEC §4 as pydantic models.
+"""The event catalogue of docs/events.md as pydantic models.
 
 Every event is the envelope (`id`, `source`, `type`, `time`, `facility`, `data`, optional CloudEvents
 attributes) with a type-specific `data` model. Unknown fields are rejected everywhere, so a typo in a

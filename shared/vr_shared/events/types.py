@@ -1,4 +1,4 @@
-"""Field types of the event catalogue (SPEC §4).
+"""Field types of the event catalogue (docs/events.md).
 
 JSON is the wire format, so the types are strict about JSON kinds: booleans must be JSON booleans,
 money must be a decimal *string* (a JSON number would pass through binary floating point somewhere

@@ -357,8 +357,9 @@ async def test_answers_come_back_as_the_service_sent_them(
 
 
 async def test_a_platform_admin_acts_for_the_tenant_it_names(stack: GatewayStack) -> None:
-    """SPEC §7: a platform admin may act for any tenant — `?tenant=` on tenant-scoped reads gives it that
-    tenant's facilities; an unknown tenant is 404 problem+json naming it; no tenant, no tenant's data."""
+    """docs/security.md: a platform admin may act for any tenant — `?tenant=` on tenant-scoped reads
+    gives it that tenant's facilities; an unknown tenant is 404 problem+json naming it; no tenant, no
+    tenant's data."""
     health = await tenant(stack, facilities=("main", "west"))
     pipeline = await key(stack, health, "pipeline")
     event = {

@@ -1,4 +1,4 @@
-"""Tenant isolation, route × role × relation, through the gateway (SPEC §7).
+"""Tenant isolation, route × role × relation, through the gateway (docs/security.md).
 
 Relations to the health system H whose data is asked for: its own keys, another health system's,
 the vendor party to H's contract, and a vendor with no contract with H; plus the platform admin.

@@ -1,4 +1,4 @@
-"""Crash and database faults while consuming (SPEC §9): nothing lost, nothing counted twice."""
+"""Crash and database faults while consuming (docs/testing.md): nothing lost, nothing counted twice."""
 
 from __future__ import annotations
 

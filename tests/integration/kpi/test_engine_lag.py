@@ -1,4 +1,5 @@
-"""Consumer lag per partition, checked against a count we know (local-infra.md: ListOffsets is short)."""
+"""Consumer lag per partition, checked against a count we know (the local broker's ListOffsets is short:
+deploy/devstack/README.md, known quirks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Properties of the incremental engine against real PostgreSQL (SPEC §5 correctness rules).
+"""Properties of the incremental engine against real PostgreSQL (docs/kpis.md correctness rules).
 
 Each example is its own tenant in one migrated schema, so examples are isolated and cheap. Whatever
 the arrival order, the redeliveries, the batch boundaries and where retractions fall, the stored cells

@@ -1,4 +1,4 @@
-"""Dashboards and alert rules against the real stack, watched by a real Prometheus (SPEC §8).
+"""Dashboards and alert rules against the real stack, watched by a real Prometheus (docs/operations.md).
 
 Every service runs as its own process (as deployed), a second KPI engine instance that cannot keep up and
 a second ingest instance whose broker goes away stand for the troubles the alerts are about; Prometheus

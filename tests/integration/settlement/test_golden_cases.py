@@ -1,17 +1,16 @@
-"""Every published golden case passes through the HTTP API (SPEC §6, ../shared/golden/)."""
+"""Every published golden case passes through the HTTP API (docs/contracts.md, tests/data/golden/)."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.settlement.conftest import SettlementStack, as_party
+from tests.support.data import golden
 
-GOLDEN = json.loads((Path(__file__).parents[3] / ".." / "shared" / "golden" / "settlement.json").read_text())
+GOLDEN = golden("settlement.json")
 HEALTH_SYSTEM = as_party("golden-hs", facilities=("golden-hs-main",))
 
 
@@ -35,8 +34,8 @@ async def test_golden_case_total_through_the_api(stack: SettlementStack, case: d
 
 
 async def test_readme_corridor_example_beyond_the_first_band(stack: SettlementStack) -> None:
-    """golden/README.md: target 100,000,000, actual 110,000,000, bands 3–8 % at 50 % and above 8 % at
-    80 % → 2,500,000 + 1,600,000 owed."""
+    """tests/data/golden/README.md: target 100,000,000, actual 110,000,000, bands 3–8 % at 50 % and
+    above 8 % at 80 % → 2,500,000 + 1,600,000 owed."""
     contract = {
         **GOLDEN["cases"][-1]["contract"],
         "id": "golden-corridor-110",

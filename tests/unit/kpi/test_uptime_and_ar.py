@@ -21,7 +21,7 @@ def outage(start: str, end: str, planned: bool = False, system: str = "ehr", fac
 
 
 def test_golden_sla_month_864_unplanned_minutes_is_98_percent() -> None:
-    # ../shared/golden/README.md: a 30-day month has 43,200 minutes; 864 unplanned minutes → 98.0 %.
+    # tests/data/golden/README.md: a 30-day month has 43,200 minutes; 864 unplanned minutes → 98.0 %.
     events = [
         outage("2026-04-10T08:00:00-04:00", "2026-04-10T20:00:00-04:00"),  # 720 minutes
         outage("2026-04-20T10:00:00-04:00", "2026-04-20T12:24:00-04:00"),  # 144 minutes

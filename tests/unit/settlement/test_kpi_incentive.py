@@ -1,4 +1,4 @@
-"""kpi_incentive: linear and tiers, both directions, min_denominator (SPEC §6)."""
+"""kpi_incentive: linear and tiers, both directions, min_denominator (docs/contracts.md)."""
 
 from __future__ import annotations
 

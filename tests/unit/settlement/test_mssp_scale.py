@@ -1,18 +1,16 @@
-"""The MSSP one-sided MSR scale reproduces the points CMS published (golden/mssp_msr_scale.json)."""
+"""The MSSP one-sided MSR scale reproduces the points CMS published
+(tests/data/golden/mssp_msr_scale.json)."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from settlement.domain.mssp import one_sided_msr
+from tests.support.data import golden
 
-GOLDEN = json.loads(
-    (Path(__file__).parents[3] / ".." / "shared" / "golden" / "mssp_msr_scale.json").read_text()
-)
+GOLDEN = golden("mssp_msr_scale.json")
 
 
 @pytest.mark.parametrize(("population", "percent"), sorted(GOLDEN["published_points_percent"].items()))

@@ -1,4 +1,4 @@
-"""shared_savings at its boundaries (SPEC §6): MSR, caps, cap order, quality, losses."""
+"""shared_savings at its boundaries (docs/contracts.md): MSR, caps, cap order, quality, losses."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""sla_credit month by month, and risk_corridor band by band — the examples of golden/README.md."""
+"""sla_credit month by month, and risk_corridor band by band — the examples of tests/data/golden/README.md."""
 
 from __future__ import annotations
 

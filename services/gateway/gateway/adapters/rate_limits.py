@@ -1,4 +1,4 @@
-"""Per-key rate limits every gateway instance shares, kept in PostgreSQL (SPEC §7: per key, not per
+"""Per-key rate limits every gateway instance shares, kept in PostgreSQL (docs/security.md: per key, not per
 instance — two instances behind a balancer must not give a key twice its rate).
 
 GCRA (the generic cell rate algorithm): a key's row holds the theoretical arrival time of its next

@@ -1,4 +1,4 @@
-"""Which upstream serves each public path, and which roles may call it (SPEC §7).
+"""Which upstream serves each public path, and which roles may call it (docs/security.md).
 
 The gateway refuses a role that may never call a route (403) before anything reaches a service; the
 services then decide what the caller may see (their tenant's facilities, the contracts it is party

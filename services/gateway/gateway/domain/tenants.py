@@ -1,4 +1,4 @@
-"""Tenants (SPEC §7): a health system with its facilities, or a vendor; each with its time zone.
+"""Tenants (docs/security.md): a health system with its facilities, or a vendor; each with its time zone.
 
 The services learn a caller's facilities and time zone from the identity token the gateway signs, so
 a tenant's document here is the single source of both.

@@ -228,7 +228,7 @@ CONTRACT_WRITES = frozenset({("POST", "/v1/contracts"), ("PUT", "/v1/contracts/{
 
 
 async def _platform_admin_for(request: Request, who: Caller, tenant_id: str) -> Caller:
-    """A platform admin acts for the tenant it names (`?tenant=`, SPEC §7)."""
+    """A platform admin acts for the tenant it names (`?tenant=`, docs/security.md)."""
     directory: PostgresDirectory = components(request).directory
     tenant = await directory.tenant(tenant_id)
     if tenant is None:

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms for patient and encounter identifiers (SPEC §4).
+"""Keyed pseudonyms for patient and encounter identifiers (docs/events.md).
 
 Each tenant has its own HMAC-SHA-256 key, derived from one master secret, so the same hospital
 identifier gives unrelated pseudonyms in two tenants and a leaked pseudonym table of one tenant says

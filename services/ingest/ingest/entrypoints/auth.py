@@ -1,4 +1,4 @@
-"""The caller's identity, from the gateway-signed token (SPEC §7)."""
+"""The caller's identity, from the gateway-signed token (docs/security.md)."""
 
 from __future__ import annotations
 

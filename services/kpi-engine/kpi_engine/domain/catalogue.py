@@ -1,4 +1,4 @@
-"""The thirteen KPIs of SPEC §5: unit, how a value is formed from its numerator and denominator,
+"""The thirteen KPIs of docs/kpis.md: unit, how a value is formed from its numerator and denominator,
 maturation, dimension, and the definition text a contract analyst reads."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What one event adds to the additive KPIs' cells (SPEC §5).
+"""What one event adds to the additive KPIs' cells (docs/kpis.md).
 
 Additive means a cell is a plain sum over events, so an event's effect can be applied, and undone on
 retraction, as a delta. Uptime (merged intervals), readmissions (a join across stays) and days in A/R

@@ -1,4 +1,4 @@
-"""KPI values for any facility set, period, granularity or rolling window, from day cells (SPEC §5).
+"""KPI values for any facility set, period, granularity or rolling window, from day cells (docs/kpis.md).
 
 Ratios roll up by summing numerators and denominators, never by averaging rates. Cost is O(days in
 the range), never O(events).

@@ -1,4 +1,4 @@
-"""30-day readmissions: which discharges are index stays, and which admissions readmit them (SPEC §5).
+"""30-day readmissions: which discharges are index stays, and which admissions readmit them (docs/kpis.md).
 
 An index discharge is an inpatient discharge whose disposition is not expired, transfer_acute or ama.
 It is readmitted when the same patient (any facility of the tenant) has an unplanned inpatient

@@ -1,4 +1,4 @@
-"""The contract document (SPEC §6), validated completely at write time.
+"""The contract document (docs/contracts.md), validated completely at write time.
 
 Every rule a statement depends on is checked here, so a stored contract can always be computed: kinds,
 KPI names and dimensions, rates in [0, 1], tiers and bands in order, fee keys, caps. Errors name the

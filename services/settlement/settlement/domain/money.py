@@ -1,7 +1,7 @@
 """Decimal arithmetic for money: one context for every computation, one rounding, at the line amount.
 
-SPEC §6: money is computed with `decimal.Decimal` and rounded once, at the line amount, half-even to
-the currency's minor unit. Intermediate steps keep the context's full precision.
+docs/settlement.md: money is computed with `decimal.Decimal` and rounded once, at the line amount,
+half-even to the currency's minor unit. Intermediate steps keep the context's full precision.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ MINOR_UNITS: dict[str, int] = {
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
-    """Half-even to the currency's minor unit (banker's rounding, as SPEC §6 names it)."""
+    """Half-even to the currency's minor unit (banker's rounding, as docs/settlement.md names it)."""
     return amount.quantize(
         Decimal(1).scaleb(-MINOR_UNITS[currency]), rounding=ROUND_HALF_EVEN, context=CONTEXT
     )

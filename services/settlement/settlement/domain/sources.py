@@ -1,4 +1,4 @@
-"""Value sources: where a term parameter's number comes from (SPEC §6).
+"""Value sources: where a term parameter's number comes from (docs/contracts.md).
 
 A parameter is a constant (a decimal string), `{"kpi": name, "dimension": {...}}` (the KPI over the
 contract's facilities for the period) or `{"input": name}` (a per-period input). A reading of a KPI

@@ -1,4 +1,5 @@
-"""HTTP routes of settlement (SPEC §6): contracts, period inputs, statements, finalize, what-if, audit.
+"""HTTP routes of settlement (docs/contracts.md, docs/settlement.md): contracts, period inputs,
+statements, finalize, what-if, audit.
 
 Consumes: the gateway-signed identity; reads KPI values through the KPI engine's API. Produces:
 statements with every amount a decimal string; final statements and adjustments for billing systems.

@@ -1,1 +1,1 @@
-"""Term kinds (SPEC §6): pure functions over Decimal, each returning its amount and named steps."""
+"""Term kinds (docs/contracts.md): pure functions over Decimal, each returning its amount and named steps."""

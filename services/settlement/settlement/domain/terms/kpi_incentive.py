@@ -1,4 +1,4 @@
-"""`kpi_incentive`: a reward or penalty driven by one KPI (SPEC §6).
+"""`kpi_incentive`: a reward or penalty driven by one KPI (docs/contracts.md).
 
 `linear`: the reward grows linearly from the baseline to the target and is capped there; the penalty
 grows linearly from the baseline to the floor and is capped there. `tiers`: the amount of the most

@@ -1,4 +1,4 @@
-"""`risk_corridor`: marginal sharing of the deviation from a target, band by band (SPEC §6).
+"""`risk_corridor`: marginal sharing of the deviation from a target, band by band (docs/contracts.md).
 
 Deviation d = |target − actual| / target. Each band [from, to) shares its `share` of the part of d
 inside it, times the target; savings (actual below target) are owed to the vendor, overruns by it.

@@ -1,4 +1,4 @@
-"""`shared_savings`: the Medicare Shared Savings Program method, generalised (SPEC §6, 42 CFR 425).
+"""`shared_savings`: the Medicare Shared Savings Program method, generalised (docs/contracts.md, 42 CFR 425).
 
 Savings S = benchmark − expenditure, savings rate r = S / benchmark. Savings are shared once r reaches
 the minimum savings rate (MSR), at `savings_rate × quality_score`, on all of S (`first_dollar`) or on

@@ -1,4 +1,4 @@
-"""`sla_credit`: service credits month by month (SPEC §6).
+"""`sla_credit`: service credits month by month (docs/contracts.md).
 
 Each calendar month of the period is evaluated on its own: the credit is the rate of the lowest tier
 whose `below` the month's value falls under, times the monthly fee. The term owes the sum (negative).
