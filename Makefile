@@ -46,13 +46,13 @@ test-unit: install $(PROMTOOL) ## unit tests only (no infrastructure)
 	$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
 bench: install ## run the benchmarks and write docs/benchmarks.md
-	$(RUN) python bench/ingest.py
-	$(RUN) python bench/broker_storage.py
-	$(RUN) python bench/kpi_engine.py
-	$(RUN) python bench/kpi_queries.py
-	$(RUN) python bench/freshness.py
-	$(RUN) python bench/settlement.py
-	$(RUN) python bench/gateway.py
+	$(RUN) python -m bench.ingest
+	$(RUN) python -m bench.broker_storage
+	$(RUN) python -m bench.kpi_engine
+	$(RUN) python -m bench.kpi_queries
+	$(RUN) python -m bench.freshness
+	$(RUN) python -m bench.settlement
+	$(RUN) python -m bench.gateway
 
 lint: install ## ruff (format check + lint), mypy (strict) and the import layers (lint-imports)
 	$(RUN) ruff format --check .

@@ -12,17 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-# Run as a script, this file's folder would come first on sys.path and shadow the `ingest` package.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.ingest import (  # noqa: E402
+from bench.ingest import (
     BATCH,
     PARTITIONS,
     UNAVAILABLE_ANSWERS,
@@ -31,12 +27,12 @@ from bench.ingest import (  # noqa: E402
     measure_raw_batches,
     request_bodies,
     serialised_messages,
-    spread,
 )
-from bench.report import machine, today, write_section  # noqa: E402
-from devstack.broker import running_broker  # noqa: E402
-from devstack.s3 import running_s3  # noqa: E402
-from vr_shared.kafka import OutgoingMessage, TopicSpec, create_consumer, ensure_topics  # noqa: E402
+from bench.report import machine, today, write_section
+from bench.support import spread
+from devstack.broker import running_broker
+from devstack.s3 import running_s3
+from vr_shared.kafka import OutgoingMessage, TopicSpec, create_consumer, ensure_topics
 
 ROUNDS = 3
 STORAGES = ("memory", "s3")

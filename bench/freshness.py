@@ -12,22 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process  # noqa: E402
-from bench.report import machine, today, write_section  # noqa: E402
-from vr_shared.identity import Identity  # noqa: E402
-from vr_shared.roles import Role  # noqa: E402
+from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process
+from bench.report import machine, today, write_section
+from vr_shared.identity import Identity
+from vr_shared.roles import Role
 
 RATE, BATCH, SECONDS = 1_000, 100, 30
 TENANT, ZONE, FACILITY = "bench-health", "America/New_York", "bench-main"

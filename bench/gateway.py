@@ -11,16 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import ADMIN_KEY, SERVICE_SECRETS, broker_servers, database_url, service_process  # noqa: E402
-from bench.ingest import (  # noqa: E402
+from bench.infra import ADMIN_KEY, SERVICE_SECRETS, broker_servers, database_url, service_process
+from bench.ingest import (
     BATCH,
     CONCURRENCY,
     FACILITIES,
@@ -31,7 +27,8 @@ from bench.ingest import (  # noqa: E402
     post_load,
     request_bodies,
 )
-from bench.report import machine, today, write_section  # noqa: E402
+from bench.report import machine, today, write_section
+from bench.support import spread
 
 GATEWAY_ROUNDS = 5
 
@@ -104,8 +101,8 @@ loopback; batches of {BATCH} events, {CONCURRENCY} requests in flight, load gene
 
 | path | events/s |
 |---|---:|
-| through the gateway (API key → identity token, body forwarded) | {_spread(through)} |
-| ingest called directly (identity token signed by the load generator) | {_spread(direct)} |
+| through the gateway (API key → identity token, body forwarded) | {spread(through)} |
+| ingest called directly (identity token signed by the load generator) | {spread(direct)} |
 
 * **through the gateway / direct = {ratio:.2f}** (median of the rounds' ratios, {min(ratios):.2f} to
   {max(ratios):.2f}) — target ≥ 0.8: {verdict} the target.
@@ -113,10 +110,6 @@ loopback; batches of {BATCH} events, {CONCURRENCY} requests in flight, load gene
 """
     write_section("gateway-overhead", body)
     print(body)
-
-
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
 
 
 if __name__ == "__main__":

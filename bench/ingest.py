@@ -17,24 +17,20 @@ import asyncio
 import contextlib
 import os
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
 
-# Run as a script, this file's folder would come first on sys.path and shadow the `ingest` package.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import PSEUDONYM_KEY, SERVICE_SECRETS, broker_servers, identity_token, service_process  # noqa: E402
-from bench.report import machine, today, write_section  # noqa: E402
-from ingest.domain.pseudonyms import Pseudonymiser  # noqa: E402
-from vr_shared.events import Origin, encode_event, message_headers, message_key  # noqa: E402
-from vr_shared.identity import Identity  # noqa: E402
-from vr_shared.kafka import BatchPublisher, OutgoingMessage, TopicSpec, create_producer, ensure_topics  # noqa: E402
-from vr_shared.roles import Role  # noqa: E402
+from bench.infra import PSEUDONYM_KEY, SERVICE_SECRETS, broker_servers, identity_token, service_process
+from bench.report import machine, today, write_section
+from bench.support import percentile, spread
+from ingest.domain.pseudonyms import Pseudonymiser
+from vr_shared.events import Origin, encode_event, message_headers, message_key
+from vr_shared.identity import Identity
+from vr_shared.kafka import BatchPublisher, OutgoingMessage, TopicSpec, create_producer, ensure_topics
+from vr_shared.roles import Role
 
 BATCH = 500
 BATCHES = 120  # distinct request bodies, cycled
@@ -212,11 +208,6 @@ async def measure_raw_batches(bootstrap: str, topic: str, messages: list[Outgoin
         await producer.stop()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
-
-
 async def main() -> None:
     bodies, messages = request_bodies(), serialised_messages()
     raw_send, raw_batch, ingest, latencies = [], [], [], []
@@ -234,10 +225,6 @@ async def main() -> None:
                 ingest.append(rate)
                 latencies.extend(round_latencies)
     write_section("ingest", report(ingest, raw_send, raw_batch, latencies))
-
-
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
 
 
 def report(ingest: list[float], raw_send: list[float], raw_batch: list[float], latencies: list[float]) -> str:

@@ -18,30 +18,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import statistics
-import sys
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import orjson
 from aiokafka import TopicPartition
 
-# Run as a script, this file's folder would come first on sys.path.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import GATEWAY_PUBLIC_KEY, SETTLEMENT_PUBLIC_KEY, broker_servers, database_url  # noqa: E402
-from bench.report import machine, today, write_section  # noqa: E402
-from kpi_engine import bootstrap  # noqa: E402
-from kpi_engine.adapters.migrate import migrate  # noqa: E402
-from kpi_engine.config import Settings  # noqa: E402
-from kpi_engine.domain.messages import Message  # noqa: E402
-from kpi_engine.entrypoints.app import event_consumer  # noqa: E402
-from tests.support.publishing import publish  # noqa: E402
-from tests.support.streams import event_stream  # noqa: E402
-from vr_shared.events import decode_event  # noqa: E402
-from vr_shared.kafka import TopicSpec, create_consumer, ensure_topics  # noqa: E402
-from vr_shared.runtime import settle_heap  # noqa: E402
+from bench.infra import GATEWAY_PUBLIC_KEY, SETTLEMENT_PUBLIC_KEY, broker_servers, database_url
+from bench.report import machine, today, write_section
+from bench.support import spread
+from kpi_engine import bootstrap
+from kpi_engine.adapters.migrate import migrate
+from kpi_engine.config import Settings
+from kpi_engine.domain.messages import Message
+from kpi_engine.entrypoints.app import event_consumer
+from tests.support.publishing import publish
+from tests.support.streams import event_stream
+from vr_shared.events import decode_event
+from vr_shared.kafka import TopicSpec, create_consumer, ensure_topics
+from vr_shared.runtime import settle_heap
 
 EVENTS = 40_000
 PARTITIONS = 12
@@ -201,9 +197,9 @@ Run: `make bench` (`bench/kpi_engine.py`). Median of {ROUNDS} interleaved rounds
 
 | path | events/s |
 |---|---:|
-| engine, one process: topic → one transaction per batch, all KPI effects | {_spread(engine_rates)} |
-| baseline: consume the same messages and COPY them into a table | {_spread(baseline_rates)} |
-| floor: baseline + validate each event + COPY into a keyed table; no KPI work | {_spread(floor_rates)} |
+| engine, one process: topic → one transaction per batch, all KPI effects | {spread(engine_rates)} |
+| baseline: consume the same messages and COPY them into a table | {spread(baseline_rates)} |
+| floor: baseline + validate each event + COPY into a keyed table; no KPI work | {spread(floor_rates)} |
 
 * **engine / baseline = {ratio:.2f}** — target ≥ 0.5: {verdict} the target.
 * floor / baseline = {floor_ratio:.2f}: validating the events and keying the table, before any KPI
@@ -212,10 +208,6 @@ Run: `make bench` (`bench/kpi_engine.py`). Median of {ROUNDS} interleaved rounds
 """
     write_section("kpi-engine-throughput", body)
     print(body)
-
-
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):,.0f} ({min(values):,.0f} to {max(values):,.0f})"
 
 
 if __name__ == "__main__":

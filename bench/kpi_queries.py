@@ -15,30 +15,26 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import orjson
 
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import database_url  # noqa: E402
-from bench.report import machine, today, write_section  # noqa: E402
-from kpi_engine.adapters import tables as t  # noqa: E402
-from kpi_engine.adapters.migrate import migrate  # noqa: E402
-from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest  # noqa: E402
-from kpi_engine.domain.calendar import TenantCalendar  # noqa: E402
-from kpi_engine.domain.catalogue import CATALOGUE  # noqa: E402
-from kpi_engine.domain.computation import compute_cells  # noqa: E402
-from kpi_engine.domain.query import period_value_from_sums, rolling_window  # noqa: E402
-from tests.support.streams import FACILITIES, effective, event_stream  # noqa: E402
-from vr_shared.db import create_engine  # noqa: E402
-from vr_shared.events import event_document  # noqa: E402
-from vr_shared.events.catalogue import EventRetracted  # noqa: E402
+from bench.infra import database_url
+from bench.report import machine, today, write_section
+from kpi_engine.adapters import tables as t
+from kpi_engine.adapters.migrate import migrate
+from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.catalogue import CATALOGUE
+from kpi_engine.domain.computation import compute_cells
+from kpi_engine.domain.query import period_value_from_sums, rolling_window
+from tests.support.streams import FACILITIES, effective, event_stream
+from vr_shared.db import create_engine
+from vr_shared.events import event_document
+from vr_shared.events.catalogue import EventRetracted
 
 TENANT, ZONE = "mission-health", "America/New_York"
 SIZES = (100_000, 1_000_000)

@@ -13,26 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import text
 
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
-
-from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process  # noqa: E402
-from bench.kpi_queries import TENANT, ZONE, load  # noqa: E402
-from bench.report import machine, today, write_section  # noqa: E402
-from tests.support.streams import FACILITIES  # noqa: E402
-from vr_shared.db import create_engine  # noqa: E402
-from vr_shared.identity import HEADER, Identity  # noqa: E402
-from vr_shared.roles import Role  # noqa: E402
+from bench.infra import SERVICE_SECRETS, broker_servers, database_url, identity_token, service_process
+from bench.kpi_queries import TENANT, ZONE, load
+from bench.report import machine, today, write_section
+from bench.support import percentile
+from tests.support.streams import FACILITIES
+from vr_shared.db import create_engine
+from vr_shared.identity import HEADER, Identity
+from vr_shared.roles import Role
 
 SIZES = (100_000, 1_000_000)
 REQUESTS = 200
@@ -168,11 +165,6 @@ async def measure(kafka: str, url: str, size: int) -> tuple[list[float], str]:
             await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     await admin.dispose()
     return latencies, total
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main() -> None:
