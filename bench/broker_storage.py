@@ -135,7 +135,7 @@ The local broker (Tansu 0.6) with `memory://` storage and with `s3://` storage o
 S3 server (MiniStack, objects as files), in one run; {ROUNDS} rounds alternating which goes first, median
 (range), events/s. `make up` creates its topics with {MAKE_UP_PARTITIONS} partition (one engine runs
 there); {PARTITIONS} partitions, the production default, for comparison. Run: `make bench`
-(`bench/broker_storage.py`).
+(`python -m bench.broker_storage`).
 
 | partitions | path | memory | durable (s3) | durable / memory |
 |---:|---|---:|---:|---:|

@@ -97,7 +97,7 @@ async def main() -> None:
 {today()} — {machine()}. Ingest and the gateway as their own processes (one uvicorn worker each) on
 loopback; batches of {BATCH} events, {CONCURRENCY} requests in flight, load generator on the same machine.
 {GATEWAY_ROUNDS} rounds, each measuring both paths back to back (which goes first alternates); median
-(range in brackets). Run: `make bench` (`bench/gateway.py`).
+(range in brackets). Run: `make bench` (`python -m bench.gateway`).
 
 | path | events/s |
 |---|---:|

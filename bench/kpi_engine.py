@@ -193,7 +193,7 @@ async def main() -> None:
 
 {today()} — {machine()}. {EVENTS:,} realistic events (stays and readmissions, claims, payments, costs,
 medication, outages, A/R snapshots, retractions) over a year for 5,000 patients, {PARTITIONS} partitions.
-Run: `make bench` (`bench/kpi_engine.py`). Median of {ROUNDS} interleaved rounds (range in brackets).
+Run: `make bench` (`python -m bench.kpi_engine`). Median of {ROUNDS} interleaved rounds (range in brackets).
 
 | path | events/s |
 |---|---:|

@@ -159,7 +159,7 @@ async def main() -> None:
     body = f"""## KPI query: 30-day rolling value
 
 {today()} — {machine()}. Clean-claim rate of one facility over the 30 days ending {AT}, median of
-{REPEATS} runs each, same answer checked both ways. Run: `make bench` (`bench/kpi_queries.py`).
+{REPEATS} runs each, same answer checked both ways. Run: `make bench` (`python -m bench.kpi_queries`).
 
 | stored events | engine (day cells) | raw SQL, events as stored | raw SQL, with an index for it | answer |
 |---:|---:|---:|---:|---:|

@@ -186,7 +186,7 @@ incentives, an SLA credit month by month, shared savings and a risk corridor on 
 daily KPI data for two facilities: 23 KPI readings per statement, read in one request to the KPI engine;
 settlement and engine as their own processes (one uvicorn worker each) on loopback. {REQUESTS}
 sequential requests per size.
-Run: `make bench` (`bench/settlement.py`).
+Run: `make bench` (`python -m bench.settlement`).
 
 | stored events | p50 | p99 | statement total |
 |---:|---:|---:|---:|
