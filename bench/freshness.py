@@ -122,7 +122,8 @@ async def main() -> None:
 
 {today()} — {machine()}. Ingest and the KPI engine as separate processes (one worker each), local broker
 and PostgreSQL. {RATE:,} events/s offered for {SECONDS} s as batches of {BATCH}; freshness is from each
-batch's 202 until `GET /v1/kpis/clean_claim_rate/values` counts it. Run: `make bench` (`python -m bench.freshness`).
+batch's 202 until `GET /v1/kpis/clean_claim_rate/values` counts it.
+Run: `make bench` (`python -m bench.freshness`).
 
 | batches | p50 | p99 | max |
 |---:|---:|---:|---:|

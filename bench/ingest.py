@@ -242,7 +242,8 @@ def report(ingest: list[float], raw_send: list[float], raw_batch: list[float], l
     body = f"""## Ingest throughput
 
 {today()} — {machine()}.
-Broker: {broker_name} on loopback, {PARTITIONS} partitions, acks=all. Run: `make bench` (`python -m bench.ingest`).
+Broker: {broker_name} on loopback, {PARTITIONS} partitions, acks=all.
+Run: `make bench` (`python -m bench.ingest`).
 Median of {ROUNDS} interleaved rounds (range in brackets), events/s:
 
 | path | events/s |
