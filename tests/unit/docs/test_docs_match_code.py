@@ -9,7 +9,7 @@ from pathlib import Path
 from kpi_engine.domain.catalogue import CATALOGUE
 from vr_shared.events.catalogue import EVENT_TYPES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_kpi_is_defined_in_docs_as_the_code_defines_it() -> None:

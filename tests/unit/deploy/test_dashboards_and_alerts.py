@@ -72,6 +72,7 @@ def test_there_is_a_dashboard_per_area_and_each_alert_explains_itself() -> None:
             assert panel["datasource"]["uid"] == uid, f"{path.name}: {panel['title']}"
 
 
+@pytest.mark.promtool
 def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() -> None:
     name = "prometheus.yml"
     config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text())
@@ -87,6 +88,7 @@ def test_prometheus_config_is_valid_scrapes_every_service_and_loads_the_rules() 
     assert f"SUCCESS: {len(alert_rules())} rules found" in checked.stdout
 
 
+@pytest.mark.promtool
 def test_alert_rules_pass_promtool_and_their_unit_tests_cover_every_alert() -> None:
     checked = promtool("check", "rules", ALERTS)
     assert checked.returncode == 0 and not checked.stderr, checked.stdout + checked.stderr
@@ -103,6 +105,7 @@ def test_alert_rules_pass_promtool_and_their_unit_tests_cover_every_alert() -> N
     assert quiet == every_alert, f"no quiet case for {sorted(every_alert - quiet)}"
 
 
+@pytest.mark.promtool
 def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     """promtool parses each panel's and variable's PromQL (Grafana variables as "All" would send them),
     each as a recording rule: a typo fails here, not as an empty panel."""
@@ -115,6 +118,7 @@ def test_every_dashboard_expression_parses(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(expressions)} rules found" in checked.stdout
 
 
+@pytest.mark.promtool
 def test_make_ups_prometheus_scrapes_every_service_with_the_rules(tmp_path: Path) -> None:
     """The configuration `make up` writes for its Prometheus: valid, the same jobs, every port served."""
     from devstack.prometheus import LocalPrometheus

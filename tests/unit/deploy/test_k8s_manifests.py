@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MANIFESTS = [
     d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "value-realization.yaml").read_text()) if d
 ]

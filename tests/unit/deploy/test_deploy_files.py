@@ -9,7 +9,7 @@ import yaml
 
 from vr_shared import topics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _compose() -> dict:  # type: ignore[type-arg]

@@ -1,0 +1,83 @@
+"""Fakes for settlement's ports (`settlement/domain/ports.py`, `handlers.KpiReader`): the handlers' logic
+without PostgreSQL or the KPI engine — the integration tests run the real adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from settlement.domain.contract import Contract
+from settlement.domain.sources import KpiReading, KpiRequest
+from settlement.domain.stored import FinalStatement
+from vr_shared.identity import Identity
+
+
+@dataclass
+class FakeSettlementStore:
+    period_inputs: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
+    finals: dict[tuple[str, str], FinalStatement] = field(default_factory=dict)
+    adjustment_rows: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+
+    async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]:
+        return dict(self.period_inputs.get((contract_id, period), {}))
+
+    async def final(self, contract_id: str, period: str) -> FinalStatement | None:
+        return self.finals.get((contract_id, period))
+
+    async def finalize(
+        self,
+        contract_id: str,
+        period: str,
+        statement: dict[str, Any],
+        basis: dict[str, Any],
+        scope: tuple[str, list[str], list[str], date, date],
+        idempotency_key: str | None,
+        actor: Identity,
+    ) -> FinalStatement:
+        return self.finals.setdefault(
+            (contract_id, period), FinalStatement(statement, basis, idempotency_key)
+        )
+
+    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+        rows = self.adjustment_rows.get((contract_id, period), [])
+        return [{k: v for k, v in row.items() if k != "statement"} for row in rows]
+
+    async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+        return [row["statement"] for row in self.adjustment_rows.get((contract_id, period), [])]
+
+    async def add_adjustment(
+        self,
+        contract_id: str,
+        period: str,
+        expected_count: int,
+        total_delta: Decimal,
+        lines: list[dict[str, str]],
+        reason: str,
+        statement: dict[str, Any],
+    ) -> bool:
+        rows = self.adjustment_rows.setdefault((contract_id, period), [])
+        if len(rows) != expected_count:
+            return False
+        rows.append(
+            {
+                "total_delta": format(total_delta, "f"),
+                "lines": lines,
+                "reason": reason,
+                "statement": statement,
+            }
+        )
+        return True
+
+
+@dataclass
+class FakeKpiReader:
+    """Answers every request of a KPI with the reading set for that KPI name."""
+
+    by_kpi: dict[str, KpiReading] = field(default_factory=dict)
+    reads: int = 0
+
+    async def read(self, contract: Contract, requests: list[KpiRequest]) -> dict[KpiRequest, KpiReading]:
+        self.reads += 1
+        return {r: self.by_kpi[r.source.kpi] for r in requests}
