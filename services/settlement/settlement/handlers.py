@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from settlement import metrics
 from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.money import decimal_text
 from settlement.domain.periods import (
     Period,
     Status,
@@ -251,7 +252,7 @@ def _basis(contract: Contract, computed: Computed) -> dict[str, Any]:
     """Everything that reproduces the statement: the contract as it was, inputs, KPI readings."""
     return {
         "contract": contract.as_document(),
-        "inputs": {name: format(value, "f") for name, value in sorted(computed.inputs.items())},
+        "inputs": {name: decimal_text(value) for name, value in sorted(computed.inputs.items())},
         "kpi_readings": [
             {
                 "kpi": request.source.kpi,

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.adapters import tables as t
+from gateway.adapters import tables
 from gateway.domain.keys import BOOTSTRAP_KEY_ID, ApiKey, key_hash
 from gateway.domain.tenants import Tenant
 from vr_shared.roles import Role
@@ -26,7 +26,7 @@ class PostgresDirectory:
     async def add_tenant(self, tenant: Tenant) -> None:
         async with self._engine.begin() as conn:
             created = await conn.execute(
-                insert(t.tenants)
+                insert(tables.tenants)
                 .values(
                     id=tenant.id,
                     name=tenant.name,
@@ -35,14 +35,14 @@ class PostgresDirectory:
                     facilities=tenant.facilities,
                 )
                 .on_conflict_do_nothing()
-                .returning(t.tenants.c.id)
+                .returning(tables.tenants.c.id)
             )
             if created.first() is None:
                 raise TenantExists(f"tenant {tenant.id!r} exists")
 
     async def tenant(self, tenant_id: str) -> Tenant | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(t.tenants).where(t.tenants.c.id == tenant_id))).first()
+            row = (await conn.execute(select(tables.tenants).where(tables.tenants.c.id == tenant_id))).first()
         if row is None:
             return None
         return Tenant(
@@ -62,7 +62,7 @@ class PostgresDirectory:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    insert(t.api_keys)
+                    insert(tables.api_keys)
                     .values(
                         id=key_id,
                         tenant_id=tenant_id,
@@ -72,7 +72,7 @@ class PostgresDirectory:
                         expires_at=expires_at,
                         created_by=by,
                     )
-                    .returning(t.api_keys)
+                    .returning(tables.api_keys)
                 )
             ).one()
         return _key(row)
@@ -84,12 +84,12 @@ class PostgresDirectory:
         async with self._engine.begin() as conn:
             if key is None:
                 await conn.execute(
-                    update(t.api_keys)
-                    .where(t.api_keys.c.id == BOOTSTRAP_KEY_ID, t.api_keys.c.revoked_at.is_(None))
+                    update(tables.api_keys)
+                    .where(tables.api_keys.c.id == BOOTSTRAP_KEY_ID, tables.api_keys.c.revoked_at.is_(None))
                     .values(revoked_at=func.now())
                 )
                 return
-            statement = insert(t.api_keys).values(
+            statement = insert(tables.api_keys).values(
                 id=BOOTSTRAP_KEY_ID,
                 tenant_id=tenant_id,
                 role=Role.PLATFORM_ADMIN.value,
@@ -101,37 +101,37 @@ class PostgresDirectory:
                 statement.on_conflict_do_update(
                     index_elements=["id"],
                     set_={"key_hash": statement.excluded.key_hash, "revoked_at": None},
-                    where=t.api_keys.c.key_hash != statement.excluded.key_hash,
+                    where=tables.api_keys.c.key_hash != statement.excluded.key_hash,
                 )
             )
 
     async def key_by_secret(self, key: str) -> ApiKey | None:
         async with self._engine.connect() as conn:
             row = (
-                await conn.execute(select(t.api_keys).where(t.api_keys.c.key_hash == key_hash(key)))
+                await conn.execute(select(tables.api_keys).where(tables.api_keys.c.key_hash == key_hash(key)))
             ).first()
         return None if row is None else _key(row)
 
     async def keys(self, tenant_id: str | None) -> list[ApiKey]:
-        query = select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.id)
+        query = select(tables.api_keys).order_by(tables.api_keys.c.created_at, tables.api_keys.c.id)
         if tenant_id is not None:
-            query = query.where(t.api_keys.c.tenant_id == tenant_id)
+            query = query.where(tables.api_keys.c.tenant_id == tenant_id)
         async with self._engine.connect() as conn:
             return [_key(row) for row in await conn.execute(query)]
 
     async def key(self, key_id: str) -> ApiKey | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
+            row = (await conn.execute(select(tables.api_keys).where(tables.api_keys.c.id == key_id))).first()
         return None if row is None else _key(row)
 
     async def revoke(self, key_id: str) -> ApiKey | None:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    update(t.api_keys)
-                    .where(t.api_keys.c.id == key_id)
-                    .values(revoked_at=func.coalesce(t.api_keys.c.revoked_at, func.now()))
-                    .returning(t.api_keys)
+                    update(tables.api_keys)
+                    .where(tables.api_keys.c.id == key_id)
+                    .values(revoked_at=func.coalesce(tables.api_keys.c.revoked_at, func.now()))
+                    .returning(tables.api_keys)
                 )
             ).first()
         return None if row is None else _key(row)

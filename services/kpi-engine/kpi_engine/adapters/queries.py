@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kpi_engine.adapters import tables as t
+from kpi_engine.adapters import tables
 from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.completeness import Watermark
@@ -75,8 +75,8 @@ class PostgresKpiReader:
         end_day: date,
         dimension: str | None,
     ) -> dict[CellKey, Cell]:
-        c = t.cells.c
-        query = select(t.cells).where(
+        c = tables.cells.c
+        query = select(tables.cells).where(
             c.tenant == tenant,
             c.kpi == kpi,
             c.facility.in_(sorted(facilities)),
@@ -134,7 +134,7 @@ class PostgresKpiReader:
     async def watermarks(self, tenant: str, facilities: Collection[str]) -> dict[tuple[str, str], Watermark]:
         """The declaration in force per facility and feed: the latest `through` (ties: the latest
         recorded)."""
-        d = t.feed_declarations.c
+        d = tables.feed_declarations.c
         query = (
             select(d.facility, d.feed, d.through, d.source, d.id, d.declared_at, d.recorded_at)
             .where(d.tenant == tenant, d.facility.in_(sorted(facilities)))
@@ -153,7 +153,7 @@ class PostgresKpiReader:
     ) -> dict[tuple[str, str], FeedActivity]:
         """Per facility and feed: the newest event time ever seen and the events per local day from
         `since` on."""
-        a = t.feed_activity.c
+        a = tables.feed_activity.c
         scope = (a.tenant == tenant, a.facility.in_(sorted(facilities)))
         newest = select(a.facility, a.feed, func.max(a.newest_event_time).label("newest")).where(*scope)
         recent = select(a.facility, a.feed, a.day, a.events, a.newest_event_time).where(
@@ -174,18 +174,20 @@ class PostgresKpiReader:
         async with self._engine.connect() as conn:
             stored = (
                 await conn.execute(
-                    select(t.events).where(
-                        t.events.c.tenant == tenant, t.events.c.source == source, t.events.c.id == id_
+                    select(tables.events).where(
+                        tables.events.c.tenant == tenant,
+                        tables.events.c.source == source,
+                        tables.events.c.id == id_,
                     )
                 )
             ).first()
             if stored is not None:
                 conflicts = (
                     await conn.execute(
-                        select(func.coalesce(func.sum(t.conflicts.c.deliveries), 0)).where(
-                            t.conflicts.c.tenant == tenant,
-                            t.conflicts.c.source == source,
-                            t.conflicts.c.id == id_,
+                        select(func.coalesce(func.sum(tables.conflicts.c.deliveries), 0)).where(
+                            tables.conflicts.c.tenant == tenant,
+                            tables.conflicts.c.source == source,
+                            tables.conflicts.c.id == id_,
                         )
                     )
                 ).scalar_one()
@@ -209,13 +211,13 @@ class PostgresKpiReader:
                 }
             dead = (
                 await conn.execute(
-                    select(t.dead_letters)
+                    select(tables.dead_letters)
                     .where(
-                        t.dead_letters.c.tenant == tenant,
-                        t.dead_letters.c.source == source,
-                        t.dead_letters.c.id == id_,
+                        tables.dead_letters.c.tenant == tenant,
+                        tables.dead_letters.c.source == source,
+                        tables.dead_letters.c.id == id_,
                     )
-                    .order_by(t.dead_letters.c.recorded_at.desc())
+                    .order_by(tables.dead_letters.c.recorded_at.desc())
                     .limit(1)
                 )
             ).first()

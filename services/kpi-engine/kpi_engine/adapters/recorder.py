@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kpi_engine.adapters import tables as t
+from kpi_engine.adapters import tables
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import DAYS_IN_AR, admission_of, discharge_of
@@ -115,11 +115,11 @@ class _Effects:
     def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
         self.deltas.setdefault((tenant, key), Cell()).add(delta, sign)
 
-    def row(self, table: Table, key: dict[str, str], sign: int, **values: Any) -> None:
-        if sign > 0:
-            self.added[table].append({**key, **values})
-        else:
-            self.removed[table].add((key["tenant"], key["source"], key["id"]))
+    def add_row(self, table: Table, key: dict[str, str], **values: Any) -> None:
+        self.added[table].append({**key, **values})
+
+    def remove_row(self, table: Table, key: dict[str, str]) -> None:
+        self.removed[table].add((key["tenant"], key["source"], key["id"]))
 
 
 class PostgresRecorder:
@@ -184,7 +184,7 @@ class PostgresRecorder:
                 }
                 for d in dead
             ]
-            await conn.execute(insert(t.dead_letters).on_conflict_do_nothing(), rows)
+            await conn.execute(insert(tables.dead_letters).on_conflict_do_nothing(), rows)
 
     async def _classify(
         self, conn: AsyncConnection, batch: Sequence[Decoded], outcome: BatchOutcome
@@ -193,13 +193,13 @@ class PostgresRecorder:
         keys = _event_keys(sorted({d.key for d in batch}))
         rows = await conn.execute(
             select(
-                t.events.c.tenant,
-                t.events.c.source,
-                t.events.c.id,
-                t.events.c.payload_hash,
-                t.events.c.partition,
-                t.events.c.offset,
-            ).join(keys, _on_event_key(t.events, keys))
+                tables.events.c.tenant,
+                tables.events.c.source,
+                tables.events.c.id,
+                tables.events.c.payload_hash,
+                tables.events.c.partition,
+                tables.events.c.offset,
+            ).join(keys, _on_event_key(tables.events, keys))
         )
         for row in rows:
             stored[(row.tenant, row.source, row.id)] = (row.payload_hash, row.partition, row.offset)
@@ -231,13 +231,13 @@ class PostgresRecorder:
                 [(*key, count) for key, count in sorted(duplicates.items())],
             )
             await conn.execute(
-                update(t.events)
-                .where(_on_event_key(t.events, repeats))
-                .values(duplicates=t.events.c.duplicates + repeats.c.count)
+                update(tables.events)
+                .where(_on_event_key(tables.events, repeats))
+                .values(duplicates=tables.events.c.duplicates + repeats.c.count)
             )
         for decoded in conflicting:
             tenant, source, id_ = decoded.key
-            statement = insert(t.conflicts).values(
+            statement = insert(tables.conflicts).values(
                 tenant=tenant,
                 source=source,
                 id=id_,
@@ -247,7 +247,7 @@ class PostgresRecorder:
             await conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=["tenant", "source", "id", "payload_hash"],
-                    set_={"deliveries": t.conflicts.c.deliveries + 1},
+                    set_={"deliveries": tables.conflicts.c.deliveries + 1},
                 )
             )
 
@@ -259,7 +259,7 @@ class PostgresRecorder:
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
             "events",
             schema_name=self._schema,
-            columns=list(t.EVENT_COPY_COLUMNS),
+            columns=list(tables.EVENT_COPY_COLUMNS),
             records=[
                 (
                     d.origin.tenant,
@@ -287,7 +287,7 @@ class PostgresRecorder:
             if d.event.type == "event.retracted"
         ]
         if retractions:
-            await conn.execute(insert(t.retractions).on_conflict_do_nothing(), retractions)
+            await conn.execute(insert(tables.retractions).on_conflict_do_nothing(), retractions)
 
     async def _resolve_retractions(
         self,
@@ -309,17 +309,19 @@ class PostgresRecorder:
         retracted: set[EventKey] = set()
         keys = _event_keys(sorted(candidates))
         rows = await conn.execute(
-            select(t.events.c.tenant, t.events.c.source, t.events.c.id, t.events.c.payload)
-            .join(keys, _on_event_key(t.events, keys))
+            select(
+                tables.events.c.tenant, tables.events.c.source, tables.events.c.id, tables.events.c.payload
+            )
+            .join(keys, _on_event_key(tables.events, keys))
             .join(
-                t.retractions,
+                tables.retractions,
                 and_(
-                    t.retractions.c.tenant == t.events.c.tenant,
-                    t.retractions.c.source == t.events.c.source,
-                    t.retractions.c.retracted_id == t.events.c.id,
+                    tables.retractions.c.tenant == tables.events.c.tenant,
+                    tables.retractions.c.source == tables.events.c.source,
+                    tables.retractions.c.retracted_id == tables.events.c.id,
                 ),
             )
-            .where(t.events.c.retracted.is_(False), t.events.c.type != "event.retracted")
+            .where(tables.events.c.retracted.is_(False), tables.events.c.type != "event.retracted")
         )
         for row in rows:
             key = (row.tenant, row.source, row.id)
@@ -330,7 +332,9 @@ class PostgresRecorder:
                 )
         if retracted:
             keys = _event_keys(sorted(retracted))
-            await conn.execute(update(t.events).where(_on_event_key(t.events, keys)).values(retracted=True))
+            await conn.execute(
+                update(tables.events).where(_on_event_key(tables.events, keys)).values(retracted=True)
+            )
         return retracted
 
 
@@ -346,52 +350,63 @@ def _apply(
     `document` is the event's JSON form (decoded or stored), kept as the stay's payload."""
     for key, delta in contributions(event, calendar):
         effects.add(tenant, key, delta, sign)
-    row_key = {"tenant": tenant, "source": event.source, "id": event.id}
+    derived = _derived_row(event, document, calendar)
+    if derived is not None:
+        table, values = derived
+        row_key = {"tenant": tenant, "source": event.source, "id": event.id}
+        if sign > 0:
+            effects.add_row(table, row_key, **values)
+        else:
+            effects.remove_row(table, row_key)
+    _mark_recomputed_scopes(tenant, event, calendar, effects)
+
+
+def _derived_row(
+    event: Event, document: dict[str, Any], calendar: TenantCalendar
+) -> tuple[Table, dict[str, Any]] | None:
+    """The row an event keeps beside its cells (what its non-additive KPIs are recomputed from)."""
     match event:
         case SystemOutage() if not event.data.planned:
-            effects.row(
-                t.outages,
-                row_key,
-                sign,
-                facility=event.facility,
-                system=event.data.system,
-                started_at=event.data.started_at,
-                ended_at=event.data.ended_at,
-            )
+            data = event.data
+            return tables.outages, {
+                "facility": event.facility,
+                "system": data.system,
+                "started_at": data.started_at,
+                "ended_at": data.ended_at,
+            }
+        case ArSnapshot():
+            return tables.ar_snapshots, {
+                "facility": event.facility,
+                "day": calendar.local_date(event.time),
+                "event_time": event.time,
+                "net_ar": event.data.net_ar,
+                "avg_daily_net_revenue": event.data.avg_daily_net_revenue,
+            }
+        case EncounterAdmitted() | EncounterDischarged():
+            return tables.stays, {"patient": event.data.patient_ref, "payload": document}
+        case FeedComplete():
+            return tables.feed_declarations, {
+                "facility": event.facility,
+                "feed": event.data.feed,
+                "through": event.data.through,
+                "declared_at": event.time,
+            }
+    return None
+
+
+def _mark_recomputed_scopes(tenant: str, event: Event, calendar: TenantCalendar, effects: _Effects) -> None:
+    """The scopes whose non-additive KPIs this event changes: recomputed once the batch is in."""
+    match event:
+        case SystemOutage() if not event.data.planned:
             days = effects.uptime_days[(tenant, event.facility, event.data.system)]
             day = calendar.local_date(event.data.started_at)
             while day <= calendar.local_date(event.data.ended_at):
                 days.add(day)
                 day += timedelta(days=1)
         case ArSnapshot():
-            day = calendar.local_date(event.time)
-            effects.row(
-                t.ar_snapshots,
-                row_key,
-                sign,
-                facility=event.facility,
-                day=day,
-                event_time=event.time,
-                net_ar=event.data.net_ar,
-                avg_daily_net_revenue=event.data.avg_daily_net_revenue,
-            )
-            effects.ar_days.add((tenant, event.facility, day))
+            effects.ar_days.add((tenant, event.facility, calendar.local_date(event.time)))
         case EncounterAdmitted() | EncounterDischarged():
-            patient = event.data.patient_ref
-            effects.row(t.stays, row_key, sign, patient=patient, payload=document)
-            effects.patients.add((tenant, patient))
-        case FeedComplete():
-            effects.row(
-                t.feed_declarations,
-                row_key,
-                sign,
-                facility=event.facility,
-                feed=event.data.feed,
-                through=event.data.through,
-                declared_at=event.time,
-            )
-        case _:
-            pass
+            effects.patients.add((tenant, event.data.patient_ref))
 
 
 async def _write_rows(conn: AsyncConnection, effects: _Effects) -> None:
@@ -414,7 +429,7 @@ async def _before_watermark(conn: AsyncConnection, fed: Sequence[tuple[Decoded, 
     """New events whose time is before their feed's watermark as stored before this batch, by feed."""
     if not fed:
         return {}
-    d = t.feed_declarations.c
+    d = tables.feed_declarations.c
     slots = _as_table("f", {"tenant": Text, "facility": Text, "feed": Text}, sorted({s for _, s in fed}))
     rows = await conn.execute(
         select(d.tenant, d.facility, d.feed, func.max(d.through).label("through"))
@@ -482,7 +497,7 @@ async def _recompute_uptime(
                 calendar.day_start(max(days) + timedelta(days=1)),
             )
         )
-    o = t.outages.c
+    o = tables.outages.c
     span = _as_table(
         "s",
         {
@@ -528,7 +543,7 @@ async def _recompute_ar(
     """Each touched day's latest A/R snapshot, in one query."""
     if not effects.ar_days:
         return
-    a = t.ar_snapshots.c
+    a = tables.ar_snapshots.c
     days = _as_table("d", {"tenant": Text, "facility": Text, "day": Date}, sorted(effects.ar_days))
     rows = await conn.execute(
         select(a.tenant, a.facility, a.day, a.net_ar, a.avg_daily_net_revenue)
@@ -566,7 +581,7 @@ async def _recompute_patients(
             if new is not None:
                 effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
                 added.append(_index_row(tenant, patient, key, new))
-    index = t.readmission_index
+    index = tables.readmission_index
     if removed:
         keys = _event_keys(sorted(removed))
         await conn.execute(delete(index).where(_on_event_key(index, keys)))
@@ -582,13 +597,20 @@ async def _stays_and_index(
     before: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
     touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
     rows = await conn.execute(
-        select(t.stays.c.tenant, t.stays.c.patient, t.stays.c.source, t.stays.c.id, t.stays.c.payload).join(
-            touched, and_(t.stays.c.tenant == touched.c.tenant, t.stays.c.patient == touched.c.patient)
+        select(
+            tables.stays.c.tenant,
+            tables.stays.c.patient,
+            tables.stays.c.source,
+            tables.stays.c.id,
+            tables.stays.c.payload,
+        ).join(
+            touched,
+            and_(tables.stays.c.tenant == touched.c.tenant, tables.stays.c.patient == touched.c.patient),
         )
     )
     for row in rows:
         stays[(row.tenant, row.patient)].append(row)
-    index = t.readmission_index
+    index = tables.readmission_index
     rows = await conn.execute(
         select(index).join(
             touched, and_(index.c.tenant == touched.c.tenant, index.c.patient == touched.c.patient)

@@ -27,23 +27,6 @@ class PeriodValue:
     status: str  # "provisional" until the KPI's maturation after the period's end has passed
 
 
-def series(
-    kpi: KpiDefinition,
-    cells: Mapping[CellKey, Cell],
-    facilities: Collection[str],
-    first_day: date,
-    end_day: date,
-    granularity: Granularity,
-    dimension: str | None,
-    calendar: TenantCalendar,
-    now: datetime,
-) -> list[PeriodValue]:
-    return [
-        period_value(kpi, cells, facilities, start, end, dimension, calendar, now)
-        for start, end in buckets(first_day, end_day, granularity)
-    ]
-
-
 def rolling(
     kpi: KpiDefinition,
     cells: Mapping[CellKey, Cell],
@@ -241,5 +224,4 @@ __all__ = [
     "period_value_from_sums",
     "rolling",
     "rolling_window",
-    "series",
 ]

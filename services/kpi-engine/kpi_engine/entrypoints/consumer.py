@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine import metrics
-from kpi_engine.adapters import tables as t
+from kpi_engine.adapters import tables
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
@@ -207,7 +207,7 @@ class EventConsumer:
 
     async def _forget_notices(self, last_seq: int) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(delete(t.outbox).where(t.outbox.c.seq <= last_seq))
+            await conn.execute(delete(tables.outbox).where(tables.outbox.c.seq <= last_seq))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

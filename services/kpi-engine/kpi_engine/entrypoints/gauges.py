@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kpi_engine.adapters import tables as t
+from kpi_engine.adapters import tables
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.catalogue import CATALOGUE
 from kpi_engine.domain.cells import Cell, CellKey
@@ -45,7 +45,7 @@ class KpiGauges:
         # A day's margin either side of any time zone; each tenant's own window is applied below.
         since = now.date() - timedelta(days=WINDOW_DAYS + 1)
         by_tenant: dict[str, dict[CellKey, Cell]] = defaultdict(dict)
-        d = t.feed_declarations.c
+        d = tables.feed_declarations.c
         async with self._engine.connect() as conn:
             watermarks = await conn.execute(
                 select(d.tenant, d.facility, d.feed, func.max(d.through).label("through")).group_by(
@@ -54,7 +54,7 @@ class KpiGauges:
             )
             for w in watermarks:
                 FEED_COMPLETE_THROUGH.labels(w.tenant, w.facility, w.feed).set(w.through.timestamp())
-            for r in await conn.execute(select(t.cells).where(t.cells.c.day >= since)):
+            for r in await conn.execute(select(tables.cells).where(tables.cells.c.day >= since)):
                 by_tenant[r.tenant][CellKey(r.kpi, r.facility, r.day, r.dimension)] = Cell(
                     r.numerator, r.denominator, r.sample_size
                 )

@@ -14,8 +14,9 @@ from sqlalchemy import any_, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from settlement.adapters import tables as t
+from settlement.adapters import tables
 from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.money import decimal_text
 from settlement.domain.stored import FinalStatement, StoredContract
 from vr_shared.identity import Identity
 
@@ -38,12 +39,12 @@ class PostgresSettlementStore:
         document = contract.as_document()
         async with self._engine.begin() as conn:
             created = await conn.execute(
-                pg_insert(t.contracts)
+                pg_insert(tables.contracts)
                 .values(
                     id=contract.id, health_system=contract.health_system, vendor=contract.vendor, version=1
                 )
                 .on_conflict_do_nothing()
-                .returning(t.contracts.c.created_at)
+                .returning(tables.contracts.c.created_at)
             )
             if created.first() is None:
                 raise ContractExists(
@@ -60,15 +61,15 @@ class PostgresSettlementStore:
         async with self._engine.begin() as conn:
             row = (
                 await conn.execute(
-                    update(t.contracts)
-                    .where(t.contracts.c.id == contract.id)
+                    update(tables.contracts)
+                    .where(tables.contracts.c.id == contract.id)
                     .values(
-                        version=t.contracts.c.version + 1,
+                        version=tables.contracts.c.version + 1,
                         health_system=contract.health_system,
                         vendor=contract.vendor,
                         updated_at=func.now(),
                     )
-                    .returning(t.contracts.c.version)
+                    .returning(tables.contracts.c.version)
                 )
             ).first()
             if row is None:
@@ -84,13 +85,13 @@ class PostgresSettlementStore:
         self, conn: AsyncConnection, contract_id: str, version: int, document: dict[str, Any], actor: Identity
     ) -> None:
         await conn.execute(
-            insert(t.contract_versions).values(
+            insert(tables.contract_versions).values(
                 contract_id=contract_id, version=version, document=document, created_by=actor.key_id
             )
         )
 
     async def contract(self, contract_id: str, version: int | None = None) -> StoredContract | None:
-        c, v = t.contracts.c, t.contract_versions.c
+        c, v = tables.contracts.c, tables.contract_versions.c
         query = _versions().where(
             v.contract_id == contract_id, v.version == (version if version is not None else c.version)
         )
@@ -100,7 +101,7 @@ class PostgresSettlementStore:
 
     async def contracts_of(self, tenant: str | None) -> list[StoredContract]:
         """Contracts the tenant is party to (all of them for None: a platform admin), latest versions."""
-        c, v = t.contracts.c, t.contract_versions.c
+        c, v = tables.contracts.c, tables.contract_versions.c
         query = _versions().where(c.version == v.version).order_by(c.id)
         if tenant is not None:
             query = query.where((c.health_system == tenant) | (c.vendor == tenant))
@@ -112,10 +113,10 @@ class PostgresSettlementStore:
     async def put_inputs(
         self, contract_id: str, period: str, inputs: dict[str, Decimal], actor: Identity
     ) -> dict[str, str]:
-        document = {name: format(value, "f") for name, value in sorted(inputs.items())}
+        document = {name: decimal_text(value) for name, value in sorted(inputs.items())}
         async with self._engine.begin() as conn:
             previous = await _inputs(conn, contract_id, period)
-            statement = pg_insert(t.period_inputs).values(
+            statement = pg_insert(tables.period_inputs).values(
                 contract_id=contract_id, period=period, inputs=document
             )
             await conn.execute(
@@ -148,7 +149,7 @@ class PostgresSettlementStore:
         health_system, facilities, kpis, start, end = scope
         async with self._engine.begin() as conn:
             inserted = await conn.execute(
-                pg_insert(t.final_statements)
+                pg_insert(tables.final_statements)
                 .values(
                     contract_id=contract_id,
                     period=period,
@@ -165,7 +166,7 @@ class PostgresSettlementStore:
                     finalized_by=actor.key_id,
                 )
                 .on_conflict_do_nothing()
-                .returning(t.final_statements.c.period)
+                .returning(tables.final_statements.c.period)
             )
             if inserted.first() is not None:
                 await _audit(conn, contract_id, "settlement.finalized", actor, None, statement, period=period)
@@ -174,7 +175,7 @@ class PostgresSettlementStore:
         return final
 
     async def final(self, contract_id: str, period: str) -> FinalStatement | None:
-        f = t.final_statements.c
+        f = tables.final_statements.c
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -189,7 +190,7 @@ class PostgresSettlementStore:
         self, tenant: str, facility: str, kpi: str, day: date
     ) -> list[tuple[str, str]]:
         """Final statements whose numbers a change of this KPI cell can move."""
-        f = t.final_statements.c
+        f = tables.final_statements.c
         query = select(f.contract_id, f.period).where(
             f.health_system == tenant,
             literal(facility) == any_(f.facilities),
@@ -201,7 +202,7 @@ class PostgresSettlementStore:
             return [(r.contract_id, r.period) for r in await conn.execute(query)]
 
     async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]:
-        a = t.adjustments.c
+        a = tables.adjustments.c
         query = (
             select(a.id, a.total_delta, a.lines, a.reason, a.created_at, a.statement)
             .where(a.contract_id == contract_id, a.period == period)
@@ -212,7 +213,7 @@ class PostgresSettlementStore:
         return [
             {
                 "id": row.id,
-                "total_delta": format(row.total_delta, "f"),
+                "total_delta": decimal_text(row.total_delta),
                 "lines": row.lines,
                 "reason": row.reason,
                 "created_at": row.created_at.isoformat(),
@@ -223,7 +224,7 @@ class PostgresSettlementStore:
 
     async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]:
         """The recomputed statement behind each adjustment, oldest first."""
-        a = t.adjustments.c
+        a = tables.adjustments.c
         query = select(a.statement).where(a.contract_id == contract_id, a.period == period).order_by(a.id)
         async with self._engine.connect() as conn:
             return list((await conn.execute(query)).scalars())
@@ -244,7 +245,7 @@ class PostgresSettlementStore:
             await conn.execute(
                 select(func.pg_advisory_xact_lock(func.hashtextextended(f"adj:{contract_id}:{period}", 0)))
             )
-            a = t.adjustments.c
+            a = tables.adjustments.c
             count = (
                 await conn.execute(
                     select(func.count()).where(a.contract_id == contract_id, a.period == period)
@@ -253,7 +254,7 @@ class PostgresSettlementStore:
             if count != expected_count:
                 return False
             await conn.execute(
-                insert(t.adjustments).values(
+                insert(tables.adjustments).values(
                     contract_id=contract_id,
                     period=period,
                     total_delta=total_delta,
@@ -267,10 +268,12 @@ class PostgresSettlementStore:
     # --- audit -----------------------------------------------------------------------------------
 
     async def audit_trail(self, contract_id: str) -> list[dict[str, Any]]:
-        a = t.audit_log.c
+        a = tables.audit_log.c
         async with self._engine.connect() as conn:
             rows = (
-                await conn.execute(select(t.audit_log).where(a.contract_id == contract_id).order_by(a.seq))
+                await conn.execute(
+                    select(tables.audit_log).where(a.contract_id == contract_id).order_by(a.seq)
+                )
             ).all()
         return [
             {
@@ -288,9 +291,9 @@ class PostgresSettlementStore:
 
 def _versions() -> Any:
     """Contract versions with their contract's creation time (for `StoredContract`)."""
-    c, v = t.contracts.c, t.contract_versions.c
+    c, v = tables.contracts.c, tables.contract_versions.c
     return select(v.document, v.version, c.created_at, v.created_at.label("updated_at")).join(
-        t.contracts, c.id == v.contract_id
+        tables.contracts, c.id == v.contract_id
     )
 
 
@@ -299,13 +302,13 @@ def _stored(row: Any) -> StoredContract:
 
 
 async def _document(conn: AsyncConnection, contract_id: str, version: int) -> dict[str, Any] | None:
-    v = t.contract_versions.c
+    v = tables.contract_versions.c
     query = select(v.document).where(v.contract_id == contract_id, v.version == version)
     return (await conn.execute(query)).scalar_one_or_none()
 
 
 async def _inputs(conn: AsyncConnection, contract_id: str, period: str) -> dict[str, str] | None:
-    p = t.period_inputs.c
+    p = tables.period_inputs.c
     query = select(p.inputs).where(p.contract_id == contract_id, p.period == period)
     return (await conn.execute(query)).scalar_one_or_none()
 
@@ -321,7 +324,7 @@ async def _audit(
     period: str | None = None,
 ) -> None:
     await conn.execute(
-        insert(t.audit_log).values(
+        insert(tables.audit_log).values(
             contract_id=contract_id,
             action=action,
             period=period,

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends, Header, Response
 from settlement.adapters.repository import PostgresSettlementStore, UnknownContract
 from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_contract, parse_inputs
 from settlement.domain.inputs import input_errors
+from settlement.domain.money import decimal_text
 from settlement.domain.stored import StoredContract
 from settlement.entrypoints.access import (
     MAX_SIMULATED_PERIODS,
@@ -158,7 +159,7 @@ async def get_inputs(
     return {
         "contract_id": contract_id,
         "period": checked.id,
-        "inputs": {k: format(v, "f") for k, v in inputs.items()},
+        "inputs": {k: decimal_text(v) for k, v in inputs.items()},
     }
 
 
