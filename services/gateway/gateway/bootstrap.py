@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
+from gateway.adapters.idempotency import PostgresIdempotencyStore
 from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.config import Settings
 from gateway.domain.failures import FailureLimiter
@@ -25,6 +26,7 @@ class Components:
     limits: SharedRateLimits
     upstreams: dict[str, httpx.AsyncClient]
     contracts: SettlementContracts  # a vendor's contracts, for its KPI view
+    idempotency: PostgresIdempotencyStore
 
 
 def build(settings: Settings) -> Components:
@@ -65,4 +67,5 @@ def build(settings: Settings) -> Components:
         ),
         upstreams,
         SettlementContracts(upstreams["settlement"], ttl_seconds=settings.key_cache_seconds),
+        PostgresIdempotencyStore(engine),
     )

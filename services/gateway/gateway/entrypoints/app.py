@@ -16,6 +16,7 @@ from gateway.adapters.directory import TenantExists
 from gateway.adapters.migrate import migrate
 from gateway.config import Settings
 from gateway.domain.keys import PLATFORM_TENANT
+from gateway.entrypoints.idempotency import IdempotencyMiddleware
 from gateway.entrypoints.openapi import MergedOpenApi
 from gateway.entrypoints.routes import router
 from vr_shared.db import database_reachable
@@ -66,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_map(app, {TenantExists: ErrorMapping(409, "Tenant exists")})
+    # Added before the common middleware, so it runs inside it: the body is bounded before this reads it.
+    app.add_middleware(IdempotencyMiddleware)
     add_common_middleware(app, settings.service_name, settings.max_body_bytes, on_answer=count_answer)
     app.include_router(router)
 

@@ -13,15 +13,13 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gateway import metrics
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
-from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.domain.access import creatable_roles, may_administer_keys, may_create_tenants, may_revoke
 from gateway.domain.keys import PLATFORM_TENANT, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
-from gateway.entrypoints.deps import Directory, components
+from gateway.entrypoints.deps import Directory, authenticated, components
 from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward
 from gateway.handlers import Caller, KeyResolver
 from vr_shared.events.types import DisplayName
@@ -35,20 +33,8 @@ router = APIRouter()
 
 async def caller(request: Request) -> Caller:
     """Authenticated and within its rate limit, or 401 / 429."""
-    resolver: KeyResolver = components(request).resolver
     address = request.client.host if request.client else "unknown"
-    found = await resolver.resolve(request.headers.get("authorization"), address)
-    limits: SharedRateLimits = components(request).limits
-    wait = await limits.take(found.key.id)
-    if wait is not None:
-        metrics.RATE_LIMITED.labels(found.key.role).inc()
-        raise Problem(
-            429,
-            "Too many requests",
-            f"this key's rate limit is exceeded; retry in {wait} s",
-            type_="/problems/rate-limited",
-            headers={"Retry-After": str(wait)},
-        )
+    found = await authenticated(components(request), request.headers.get("authorization"), address)
     request.state.role = found.key.role
     return found
 
