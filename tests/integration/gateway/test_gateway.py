@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -280,6 +281,13 @@ async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> Non
     }
     assert documented == expected
     assert document["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    # Named and grouped operations, so a generated client reads `finalizeSettlement`, not a path.
+    operations = [op for ops in document["paths"].values() for op in ops.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) == len(expected)
+    assert all(re.fullmatch(r"[a-z][A-Za-z]+", i) for i in ids), ids
+    assert {"createApiKey", "finalizeSettlement", "getKpiValues", "submitEvents"} <= set(ids)
+    assert {t for op in operations for t in op["tags"]} == {t["name"] for t in document["tags"]}
     docs = await stack.client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

@@ -53,7 +53,14 @@ class TenantResponse(Tenant):
     pass
 
 
-@router.post("/v1/tenants", status_code=201, response_model=TenantResponse, summary="Create a tenant")
+@router.post(
+    "/v1/tenants",
+    operation_id="createTenant",
+    tags=["Tenants"],
+    status_code=201,
+    response_model=TenantResponse,
+    summary="Create a tenant",
+)
 async def create_tenant(body: TenantRequest, who: Authenticated, directory: Directory) -> Tenant:
     if not may_create_tenants(who.key.role):
         raise _forbidden("only a platform admin creates tenants")
@@ -64,7 +71,13 @@ async def create_tenant(body: TenantRequest, who: Authenticated, directory: Dire
     return tenant
 
 
-@router.get("/v1/tenants/{tenant_id}", response_model=TenantResponse, summary="A tenant")
+@router.get(
+    "/v1/tenants/{tenant_id}",
+    operation_id="getTenant",
+    tags=["Tenants"],
+    response_model=TenantResponse,
+    summary="A tenant",
+)
 async def get_tenant(tenant_id: str, who: Authenticated, directory: Directory) -> Tenant:
     # A tenant's own keys may read it; anyone else's answer is the same as for a missing tenant.
     tenant = (
@@ -113,7 +126,14 @@ class ApiKeyList(BaseModel):
     items: list[ApiKeyResponse]
 
 
-@router.post("/v1/api-keys", status_code=201, response_model=NewApiKeyResponse, summary="Create an API key")
+@router.post(
+    "/v1/api-keys",
+    operation_id="createApiKey",
+    tags=["API keys"],
+    status_code=201,
+    response_model=NewApiKeyResponse,
+    summary="Create an API key",
+)
 async def create_key(body: ApiKeyRequest, who: Authenticated, directory: Directory) -> dict[str, Any]:
     if body.role not in creatable_roles(who.key.role):
         raise _forbidden(f"role {who.key.role!r} may not create {body.role!r} keys")
@@ -139,7 +159,13 @@ async def create_key(body: ApiKeyRequest, who: Authenticated, directory: Directo
     return {**key.as_json(), "key": secret}
 
 
-@router.get("/v1/api-keys", response_model=ApiKeyList, summary="API keys (never their secrets)")
+@router.get(
+    "/v1/api-keys",
+    operation_id="listApiKeys",
+    tags=["API keys"],
+    response_model=ApiKeyList,
+    summary="API keys (never their secrets)",
+)
 async def list_keys(who: Authenticated, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins list keys")
@@ -147,7 +173,13 @@ async def list_keys(who: Authenticated, directory: Directory, tenant_id: str | N
     return {"items": [k.as_json() for k in await directory.keys(scope)]}
 
 
-@router.delete("/v1/api-keys/{key_id}", response_model=ApiKeyResponse, summary="Revoke an API key")
+@router.delete(
+    "/v1/api-keys/{key_id}",
+    operation_id="revokeApiKey",
+    tags=["API keys"],
+    response_model=ApiKeyResponse,
+    summary="Revoke an API key",
+)
 async def revoke_key(
     key_id: str, who: Authenticated, directory: Directory, request: Request
 ) -> dict[str, Any]:

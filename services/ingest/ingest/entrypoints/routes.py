@@ -43,6 +43,8 @@ class IngestResponse(BaseModel):
 
 @router.post(
     "/v1/events",
+    operation_id="submitEvents",
+    tags=["Events"],
     status_code=202,
     response_model=IngestResponse,
     summary="Submit events (one, a JSON array, CloudEvents structured/batch, or NDJSON)",

@@ -58,7 +58,12 @@ class ReadingsRequest(BaseModel):
     readings: list[ReadingRequest] = Field(min_length=1, max_length=500)
 
 
-@router.get("/v1/events/{source}/{event_id}", summary="What became of an event")
+@router.get(
+    "/v1/events/{source}/{event_id}",
+    operation_id="getEventOutcome",
+    tags=["Events"],
+    summary="What became of an event",
+)
 async def event_outcome(source: str, event_id: str, caller: EventInspector, reader: Reader) -> dict[str, Any]:
     outcome = await reader.event_outcome(caller.tenant, source, event_id)
     if outcome is None:
@@ -73,7 +78,13 @@ async def event_outcome(source: str, event_id: str, caller: EventInspector, read
     return {"source": source, "id": event_id, **outcome}
 
 
-@router.get("/v1/kpis", summary="The KPI catalogue", dependencies=[Depends(caller_with_role(KPI_READERS))])
+@router.get(
+    "/v1/kpis",
+    operation_id="listKpis",
+    tags=["KPIs"],
+    summary="The KPI catalogue",
+    dependencies=[Depends(caller_with_role(KPI_READERS))],
+)
 async def catalogue() -> dict[str, Any]:
     return {
         "items": [
@@ -91,7 +102,12 @@ async def catalogue() -> dict[str, Any]:
     }
 
 
-@router.get("/v1/kpis/{kpi}/values", summary="A KPI per bucket over a period")
+@router.get(
+    "/v1/kpis/{kpi}/values",
+    operation_id="getKpiValues",
+    tags=["KPIs"],
+    summary="A KPI per bucket over a period",
+)
 async def values(
     kpi: str,
     caller: KpiReader,
@@ -112,7 +128,12 @@ async def values(
     return _answer(definition, granularity.value, facilities, value_of, points, calendar)
 
 
-@router.get("/v1/kpis/{kpi}/rolling", summary="A KPI over a rolling window of days")
+@router.get(
+    "/v1/kpis/{kpi}/rolling",
+    operation_id="getKpiRolling",
+    tags=["KPIs"],
+    summary="A KPI over a rolling window of days",
+)
 async def rolling_value(
     kpi: str,
     caller: KpiReader,
@@ -157,7 +178,12 @@ async def _values(
     ]
 
 
-@router.post("/v1/kpis/readings", summary="Many KPI values at once (each over its own date range)")
+@router.post(
+    "/v1/kpis/readings",
+    operation_id="readKpis",
+    tags=["KPIs"],
+    summary="Many KPI values at once (each over its own date range)",
+)
 async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader) -> dict[str, Any]:
     """For callers that need many values together (settlement reads every KPI of a contract period
     in one request): one answer per reading, in order, each shaped like a `values` point."""
@@ -281,7 +307,12 @@ def _decimal(value: Decimal | None) -> str | None:
 RECENT_DAYS = 7
 
 
-@router.get("/v1/feeds", summary="Completeness and recent activity of each facility's feeds")
+@router.get(
+    "/v1/feeds",
+    operation_id="listFeeds",
+    tags=["Feeds"],
+    summary="Completeness and recent activity of each facility's feeds",
+)
 async def feeds(
     caller: FeedReader, reader: Reader, facility: Annotated[list[str] | None, Query()] = None
 ) -> dict[str, Any]:

@@ -75,7 +75,13 @@ def _contract_answer(stored: StoredContract) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/contracts", status_code=201, summary="Create a contract (version 1)")
+@router.post(
+    "/v1/contracts",
+    operation_id="createContract",
+    tags=["Contracts"],
+    status_code=201,
+    summary="Create a contract (version 1)",
+)
 async def create_contract(
     document: Document, caller: Writer, store: Store, response: Response
 ) -> dict[str, Any]:
@@ -86,13 +92,23 @@ async def create_contract(
     return _contract_answer(stored)
 
 
-@router.get("/v1/contracts", summary="Contracts the caller's tenant is party to")
+@router.get(
+    "/v1/contracts",
+    operation_id="listContracts",
+    tags=["Contracts"],
+    summary="Contracts the caller's tenant is party to",
+)
 async def list_contracts(caller: Caller, store: Store) -> dict[str, Any]:
     tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
     return {"items": [c.summary() for c in await store.contracts_of(tenant)]}
 
 
-@router.get("/v1/contracts/{contract_id}", summary="A contract, its latest or a given version")
+@router.get(
+    "/v1/contracts/{contract_id}",
+    operation_id="getContract",
+    tags=["Contracts"],
+    summary="A contract, its latest or a given version",
+)
 async def get_contract(
     contract_id: str, caller: Caller, store: Store, version: int | None = None
 ) -> dict[str, Any]:
@@ -103,7 +119,12 @@ async def get_contract(
     return _contract_answer(stored)
 
 
-@router.put("/v1/contracts/{contract_id}", summary="Change a contract (a new version)")
+@router.put(
+    "/v1/contracts/{contract_id}",
+    operation_id="updateContract",
+    tags=["Contracts"],
+    summary="Change a contract (a new version)",
+)
 async def update_contract(
     contract_id: str, document: Document, caller: Writer, store: Store
 ) -> dict[str, Any]:
@@ -131,7 +152,12 @@ async def update_contract(
     return _contract_answer(stored)
 
 
-@router.put("/v1/contracts/{contract_id}/periods/{period}/inputs", summary="Set a period's inputs")
+@router.put(
+    "/v1/contracts/{contract_id}/periods/{period}/inputs",
+    operation_id="putPeriodInputs",
+    tags=["Contracts"],
+    summary="Set a period's inputs",
+)
 async def put_inputs(
     contract_id: str, period: str, document: Document, caller: Writer, store: Store, service: Service
 ) -> dict[str, Any]:
@@ -149,7 +175,12 @@ async def put_inputs(
     return {"contract_id": contract_id, "period": checked.id, "inputs": inputs}
 
 
-@router.get("/v1/contracts/{contract_id}/periods/{period}/inputs", summary="A period's inputs")
+@router.get(
+    "/v1/contracts/{contract_id}/periods/{period}/inputs",
+    operation_id="getPeriodInputs",
+    tags=["Contracts"],
+    summary="A period's inputs",
+)
 async def get_inputs(
     contract_id: str, period: str, caller: Caller, store: Store, service: Service
 ) -> dict[str, Any]:
@@ -163,7 +194,12 @@ async def get_inputs(
     }
 
 
-@router.get("/v1/contracts/{contract_id}/settlements", summary="Statements of every period begun so far")
+@router.get(
+    "/v1/contracts/{contract_id}/settlements",
+    operation_id="listSettlements",
+    tags=["Settlements"],
+    summary="Statements of every period begun so far",
+)
 async def list_settlements(
     contract_id: str, caller: Caller, store: Store, service: Service
 ) -> dict[str, Any]:
@@ -171,7 +207,12 @@ async def list_settlements(
     return {"items": await service.statements(stored)}
 
 
-@router.get("/v1/contracts/{contract_id}/settlements/{period}", summary="One period's statement")
+@router.get(
+    "/v1/contracts/{contract_id}/settlements/{period}",
+    operation_id="getSettlement",
+    tags=["Settlements"],
+    summary="One period's statement",
+)
 async def get_settlement(
     contract_id: str, period: str, caller: Caller, store: Store, service: Service
 ) -> dict[str, Any]:
@@ -180,7 +221,10 @@ async def get_settlement(
 
 
 @router.post(
-    "/v1/contracts/{contract_id}/settlements/{period}/finalize", summary="Freeze a period's statement"
+    "/v1/contracts/{contract_id}/settlements/{period}/finalize",
+    operation_id="finalizeSettlement",
+    tags=["Settlements"],
+    summary="Freeze a period's statement",
 )
 async def finalize(
     contract_id: str,
@@ -202,6 +246,8 @@ async def finalize(
 
 @router.post(
     "/v1/contracts/{contract_id}/settlements/{period}/reconcile",
+    operation_id="reconcileSettlement",
+    tags=["Settlements"],
     summary="Recompute a final period on today's data; a difference becomes an adjustment",
 )
 async def reconcile(
@@ -218,13 +264,23 @@ async def reconcile(
     return {"adjustment": adjustment}
 
 
-@router.get("/v1/contracts/{contract_id}/audit", summary="Every write to the contract, append-only")
+@router.get(
+    "/v1/contracts/{contract_id}/audit",
+    operation_id="getContractAudit",
+    tags=["Contracts"],
+    summary="Every write to the contract, append-only",
+)
 async def audit(contract_id: str, caller: Caller, store: Store) -> dict[str, Any]:
     await _readable(store, contract_id, caller)
     return {"items": await store.audit_trail(contract_id)}
 
 
-@router.post("/v1/contracts:simulate", summary="What-if: statements a contract would produce (not stored)")
+@router.post(
+    "/v1/contracts:simulate",
+    operation_id="simulateContract",
+    tags=["Contracts"],
+    summary="What-if: statements a contract would produce (not stored)",
+)
 async def simulate(document: Document, caller: Caller, store: Store, service: Service) -> dict[str, Any]:
     try:
         contract = parse_contract(document.get("contract"))
