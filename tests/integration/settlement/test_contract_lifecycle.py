@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import csv
+import io
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -178,6 +180,25 @@ async def test_parties_roles_and_strangers(stack: SettlementStack) -> None:
     assert (await stack.settlement.get("/v1/contracts", headers=STRANGER)).json()["items"] == []
     ops_finalize = await stack.settlement.post(f"{path}/settlements/2025-Q1/finalize", headers=OPS)
     assert ops_finalize.status_code == 403
+
+
+async def test_a_statement_reads_as_csv_for_a_spreadsheet(stack: SettlementStack) -> None:
+    await create(stack, document("life-csv"))
+    inputs = {"benchmark": "1000000", "expenditure": "900000"}
+    put = await stack.settlement.put(
+        "/v1/contracts/life-csv/periods/2025-Q1/inputs", json=inputs, headers=ADMIN
+    )
+    assert put.status_code == 200, put.text
+    path = "/v1/contracts/life-csv/settlements/2025-Q1"
+    as_json = (await stack.settlement.get(path, headers=ADMIN)).json()
+    as_csv = await stack.settlement.get(path, headers={**ADMIN, "Accept": "text/csv"})
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="life-csv-2025-Q1.csv"' in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [(r["term_id"], r["kind"], r["amount"], r["period"], r["currency"]) for r in rows] == [
+        (line["term_id"], line["kind"], line["amount"], "2025-Q1", "USD") for line in as_json["lines"]
+    ]
+    assert rows[0]["amount"] == "50000.00"  # 100,000 saved, 10 % past the 2 % gate, shared at 50 %
 
 
 async def test_simulate_computes_without_storing(stack: SettlementStack) -> None:

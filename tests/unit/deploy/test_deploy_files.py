@@ -61,7 +61,7 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
     [
         ("kpi_engine", ["0001_initial_schema.py", "0002_feed_completeness.py"]),
         ("settlement", ["0001_initial_schema.py"]),
-        ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py"]),
+        ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py", "0003_idempotency_records.py"]),
     ],
 )
 def test_migrations_ship_inside_their_package(package: str, revisions: list[str]) -> None:

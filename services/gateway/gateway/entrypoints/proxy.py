@@ -25,7 +25,14 @@ from vr_shared.web import Problem
 
 BUFFERED_BODY_BYTES = 1024 * 1024  # larger bodies, or bodies of unknown length, are streamed
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key")
-FORWARDED_RESPONSE_HEADERS = ("content-type", "content-encoding", "retry-after", "location", "cache-control")
+FORWARDED_RESPONSE_HEADERS = (
+    "content-type",
+    "content-encoding",
+    "content-disposition",
+    "retry-after",
+    "location",
+    "cache-control",
+)
 
 
 class BodyTooLarge(Exception):

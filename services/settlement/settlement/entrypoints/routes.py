@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Header, Response
 
 from settlement.adapters.repository import PostgresSettlementStore, UnknownContract
 from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_contract, parse_inputs
+from settlement.domain.csv_lines import statement_csv
 from settlement.domain.inputs import input_errors
 from settlement.domain.money import decimal_text
 from settlement.domain.stored import StoredContract
@@ -211,13 +212,27 @@ async def list_settlements(
     "/v1/contracts/{contract_id}/settlements/{period}",
     operation_id="getSettlement",
     tags=["Settlements"],
-    summary="One period's statement",
+    summary="One period's statement (`Accept: text/csv`: its lines as CSV)",
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_settlement(
-    contract_id: str, period: str, caller: Caller, store: Store, service: Service
-) -> dict[str, Any]:
+    contract_id: str,
+    period: str,
+    caller: Caller,
+    store: Store,
+    service: Service,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
     stored = await _readable(store, contract_id, caller)
-    return await service.statement(stored, period)
+    found = await service.statement(stored, period)
+    if accept is not None and "text/csv" in accept:
+        name = f"{contract_id}-{found['period']}.csv"
+        return Response(
+            statement_csv(found),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return found
 
 
 @router.post(
