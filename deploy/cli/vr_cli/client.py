@@ -52,6 +52,17 @@ class Api:
             return response.json()
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def items(self, path: str, params: list[tuple[str, str]] | None = None) -> list[Any]:
+        """Every item of a list, page after page (`next` → `?after=`)."""
+        found: list[Any] = []
+        after: list[tuple[str, str]] = []
+        while True:
+            answer = self.call("GET", path, params=[*(params or []), *after])
+            found.extend(answer["items"])
+            if not answer.get("next"):
+                return found
+            after = [("after", answer["next"])]
+
 
 def _retry_after(response: httpx.Response, attempt: int) -> float:
     try:

@@ -174,7 +174,7 @@ def run(url: str, admin_key: str, console: Console) -> None:
         _kpi_table(health, console)
     with Api(url, billing) as vendor:
         console.rule("[bold]5. Statements, as the vendor's billing system sees them")
-        print_statements(vendor.call("GET", f"/v1/contracts/{CONTRACT}/settlements")["items"])
+        print_statements(vendor.items(f"/v1/contracts/{CONTRACT}/settlements"))
         print_statement(vendor.call("GET", f"/v1/contracts/{CONTRACT}/settlements/2026-Q2"))
 
 

@@ -173,13 +173,13 @@ def feeds_show(
     params += [("tenant", tenant)] if tenant else []
     with _api(url, key) as api:
         try:
-            answer = api.call("GET", "/v1/feeds", params=params)
+            feeds = api.items("/v1/feeds", params=params)
         except ApiError as error:
             _fail(error)
     table = Table(title="Feeds")
     for column in ("facility", "feed", "complete through", "declared by", "newest event", "events (7 days)"):
         table.add_column(column)
-    for item in answer["items"]:
+    for item in feeds:
         declared = item["declared_by"]
         table.add_row(
             item["facility"],
@@ -205,7 +205,7 @@ def settlements_show(
             if period:
                 print_statement(api.call("GET", f"/v1/contracts/{contract}/settlements/{period}"))
             else:
-                print_statements(api.call("GET", f"/v1/contracts/{contract}/settlements")["items"])
+                print_statements(api.items(f"/v1/contracts/{contract}/settlements"))
         except ApiError as error:
             _fail(error)
 

@@ -146,10 +146,10 @@ class SettlementService:
             return await self._final_with_adjustments(stored.contract.id, final.statement)
         return (await self.compute(stored.contract, stored.version, period, inputs)).statement
 
-    async def statements(self, stored: StoredContract) -> list[dict[str, Any]]:
+    def periods_begun(self, stored: StoredContract) -> list[Period]:
+        """The contract's periods that have begun, oldest first."""
         today = self._clock().astimezone(ZoneInfo(stored.contract.timezone)).date()
-        periods = periods_until(stored.contract.period, stored.contract.start, stored.contract.end, today)
-        return [await self.statement(stored, p.id) for p in periods]
+        return periods_until(stored.contract.period, stored.contract.start, stored.contract.end, today)
 
     async def watch_blocked(self, stored: StoredContract) -> int:
         """Recompute every period past its run-out that is not final, so the blocked gauge is current

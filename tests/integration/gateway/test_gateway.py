@@ -274,6 +274,7 @@ async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> Non
     documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
     expected = {(r.method.lower(), r.template) for r in ROUTES} | {
         ("post", "/v1/tenants"),
+        ("get", "/v1/tenants"),
         ("get", "/v1/tenants/{tenant_id}"),
         ("post", "/v1/api-keys"),
         ("get", "/v1/api-keys"),

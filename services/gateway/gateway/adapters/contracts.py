@@ -13,6 +13,7 @@ import httpx
 from vr_shared.identity import HEADER
 
 _MAX_KEYS = 10_000  # bounded memory: past it, the oldest answers go first
+PAGE = 200  # contracts per request to settlement
 
 
 class SettlementContracts:
@@ -33,10 +34,19 @@ class SettlementContracts:
         seen = self._seen.get(key_id)
         if seen is not None and seen[0] > now:
             return seen[1]
-        answer = await self._settlement.get("/v1/contracts", headers={HEADER: identity_token})
-        if answer.status_code != 200:
-            return []
-        contracts: list[dict[str, Any]] = answer.json()["items"]
+        contracts: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"limit": PAGE}
+        while True:  # every page: a vendor's view is the union of all its contracts
+            answer = await self._settlement.get(
+                "/v1/contracts", params=params, headers={HEADER: identity_token}
+            )
+            if answer.status_code != 200:
+                return []
+            found = answer.json()
+            contracts.extend(found["items"])
+            if not found.get("next"):
+                break
+            params["after"] = found["next"]
         if self._ttl_s > 0:
             if len(self._seen) >= _MAX_KEYS:
                 del self._seen[next(iter(self._seen))]

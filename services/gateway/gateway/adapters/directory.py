@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,11 +43,15 @@ class PostgresDirectory:
     async def tenant(self, tenant_id: str) -> Tenant | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(tables.tenants).where(tables.tenants.c.id == tenant_id))).first()
-        if row is None:
-            return None
-        return Tenant(
-            id=row.id, name=row.name, kind=row.kind, timezone=row.timezone, facilities=list(row.facilities)
-        )
+        return None if row is None else _tenant(row)
+
+    async def tenants(self, *, after: str | None, limit: int) -> list[Tenant]:
+        """By id: those after `after`, at most `limit`."""
+        query = select(tables.tenants).order_by(tables.tenants.c.id).limit(limit)
+        if after is not None:
+            query = query.where(tables.tenants.c.id > after)
+        async with self._engine.connect() as conn:
+            return [_tenant(row) for row in await conn.execute(query)]
 
     async def add_key(
         self,
@@ -112,10 +116,16 @@ class PostgresDirectory:
             ).first()
         return None if row is None else _key(row)
 
-    async def keys(self, tenant_id: str | None) -> list[ApiKey]:
-        query = select(tables.api_keys).order_by(tables.api_keys.c.created_at, tables.api_keys.c.id)
+    async def keys(
+        self, tenant_id: str | None, *, after: tuple[datetime, str] | None = None, limit: int | None = None
+    ) -> list[ApiKey]:
+        """Oldest first (by creation time, then id): those after `after`, at most `limit`."""
+        k = tables.api_keys.c
+        query = select(tables.api_keys).order_by(k.created_at, k.id).limit(limit)
         if tenant_id is not None:
-            query = query.where(tables.api_keys.c.tenant_id == tenant_id)
+            query = query.where(k.tenant_id == tenant_id)
+        if after is not None:
+            query = query.where(tuple_(k.created_at, k.id) > tuple_(literal(after[0]), literal(after[1])))
         async with self._engine.connect() as conn:
             return [_key(row) for row in await conn.execute(query)]
 
@@ -139,3 +149,9 @@ class PostgresDirectory:
 
 def _key(row: Any) -> ApiKey:
     return ApiKey(row.id, row.tenant_id, row.role, row.name, row.created_at, row.expires_at, row.revoked_at)
+
+
+def _tenant(row: Any) -> Tenant:
+    return Tenant(
+        id=row.id, name=row.name, kind=row.kind, timezone=row.timezone, facilities=list(row.facilities)
+    )

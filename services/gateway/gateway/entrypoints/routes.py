@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.domain.access import creatable_roles, may_administer_keys, may_create_tenants, may_revoke
-from gateway.domain.keys import PLATFORM_TENANT, new_key, new_key_id
+from gateway.domain.keys import PLATFORM_TENANT, ApiKey, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.deps import Directory, authenticated, components
@@ -25,6 +25,7 @@ from gateway.handlers import Caller, KeyResolver
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
 from vr_shared.kpis import KPI_DIMENSIONS, grant
+from vr_shared.pages import DEFAULT_LIMIT, After, Limit, decode_cursor, invalid_cursor, page
 from vr_shared.roles import KEY_ROLES, Role
 from vr_shared.web import Problem
 
@@ -69,6 +70,31 @@ async def create_tenant(body: TenantRequest, who: Authenticated, directory: Dire
     tenant = Tenant(**body.model_dump())
     await directory.add_tenant(tenant)
     return tenant
+
+
+class TenantList(BaseModel):
+    items: list[TenantResponse]
+    next: str | None = Field(description="the cursor of the next page (`?after=`), null on the last")
+
+
+@router.get(
+    "/v1/tenants",
+    operation_id="listTenants",
+    tags=["Tenants"],
+    response_model=TenantList,
+    summary="Tenants: all of them for a platform admin, its own for anyone else",
+)
+async def list_tenants(
+    who: Authenticated, directory: Directory, limit: Limit = DEFAULT_LIMIT, after: After = None
+) -> dict[str, Any]:
+    """By id, a page at a time."""
+    position = decode_cursor(after)
+    if who.key.role == Role.PLATFORM_ADMIN:
+        found = await directory.tenants(after=position, limit=limit + 1)
+    else:
+        own = await directory.tenant(who.key.tenant_id)
+        found = [own] if own is not None and (position is None or own.id > position) else []
+    return page(found, limit, lambda t: t.id, lambda t: t)
 
 
 @router.get(
@@ -124,6 +150,7 @@ class NewApiKeyResponse(ApiKeyResponse):
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyResponse]
+    next: str | None = Field(description="the cursor of the next page (`?after=`), null on the last")
 
 
 @router.post(
@@ -166,11 +193,30 @@ async def create_key(body: ApiKeyRequest, who: Authenticated, directory: Directo
     response_model=ApiKeyList,
     summary="API keys (never their secrets)",
 )
-async def list_keys(who: Authenticated, directory: Directory, tenant_id: str | None = None) -> dict[str, Any]:
+async def list_keys(
+    who: Authenticated,
+    directory: Directory,
+    tenant_id: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
+) -> dict[str, Any]:
+    """Oldest first, a page at a time."""
     if not may_administer_keys(who.key.role):
         raise _forbidden("only admins list keys")
     scope = tenant_id if who.key.role == Role.PLATFORM_ADMIN else who.key.tenant_id
-    return {"items": [k.as_json() for k in await directory.keys(scope)]}
+    found = await directory.keys(scope, after=_key_position(decode_cursor(after)), limit=limit + 1)
+    return page(found, limit, lambda k: f"{k.created_at.isoformat()}|{k.id}", ApiKey.as_json)
+
+
+def _key_position(position: str | None) -> tuple[datetime, str] | None:
+    """A key's place in the listing: its creation time and id."""
+    if position is None:
+        return None
+    created, _, key_id = position.partition("|")
+    try:
+        return datetime.fromisoformat(created), key_id
+    except ValueError:
+        raise invalid_cursor() from None
 
 
 @router.delete(

@@ -34,6 +34,7 @@ from kpi_engine.entrypoints.deps import Reader
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
+from vr_shared.pages import After, Limit, after_position, decode_cursor, encode_cursor
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -314,35 +315,46 @@ RECENT_DAYS = 7
     summary="Completeness and recent activity of each facility's feeds",
 )
 async def feeds(
-    caller: FeedReader, reader: Reader, facility: Annotated[list[str] | None, Query()] = None
+    caller: FeedReader,
+    reader: Reader,
+    facility: Annotated[list[str] | None, Query()] = None,
+    limit: Limit = 200,
+    after: After = None,
 ) -> dict[str, Any]:
     """Per facility and feed: the completeness watermark (who declared it and when), the newest event
-    time seen and the events of the last days (by the tenant's local day of their time)."""
+    time seen and the events of the last days (by the tenant's local day of their time). By facility,
+    then feed, a page at a time."""
     facilities, calendar = _facilities(facility, caller), TenantCalendar.of(caller.timezone)
     today = calendar.local_date(datetime.now(UTC))
     since = today - timedelta(days=RECENT_DAYS - 1)
     watermarks = await reader.watermarks(caller.tenant, facilities)
     activity = await reader.feed_activity(caller.tenant, facilities, since)
     kpis = readable_kpis(caller, frozenset(CATALOGUE))
+    slots = [(name, feed) for name in facilities for feed in feeds_of(kpis)]
+    slots = after_position(slots, decode_cursor(after), lambda slot: "|".join(slot))
     items = []
-    for name in facilities:
-        for feed in feeds_of(kpis):
-            mark, seen = watermarks.get((name, feed)), activity.get((name, feed))
-            by_day = seen.events_by_day if seen else {}
-            items.append(
-                {
-                    "facility": name,
-                    "feed": feed,
-                    "kpis": [k for k in kpis if feed in CATALOGUE[k].feeds],
-                    "complete_through": mark.through.isoformat() if mark else None,
-                    "declared_by": {"source": mark.source, "id": mark.id} if mark else None,
-                    "declared_at": mark.declared_at.isoformat() if mark else None,
-                    "recorded_at": mark.recorded_at.isoformat() if mark else None,
-                    "newest_event_time": seen.newest_event_time.isoformat() if seen else None,
-                    "recent_events": [
-                        {"day": day.isoformat(), "events": by_day.get(day, 0)}
-                        for day in (since + timedelta(days=i) for i in range(RECENT_DAYS))
-                    ],
-                }
-            )
-    return {"facilities": facilities, "items": items}
+    for name, feed in slots[:limit]:
+        mark, seen = watermarks.get((name, feed)), activity.get((name, feed))
+        by_day = seen.events_by_day if seen else {}
+        items.append(
+            {
+                "facility": name,
+                "feed": feed,
+                "kpis": [k for k in kpis if feed in CATALOGUE[k].feeds],
+                "complete_through": mark.through.isoformat() if mark else None,
+                "declared_by": {"source": mark.source, "id": mark.id} if mark else None,
+                "declared_at": mark.declared_at.isoformat() if mark else None,
+                "recorded_at": mark.recorded_at.isoformat() if mark else None,
+                "newest_event_time": seen.newest_event_time.isoformat() if seen else None,
+                "recent_events": [
+                    {"day": day.isoformat(), "events": by_day.get(day, 0)}
+                    for day in (since + timedelta(days=i) for i in range(RECENT_DAYS))
+                ],
+            }
+        )
+    more = len(slots) > limit
+    return {
+        "facilities": facilities,
+        "items": items,
+        "next": encode_cursor("|".join(slots[limit - 1])) if more else None,
+    }

@@ -99,12 +99,17 @@ class PostgresSettlementStore:
             row = (await conn.execute(query)).first()
         return None if row is None else _stored(row)
 
-    async def contracts_of(self, tenant: str | None) -> list[StoredContract]:
-        """Contracts the tenant is party to (all of them for None: a platform admin), latest versions."""
+    async def contracts_of(
+        self, tenant: str | None, *, after: str | None = None, limit: int | None = None
+    ) -> list[StoredContract]:
+        """Contracts the tenant is party to (all of them for None: a platform admin), latest versions,
+        by id: those after `after`, at most `limit`."""
         c, v = tables.contracts.c, tables.contract_versions.c
-        query = _versions().where(c.version == v.version).order_by(c.id)
+        query = _versions().where(c.version == v.version).order_by(c.id).limit(limit)
         if tenant is not None:
             query = query.where((c.health_system == tenant) | (c.vendor == tenant))
+        if after is not None:
+            query = query.where(c.id > after)
         async with self._engine.connect() as conn:
             return [_stored(row) for row in await conn.execute(query)]
 
@@ -267,14 +272,18 @@ class PostgresSettlementStore:
 
     # --- audit -----------------------------------------------------------------------------------
 
-    async def audit_trail(self, contract_id: str) -> list[dict[str, Any]]:
+    async def audit_trail(
+        self, contract_id: str, *, after_seq: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
         a = tables.audit_log.c
+        query = (
+            select(tables.audit_log)
+            .where(a.contract_id == contract_id, a.seq > after_seq)
+            .order_by(a.seq)
+            .limit(limit)
+        )
         async with self._engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(tables.audit_log).where(a.contract_id == contract_id).order_by(a.seq)
-                )
-            ).all()
+            rows = (await conn.execute(query)).all()
         return [
             {
                 "seq": row.seq,

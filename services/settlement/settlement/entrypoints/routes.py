@@ -31,6 +31,7 @@ from settlement.handlers import publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
+from vr_shared.pages import DEFAULT_LIMIT, After, Limit, after_position, decode_cursor, encode_cursor, page
 from vr_shared.roles import ADMINS, READERS, Role
 from vr_shared.web import Problem
 
@@ -99,9 +100,13 @@ async def create_contract(
     tags=["Contracts"],
     summary="Contracts the caller's tenant is party to",
 )
-async def list_contracts(caller: Caller, store: Store) -> dict[str, Any]:
+async def list_contracts(
+    caller: Caller, store: Store, limit: Limit = DEFAULT_LIMIT, after: After = None
+) -> dict[str, Any]:
+    """By contract id, a page at a time."""
     tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
-    return {"items": [c.summary() for c in await store.contracts_of(tenant)]}
+    found = await store.contracts_of(tenant, after=decode_cursor(after), limit=limit + 1)
+    return page(found, limit, lambda c: c.contract.id, StoredContract.summary)
 
 
 @router.get(
@@ -202,10 +207,14 @@ async def get_inputs(
     summary="Statements of every period begun so far",
 )
 async def list_settlements(
-    contract_id: str, caller: Caller, store: Store, service: Service
+    contract_id: str, caller: Caller, store: Store, service: Service, limit: Limit = 12, after: After = None
 ) -> dict[str, Any]:
+    """Oldest period first, a page at a time: final statements are read, the others computed — at most
+    `limit` per page, however long the contract."""
     stored = await _readable(store, contract_id, caller)
-    return {"items": await service.statements(stored)}
+    periods = after_position(service.periods_begun(stored), decode_cursor(after), lambda p: p.id)
+    shown = [await service.statement(stored, p.id) for p in periods[:limit]]
+    return {"items": shown, "next": encode_cursor(periods[limit - 1].id) if len(periods) > limit else None}
 
 
 @router.get(
@@ -285,9 +294,15 @@ async def reconcile(
     tags=["Contracts"],
     summary="Every write to the contract, append-only",
 )
-async def audit(contract_id: str, caller: Caller, store: Store) -> dict[str, Any]:
+async def audit(
+    contract_id: str, caller: Caller, store: Store, limit: Limit = DEFAULT_LIMIT, after: After = None
+) -> dict[str, Any]:
+    """Oldest write first, a page at a time."""
     await _readable(store, contract_id, caller)
-    return {"items": await store.audit_trail(contract_id)}
+    position = decode_cursor(after)
+    since = int(position) if position and position.isdigit() else 0
+    found = await store.audit_trail(contract_id, after_seq=since, limit=limit + 1)
+    return page(found, limit, lambda entry: str(entry["seq"]), lambda entry: entry)
 
 
 @router.post(
