@@ -5,6 +5,7 @@ Every command takes `--url` (VR_URL, default http://127.0.0.1:8000) and `--key` 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.table import Table
 
 from vr_cli.client import Api, ApiError
 from vr_cli.events import batches, read_events
+from vr_cli.output import Output, emit
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 tenants = typer.Typer(help="Tenants (platform admin).", no_args_is_help=True)
@@ -23,7 +25,9 @@ events = typer.Typer(help="Events.", no_args_is_help=True)
 kpis = typer.Typer(help="KPI values.", no_args_is_help=True)
 settlements = typer.Typer(help="Settlement statements.", no_args_is_help=True)
 feeds = typer.Typer(help="Feed completeness.", no_args_is_help=True)
+contracts = typer.Typer(help="Contracts: create, show, list, simulate.", no_args_is_help=True)
 for group, name in (
+    (contracts, "contracts"),
     (tenants, "tenants"),
     (keys, "keys"),
     (events, "events"),
@@ -37,6 +41,7 @@ console = Console()
 Url = Annotated[str, typer.Option(envvar="VR_URL", help="gateway URL")]
 Key = Annotated[str, typer.Option(envvar="VR_API_KEY", help="API key")]
 DEFAULT_URL = "http://127.0.0.1:8000"
+OutputOption = Annotated[Output, typer.Option("--output", "-o", help="table, json or csv")]
 
 
 def _api(url: str, key: str) -> Api:
@@ -133,6 +138,7 @@ def kpis_show(
     end: Annotated[str, typer.Option("--to")],
     granularity: Annotated[str, typer.Option()] = "month",
     facility: Annotated[list[str] | None, typer.Option()] = None,
+    output: OutputOption = Output.TABLE,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -143,6 +149,10 @@ def kpis_show(
             answer = api.call("GET", f"/v1/kpis/{kpi}/values", params=params)
         except ApiError as error:
             _fail(error)
+    if output != Output.TABLE:
+        columns = ("start", "end", "value", "numerator", "denominator", "sample_size", "status", "complete")
+        emit(console, output, answer, columns, [[v[c] for c in columns] for v in answer["values"]])
+        return
     table = Table(title=f"{kpi} ({answer['unit']}) — {', '.join(answer['facilities'])}")
     for column in ("start", "value", "numerator", "denominator", "sample", "status", "complete"):
         table.add_column(column, justify="right" if column != "start" else "left")
@@ -165,6 +175,7 @@ def feeds_show(
     tenant: Annotated[
         str | None, typer.Option(help="a health system (vendors: one you have a contract with)")
     ] = None,
+    output: OutputOption = Output.TABLE,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -176,6 +187,10 @@ def feeds_show(
             feeds = api.items("/v1/feeds", params=params)
         except ApiError as error:
             _fail(error)
+    if output != Output.TABLE:
+        columns = ("facility", "feed", "complete_through", "newest_event_time")
+        emit(console, output, feeds, columns, [[f[c] for c in columns] for f in feeds])
+        return
     table = Table(title="Feeds")
     for column in ("facility", "feed", "complete through", "declared by", "newest event", "events (7 days)"):
         table.add_column(column)
@@ -192,10 +207,119 @@ def feeds_show(
     console.print(table)
 
 
+@contracts.command("create")
+def contracts_create(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the contract document (JSON)")],
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Create a contract from its JSON document; a field at fault is named with its JSON path."""
+    with _api(url, key) as api:
+        try:
+            created = api.call("POST", "/v1/contracts", json=json.loads(file.read_text()))
+        except ApiError as error:
+            _fail(error)
+    console.print(f"created {created['id']} version {created['version']}")
+
+
+@contracts.command("show")
+def contracts_show(
+    contract: str,
+    version: Annotated[int | None, typer.Option(help="an earlier version")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """The contract document (JSON), its latest or a given version."""
+    params = [("version", str(version))] if version else []
+    with _api(url, key) as api:
+        try:
+            console.print_json(data=api.call("GET", f"/v1/contracts/{contract}", params=params))
+        except ApiError as error:
+            _fail(error)
+
+
+@contracts.command("list")
+def contracts_list(output: OutputOption = Output.TABLE, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """Contracts your tenant is party to (every page)."""
+    with _api(url, key) as api:
+        try:
+            found = api.items("/v1/contracts")
+        except ApiError as error:
+            _fail(error)
+    columns = ("id", "name", "health_system", "vendor", "period", "start", "end", "version")
+    emit(console, output, found, columns, [[c[k] for k in columns] for c in found], "Contracts")
+
+
+@contracts.command("simulate")
+def contracts_simulate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a contract document (JSON)")],
+    period: Annotated[list[str], typer.Option(help="repeat for each period, e.g. 2026-Q1")],
+    inputs: Annotated[Path | None, typer.Option(help='JSON of period → inputs: {"2026-Q1": {...}}')] = None,
+    output: OutputOption = Output.TABLE,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """What-if: the statements a contract would produce, stored nowhere."""
+    body = {
+        "contract": json.loads(file.read_text()),
+        "periods": period,
+        "inputs": json.loads(inputs.read_text()) if inputs else {},
+    }
+    with _api(url, key) as api:
+        try:
+            answer = api.call("POST", "/v1/contracts:simulate", json=body)
+        except ApiError as error:
+            _fail(error)
+    show_statements(answer["statements"], output)
+
+
+@settlements.command("finalize")
+def settlements_finalize(
+    contract: str,
+    period: str,
+    idempotency_key: Annotated[str | None, typer.Option(help="a value you reuse when you retry")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Freeze a complete statement (a retry with the same --idempotency-key answers the same)."""
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    path = f"/v1/contracts/{contract}/settlements/{period}/finalize"
+    with _api(url, key) as api:
+        try:
+            final = api.call("POST", path, headers=headers, ok=(200, 201))
+        except ApiError as error:
+            _fail(error)
+    print_statement(final)
+    console.print(f"sha256 {final['sha256']}", highlight=False)
+
+
+@settlements.command("export")
+def settlements_export(
+    contract: str,
+    period: str,
+    output_format: Annotated[Output, typer.Option("--format", help="csv or json")] = Output.CSV,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """A statement for a billing or finance system: its lines as CSV (the API's own), or the JSON."""
+    accept = "text/csv" if output_format == Output.CSV else "application/json"
+    with _api(url, key) as api:
+        try:
+            response = api.send(
+                "GET", f"/v1/contracts/{contract}/settlements/{period}", headers={"Accept": accept}
+            )
+            if response.status_code != 200:
+                raise ApiError(response)
+        except ApiError as error:
+            _fail(error)
+    print(response.text, end="" if output_format == Output.CSV else "\n")
+
+
 @settlements.command("show")
 def settlements_show(
     contract: str,
     period: Annotated[str | None, typer.Argument()] = None,
+    output: OutputOption = Output.TABLE,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -205,9 +329,26 @@ def settlements_show(
             if period:
                 print_statement(api.call("GET", f"/v1/contracts/{contract}/settlements/{period}"))
             else:
-                print_statements(api.items(f"/v1/contracts/{contract}/settlements"))
+                show_statements(api.items(f"/v1/contracts/{contract}/settlements"), output)
         except ApiError as error:
             _fail(error)
+
+
+def show_statements(items: list[dict[str, Any]], output: Output) -> None:
+    if output == Output.TABLE:
+        print_statements(items)
+        return
+    terms = [line["term_id"] for line in items[0]["lines"]] if items else []
+    rows = [
+        [
+            s["period"],
+            s["status"],
+            *({ln["term_id"]: ln["amount"] for ln in s["lines"]}.get(t, "") for t in terms),
+            s["total"],
+        ]
+        for s in items
+    ]
+    emit(console, output, items, ["period", "status", *terms, "total"], rows)
 
 
 def print_statements(items: list[dict[str, Any]]) -> None:
