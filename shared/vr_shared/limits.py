@@ -1,8 +1,9 @@
-"""What a request may be before anything reads it (docs/security.md): a bounded body and a plain path.
+"""What a request may be before anything reads it (docs/security.md): a bounded body, a plain path and
+plain query parameters.
 
-A path holding a control character (NUL among them: no database takes it) or a `.`/`..` segment
-(also percent-encoded: the path here is decoded) is answered 400 — at the gateway such a path would be
-authorised as one route and could be normalised into another by a client downstream.
+A path or query parameter holding a control character (NUL among them: no database takes it), or a
+path with a `.`/`..` segment (also percent-encoded: the path here is decoded), is answered 400 — at the
+gateway such a path would be authorised as one route and could be normalised into another downstream.
 
 Every request body is bounded before anything reads it.
 The middleware sits below the request id and metrics middleware and above everything that reads a
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -43,6 +45,12 @@ def plain_path(path: str) -> bool:
     return all(c.isprintable() for c in path) and not any(s in (".", "..") for s in path.split("/"))
 
 
+def plain_query(raw: bytes) -> bool:
+    """No control character in any decoded parameter (a NUL reaches no database)."""
+    text = unquote_plus(raw.decode("latin-1"), errors="replace")
+    return not any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 class RequestBoundsMiddleware:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -56,6 +64,10 @@ class RequestBoundsMiddleware:
         if not plain_path(path):
             detail = "the path holds a control character or a dot segment"
             await _answer(send, 400, _problem(400, "/problems/bad-path", "Bad request", detail, path))
+            return
+        if not plain_query(scope.get("query_string", b"")):
+            detail = "a query parameter holds a control character"
+            await _answer(send, 400, _problem(400, "/problems/bad-query", "Bad request", detail, path))
             return
         if (declared := _declared_length(scope)) > self.max_bytes:
             await self.refuse(scope, send, f"request body is {declared} bytes", receive)

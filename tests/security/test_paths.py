@@ -33,6 +33,19 @@ async def test_the_gateway_refuses_dot_segments_and_control_characters(
 
 
 @pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/api-keys?tenant_id=a%00b",
+        "/v1/kpis/cost_total/values?from=2026-01-01%0A&to=2026-02-01",
+        "/v1/feeds?facility=%1b",
+    ],
+)
+async def test_a_control_character_in_a_query_parameter_is_400(stack: GatewayStack, target: str) -> None:
+    answer = await raw_request(stack.url, "GET", target, stack.admin())
+    assert answer.status == 400 and b"bad-query" in answer.body, answer.head
+
+
+@pytest.mark.parametrize(
     ("service", "path"),
     [
         ("settlement", "/v1/contracts/c%00x"),

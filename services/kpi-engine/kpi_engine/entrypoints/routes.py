@@ -9,12 +9,11 @@ complete through its end. A tenant sees only its own facilities; another facilit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_engine.adapters.queries import PostgresKpiReader, SumRequest
 from kpi_engine.domain.access import (
@@ -35,6 +34,7 @@ from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_va
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
 from vr_shared.pages import After, Limit, after_position, decode_cursor, encode_cursor
+from vr_shared.readings import KpiValues, ReadingsAnswer, ReadingsRequest
 from vr_shared.web import Problem
 
 router = APIRouter()
@@ -43,20 +43,6 @@ KpiReader = Annotated[Identity, Depends(caller_with_role(KPI_READERS))]
 ReadingsReader = Annotated[Identity, Depends(caller_with_role(READINGS_READERS))]
 FeedReader = Annotated[Identity, Depends(caller_with_role(FEED_READERS))]
 EventInspector = Annotated[Identity, Depends(caller_with_role(EVENT_INSPECTORS))]
-
-
-class ReadingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    kpi: str
-    start: date = Field(alias="from")
-    end: date = Field(alias="to")
-    dimension: str | None = None
-
-
-class ReadingsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    facility: list[str] | None = None
-    readings: list[ReadingRequest] = Field(min_length=1, max_length=500)
 
 
 @router.get(
@@ -106,6 +92,7 @@ async def catalogue() -> dict[str, Any]:
 @router.get(
     "/v1/kpis/{kpi}/values",
     operation_id="getKpiValues",
+    response_model=KpiValues,
     tags=["KPIs"],
     summary="A KPI per bucket over a period",
 )
@@ -132,6 +119,7 @@ async def values(
 @router.get(
     "/v1/kpis/{kpi}/rolling",
     operation_id="getKpiRolling",
+    response_model=KpiValues,
     tags=["KPIs"],
     summary="A KPI over a rolling window of days",
 )
@@ -182,6 +170,7 @@ async def _values(
 @router.post(
     "/v1/kpis/readings",
     operation_id="readKpis",
+    response_model=ReadingsAnswer,
     tags=["KPIs"],
     summary="Many KPI values at once (each over its own date range)",
 )

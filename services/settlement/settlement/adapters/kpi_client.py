@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 
 import httpx
+from pydantic import ValidationError
 
 from settlement import metrics
 from settlement.domain.contract import Contract
 from settlement.domain.sources import KpiReading, KpiRequest
 from vr_shared.identity import HEADER, Identity, IdentitySigner, audience
+from vr_shared.readings import ReadingRequest, ReadingsAnswer, ReadingsRequest
 from vr_shared.roles import Role
 
 
@@ -44,18 +46,19 @@ class HttpKpiReader:
             timezone=contract.timezone,
             kpis=frozenset(r.source.label() for r in requests),
         )
-        body = {
-            "facility": list(contract.facilities),
-            "readings": [
-                {
-                    "kpi": r.source.kpi,
-                    "from": r.start.isoformat(),
-                    "to": r.end.isoformat(),
-                    **({"dimension": r.source.dimension[0][1]} if r.source.dimension else {}),
-                }
+        asked = ReadingsRequest(
+            facility=list(contract.facilities),
+            readings=[
+                ReadingRequest(
+                    kpi=r.source.kpi,
+                    start=r.start,
+                    end=r.end,
+                    dimension=r.source.dimension[0][1] if r.source.dimension else None,
+                )
                 for r in requests
             ],
-        }
+        )
+        body = asked.model_dump(mode="json", by_alias=True, exclude_none=True)
         started = time.perf_counter()
         try:
             response = await self._client.post(
@@ -69,8 +72,11 @@ class HttpKpiReader:
             metrics.KPI_READ_SECONDS.observe(time.perf_counter() - started)
         if response.status_code != 200:
             raise KpiEngineUnavailable(f"KPI engine answered {response.status_code}: {_detail(response)}")
-        points = response.json()["readings"]
-        return {r: KpiReading.from_json(point) for r, point in zip(requests, points, strict=True)}
+        try:
+            points = ReadingsAnswer.model_validate_json(response.content).readings
+        except ValidationError as exc:
+            raise KpiEngineUnavailable(f"KPI engine answered what is not a readings answer: {exc}") from exc
+        return {r: KpiReading.from_json(p.model_dump()) for r, p in zip(requests, points, strict=True)}
 
 
 def _detail(response: httpx.Response) -> str:
