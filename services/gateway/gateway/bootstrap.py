@@ -12,10 +12,12 @@ from gateway.adapters.directory import PostgresDirectory
 from gateway.adapters.idempotency import PostgresIdempotencyStore
 from gateway.adapters.rate_limits import SharedRateLimits
 from gateway.config import Settings
-from gateway.domain.failures import FailureLimiter
+from gateway.domain.limits import TokenBuckets
 from gateway.handlers import KeyResolver
 from vr_shared.db import create_engine
 from vr_shared.identity import IdentitySigner
+
+MAX_FAILING_ADDRESSES = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,12 @@ def build(settings: Settings) -> Components:
         cache_seconds=settings.key_cache_seconds,
         token_ttl_seconds=settings.identity_ttl_seconds,
         unknown_key_seconds=settings.unknown_key_cache_seconds,
-        failures=FailureLimiter(settings.auth_failures_per_minute),
+        # Failed authentication per client address: only failures spend (docs/security.md).
+        failures=TokenBuckets(
+            settings.auth_failures_per_minute / 60,
+            settings.auth_failures_per_minute,
+            max_buckets=MAX_FAILING_ADDRESSES,
+        ),
     )
     timeout = httpx.Timeout(
         settings.upstream_timeout_seconds, connect=settings.upstream_connect_timeout_seconds

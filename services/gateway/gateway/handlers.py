@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from gateway import metrics
-from gateway.domain.failures import FailureLimiter
 from gateway.domain.keys import PLATFORM_TENANT, ApiKey, key_hash
+from gateway.domain.limits import TokenBuckets
 from gateway.domain.ports import KeyDirectory
 from gateway.domain.tenants import Tenant
 from vr_shared.identity import Identity, IdentitySigner, audience
@@ -59,7 +59,7 @@ class KeyResolver:
         cache_seconds: float,
         token_ttl_seconds: int,
         unknown_key_seconds: float,
-        failures: FailureLimiter,
+        failures: TokenBuckets,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._directory, self._signer, self._clock = directory, signer, clock
@@ -86,7 +86,7 @@ class KeyResolver:
         try:
             return await self._resolve(authorization)
         except Problem:
-            self._failures.failed(client)
+            self._failures.spend(client)
             raise
 
     async def _resolve(self, authorization: str | None) -> Caller:

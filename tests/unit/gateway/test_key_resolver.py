@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.domain.failures import FailureLimiter
 from gateway.domain.keys import ApiKey, key_hash
+from gateway.domain.limits import TokenBuckets
 from gateway.domain.tenants import Tenant
 from gateway.handlers import KeyResolver
 from tests.support.identity import GATEWAY_PRIVATE_KEY, GATEWAY_PUBLIC_KEY
@@ -49,7 +49,7 @@ def _resolver(directory: FakeKeyDirectory, clock: Clock, failures_per_minute: in
         cache_seconds=5,
         token_ttl_seconds=60,
         unknown_key_seconds=30,
-        failures=FailureLimiter(failures_per_minute, clock=clock),
+        failures=TokenBuckets(failures_per_minute / 60, failures_per_minute, clock),
         clock=clock,
     )
 
