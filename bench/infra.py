@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from devstack.broker import running_broker
 from devstack.postgres import running_postgres
 from devstack.processes import service_process
+from devstack.secrets import environment_of
 from vr_shared.identity import Identity, IdentitySigner, audience
 from vr_shared.secrets import new_key_pair
 
@@ -40,18 +41,21 @@ GATEWAY_PRIVATE_KEY, GATEWAY_PUBLIC_KEY = new_key_pair()
 SETTLEMENT_PRIVATE_KEY, SETTLEMENT_PUBLIC_KEY = new_key_pair()
 PSEUDONYM_KEY = secrets.token_urlsafe(48)
 ADMIN_KEY = "vrk_" + secrets.token_urlsafe(32)
-# Each service's secrets, as its environment.
+_SECRETS = {  # named as the local stack names them, so each service gets what `make up` gives it
+    "gateway_private_key": GATEWAY_PRIVATE_KEY,
+    "settlement_private_key": SETTLEMENT_PRIVATE_KEY,
+    "pseudonym_key": PSEUDONYM_KEY,
+    "bootstrap_admin_key": ADMIN_KEY,
+}
+# Each service's secrets as its environment, by the module a benchmark starts.
 SERVICE_SECRETS = {
-    "ingest": {"VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY, "VR_PSEUDONYM_KEY": PSEUDONYM_KEY},
-    "kpi_engine": {
-        "VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY,
-        "VR_SETTLEMENT_PUBLIC_KEY": SETTLEMENT_PUBLIC_KEY,
-    },
-    "settlement": {
-        "VR_IDENTITY_PUBLIC_KEY": GATEWAY_PUBLIC_KEY,
-        "VR_SERVICE_PRIVATE_KEY": SETTLEMENT_PRIVATE_KEY,
-    },
-    "gateway": {"VR_IDENTITY_PRIVATE_KEY": GATEWAY_PRIVATE_KEY, "VR_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY},
+    module: environment_of(service, _SECRETS)
+    for module, service in (
+        ("ingest", "ingest"),
+        ("kpi_engine", "kpi-engine"),
+        ("settlement", "settlement"),
+        ("gateway", "gateway"),
+    )
 }
 
 

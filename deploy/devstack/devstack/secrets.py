@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from vr_shared.secrets import load_private_key, new_key_pair, public_pem
@@ -47,7 +47,12 @@ def local_secrets(state_dir: Path) -> dict[str, str]:
 
 def service_environment(state_dir: Path, service: str) -> dict[str, str]:
     """The secrets one service is started with."""
-    found = local_secrets(state_dir)
+    return environment_of(service, local_secrets(state_dir))
+
+
+def environment_of(service: str, found: Mapping[str, str]) -> dict[str, str]:
+    """The variables one service (`gateway`, `ingest`, `kpi-engine`, `settlement`) gets from a set of
+    secrets named as in `.local/secrets.json`: its own, and the public halves of the keys it trusts."""
     gateway_public = public_pem(load_private_key(found["gateway_private_key"]))
     own: dict[str, dict[str, str]] = {
         "gateway": {
