@@ -20,11 +20,9 @@ import asyncio
 import time
 from urllib.parse import unquote_plus
 
-import orjson
-
 from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
+from vr_shared.problems import PROBLEM_JSON, Problem, problem_document
 
-PROBLEM_JSON = b"application/problem+json"
 # After a 413 the rest of the body is read and dropped for this long before the connection closes: a
 # socket closed with unread data resets the connection, and the reset can destroy the answer before
 # the client reads it (the "lingering close" of HTTP servers). Dropped, so memory stays flat.
@@ -32,9 +30,7 @@ LINGER_SECONDS = 1.0
 
 
 def _problem(status: int, type_: str, title: str, detail: str, path: str) -> bytes:
-    return orjson.dumps(
-        {"type": type_, "title": title, "status": status, "detail": detail, "instance": _printable(path)}
-    )
+    return problem_document(Problem(status, title, detail, type_=type_), _printable(path))
 
 
 def _printable(path: str) -> str:
@@ -136,7 +132,7 @@ async def _answer(send: Send, status: int, body: bytes, *, finished: bool = True
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", PROBLEM_JSON),
+                (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

@@ -32,27 +32,12 @@ from vr_shared.metrics import (
     Send,
 )
 
-PROBLEM_JSON = "application/problem+json"
+# Re-exported: services import the error type with the rest of the HTTP plumbing.
+from vr_shared.problems import PROBLEM_JSON as PROBLEM_JSON
+from vr_shared.problems import Problem as Problem
+from vr_shared.problems import problem_document
+
 log = logging.getLogger(__name__)
-
-
-class Problem(Exception):
-    """An error answered as problem+json. `extra` members are added to the document (e.g. `errors`)."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str | None = None,
-        *,
-        type_: str = "about:blank",
-        headers: Mapping[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail or title)
-        self.status, self.title, self.detail, self.type = status, title, detail, type_
-        self.headers = dict(headers or {})
-        self.extra = extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +50,8 @@ class ErrorMapping:
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
-    document: dict[str, Any] = {"type": problem.type, "title": problem.title, "status": problem.status}
-    if problem.detail:
-        document["detail"] = problem.detail
-    if request is not None:
-        document["instance"] = request.url.path
-    document.update(problem.extra)
-    return Response(
-        orjson.dumps(document), status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers
-    )
+    body = problem_document(problem, None if request is None else request.url.path)
+    return Response(body, status_code=problem.status, media_type=PROBLEM_JSON, headers=problem.headers)
 
 
 def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMapping]) -> None:
