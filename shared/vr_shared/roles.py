@@ -28,3 +28,5 @@ ADMINS = frozenset({Role.PLATFORM_ADMIN, Role.TENANT_ADMIN})
 FINALIZERS = frozenset({Role.PLATFORM_ADMIN, Role.TENANT_ADMIN, Role.BILLING})
 # Who sends events.
 WRITERS = frozenset({Role.PLATFORM_ADMIN, Role.PIPELINE})
+# Who subscribes its tenant's webhook endpoints (the billing system's own key, or its administrator).
+WEBHOOK_OWNERS = frozenset({Role.TENANT_ADMIN, Role.BILLING})

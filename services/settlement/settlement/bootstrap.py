@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from settlement.adapters.kpi_client import HttpKpiReader
 from settlement.adapters.repository import PostgresSettlementStore
+from settlement.adapters.webhook_sender import AddressCheck, WebhookSender
+from settlement.adapters.webhooks import PostgresWebhookStore
 from settlement.config import Settings
 from settlement.handlers import SettlementService
 from vr_shared.db import create_engine
@@ -25,6 +27,11 @@ class Components:
     store: PostgresSettlementStore
     service: SettlementService
     topics: list[TopicSpec]
+    webhooks: PostgresWebhookStore
+    webhook_http: httpx.AsyncClient  # its own client: receivers' slowness never holds KPI reads
+    addresses: AddressCheck
+    sender: WebhookSender
+    secret_overlap_s: float  # how long a rotated-out secret still signs
 
 
 def build(settings: Settings) -> Components:
@@ -52,4 +59,22 @@ def build(settings: Settings) -> Components:
     updates_topic = TopicSpec(
         settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
     )
-    return Components(engine, http, consumer, store, service, [updates_topic])
+    webhook_http = httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
+    )
+    addresses = AddressCheck(settings.allowed_networks())
+    return Components(
+        engine,
+        http,
+        consumer,
+        store,
+        service,
+        [updates_topic],
+        PostgresWebhookStore(engine),
+        webhook_http,
+        addresses,
+        WebhookSender(webhook_http, addresses),
+        settings.webhook_secret_overlap_seconds,
+    )

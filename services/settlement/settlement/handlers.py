@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from settlement import metrics
+from settlement.domain import notifications
 from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.money import decimal_text
 from settlement.domain.periods import (
@@ -151,15 +152,22 @@ class SettlementService:
         today = self._clock().astimezone(ZoneInfo(stored.contract.timezone)).date()
         return periods_until(stored.contract.period, stored.contract.start, stored.contract.end, today)
 
-    async def watch_blocked(self, stored: StoredContract) -> int:
-        """Recompute every period past its run-out that is not final, so the blocked gauge is current
-        even when nobody reads the statement; returns how many are blocked."""
+    async def watch_periods(self, stored: StoredContract) -> int:
+        """Recompute every period that has ended and is not final, so a blocked one shows on its gauge
+        and a period that became finalizable (`statement.ready`) or blocked (`statement.blocked`) is
+        announced even when nobody reads it; returns how many are blocked."""
         contract, now = stored.contract, self._clock()
-        today = now.astimezone(ZoneInfo(contract.timezone)).date()
         blocked = 0
-        for period in periods_until(contract.period, contract.start, contract.end, today):
-            if runout_passed(period, contract.runout_days, contract.timezone, now):
-                blocked += (await self.statement(stored, period.id))["status"] == "blocked"
+        for period in self.periods_begun(stored):
+            if not has_ended(period, contract.timezone, now):
+                continue
+            current = await self.statement(stored, period.id)
+            blocked += current["status"] == "blocked"
+            if current["status"] == "final":
+                continue
+            state = notifications.statement_state(current, ended=True)
+            event = None if state is None else notifications.period_state(contract, current, state)
+            await self._store.note_period_state(contract.id, period.id, state, event)
         return blocked
 
     async def finalize(
@@ -189,7 +197,14 @@ class SettlementService:
             period.end,
         )
         stored_final = await self._store.finalize(
-            contract.id, period.id, final, final["basis"], scope, idempotency_key, actor
+            contract.id,
+            period.id,
+            final,
+            final["basis"],
+            scope,
+            idempotency_key,
+            actor,
+            notifications.finalized(contract, final),
         )
         created = stored_final.statement["sha256"] == final["sha256"]
         metrics.STATEMENT_BLOCKED.labels(contract.id, period.id).set(0)
@@ -220,8 +235,18 @@ class SettlementService:
             deltas, total_delta = line_deltas(baseline, current.statement)
             if not deltas and total_delta == 0:
                 return None
+            event = notifications.adjusted(
+                contract, current.statement, decimal_text(total_delta), deltas, reason
+            )
             if await self._store.add_adjustment(
-                contract_id, period_id, len(adjustments), total_delta, deltas, reason, current.statement
+                contract_id,
+                period_id,
+                len(adjustments),
+                total_delta,
+                deltas,
+                reason,
+                current.statement,
+                event,
             ):
                 metrics.ADJUSTMENTS.labels(trigger).inc()
                 return (await self._store.adjustments(contract_id, period_id))[-1]

@@ -47,3 +47,24 @@ for _trigger in ("kpi_update", "inputs", "on_demand"):
     ADJUSTMENTS.labels(_trigger)
 for _effect in ("touches_final", "no_final"):
     KPI_UPDATES.labels(_effect)
+
+# Webhooks (docs/webhooks.md).
+WEBHOOK_ATTEMPTS = Counter(
+    "vr_settlement_webhook_attempts_total",
+    "Webhook delivery attempts by outcome (delivered; retrying; failed: the schedule is spent)",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "vr_settlement_webhook_attempt_seconds",
+    "Time of one webhook delivery attempt, until the receiver's status",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_PENDING = Gauge("vr_settlement_webhook_pending", "Webhook deliveries waiting to be delivered")
+WEBHOOK_OLDEST_PENDING = Gauge(
+    "vr_settlement_webhook_oldest_pending_seconds", "Age of the oldest webhook delivery still waiting"
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "vr_settlement_webhook_endpoints_disabled_total", "Webhook endpoints disabled after days of failure"
+)
+for _outcome in ("delivered", "retrying", "failed"):
+    WEBHOOK_ATTEMPTS.labels(_outcome)

@@ -78,18 +78,29 @@ async def drop_schemas(infra: Infrastructure, *schemas: str) -> None:
     await admin.dispose()
 
 
-@pytest.fixture(scope="module")
-async def services(infrastructure: Infrastructure) -> AsyncIterator[dict[str, str]]:
-    ingest_config = ingest_settings(infrastructure.kafka_bootstrap_servers)
-    engine_config = engine_settings(infrastructure, ingest_config.events_topic)
+@contextlib.asynccontextmanager
+async def services_running(
+    infra: Infrastructure, **settlement_overrides: Any
+) -> AsyncIterator[dict[str, str]]:
+    """Ingest, the KPI engine and settlement over HTTP; settlement with these settings changed."""
+    ingest_config = ingest_settings(infra.kafka_bootstrap_servers)
+    engine_config = engine_settings(infra, ingest_config.events_topic)
     async with (
         serving(create_ingest_app(ingest_config)) as ingest_url,
         serving(create_engine_app(engine_config)) as engine_url,
     ):
-        settlement_config = settlement_settings(infrastructure, engine_url, engine_config.updates_topic)
+        settlement_config = settlement_settings(
+            infra, engine_url, engine_config.updates_topic, **settlement_overrides
+        )
         async with serving(create_settlement_app(settlement_config)) as settlement_url:
             yield {"ingest": ingest_url, "kpi-engine": engine_url, "settlement": settlement_url}
-    await drop_schemas(infrastructure, engine_config.db_schema, settlement_config.db_schema)
+    await drop_schemas(infra, engine_config.db_schema, settlement_config.db_schema)
+
+
+@pytest.fixture(scope="module")
+async def services(infrastructure: Infrastructure) -> AsyncIterator[dict[str, str]]:
+    async with services_running(infrastructure) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,9 @@ class SettlementStack:
     settings: Settings
 
 
-def settlement_settings(infra: Infrastructure, kpi_engine_url: str, updates_topic: str) -> Settings:
+def settlement_settings(
+    infra: Infrastructure, kpi_engine_url: str, updates_topic: str, **overrides: object
+) -> Settings:
     suffix = uuid.uuid4().hex[:10]
     return Settings.model_validate(
         {
@@ -46,6 +48,7 @@ def settlement_settings(infra: Infrastructure, kpi_engine_url: str, updates_topi
             "updates_topic": updates_topic,
             "consumer_group": f"test-settlement-{suffix}",
             "session_timeout_ms": 6000,
+            **overrides,
         }
     )
 

@@ -60,7 +60,7 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
     ("package", "revisions"),
     [
         ("kpi_engine", ["0001_initial_schema.py", "0002_feed_completeness.py"]),
-        ("settlement", ["0001_initial_schema.py"]),
+        ("settlement", ["0001_initial_schema.py", "0002_settlement_events_and_webhooks.py"]),
         ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py", "0003_idempotency_records.py"]),
     ],
 )

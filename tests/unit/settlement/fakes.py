@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from settlement.domain.contract import Contract
+from settlement.domain.notifications import SettlementEvent
 from settlement.domain.sources import KpiReading, KpiRequest
 from settlement.domain.stored import FinalStatement
 from vr_shared.identity import Identity
@@ -19,6 +20,8 @@ class FakeSettlementStore:
     period_inputs: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
     finals: dict[tuple[str, str], FinalStatement] = field(default_factory=dict)
     adjustment_rows: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    events: list[SettlementEvent] = field(default_factory=list)  # the outbox, in order
+    period_states: dict[tuple[str, str], str | None] = field(default_factory=dict)
 
     async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]:
         return dict(self.period_inputs.get((contract_id, period), {}))
@@ -35,7 +38,10 @@ class FakeSettlementStore:
         scope: tuple[str, list[str], list[str], date, date],
         idempotency_key: str | None,
         actor: Identity,
+        event: SettlementEvent,
     ) -> FinalStatement:
+        if (contract_id, period) not in self.finals:
+            self.events.append(event)
         return self.finals.setdefault(
             (contract_id, period), FinalStatement(statement, basis, idempotency_key)
         )
@@ -56,10 +62,12 @@ class FakeSettlementStore:
         lines: list[dict[str, str]],
         reason: str,
         statement: dict[str, Any],
+        event: SettlementEvent,
     ) -> bool:
         rows = self.adjustment_rows.setdefault((contract_id, period), [])
         if len(rows) != expected_count:
             return False
+        self.events.append(event.with_data(adjustment_id=len(rows) + 1))
         rows.append(
             {
                 "total_delta": format(total_delta, "f"),
@@ -69,6 +77,16 @@ class FakeSettlementStore:
             }
         )
         return True
+
+    async def note_period_state(
+        self, contract_id: str, period: str, state: str | None, event: SettlementEvent | None
+    ) -> bool:
+        if self.period_states.get((contract_id, period), "unknown") == state:
+            return False
+        self.period_states[(contract_id, period)] = state
+        if event is not None:
+            self.events.append(event)
+        return event is not None
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from vr_shared.roles import ADMINS, FINALIZERS, READERS, Role
+from vr_shared.roles import ADMINS, FINALIZERS, READERS, WEBHOOK_OWNERS, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +67,20 @@ ROUTES = (
         FINALIZERS,
     ),
     _route("GET", "/v1/contracts/{contract_id}/audit", "settlement", READERS),
+    _route("POST", "/v1/webhook-endpoints", "settlement", WEBHOOK_OWNERS),
+    _route("GET", "/v1/webhook-endpoints", "settlement", WEBHOOK_OWNERS),
+    _route("GET", "/v1/webhook-endpoints/{endpoint_id}", "settlement", WEBHOOK_OWNERS),
+    _route("DELETE", "/v1/webhook-endpoints/{endpoint_id}", "settlement", WEBHOOK_OWNERS),
+    _route("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", "settlement", WEBHOOK_OWNERS),
+    _route("POST", "/v1/webhook-endpoints/{endpoint_id}/enable", "settlement", WEBHOOK_OWNERS),
+    _route("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", "settlement", WEBHOOK_OWNERS),
+    _route(
+        "POST",
+        "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/replay",
+        "settlement",
+        WEBHOOK_OWNERS,
+    ),
+    _route("GET", "/v1/settlement-events", "settlement", READERS),
 )
 
 

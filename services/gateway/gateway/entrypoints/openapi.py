@@ -26,6 +26,7 @@ TAGS = {
     "Feeds": "Completeness of each facility's feeds.",
     "Contracts": "Contracts, their period inputs, audit trail and what-ifs.",
     "Settlements": "Period statements, finalization and reconciliation.",
+    "Webhooks": "Settlement events pushed to a billing system (Standard Webhooks), and the same as a feed.",
 }
 
 

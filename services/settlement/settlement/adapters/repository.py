@@ -14,9 +14,11 @@ from sqlalchemy import any_, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from settlement.adapters import tables
+from settlement.adapters import outbox, tables
+from settlement.domain import notifications
 from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.money import decimal_text
+from settlement.domain.notifications import SettlementEvent
 from settlement.domain.stored import FinalStatement, StoredContract
 from vr_shared.identity import Identity
 
@@ -52,6 +54,7 @@ class PostgresSettlementStore:
                 )
             await self._add_version(conn, contract.id, 1, document, actor)
             await _audit(conn, contract.id, "contract.created", actor, None, document)
+            await outbox.record(conn, notifications.contract_updated(contract, 1))
         stored = await self.contract(contract.id)
         assert stored is not None
         return stored
@@ -77,6 +80,7 @@ class PostgresSettlementStore:
             previous = await _document(conn, contract.id, row.version - 1)
             await self._add_version(conn, contract.id, row.version, document, actor)
             await _audit(conn, contract.id, "contract.updated", actor, previous, document)
+            await outbox.record(conn, notifications.contract_updated(contract, row.version))
         stored = await self.contract(contract.id)
         assert stored is not None
         return stored
@@ -149,8 +153,10 @@ class PostgresSettlementStore:
         scope: tuple[str, list[str], list[str], date, date],
         idempotency_key: str | None,
         actor: Identity,
+        event: SettlementEvent,
     ) -> FinalStatement:
-        """Store the final statement unless one exists; either way return the one that is final."""
+        """Store the final statement unless one exists, with its `statement.finalized` event; either way
+        return the one that is final."""
         health_system, facilities, kpis, start, end = scope
         async with self._engine.begin() as conn:
             inserted = await conn.execute(
@@ -175,6 +181,7 @@ class PostgresSettlementStore:
             )
             if inserted.first() is not None:
                 await _audit(conn, contract_id, "settlement.finalized", actor, None, statement, period=period)
+                await outbox.record(conn, event)
         final = await self.final(contract_id, period)
         assert final is not None
         return final
@@ -243,9 +250,11 @@ class PostgresSettlementStore:
         lines: list[dict[str, str]],
         reason: str,
         statement: dict[str, Any],
+        event: SettlementEvent,
     ) -> bool:
-        """Append an adjustment unless another one was added since the caller looked (`expected_count`):
-        concurrent reconciliations of one statement record each change once."""
+        """Append an adjustment, with its `statement.adjusted` event, unless another one was added since
+        the caller looked (`expected_count`): concurrent reconciliations of one statement record each
+        change once."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 select(func.pg_advisory_xact_lock(func.hashtextextended(f"adj:{contract_id}:{period}", 0)))
@@ -258,16 +267,42 @@ class PostgresSettlementStore:
             ).scalar_one()
             if count != expected_count:
                 return False
-            await conn.execute(
-                insert(tables.adjustments).values(
-                    contract_id=contract_id,
-                    period=period,
-                    total_delta=total_delta,
-                    lines=lines,
-                    reason=reason,
-                    statement=statement,
+            adjustment_id = (
+                await conn.execute(
+                    insert(tables.adjustments)
+                    .values(
+                        contract_id=contract_id,
+                        period=period,
+                        total_delta=total_delta,
+                        lines=lines,
+                        reason=reason,
+                        statement=statement,
+                    )
+                    .returning(tables.adjustments.c.id)
                 )
+            ).scalar_one()
+            await outbox.record(conn, event.with_data(adjustment_id=adjustment_id))
+        return True
+
+    async def note_period_state(
+        self, contract_id: str, period: str, state: str | None, event: SettlementEvent | None
+    ) -> bool:
+        """Remember a period's announced state; when it changed to one worth announcing, write its event
+        in the same transaction (several replicas noticing the change write it once)."""
+        async with self._engine.begin() as conn:
+            values = pg_insert(tables.period_states).values(
+                contract_id=contract_id, period=period, state=state
             )
+            changed = await conn.execute(
+                values.on_conflict_do_update(
+                    index_elements=["contract_id", "period"],
+                    set_={"state": values.excluded.state, "changed_at": func.now()},
+                    where=tables.period_states.c.state.is_distinct_from(values.excluded.state),
+                ).returning(tables.period_states.c.state)
+            )
+            if changed.first() is None or event is None:
+                return False
+            await outbox.record(conn, event)
         return True
 
     # --- audit -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -18,7 +19,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -109,4 +112,75 @@ audit_log = Table(
     Column("previous", JSONB),
     Column("current", JSONB),
     Index("audit_log_by_contract", "contract_id", "seq"),
+)
+
+# --- billing-system notifications (docs/webhooks.md) -------------------------------------------------
+
+# The outbox and the pull feed: every settlement event, written in the transaction of its fact.
+settlement_events = Table(
+    "settlement_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
+    Column("id", Text, nullable=False, unique=True),
+    Column("type", Text, nullable=False),
+    Column("contract_id", Text, nullable=False),
+    Column("period", Text),
+    Column("health_system", Text, nullable=False),
+    Column("vendor", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("settlement_events_by_health_system", "health_system", "seq"),
+    Index("settlement_events_by_vendor", "vendor", "seq"),
+)
+
+# The last announced state of each period (ready / blocked / nothing): an event when it changes.
+period_states = Table(
+    "period_states",
+    metadata,
+    Column("contract_id", Text, nullable=False),
+    Column("period", Text, nullable=False),
+    Column("state", Text),
+    Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("contract_id", "period"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("tenant", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("events", ARRAY(Text), nullable=False),
+    Column("description", Text),
+    Column("secret", Text, nullable=False),
+    # After a rotation the previous secret signs too, until it expires.
+    Column("previous_secret", Text),
+    Column("previous_secret_expires_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("created_by", Text, nullable=False),
+    Column("failing_since", DateTime(timezone=True)),  # first failure since the last success
+    Column("disabled_at", DateTime(timezone=True)),
+    Column("disabled_reason", Text),
+    Index("webhook_endpoints_by_tenant", "tenant", "id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("endpoint_id", Text, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_seq", BigInteger, ForeignKey("settlement_events.seq"), nullable=False),
+    Column("status", Text, nullable=False),  # pending, delivered, failed
+    Column("failed_attempts", Integer, nullable=False, server_default="0"),  # since the schedule began
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("attempts", JSONB, nullable=False, server_default="[]"),  # every attempt, for the owner to see
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("endpoint_id", "event_seq"),
+    Index("webhook_deliveries_by_endpoint", "endpoint_id", "id"),
+    Index(
+        "webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
 )

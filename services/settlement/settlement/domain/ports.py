@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
 
+from settlement.domain.notifications import SettlementEvent
 from settlement.domain.stored import FinalStatement
 from vr_shared.identity import Identity
 
@@ -25,6 +26,7 @@ class SettlementStore(Protocol):
         scope: tuple[str, list[str], list[str], date, date],
         idempotency_key: str | None,
         actor: Identity,
+        event: SettlementEvent,
     ) -> FinalStatement: ...
 
     async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]: ...
@@ -40,4 +42,9 @@ class SettlementStore(Protocol):
         lines: list[dict[str, str]],
         reason: str,
         statement: dict[str, Any],
+        event: SettlementEvent,
+    ) -> bool: ...
+
+    async def note_period_state(
+        self, contract_id: str, period: str, state: str | None, event: SettlementEvent | None
     ) -> bool: ...

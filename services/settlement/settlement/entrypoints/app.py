@@ -13,10 +13,12 @@ from settlement import bootstrap
 from settlement.adapters.migrate import migrate
 from settlement.config import Settings
 from settlement.domain.contract import Contract
+from settlement.entrypoints.delivery import WebhookDeliveryWorker
 from settlement.entrypoints.errors import error_map
 from settlement.entrypoints.routes import router
 from settlement.entrypoints.updates import KpiUpdatesConsumer
-from settlement.entrypoints.watch import BlockedStatementWatch
+from settlement.entrypoints.watch import PeriodWatch
+from settlement.entrypoints.webhook_routes import router as webhook_router
 from settlement.handlers import publish_targets
 from vr_shared.background import BackgroundTasks, database_check
 from vr_shared.identity import gateway_verifier
@@ -41,10 +43,20 @@ def create_app(settings: Settings) -> FastAPI:
         tasks.start("consume-kpi-updates", updates.run())
         for stored in await components.store.contracts_of(None):  # targets for dashboards from the start
             publish_targets(stored.contract)
-        watch = BlockedStatementWatch(
+        watch = PeriodWatch(
             components.store, components.service, interval_s=settings.blocked_check_interval_seconds
         )
-        tasks.start("watch-blocked-statements", watch.run())
+        tasks.start("watch-periods", watch.run())
+        delivery = WebhookDeliveryWorker(
+            components.webhooks,
+            components.sender,
+            schedule=settings.retry_schedule(),
+            disable_after_s=settings.webhook_disable_after_seconds,
+            poll_interval_s=settings.webhook_poll_interval_seconds,
+            concurrency=settings.webhook_concurrency,
+            lease_s=settings.webhook_timeout_seconds + 30,
+        )
+        tasks.start("deliver-webhooks", delivery.run())
         settle_heap()
         log.info(
             "settlement ready", extra={"schema": settings.db_schema, "kpi_engine": settings.kpi_engine_url}
@@ -55,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             await tasks.stop()
             await components.consumer.stop()
             await components.http.aclose()
+            await components.webhook_http.aclose()
             await components.engine.dispose()
 
     app = FastAPI(
@@ -72,6 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_map(app, error_map(settings.retry_after_seconds))
     add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(webhook_router)
     # Contract documents are validated by the domain (errors with JSON paths); their schema is documented.
     for path, method in (("/v1/contracts", "post"), ("/v1/contracts/{contract_id}", "put")):
         document_request_body(app, path, method, TypeAdapter(Contract), ("application/json",))

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from settlement.adapters.repository import PostgresSettlementStore
+from settlement.adapters.webhook_sender import AddressCheck
+from settlement.adapters.webhooks import PostgresWebhookStore
 from settlement.bootstrap import Components
 from settlement.handlers import SettlementService
 
@@ -24,5 +26,15 @@ def _store(request: Request) -> PostgresSettlementStore:
     return components(request).store
 
 
+def _webhooks(request: Request) -> PostgresWebhookStore:
+    return components(request).webhooks
+
+
+def _addresses(request: Request) -> AddressCheck:
+    return components(request).addresses
+
+
 Service = Annotated[SettlementService, Depends(_service)]
 Store = Annotated[PostgresSettlementStore, Depends(_store)]
+Webhooks = Annotated[PostgresWebhookStore, Depends(_webhooks)]
+Addresses = Annotated[AddressCheck, Depends(_addresses)]

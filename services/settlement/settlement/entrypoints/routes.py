@@ -27,6 +27,16 @@ from settlement.entrypoints.access import (
     not_found,
 )
 from settlement.entrypoints.deps import Service, Store
+from settlement.entrypoints.schemas import (
+    AuditPage,
+    ContractAnswer,
+    ContractPage,
+    PeriodInputs,
+    Reconciliation,
+    Simulation,
+    Statement,
+    StatementPage,
+)
 from settlement.handlers import publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
@@ -80,6 +90,8 @@ def _contract_answer(stored: StoredContract) -> dict[str, Any]:
 @router.post(
     "/v1/contracts",
     operation_id="createContract",
+    response_model=ContractAnswer,
+    response_model_exclude_unset=True,
     tags=["Contracts"],
     status_code=201,
     summary="Create a contract (version 1)",
@@ -97,6 +109,7 @@ async def create_contract(
 @router.get(
     "/v1/contracts",
     operation_id="listContracts",
+    response_model=ContractPage,
     tags=["Contracts"],
     summary="Contracts the caller's tenant is party to",
 )
@@ -112,6 +125,8 @@ async def list_contracts(
 @router.get(
     "/v1/contracts/{contract_id}",
     operation_id="getContract",
+    response_model=ContractAnswer,
+    response_model_exclude_unset=True,
     tags=["Contracts"],
     summary="A contract, its latest or a given version",
 )
@@ -128,6 +143,8 @@ async def get_contract(
 @router.put(
     "/v1/contracts/{contract_id}",
     operation_id="updateContract",
+    response_model=ContractAnswer,
+    response_model_exclude_unset=True,
     tags=["Contracts"],
     summary="Change a contract (a new version)",
 )
@@ -161,6 +178,7 @@ async def update_contract(
 @router.put(
     "/v1/contracts/{contract_id}/periods/{period}/inputs",
     operation_id="putPeriodInputs",
+    response_model=PeriodInputs,
     tags=["Contracts"],
     summary="Set a period's inputs",
 )
@@ -184,6 +202,7 @@ async def put_inputs(
 @router.get(
     "/v1/contracts/{contract_id}/periods/{period}/inputs",
     operation_id="getPeriodInputs",
+    response_model=PeriodInputs,
     tags=["Contracts"],
     summary="A period's inputs",
 )
@@ -203,6 +222,8 @@ async def get_inputs(
 @router.get(
     "/v1/contracts/{contract_id}/settlements",
     operation_id="listSettlements",
+    response_model=StatementPage,
+    response_model_exclude_unset=True,
     tags=["Settlements"],
     summary="Statements of every period begun so far",
 )
@@ -222,6 +243,8 @@ async def list_settlements(
     operation_id="getSettlement",
     tags=["Settlements"],
     summary="One period's statement (`Accept: text/csv`: its lines as CSV)",
+    response_model=Statement,
+    response_model_exclude_unset=True,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
 async def get_settlement(
@@ -247,6 +270,8 @@ async def get_settlement(
 @router.post(
     "/v1/contracts/{contract_id}/settlements/{period}/finalize",
     operation_id="finalizeSettlement",
+    response_model=Statement,
+    response_model_exclude_unset=True,
     tags=["Settlements"],
     summary="Freeze a period's statement",
 )
@@ -271,6 +296,7 @@ async def finalize(
 @router.post(
     "/v1/contracts/{contract_id}/settlements/{period}/reconcile",
     operation_id="reconcileSettlement",
+    response_model=Reconciliation,
     tags=["Settlements"],
     summary="Recompute a final period on today's data; a difference becomes an adjustment",
 )
@@ -291,6 +317,7 @@ async def reconcile(
 @router.get(
     "/v1/contracts/{contract_id}/audit",
     operation_id="getContractAudit",
+    response_model=AuditPage,
     tags=["Contracts"],
     summary="Every write to the contract, append-only",
 )
@@ -308,6 +335,8 @@ async def audit(
 @router.post(
     "/v1/contracts:simulate",
     operation_id="simulateContract",
+    response_model=Simulation,
+    response_model_exclude_unset=True,
     tags=["Contracts"],
     summary="What-if: statements a contract would produce (not stored)",
 )

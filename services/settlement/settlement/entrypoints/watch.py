@@ -1,8 +1,10 @@
-"""The blocked-statement watch: periods past their run-out that still cannot be finalized are made
-visible (`vr_settlement_statement_blocked`, alert `SettlementStatementBlocked`) without anyone reading
-them (docs/settlement.md).
+"""The period watch: periods past their run-out that still cannot be finalized are made visible
+(`vr_settlement_statement_blocked`, alert `SettlementStatementBlocked`) and periods that became
+finalizable or blocked are announced (`statement.ready`, `statement.blocked`), without anyone reading
+them (docs/settlement.md, docs/webhooks.md).
 
-Consumes: the contracts and the KPI engine's readings. Produces: the blocked gauge, periodically.
+Consumes: the contracts and the KPI engine's readings. Produces: the blocked gauge and period-state
+events, periodically.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from settlement.handlers import SettlementService
 log = logging.getLogger(__name__)
 
 
-class BlockedStatementWatch:
+class PeriodWatch:
     def __init__(
         self, store: PostgresSettlementStore, service: SettlementService, *, interval_s: float
     ) -> None:
@@ -36,5 +38,5 @@ class BlockedStatementWatch:
     async def check(self) -> int:
         blocked = 0
         for stored in await self._store.contracts_of(None):
-            blocked += await self._service.watch_blocked(stored)
+            blocked += await self._service.watch_periods(stored)
         return blocked

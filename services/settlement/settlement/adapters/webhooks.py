@@ -1,0 +1,330 @@
+"""PostgreSQL persistence of webhook endpoints, their deliveries and the settlement-event feed
+(docs/webhooks.md).
+
+Deliveries are claimed with `FOR UPDATE SKIP LOCKED` and a lease (their next attempt moved past the
+send's timeout), so several settlement replicas share the work and a crash mid-send retries the
+delivery after the lease — at least once, never lost. Every time is the database's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from settlement.adapters import tables
+from settlement.domain.notifications import payload
+from settlement.domain.webhooks import Delivery, Endpoint, new_endpoint_id, new_secret
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A claimed delivery with what sending it needs."""
+
+    id: int
+    endpoint_id: str
+    url: str
+    signing_secrets: tuple[str, ...]  # the current secret, and the previous one during an overlap
+    event_id: str
+    body: dict[str, Any]
+    failed_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    pending: int
+    oldest_seconds: float
+
+
+_CLAIM = text(
+    """
+    WITH due AS (
+        SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.disabled_at IS NULL
+        ORDER BY d.next_attempt_at
+        LIMIT :limit
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => :lease)
+    FROM due, webhook_endpoints e, settlement_events ev
+    WHERE d.id = due.id AND e.id = d.endpoint_id AND ev.seq = d.event_seq
+    RETURNING d.id, d.endpoint_id, d.failed_attempts, e.url, e.secret,
+        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
+        ev.id AS event_id, ev.type, ev.created_at, ev.data
+    """
+)
+
+
+class PostgresWebhookStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def create_endpoint(
+        self, tenant: str, url: str, events: list[str], description: str | None, created_by: str
+    ) -> tuple[Endpoint, str]:
+        """The endpoint and its secret (shown to its owner this once)."""
+        secret = new_secret()
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    tables.webhook_endpoints.insert()
+                    .values(
+                        id=new_endpoint_id(),
+                        tenant=tenant,
+                        url=url,
+                        events=sorted(set(events)),
+                        description=description,
+                        secret=secret,
+                        created_by=created_by,
+                    )
+                    .returning(*tables.webhook_endpoints.c)
+                )
+            ).one()
+        return _endpoint(row), secret
+
+    async def count_endpoints(self, tenant: str) -> int:
+        e = tables.webhook_endpoints.c
+        async with self._engine.connect() as conn:
+            count: int = (await conn.execute(select(func.count()).where(e.tenant == tenant))).scalar_one()
+        return count
+
+    async def endpoints(self, tenant: str, *, after: str | None, limit: int) -> list[Endpoint]:
+        e = tables.webhook_endpoints.c
+        query = select(tables.webhook_endpoints).where(e.tenant == tenant).order_by(e.id).limit(limit)
+        if after is not None:
+            query = query.where(e.id > after)
+        async with self._engine.connect() as conn:
+            return [_endpoint(row) for row in await conn.execute(query)]
+
+    async def endpoint(self, tenant: str, endpoint_id: str) -> Endpoint | None:
+        e = tables.webhook_endpoints.c
+        query = select(tables.webhook_endpoints).where(e.tenant == tenant, e.id == endpoint_id)
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _endpoint(row)
+
+    async def delete_endpoint(self, tenant: str, endpoint_id: str) -> bool:
+        """Gone with its deliveries (the events stay in the feed)."""
+        e = tables.webhook_endpoints.c
+        async with self._engine.begin() as conn:
+            deleted = await conn.execute(
+                delete(tables.webhook_endpoints)
+                .where(e.tenant == tenant, e.id == endpoint_id)
+                .returning(e.id)
+            )
+            return deleted.first() is not None
+
+    async def rotate_secret(
+        self, tenant: str, endpoint_id: str, overlap_seconds: float
+    ) -> tuple[str, datetime] | None:
+        """A new secret; the current one keeps signing beside it for the overlap. None: no endpoint."""
+        secret = new_secret()
+        e = tables.webhook_endpoints.c
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(tables.webhook_endpoints)
+                    .where(e.tenant == tenant, e.id == endpoint_id)
+                    .values(
+                        previous_secret=e.secret,
+                        previous_secret_expires_at=func.now() + _seconds(overlap_seconds),
+                        secret=secret,
+                    )
+                    .returning(e.previous_secret_expires_at)
+                )
+            ).first()
+        return None if row is None else (secret, row.previous_secret_expires_at)
+
+    async def enable(self, tenant: str, endpoint_id: str) -> Endpoint | None:
+        """Back in service after it was disabled: its waiting deliveries are sent again."""
+        e = tables.webhook_endpoints.c
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(tables.webhook_endpoints)
+                    .where(e.tenant == tenant, e.id == endpoint_id)
+                    .values(disabled_at=None, disabled_reason=None, failing_since=None)
+                    .returning(*tables.webhook_endpoints.c)
+                )
+            ).first()
+        return None if row is None else _endpoint(row)
+
+    # --- deliveries ------------------------------------------------------------------------------
+
+    async def deliveries(self, endpoint_id: str, *, after: int, limit: int) -> list[Delivery]:
+        """Newest first (what an owner looks at), a page at a time."""
+        query = (
+            _deliveries()
+            .where(tables.webhook_deliveries.c.endpoint_id == endpoint_id)
+            .order_by(tables.webhook_deliveries.c.id.desc())
+            .limit(limit)
+        )
+        if after:
+            query = query.where(tables.webhook_deliveries.c.id < after)
+        async with self._engine.connect() as conn:
+            return [_delivery(row) for row in await conn.execute(query)]
+
+    async def replay(self, endpoint_id: str, delivery_id: int) -> Delivery | None:
+        """Send it again, now, on a fresh schedule (same event id: a receiver deduplicates)."""
+        d = tables.webhook_deliveries.c
+        async with self._engine.begin() as conn:
+            replayed = await conn.execute(
+                update(tables.webhook_deliveries)
+                .where(d.endpoint_id == endpoint_id, d.id == delivery_id)
+                .values(status="pending", failed_attempts=0, next_attempt_at=func.now(), delivered_at=None)
+                .returning(d.id)
+            )
+            if replayed.first() is None:
+                return None
+            row = (await conn.execute(_deliveries().where(d.id == delivery_id))).one()
+        return _delivery(row)
+
+    async def claim_due(self, limit: int, lease_seconds: float) -> list[DueDelivery]:
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds})).all()
+        return [
+            DueDelivery(
+                id=row.id,
+                endpoint_id=row.endpoint_id,
+                url=row.url,
+                signing_secrets=tuple(s for s in (row.secret, row.previous_secret) if s),
+                event_id=row.event_id,
+                body=payload(row.type, row.created_at, row.data),
+                failed_attempts=row.failed_attempts,
+            )
+            for row in rows
+        ]
+
+    async def delivered(self, due: DueDelivery, attempt: dict[str, Any]) -> None:
+        d, e = tables.webhook_deliveries.c, tables.webhook_endpoints.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(tables.webhook_deliveries)
+                .where(d.id == due.id)
+                .values(
+                    status="delivered",
+                    delivered_at=func.now(),
+                    next_attempt_at=None,
+                    attempts=d.attempts.op("||")(bindparam("attempt", [attempt], type_=JSONB)),
+                )
+            )
+            await conn.execute(
+                update(tables.webhook_endpoints).where(e.id == due.endpoint_id).values(failing_since=None)
+            )
+
+    async def failed(
+        self, due: DueDelivery, attempt: dict[str, Any], retry_in: float | None, disable_after: float
+    ) -> str | None:
+        """Record a failed attempt: the next one in `retry_in` seconds, or none (the delivery has
+        failed). The endpoint is disabled once it has failed without a success for `disable_after`
+        seconds; returns the reason when this attempt disabled it."""
+        d, e = tables.webhook_deliveries.c, tables.webhook_endpoints.c
+        next_at = None if retry_in is None else func.now() + _seconds(retry_in)
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(tables.webhook_deliveries)
+                .where(d.id == due.id)
+                .values(
+                    status="failed" if retry_in is None else "pending",
+                    failed_attempts=d.failed_attempts + 1,
+                    next_attempt_at=next_at,
+                    attempts=d.attempts.op("||")(bindparam("attempt", [attempt], type_=JSONB)),
+                )
+            )
+            failing = (
+                await conn.execute(
+                    update(tables.webhook_endpoints)
+                    .where(e.id == due.endpoint_id)
+                    .values(failing_since=func.coalesce(e.failing_since, func.now()))
+                    .returning(e.failing_since)
+                )
+            ).first()
+            if failing is None:
+                return None
+            reason = f"every delivery failed for {disable_after / 86400:g} days; last: {attempt['error']}"
+            disabled = await conn.execute(
+                update(tables.webhook_endpoints)
+                .where(
+                    e.id == due.endpoint_id,
+                    e.disabled_at.is_(None),
+                    e.failing_since <= func.now() - _seconds(disable_after),
+                )
+                .values(disabled_at=func.now(), disabled_reason=reason)
+                .returning(e.id)
+            )
+            return reason if disabled.first() is not None else None
+
+    async def backlog(self) -> Backlog:
+        d = tables.webhook_deliveries.c
+        query = select(
+            func.count(), func.coalesce(func.extract("epoch", func.now() - func.min(d.created_at)), 0)
+        ).where(d.status == "pending")
+        async with self._engine.connect() as conn:
+            count, oldest = (await conn.execute(query)).one()
+        return Backlog(int(count), float(oldest))
+
+    # --- the pull feed ---------------------------------------------------------------------------
+
+    async def events(self, tenant: str | None, *, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Events of contracts the tenant is party to (every one for None: a platform admin), in the
+        order they were written, after a feed position; (position, item)."""
+        ev = tables.settlement_events.c
+        query = select(tables.settlement_events).where(ev.seq > after).order_by(ev.seq).limit(limit)
+        if tenant is not None:
+            query = query.where(or_(ev.health_system == tenant, ev.vendor == tenant))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.seq, {"id": row.id, **payload(row.type, row.created_at, row.data)}) for row in rows]
+
+
+def _seconds(seconds: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, float(seconds))
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        tenant=row.tenant,
+        url=row.url,
+        events=tuple(row.events),
+        description=row.description,
+        created_at=row.created_at,
+        failing_since=row.failing_since,
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+def _deliveries() -> Any:
+    d, ev = tables.webhook_deliveries.c, tables.settlement_events.c
+    return select(
+        d.id,
+        d.endpoint_id,
+        d.status,
+        d.attempts,
+        d.next_attempt_at,
+        d.delivered_at,
+        d.created_at,
+        ev.id.label("event_id"),
+        ev.type.label("event_type"),
+    ).join(tables.settlement_events, ev.seq == d.event_seq)
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        endpoint_id=row.endpoint_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        status=row.status,
+        attempts=list(row.attempts),
+        next_attempt_at=row.next_attempt_at,
+        delivered_at=row.delivered_at,
+        created_at=row.created_at,
+    )
