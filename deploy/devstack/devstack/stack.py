@@ -76,6 +76,9 @@ DRAIN_TIMEOUT_SECONDS = float(os.environ.get("VR_DRAIN_TIMEOUT_SECONDS", "600"))
 # One KPI engine runs here, so one partition serves it; each partition of a produce request costs the
 # durable storage a few object writes, so more would only slow ingest down (docs/benchmarks.md).
 LOCAL_EVENTS_PARTITIONS = os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "1")
+# Local development: a billing system's webhook receiver on this machine may be subscribed (loopback
+# only; compose and Kubernetes allow no private address — docs/webhooks.md).
+LOCAL_WEBHOOK_NETWORKS = os.environ.get("VR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 # Stopped first, so nothing new is accepted while the engine drains.
 TAKING_EVENTS = ("gateway", "ingest")
 
@@ -149,6 +152,7 @@ class Stack:
             "VR_HTTP_PORT": str(spec.port),
             "VR_METRICS_PORT": str(spec.metrics_port),
             "VR_EVENTS_TOPIC_PARTITIONS": LOCAL_EVENTS_PARTITIONS,
+            "VR_WEBHOOK_ALLOWED_NETWORKS": LOCAL_WEBHOOK_NETWORKS,
             **UPSTREAMS,
         }
         log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process

@@ -86,3 +86,45 @@ async def test_no_adjustment_is_booked_from_incomplete_readings() -> None:
     kpis.by_kpi["cpoe_rate"] = replace(reading("0.95", "95", "100"), missing=behind)
     assert await service.reconcile("test-contract", "2026-Q1", "kpi_update", "partial data") is None
     assert store.adjustment_rows == {}
+
+
+async def test_each_fact_writes_one_event_for_the_billing_system() -> None:
+    """Finalize (twice) → one `statement.finalized` with the statement's SHA-256; late data → one
+    `statement.adjusted` with the deltas (docs/webhooks.md)."""
+    store, kpis = FakeSettlementStore(), FakeKpiReader({"cpoe_rate": reading("0.85", "85", "100")})
+    service = _service(kpis, store)
+    final, _ = await service.finalize(_stored(), "2026-Q1", None, BILLING)
+    await service.finalize(_stored(), "2026-Q1", None, BILLING)
+    kpis.by_kpi["cpoe_rate"] = reading("0.90", "90", "100")
+    await service.reconcile("test-contract", "2026-Q1", "kpi_update", "late orders")
+    await service.reconcile("test-contract", "2026-Q1", "kpi_update", "again")
+    finalized, adjusted = store.events
+    assert (finalized.type, finalized.period) == ("statement.finalized", "2026-Q1")
+    assert finalized.data["sha256"] == final["sha256"] and finalized.data["total"] == "50000.00"
+    assert (finalized.health_system, finalized.vendor) == (_stored().contract.health_system, "acme-emr")
+    assert adjusted.type == "statement.adjusted"
+    assert (adjusted.data["total_delta"], adjusted.data["total_after"]) == ("50000.00", "100000.00")
+    assert adjusted.data["lines"] == [{"term_id": "cpoe", "delta": "50000.00"}]
+    assert adjusted.data["adjustment_id"] == 1 and adjusted.data["reason"] == "late orders"
+
+
+async def test_the_period_watch_announces_a_change_of_state_once() -> None:
+    missing = (MissingFeed("asheville-main", "medication", None),)
+    kpis = FakeKpiReader({"cpoe_rate": replace(reading("0.85", "85", "100"), missing=missing)})
+    store = FakeSettlementStore()
+    service = _service(kpis, store)
+    assert await service.watch_periods(_stored()) == 1  # Q1 past its run-out without its data
+    assert await service.watch_periods(_stored()) == 1
+    assert [(e.type, e.period) for e in store.events] == [("statement.blocked", "2026-Q1")]
+    kpis.by_kpi["cpoe_rate"] = reading("0.85", "85", "100")  # the feed is declared complete
+    assert await service.watch_periods(_stored()) == 0
+    await service.watch_periods(_stored())
+    # Q1 is ready; so is Q2: over (within its run-out) with its data, it can be finalized already.
+    assert [(e.type, e.period) for e in store.events] == [
+        ("statement.blocked", "2026-Q1"),
+        ("statement.ready", "2026-Q1"),
+        ("statement.ready", "2026-Q2"),
+    ]
+    await service.finalize(_stored(), "2026-Q1", None, BILLING)
+    await service.watch_periods(_stored())  # final: nothing more to announce
+    assert [e.type for e in store.events][-1] == "statement.finalized"

@@ -1,0 +1,101 @@
+"""Webhook delivery on the real PostgreSQL (docs/webhooks.md): replicas never claim one delivery twice,
+and an endpoint that keeps failing is given up on — each delivery failed after its schedule, the
+endpoint disabled (and saying why), its metrics counted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from settlement.adapters import outbox
+from settlement.adapters.migrate import migrate
+from settlement.adapters.webhook_sender import AddressCheck, WebhookSender
+from settlement.adapters.webhooks import PostgresWebhookStore
+from settlement.domain.notifications import EventType, SettlementEvent
+from settlement.domain.webhooks import parse_networks
+from settlement.entrypoints.delivery import WebhookDeliveryWorker
+from tests.integration.gateway.conftest import drop_schemas
+from tests.support.infrastructure import Infrastructure
+from vr_shared.db import create_engine
+
+CLOSED_PORT_URL = "http://127.0.0.1:9/hooks"  # discard: nothing listens, every attempt is refused
+
+
+@pytest.fixture
+async def engine(infrastructure: Infrastructure) -> AsyncIterator[AsyncEngine]:
+    """Settlement's tables in a schema of their own, with no settlement running on it: only the test's
+    worker and stores touch these deliveries."""
+    schema = f"settlement_hooks_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(infrastructure.database_url, schema=schema)
+    await migrate(engine, schema)
+    yield engine
+    await engine.dispose()
+    await drop_schemas(infrastructure, schema)
+
+
+async def _event(engine: AsyncEngine, tenant: str) -> None:
+    event = SettlementEvent(
+        EventType.CONTRACT_UPDATED, f"{tenant}-c", None, tenant, "a-vendor", {"version": 1}
+    )
+    async with engine.begin() as conn:
+        await outbox.record(conn, event)
+
+
+async def test_two_replicas_never_claim_the_same_delivery(engine: AsyncEngine) -> None:
+    store, tenant = PostgresWebhookStore(engine), f"hs-{uuid.uuid4().hex[:8]}"
+    await store.create_endpoint(tenant, CLOSED_PORT_URL, ["contract.updated"], None, "k")
+    for _ in range(30):
+        await _event(engine, tenant)
+    first, second = await asyncio.gather(store.claim_due(30, 60), store.claim_due(30, 60))
+    claimed = [d.id for d in first] + [d.id for d in second]
+    assert len(claimed) == len(set(claimed)) == 30
+    assert await store.claim_due(30, 60) == []  # leased: not due again until the lease passes
+
+
+async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(engine: AsyncEngine) -> None:
+    store, tenant = PostgresWebhookStore(engine), f"hs-{uuid.uuid4().hex[:8]}"
+    endpoint, _ = await store.create_endpoint(tenant, CLOSED_PORT_URL, ["contract.updated"], None, "k")
+    await _event(engine, tenant)
+    disabled_before = REGISTRY.get_sample_value("vr_settlement_webhook_endpoints_disabled_total") or 0
+    failed_before = (
+        REGISTRY.get_sample_value("vr_settlement_webhook_attempts_total", {"outcome": "failed"}) or 0
+    )
+    async with httpx.AsyncClient(timeout=2) as http:
+        worker = WebhookDeliveryWorker(
+            store,
+            WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8"))),
+            schedule=(0.2, 0.2),
+            disable_after_s=0.3,
+            poll_interval_s=0.1,
+            concurrency=4,
+            lease_s=5,
+        )
+        for _ in range(30):
+            await worker.deliver_due()
+            if (await store.deliveries(endpoint.id, after=0, limit=5))[0].status == "failed":
+                break
+            await asyncio.sleep(0.1)
+    (delivery,) = await store.deliveries(endpoint.id, after=0, limit=5)
+    assert delivery.status == "failed" and delivery.next_attempt_at is None
+    assert len(delivery.attempts) == 3  # the first attempt and the two of the schedule
+    assert all(a["status_code"] is None and "ConnectError" in a["error"] for a in delivery.attempts)
+    shown = await store.endpoint(tenant, endpoint.id)
+    assert shown is not None and shown.disabled_at is not None and shown.failing_since is not None
+    assert "every delivery failed" in (shown.disabled_reason or "")
+    assert REGISTRY.get_sample_value("vr_settlement_webhook_endpoints_disabled_total") == disabled_before + 1
+    failed_now = REGISTRY.get_sample_value("vr_settlement_webhook_attempts_total", {"outcome": "failed"})
+    assert failed_now == failed_before + 1
+
+    # A disabled endpoint gets no new deliveries until its owner enables it again.
+    await _event(engine, tenant)
+    assert len(await store.deliveries(endpoint.id, after=0, limit=5)) == 1
+    enabled = await store.enable(tenant, endpoint.id)
+    assert enabled is not None and enabled.disabled_at is None
+    await _event(engine, tenant)
+    assert len(await store.deliveries(endpoint.id, after=0, limit=5)) == 2
