@@ -9,6 +9,9 @@ over a day, and looks at periods every half second.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request, Response
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from typer.testing import CliRunner, Result
 
 from tests.e2e.test_missing_data_is_never_money import (
     _complete_through,
@@ -32,6 +36,7 @@ from tests.integration.gateway.test_gateway import key
 from tests.support.infrastructure import Infrastructure
 from tests.support.servers import serving
 from tests.support.waiting import eventually
+from vr_cli.main import app
 
 EVERY_EVENT = [
     "statement.ready",
@@ -327,3 +332,39 @@ async def test_endpoints_are_checked_owned_and_idempotent(
 
 async def _key(stack: GatewayStack, tenant_id: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {await key(stack, tenant_id, role)}"}
+
+
+async def _vr(env: dict[str, str], *args: str) -> Result:
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+
+
+async def test_a_billing_team_manages_its_webhooks_from_the_command_line(
+    stack: GatewayStack, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, url = receiver
+    p = await _parties(stack)
+    env = {"VR_URL": stack.url, "VR_API_KEY": p.billing["Authorization"][7:], "COLUMNS": "250"}
+    added = await _vr(env, "webhooks", "add", url, "--event", "contract.updated")
+    assert added.exit_code == 0, added.output
+    secret = next(line.split()[1] for line in added.output.splitlines() if line.startswith("secret "))
+    endpoint_id = added.output.split()[1]
+    hooks.secrets.append(secret)
+    listed = json.loads((await _vr(env, "webhooks", "list", "-o", "json")).output)
+    assert [(e["id"], e["events"]) for e in listed] == [(endpoint_id, ["contract.updated"])]
+
+    contract = _contract(p, id=f"{p.health}-cli")
+    assert (await stack.client.post("/v1/contracts", json=contract, headers=p.admin)).status_code == 201
+    (got,) = await eventually(lambda: _delivered(hooks, "contract.updated", contract_id=contract["id"]), bool)
+    shown = await _vr(env, "webhooks", "deliveries", endpoint_id, "-o", "csv")
+    (row,) = list(csv.DictReader(io.StringIO(shown.output)))
+    assert (row["event_id"], row["status"], row["attempts"]) == (got["webhook_id"], "delivered", "1")
+    replayed = await _vr(env, "webhooks", "replay", endpoint_id, row["id"])
+    assert replayed.exit_code == 0 and "queued" in replayed.output, replayed.output
+    await eventually(lambda: _delivered(hooks, "contract.updated", contract_id=contract["id"]), _two)
+
+    feed = json.loads((await _vr(env, "settlements", "events", "-o", "json")).output)
+    assert got["webhook_id"] in [e["id"] for e in feed["items"]]
+    removed = await _vr(env, "webhooks", "remove", endpoint_id)
+    assert removed.exit_code == 0, removed.output
+    unknown = await _vr(env, "webhooks", "deliveries", endpoint_id)
+    assert unknown.exit_code == 1 and "404" in unknown.output

@@ -26,7 +26,9 @@ kpis = typer.Typer(help="KPI values.", no_args_is_help=True)
 settlements = typer.Typer(help="Settlement statements.", no_args_is_help=True)
 feeds = typer.Typer(help="Feed completeness.", no_args_is_help=True)
 contracts = typer.Typer(help="Contracts: create, show, list, simulate.", no_args_is_help=True)
+webhooks = typer.Typer(help="Webhook endpoints of a billing system (docs/webhooks.md).", no_args_is_help=True)
 for group, name in (
+    (webhooks, "webhooks"),
     (contracts, "contracts"),
     (tenants, "tenants"),
     (keys, "keys"),
@@ -384,6 +386,164 @@ def _short(value: str | None) -> str:
         return "—"
     whole, _, fraction = value.partition(".")
     return f"{whole}.{fraction[:4]}" if fraction else whole
+
+
+EVENT_TYPES = (
+    "statement.ready",
+    "statement.blocked",
+    "statement.finalized",
+    "statement.adjusted",
+    "contract.updated",
+)
+ENDPOINT_COLUMNS = ("id", "url", "events", "failing_since", "disabled_at", "disabled_reason")
+
+
+def _endpoint_row(endpoint: dict[str, Any]) -> list[Any]:
+    return [",".join(v) if isinstance(v := endpoint[c], list) else v for c in ENDPOINT_COLUMNS]
+
+
+@webhooks.command("add")
+def webhooks_add(
+    endpoint_url: Annotated[str, typer.Argument(metavar="URL", help="your receiver (https)")],
+    event: Annotated[list[str] | None, typer.Option(help="repeat per event type; default: all five")] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Subscribe an endpoint; its whsec_ secret is printed this once — store it with your receiver."""
+    body = {"url": endpoint_url, "events": event or list(EVENT_TYPES), "description": description}
+    with _api(url, key) as api:
+        try:
+            created = api.call("POST", "/v1/webhook-endpoints", json=body)
+        except ApiError as error:
+            _fail(error)
+    console.print(f"endpoint {created['id']} → {created['url']} ({', '.join(created['events'])})")
+    console.print(f"secret {created['secret']}", highlight=False)
+
+
+@webhooks.command("list")
+def webhooks_list(output: OutputOption = Output.TABLE, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """Your tenant's endpoints: failing since when, disabled and why."""
+    with _api(url, key) as api:
+        try:
+            found = api.items("/v1/webhook-endpoints")
+        except ApiError as error:
+            _fail(error)
+    emit(console, output, found, ENDPOINT_COLUMNS, [_endpoint_row(e) for e in found], "Webhook endpoints")
+
+
+@webhooks.command("deliveries")
+def webhooks_deliveries(
+    endpoint: str,
+    limit: Annotated[int, typer.Option(help="the newest N")] = 50,
+    output: OutputOption = Output.TABLE,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Deliveries to an endpoint, newest first, with their attempts."""
+    with _api(url, key) as api:
+        try:
+            page = api.call("GET", f"/v1/webhook-endpoints/{endpoint}/deliveries", params={"limit": limit})
+        except ApiError as error:
+            _fail(error)
+    found = page["items"]
+    columns = ("id", "event_type", "event_id", "status", "attempts", "last_attempt", "next_attempt_at")
+    rows = [
+        [
+            d["id"],
+            d["event_type"],
+            d["event_id"],
+            d["status"],
+            len(d["attempts"]),
+            _last_attempt(d["attempts"]),
+            d["next_attempt_at"],
+        ]
+        for d in found
+    ]
+    emit(console, output, found, columns, rows, "Deliveries")
+
+
+def _last_attempt(attempts: list[dict[str, Any]]) -> str:
+    if not attempts:
+        return ""
+    last = attempts[-1]
+    return f"{last['at'][:19]} {last['status_code'] or last['error']}"
+
+
+@webhooks.command("replay")
+def webhooks_replay(endpoint: str, delivery: str, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """Send a delivery again now, with the same webhook-id."""
+    with _api(url, key) as api:
+        try:
+            replayed = api.call("POST", f"/v1/webhook-endpoints/{endpoint}/deliveries/{delivery}/replay")
+        except ApiError as error:
+            _fail(error)
+    console.print(f"delivery {replayed['id']} ({replayed['event_type']} {replayed['event_id']}) queued")
+
+
+@webhooks.command("rotate")
+def webhooks_rotate(endpoint: str, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """A new secret, printed once; the old one keeps signing until the time printed."""
+    with _api(url, key) as api:
+        try:
+            rotated = api.call("POST", f"/v1/webhook-endpoints/{endpoint}/rotate-secret")
+        except ApiError as error:
+            _fail(error)
+    console.print(f"secret {rotated['secret']}", highlight=False)
+    console.print(f"the previous secret signs too until {rotated['previous_secret_expires_at']}")
+
+
+@webhooks.command("enable")
+def webhooks_enable(endpoint: str, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """Put a disabled endpoint back in service; its waiting deliveries are sent."""
+    with _api(url, key) as api:
+        try:
+            api.call("POST", f"/v1/webhook-endpoints/{endpoint}/enable")
+        except ApiError as error:
+            _fail(error)
+    console.print(f"endpoint {endpoint} enabled")
+
+
+@webhooks.command("remove")
+def webhooks_remove(endpoint: str, url: Url = DEFAULT_URL, key: Key = "") -> None:
+    """Unsubscribe an endpoint (the events stay in the feed)."""
+    with _api(url, key) as api:
+        try:
+            _delete(api, endpoint)
+        except ApiError as error:
+            _fail(error)
+    console.print(f"endpoint {endpoint} removed")
+
+
+def _delete(api: Api, endpoint: str) -> None:
+    response = api.send("DELETE", f"/v1/webhook-endpoints/{endpoint}")
+    if response.status_code != 204:
+        raise ApiError(response)
+
+
+@settlements.command("events")
+def settlements_events(
+    after: Annotated[str | None, typer.Option(help="the cursor the previous call printed")] = None,
+    limit: Annotated[int, typer.Option()] = 200,
+    output: OutputOption = Output.TABLE,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """The settlement-event feed after a cursor (what webhooks push, for pollers); prints the cursor
+    to resume from."""
+    params = {"limit": limit, **({"after": after} if after else {})}
+    with _api(url, key) as api:
+        try:
+            page = api.call("GET", "/v1/settlement-events", params=params)
+        except ApiError as error:
+            _fail(error)
+    columns = ("id", "type", "timestamp", "contract_id", "period", "total", "total_delta")
+    rows = [
+        [e["id"], e["type"], e["timestamp"], *(e["data"].get(k) for k in columns[3:])] for e in page["items"]
+    ]
+    emit(console, output, page, columns, rows, "Settlement events")
+    if output == Output.TABLE:  # JSON carries it; CSV stays rows only
+        console.print(f"next {page['next']}", highlight=False)
 
 
 @app.command()
