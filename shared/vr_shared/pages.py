@@ -74,3 +74,14 @@ def after_position(items: Sequence[T], position: str | None, position_of: Callab
     if position in keys:
         return list(items[keys.index(position) + 1 :])
     return [item for item, key in zip(items, keys, strict=True) if key > position]
+
+
+def numeric_position(cursor: str | None) -> int:
+    """The position a cursor names, for lists keyed by a growing number (0: from the start); 422 for a
+    cursor this API did not make."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return 0
+    if not position.isdigit() or len(position) > 18:
+        raise invalid_cursor()
+    return int(position)

@@ -194,6 +194,16 @@ async def test_a_billing_system_books_finalized_and_adjusted_statements_from_ver
     statement = await _statement(stack, p, contract["id"])
     assert statement["total"] == "250000.00"  # the final statement never changes
     assert [a["id"] for a in statement["adjustments"]] == [credit["adjustment_id"]]
+    listed = await stack.client.get(
+        f"/v1/contracts/{contract['id']}/settlements/2026-Q1/adjustments",
+        params={"limit": 1},
+        headers=p.billing,
+    )
+    assert listed.status_code == 200, listed.text
+    assert [(a["id"], a["total_delta"]) for a in listed.json()["items"]] == [
+        (credit["adjustment_id"], "-50000.00")
+    ]
+    assert listed.json()["next"] is None
     assert hooks.unverifiable == 0
 
     # The same events as a pull feed, resumable page by page: what was pushed is what is polled.

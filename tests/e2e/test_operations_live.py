@@ -4,7 +4,8 @@ Every service runs as its own process (as deployed), a second KPI engine instanc
 a second ingest instance whose broker goes away stand for the troubles the alerts are about; Prometheus
 (Debian's package) scrapes them all every second with the repository's alert rules loaded. A realistic
 month of hospital events goes through the gateway, a period is finalized (once its feeds are declared
-complete) and late data adjusts it; a contract on a feed never declared complete is blocked. Then:
+complete) and late data adjusts it; a contract on a feed never declared complete is blocked; the
+vendor's webhook receiver is down. Then:
 
 - every PromQL expression of every dashboard panel and template variable returns data, now;
 - every alert rule's expression returns data during the scenario (each alert's situation is provoked)
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic_settings import BaseSettings
+from sqlalchemy import text
 
 from devstack.broker import running_broker
 from devstack.processes import ServiceUrl, service_process, settings_environment
@@ -45,6 +47,7 @@ from tests.support.observability import (
 )
 from tests.support.waiting import eventually, metric_value
 from vr_cli.demo_data import events as demo_events
+from vr_shared.db import create_engine
 from vr_shared.kafka import create_producer
 
 HEALTH, VENDOR, CONTRACT = "ops-health", "ops-vendor", "ops-partnership"
@@ -162,6 +165,9 @@ class Scenario:
         ):
             body = {"tenant_id": tenant, "role": role, "name": name}
             self.keys[name] = (await self.call("POST", "/v1/api-keys", ADMIN_KEY, 201, json=body))["key"]
+        # The vendor's billing system subscribes a receiver that is down (nothing listens on port 9).
+        hooks = {"url": "http://127.0.0.1:9/hooks", "events": ["contract.updated", "statement.finalized"]}
+        await self.call("POST", "/v1/webhook-endpoints", self.keys["billing"], 201, json=hooks)
         first_day = _month_start(self.period_start - timedelta(days=1))
         await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=contract(first_day))
         # Shared savings on the cost of care, whose feed nobody declares complete: blocked past run-out.
@@ -262,6 +268,19 @@ class Scenario:
         blocked = await self.call("GET", path, self.keys["admin"], 200)
         assert blocked["status"] == "blocked", blocked
 
+    async def receiver_down_for_hours(self, database_url: str, schema: str) -> None:
+        """The billing system's receiver has been down for two hours: its deliveries keep failing and
+        wait for their next attempt. A test cannot wait two hours, so the waiting deliveries' age is
+        set back by two hours — the one thing staged here; attempts and backlog are the worker's own."""
+        engine = create_engine(database_url, schema=schema)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE webhook_deliveries SET created_at = created_at - interval '2 hours'")
+                )
+        finally:
+            await engine.dispose()
+
     async def broker_gone(self, failing_ingest: str) -> None:
         identity = {"X-VR-Identity": token(tenant=HEALTH, facilities=frozenset(FACILITIES), timezone="UTC")}
         batch = [outage(f"ops-unsent-{i}", "ops-main", self.now - timedelta(days=1), 1) for i in range(3)]
@@ -312,7 +331,7 @@ async def observed(
         ingest = start("ingest", "ingest", ingest_config)
         engine = start("kpi-engine", "kpi_engine", engine_config)
         settlement_config = settlement_settings(infra, engine, engine_config.updates_topic).model_copy(
-            update={"blocked_check_interval_seconds": 2.0}
+            update={"blocked_check_interval_seconds": 2.0, "webhook_allowed_networks": "127.0.0.0/8"}
         )
         settlement = start("settlement", "settlement", settlement_config)
         upstreams = {"ingest": ingest, "kpi-engine": engine, "settlement": settlement}
@@ -348,6 +367,7 @@ async def observed(
             stored = await scenario.month_of_events()
             await scenario.poison_message(infra.kafka_bootstrap_servers, ingest_config.events_topic)
             await scenario.finalize_then_late_outages(engine, stored)
+            await scenario.receiver_down_for_hours(infra.database_url, settlement_config.db_schema)
             own_broker.stop()
             await scenario.broker_gone(failing_ingest)
             await scenario.flood()

@@ -407,6 +407,7 @@ def webhooks_add(
     endpoint_url: Annotated[str, typer.Argument(metavar="URL", help="your receiver (https)")],
     event: Annotated[list[str] | None, typer.Option(help="repeat per event type; default: all five")] = None,
     description: Annotated[str | None, typer.Option()] = None,
+    output: OutputOption = Output.TABLE,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -417,6 +418,11 @@ def webhooks_add(
             created = api.call("POST", "/v1/webhook-endpoints", json=body)
         except ApiError as error:
             _fail(error)
+    if output != Output.TABLE:  # for scripts: the answer, secret included
+        emit(
+            console, output, created, ("id", "url", "secret"), [[created[c] for c in ("id", "url", "secret")]]
+        )
+        return
     console.print(f"endpoint {created['id']} → {created['url']} ({', '.join(created['events'])})")
     console.print(f"secret {created['secret']}", highlight=False)
 

@@ -65,4 +65,4 @@ def line(
 
 
 def step(line: Line, name: str) -> Decimal | str:
-    return dict(line.steps.items)[name]
+    return {step.name: step.value for step in line.steps}[name]

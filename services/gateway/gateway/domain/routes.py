@@ -54,6 +54,7 @@ ROUTES = (
     ),
     _route("GET", "/v1/contracts/{contract_id}/settlements", "settlement", READERS),
     _route("GET", "/v1/contracts/{contract_id}/settlements/{period}", "settlement", READERS),
+    _route("GET", "/v1/contracts/{contract_id}/settlements/{period}/adjustments", "settlement", READERS),
     _route(
         "POST",
         "/v1/contracts/{contract_id}/settlements/{period}/finalize",

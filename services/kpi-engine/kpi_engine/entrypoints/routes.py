@@ -31,6 +31,7 @@ from kpi_engine.domain.completeness import MissingFeed, missing_feeds
 from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
 from kpi_engine.entrypoints.deps import Reader
 from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
+from kpi_engine.entrypoints.schemas import FeedPage
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
 from vr_shared.pages import After, Limit, after_position, decode_cursor, encode_cursor
@@ -300,6 +301,7 @@ RECENT_DAYS = 7
 @router.get(
     "/v1/feeds",
     operation_id="listFeeds",
+    response_model=FeedPage,
     tags=["Feeds"],
     summary="Completeness and recent activity of each facility's feeds",
 )

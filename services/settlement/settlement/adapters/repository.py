@@ -213,12 +213,16 @@ class PostgresSettlementStore:
         async with self._engine.connect() as conn:
             return [(r.contract_id, r.period) for r in await conn.execute(query)]
 
-    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+    async def adjustments(
+        self, contract_id: str, period: str, *, after: int = 0, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A final period's adjustments, oldest first (those after the id `after`, at most `limit`)."""
         a = tables.adjustments.c
         query = (
             select(a.id, a.total_delta, a.lines, a.reason, a.created_at, a.statement)
-            .where(a.contract_id == contract_id, a.period == period)
+            .where(a.contract_id == contract_id, a.period == period, a.id > after)
             .order_by(a.id)
+            .limit(limit)
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -74,7 +74,7 @@ def compute_line(term: Term, contract: Contract, period: Period, values: Values)
         term.kind,
         round_money(outcome.amount, contract.currency),
         dict(values.used),
-        steps,
+        steps.done(),
         outcome.reason,
         outcome.detail,
         outcome.amount,
@@ -114,7 +114,11 @@ def contract_caps_line(contract: Contract, lines: list[Line]) -> Line | None:
     steps.add("amount", limited - terms_total)
     inputs = caps.model_dump(mode="json", exclude_none=True)
     return Line(
-        CONTRACT_CAPS, CONTRACT_CAPS, round_money(limited - terms_total, contract.currency), inputs, steps
+        CONTRACT_CAPS,
+        CONTRACT_CAPS,
+        round_money(limited - terms_total, contract.currency),
+        inputs,
+        steps.done(),
     )
 
 

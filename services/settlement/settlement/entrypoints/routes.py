@@ -28,6 +28,7 @@ from settlement.entrypoints.access import (
 )
 from settlement.entrypoints.deps import Service, Store
 from settlement.entrypoints.schemas import (
+    AdjustmentPage,
     AuditPage,
     ContractAnswer,
     ContractPage,
@@ -41,7 +42,16 @@ from settlement.handlers import publish_targets
 from vr_shared.auth import caller_with_role
 from vr_shared.events.validation import FieldError
 from vr_shared.identity import Identity
-from vr_shared.pages import DEFAULT_LIMIT, After, Limit, after_position, decode_cursor, encode_cursor, page
+from vr_shared.pages import (
+    DEFAULT_LIMIT,
+    After,
+    Limit,
+    after_position,
+    decode_cursor,
+    encode_cursor,
+    numeric_position,
+    page,
+)
 from vr_shared.roles import ADMINS, READERS, Role
 from vr_shared.web import Problem
 
@@ -267,6 +277,28 @@ async def get_settlement(
     return found
 
 
+@router.get(
+    "/v1/contracts/{contract_id}/settlements/{period}/adjustments",
+    operation_id="listAdjustments",
+    tags=["Settlements"],
+    response_model=AdjustmentPage,
+    summary="A final period's adjustments, oldest first (what late data changed after finalization)",
+)
+async def list_adjustments(
+    contract_id: str,
+    period: str,
+    caller: Caller,
+    store: Store,
+    service: Service,
+    limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
+) -> dict[str, Any]:
+    stored = await _readable(store, contract_id, caller)
+    checked = service.period(stored.contract, period)
+    found = await store.adjustments(contract_id, checked.id, after=numeric_position(after), limit=limit + 1)
+    return page(found, limit, lambda adjustment: str(adjustment["id"]), lambda adjustment: adjustment)
+
+
 @router.post(
     "/v1/contracts/{contract_id}/settlements/{period}/finalize",
     operation_id="finalizeSettlement",
@@ -326,9 +358,7 @@ async def audit(
 ) -> dict[str, Any]:
     """Oldest write first, a page at a time."""
     await _readable(store, contract_id, caller)
-    position = decode_cursor(after)
-    since = int(position) if position and position.isdigit() else 0
-    found = await store.audit_trail(contract_id, after_seq=since, limit=limit + 1)
+    found = await store.audit_trail(contract_id, after_seq=numeric_position(after), limit=limit + 1)
     return page(found, limit, lambda entry: str(entry["seq"]), lambda entry: entry)
 
 

@@ -57,6 +57,11 @@ class Adjustment(_Answer):
     created_at: str
 
 
+class AdjustmentPage(_Answer):
+    items: list[Adjustment]
+    next: str | None
+
+
 class Statement(_Answer):
     contract_id: str
     contract_version: int

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict
 
+from settlement.bootstrap import Components
 from settlement.domain.notifications import EventType
 from settlement.domain.webhooks import MAX_ENDPOINTS_PER_TENANT, endpoint_errors
-from settlement.bootstrap import Components
 from settlement.entrypoints.deps import Addresses, components
 from settlement.entrypoints.schemas import (
     DeliveryAnswer,
@@ -34,7 +34,7 @@ from vr_shared.pages import (
     Limit,
     decode_cursor,
     encode_cursor,
-    invalid_cursor,
+    numeric_position,
     page,
 )
 from vr_shared.roles import READERS, WEBHOOK_OWNERS, Role
@@ -58,16 +58,6 @@ class EndpointRequest(BaseModel):
 
 def _not_found(endpoint_id: str) -> Problem:
     return Problem(404, "Unknown webhook endpoint", f"no webhook endpoint {endpoint_id!r} of your tenant")
-
-
-def _position(after: str | None) -> int:
-    """A numeric cursor's position (0: from the start)."""
-    position = decode_cursor(after)
-    if position is None:
-        return 0
-    if not position.isdigit():
-        raise invalid_cursor()
-    return int(position)
 
 
 @router.post(
@@ -190,7 +180,7 @@ async def list_deliveries(
 ) -> dict[str, Any]:
     if await composed.webhooks.endpoint(caller.tenant, endpoint_id) is None:
         raise _not_found(endpoint_id)
-    found = await composed.webhooks.deliveries(endpoint_id, after=_position(after), limit=limit + 1)
+    found = await composed.webhooks.deliveries(endpoint_id, after=numeric_position(after), limit=limit + 1)
     return page(found, limit, lambda d: str(d.id), lambda d: d.as_json())
 
 
@@ -227,7 +217,7 @@ async def settlement_events(
     when there is nothing new), so a poller stores it and asks again with it — resumable, in order,
     each event once."""
     tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
-    position = _position(after)
+    position = numeric_position(after)
     found = await composed.webhooks.events(tenant, after=position, limit=limit)
     last = found[-1][0] if found else position
     return {"items": [item for _, item in found], "next": encode_cursor(str(last))}

@@ -9,30 +9,47 @@ from typing import Any
 from settlement.domain.money import CONTEXT, ZERO, decimal_text
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One named intermediate value of a line (a decimal, or a note)."""
+
+    name: str
+    value: Decimal | str
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "value": decimal_text(self.value) if isinstance(self.value, Decimal) else self.value,
+        }
+
+
 class Steps:
-    """Named intermediate values, in the order they were computed (the explanation of an amount)."""
+    """Collects named intermediate values while a term computes, in order (the explanation of an
+    amount); the line keeps them frozen (`done`)."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, Decimal | str]] = []
+        self.items: list[Step] = []
 
     def add(self, name: str, value: Decimal) -> Decimal:
-        self.items.append((name, value))
+        self.items.append(Step(name, value))
         return value
 
     def note(self, name: str, text: str) -> None:
-        self.items.append((name, text))
+        self.items.append(Step(name, text))
 
-    def as_json(self) -> list[dict[str, str]]:
-        return [{"name": n, "value": decimal_text(v) if isinstance(v, Decimal) else v} for n, v in self.items]
+    def done(self) -> tuple[Step, ...]:
+        return tuple(self.items)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Line:
+    """A computed statement line: frozen once made; its JSON is the statement's `lines[]` item."""
+
     term_id: str
     kind: str
     amount: Decimal  # rounded to the currency's minor unit
     inputs: dict[str, Any]
-    steps: Steps
+    steps: tuple[Step, ...]
     reason: str | None = None
     detail: str | None = None
     unrounded: Decimal = field(default=ZERO)
@@ -44,7 +61,7 @@ class Line:
             "kind": self.kind,
             "amount": decimal_text(self.amount),
             "inputs": self.inputs,
-            "steps": self.steps.as_json(),
+            "steps": [step.as_json() for step in self.steps],
             "complete": self.complete,
         }
         if self.reason:
