@@ -5,6 +5,8 @@ Every command takes `--url` (VR_URL, default http://127.0.0.1:8000) and `--key` 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +18,7 @@ from rich.table import Table
 
 from vr_cli.client import Api, ApiError
 from vr_cli.events import batches, read_events
+from vr_cli.hl7_relay import run_relay, tls_context
 from vr_cli.output import Output, emit
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
@@ -26,9 +29,11 @@ kpis = typer.Typer(help="KPI values.", no_args_is_help=True)
 settlements = typer.Typer(help="Settlement statements.", no_args_is_help=True)
 feeds = typer.Typer(help="Feed completeness.", no_args_is_help=True)
 contracts = typer.Typer(help="Contracts: create, show, list, simulate.", no_args_is_help=True)
+hl7_commands = typer.Typer(help="HL7 v2 from interface engines (docs/interop.md).", no_args_is_help=True)
 webhooks = typer.Typer(help="Webhook endpoints of a billing system (docs/webhooks.md).", no_args_is_help=True)
 for group, name in (
     (webhooks, "webhooks"),
+    (hl7_commands, "hl7"),
     (contracts, "contracts"),
     (tenants, "tenants"),
     (keys, "keys"),
@@ -550,6 +555,30 @@ def settlements_events(
     emit(console, output, page, columns, rows, "Settlement events")
     if output == Output.TABLE:  # JSON carries it; CSV stays rows only
         console.print(f"next {page['next']}", highlight=False)
+
+
+@hl7_commands.command("relay")
+def hl7_relay(
+    listen: Annotated[str, typer.Option(help="host:port to take MLLP on")] = "127.0.0.1:2575",
+    max_wait: Annotated[float, typer.Option(help="seconds to retry before answering AR")] = 60.0,
+    facility: Annotated[str | None, typer.Option(help="the facility, when MSH-4 does not name it")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(exists=True, help="serve MLLP over TLS: certificate")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(exists=True, help="... and its private key")] = None,
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+) -> None:
+    """Take HL7 v2 over MLLP, forward each message to /v1/hl7v2 with the pipeline's key, answer the
+    platform's ACK (AR when the platform does not take it within --max-wait)."""
+    host, _, port = listen.rpartition(":")
+    tls = tls_context(str(tls_cert), str(tls_key)) if tls_cert and tls_key else None
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_relay(
+                url, key, host or "127.0.0.1", int(port), max_wait_s=max_wait, facility=facility, tls=tls
+            )
+        )
 
 
 @app.command()

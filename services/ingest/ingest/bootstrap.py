@@ -23,6 +23,7 @@ class Components:
     intake: Intake
     body_limits: BodyLimits
     events_topic: TopicSpec
+    retry_after_seconds: int  # told to a sender whose events the broker did not take
 
 
 def build(settings: Settings) -> Components:
@@ -49,4 +50,5 @@ def build(settings: Settings) -> Components:
         events_topic=TopicSpec(
             settings.events_topic, settings.events_topic_partitions, settings.topic_replication_factor
         ),
+        retry_after_seconds=settings.retry_after_seconds,
     )

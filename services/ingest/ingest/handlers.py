@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import hl7
+import orjson
+
 from ingest import metrics
+from ingest.domain import hl7v2
+from ingest.domain.hl7v2 import Hl7Error, Hl7Events, acknowledgement, map_message
 from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
 from vr_shared.events import EVENT_TYPES, EventDocument, FieldError, Origin, validate_events
@@ -120,3 +125,80 @@ def _raw_id(item: Any) -> str | None:
 def _raw_type(item: Any) -> str:
     value = item.get("type") if isinstance(item, dict) else None
     return value if isinstance(value, str) and value in EVENT_TYPES else "invalid"  # bounded label set
+
+
+# --- HL7 v2 (docs/interop.md) --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hl7Message:
+    """One message of a request, parsed, with the events it states (or why it states none)."""
+
+    message: hl7.Message | None  # None: not a message python-hl7 could parse
+    mapped: Hl7Events
+
+    def ack(self, code: str, error: Hl7Error | None = None, text: str = "") -> str:
+        if self.message is None:
+            return _ack_without_message(code, error)
+        return acknowledgement(self.message, code, error, text)
+
+
+def read_hl7(texts: Sequence[str], zone: str, facility: str | None) -> list[Hl7Message]:
+    read = []
+    for text in texts:
+        try:
+            message = hl7.parse(text)
+        except (hl7.ParseException, IndexError, ValueError):
+            error = Hl7Error("MSH^1^1", hl7v2.DATA_TYPE_ERROR, "not an HL7 v2 message (ER7)")
+            read.append(Hl7Message(None, Hl7Events("", rejected=error)))
+            continue
+        read.append(Hl7Message(message, map_message(message, zone, facility)))
+    return read
+
+
+async def ingest_hl7(
+    intake: Intake, messages: Sequence[Hl7Message], caller: Identity, now: datetime
+) -> list[str]:
+    """Each message's ACK. The events go the way every event goes (raises like `Intake.ingest` when
+    the broker does not acknowledge: the caller answers AR to each message that had events)."""
+    items = [event for m in messages for event in m.mapped.events]
+    owners = [i for i, m in enumerate(messages) for _ in m.mapped.events]
+    results: list[list[dict[str, Any]]] = [[] for _ in messages]
+    if items:
+        report = await intake.ingest(ParsedBody(items, orjson.dumps(items)), caller, now)
+        for owner, result in zip(owners, report.results, strict=True):
+            results[owner].append(result)
+    return [_hl7_ack(m, r) for m, r in zip(messages, results, strict=True)]
+
+
+def broker_unavailable_acks(messages: Sequence[Hl7Message]) -> list[str]:
+    """AR (send again) for every message that had events — never AA for what was not stored."""
+    error = Hl7Error(
+        "MSH^1^10", hl7v2.APPLICATION_ERROR, "the platform could not store it now; send it again"
+    )
+    return [m.ack("AR", error) if m.mapped.events else _hl7_ack(m, []) for m in messages]
+
+
+def _hl7_ack(message: Hl7Message, results: list[dict[str, Any]]) -> str:
+    mapped = message.mapped
+    if mapped.rejected is not None:
+        return message.ack("AR", mapped.rejected)
+    if mapped.error is not None:
+        return message.ack("AE", mapped.error)
+    for result in results:
+        if result["status"] == "rejected":
+            first = result["errors"][0]
+            location = mapped.locations.get(first["path"], "MSH^1^10")
+            if first["code"] == "facility_not_in_tenant":
+                return message.ack("AR", Hl7Error(location, hl7v2.UNKNOWN_KEY_IDENTIFIER, first["message"]))
+            return message.ack("AE", Hl7Error(location, hl7v2.DATA_TYPE_ERROR, first["message"]))
+    return message.ack("AA", text=mapped.note or "")
+
+
+def _ack_without_message(code: str, error: Hl7Error | None) -> str:
+    segments = [f"MSH|^~\\&|VR||||{datetime.now(UTC):%Y%m%d%H%M%S}||ACK|ACK|P|2.5", f"MSA|{code}|"]
+    if error is not None:
+        segments.append(
+            f"ERR||{error.location}|{error.code}^{hl7v2.ERROR_TEXT.get(error.code, '')}^HL70357|E"
+        )
+    return "\r".join(segments)

@@ -20,8 +20,9 @@ from devstack.broker import LocalBroker, running_broker
 from devstack.ports import free_port
 from ingest.domain.pseudonyms import Pseudonymiser
 from tests.integration.conftest import IngestUnderTest, ingest_settings, running_ingest
+from tests.support.data import hl7_sample
 from tests.support.examples import event
-from tests.support.identity import PSEUDONYM_KEY, TENANT, token
+from tests.support.identity import FACILITIES, PSEUDONYM_KEY, TENANT, token
 from tests.support.kafka import read_topic
 from tests.support.proxy import TcpProxy
 from tests.support.waiting import exposed_metrics
@@ -164,3 +165,31 @@ async def test_ingest_started_while_the_broker_is_away_serves_503_and_connects_w
         after = _batch("broker-back")
         await _post_until_accepted(client, after, within_s=60)
         await _assert_on_topic_exactly(faulty_broker.broker.bootstrap_servers, settings.events_topic, after)
+
+
+async def test_hl7v2_messages_are_ar_never_aa_while_the_broker_is_away(
+    faulty_broker: FaultyBroker, ingest_on_faulty_broker: IngestUnderTest
+) -> None:
+    """An interface engine keeps (and re-sends) a message answered AR; AA would lose it."""
+    client = ingest_on_faulty_broker.client
+    headers = {"X-VR-Identity": token(), "Content-Type": "x-application/hl7-v2+er7"}
+    body = "\r".join([hl7_sample("generic_A01"), hl7_sample("generic_A04")]).encode()
+    params = {"facility": sorted(FACILITIES)[0]}
+    await faulty_broker.proxy.cut()
+    started = time.monotonic()
+    away = await client.post("/v1/hl7v2", content=body, headers=headers, params=params, timeout=30)
+    assert away.status_code == 503 and int(away.headers["Retry-After"]) > 0
+    assert time.monotonic() - started < 5.0
+    admitted, registered = away.text.split("\r\n")
+    assert "\rMSA|AR|31644|" in admitted and "207^Application internal error" in admitted
+    assert "\rMSA|AA|31644" in registered  # an outpatient: nothing to store, nothing lost
+
+    await faulty_broker.proxy.start()
+    deadline = time.monotonic() + 60
+    while True:
+        back = await client.post("/v1/hl7v2", content=body, headers=headers, params=params, timeout=30)
+        if back.status_code == 200:
+            break
+        assert back.status_code == 503 and time.monotonic() < deadline
+        await asyncio.sleep(1)
+    assert "\rMSA|AA|31644" in back.text.split("\r\n")[0]

@@ -24,5 +24,10 @@ def _limits(request: Request) -> BodyLimits:
     return components(request).body_limits
 
 
+def _retry_after(request: Request) -> str:
+    return str(components(request).retry_after_seconds)
+
+
 IntakeService = Annotated[Intake, Depends(_intake)]
 Limits = Annotated[BodyLimits, Depends(_limits)]
+RetryAfter = Annotated[str, Depends(_retry_after)]

@@ -7,16 +7,18 @@ Produces: one message per accepted event on the events topic; a per-event result
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 
 from ingest import metrics
+from ingest.adapters.publisher import BrokerUnavailable
 from ingest.entrypoints.auth import EventWriter
-from ingest.entrypoints.body import media_type, parse_items, read_limited
-from ingest.entrypoints.deps import IntakeService, Limits
+from ingest.entrypoints.body import PayloadTooLarge, media_type, parse_items, read_limited
+from ingest.entrypoints.deps import IntakeService, Limits, RetryAfter
+from ingest.handlers import broker_unavailable_acks, ingest_hl7, read_hl7
 from vr_shared.web import PROBLEM_JSON, Problem
 
 router = APIRouter()
@@ -84,3 +86,72 @@ async def submit_events(
 
 def _flat_errors(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"index": r["index"], **error} for r in results for error in r.get("errors", [])]
+
+
+HL7_MEDIA_TYPES = ("x-application/hl7-v2+er7", "application/hl7-v2", "text/plain")
+HL7_ANSWER = "x-application/hl7-v2+er7"
+
+
+@router.post(
+    "/v1/hl7v2",
+    operation_id="submitHl7v2",
+    tags=["Events"],
+    summary="Submit HL7 v2 ADT messages (ER7); one ACK per message",
+    responses={
+        200: {"description": "One ACK per message (MSA-1 AA, AE or AR)", "content": {HL7_ANSWER: {}}},
+        413: {"description": "More than the message or byte limit", "content": {PROBLEM_JSON: {}}},
+        503: {
+            "description": "Not stored: each message with events is AR; send again",
+            "content": {HL7_ANSWER: {}},
+        },
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {media: {"schema": {"type": "string"}} for media in HL7_MEDIA_TYPES},
+        }
+    },
+)
+async def submit_hl7v2(
+    request: Request,
+    caller: EventWriter,
+    intake: IntakeService,
+    limits: Limits,
+    retry_after: RetryAfter,
+    facility: Annotated[str | None, Query(max_length=128, description="the facility, else MSH-4")] = None,
+) -> Response:
+    """Each message's events follow the path of every event; its ACK says what became of them. While
+    the broker does not acknowledge, every message with events is AR (503 with Retry-After)."""
+    kind = media_type(request)
+    if kind not in HL7_MEDIA_TYPES:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"content type {kind or '(none)'!r}; send ER7 as {', '.join(HL7_MEDIA_TYPES)}",
+            type_="/problems/unsupported-media-type",
+        )
+    texts = split_messages(await read_limited(request, limits))
+    if len(texts) > limits.max_events:
+        raise PayloadTooLarge(f"request holds {len(texts)} messages; the limit is {limits.max_events}")
+    if not texts:
+        raise Problem(422, "No messages", "the body holds no HL7 message (MSH)", type_="/problems/no-events")
+    messages = read_hl7(texts, caller.timezone, facility)
+    try:
+        acks = await ingest_hl7(intake, messages, caller, datetime.now(UTC))
+    except BrokerUnavailable:
+        body = "\r\n".join(broker_unavailable_acks(messages))  # messages apart: a CR LF between
+        return Response(body, status_code=503, media_type=HL7_ANSWER, headers={"Retry-After": retry_after})
+    return Response("\r\n".join(acks), media_type=HL7_ANSWER)
+
+
+def split_messages(body: bytes) -> list[str]:
+    """ER7 messages of a body: segments end in CR (LF and CR LF taken too), each message starts with
+    MSH; MLLP framing bytes, if an engine left them, are dropped."""
+    text = body.decode("utf-8", errors="replace").translate({0x0B: None, 0x1C: None})
+    segments = [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
+    messages: list[list[str]] = []
+    for segment in segments:
+        if segment.startswith("MSH") or not messages:
+            messages.append([])
+        messages[-1].append(segment)
+    return ["\r".join(m) for m in messages]

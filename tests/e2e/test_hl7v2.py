@@ -1,0 +1,172 @@
+"""HL7 v2 as hospitals send it (docs/interop.md): public ADT samples (UCLH's Emap, tests/data/hl7v2/)
+through the gateway with a pipeline key, and through `vr hl7 relay` with python-hl7's own MLLP client
+— the library an interface engine's side of the test would use, not a sender of ours."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import hl7
+from hl7.mllp import open_hl7_connection
+
+from devstack.ports import free_port
+from tests.integration.gateway.conftest import GatewayStack
+from tests.integration.gateway.test_gateway import bearer, key
+from tests.support.data import hl7_sample
+from tests.support.waiting import eventually
+from vr_cli.hl7_relay import run_relay
+
+ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
+
+
+async def _london_hospital(stack: GatewayStack) -> tuple[str, str, dict[str, str]]:
+    """A tenant in London with the facility the samples name (MSH-4 UCLH), and its pipeline key."""
+    tenant_id = f"uclh-{uuid.uuid4().hex[:8]}"
+    body = {"id": tenant_id, "name": "UCLH", "kind": "health_system", "timezone": "Europe/London"}
+    created = await stack.client.post(
+        "/v1/tenants", json={**body, "facilities": ["UCLH"]}, headers=stack.admin()
+    )
+    assert created.status_code == 201, created.text
+    pipeline = await key(stack, tenant_id, "pipeline")
+    return tenant_id, pipeline, {**bearer(pipeline), **ER7}
+
+
+def _msa(ack: str) -> list[str]:
+    segment = next(s for s in ack.split("\r") if s.startswith("MSA|"))
+    return segment.split("|")
+
+
+def _err(ack: str) -> list[str]:
+    return next(s for s in ack.split("\r") if s.startswith("ERR|")).split("|")
+
+
+async def _send(stack: GatewayStack, headers: dict[str, str], *names: str) -> list[str]:
+    body = "\r".join(hl7_sample(name) for name in names)
+    answer = await stack.client.post("/v1/hl7v2", content=body.encode(), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("x-application/hl7-v2+er7")
+    return answer.text.split("\r\n")
+
+
+async def test_public_adt_messages_are_acknowledged_message_by_message(stack: GatewayStack) -> None:
+    _, pipeline, headers = await _london_hospital(stack)
+    acks = await _send(
+        stack,
+        headers,
+        "generic_A01",
+        "generic_A04",
+        "CancelAdmit_04_A02",
+        "generic_A03",
+        "CancelAdmit_02_A11",
+    )
+    assert [_msa(a)[1:3] for a in acks] == [
+        ["AA", "31644"],  # admitted
+        ["AA", "31644"],  # an outpatient: understood, nothing measured
+        ["AA", "31644"],  # a transfer: understood, nothing measured
+        ["AE", "eh"],  # discharged a minute before its admit time: PV1-45 named
+        ["AR", "31644"],  # a cancel: not taken until the KPI engine applies cancels
+    ]
+    assert _err(acks[3])[2:4] == ["PV1^1^45", "102^Data type error^HL70357"]
+    assert "admitted_at" in _err(acks[3])[-1]
+
+    # The derived id finds the event, as a pipeline looks up any event.
+    found = await eventually(
+        lambda: stack.client.get(
+            "/v1/events/hl7v2-epic/31644:admitted:20130211T100052Z", headers=bearer(pipeline)
+        ),
+        lambda r: r.status_code == 200,
+    )
+    assert found.json()["status"] == "stored"
+
+
+async def test_a_facility_that_is_not_the_tenants_is_rejected_and_only_pipelines_send(
+    stack: GatewayStack,
+) -> None:
+    tenant_id, _, headers = await _london_hospital(stack)
+    answer = await stack.client.post(
+        "/v1/hl7v2",
+        params={"facility": "elsewhere"},
+        content=hl7_sample("generic_A01").encode(),
+        headers=headers,
+    )
+    (ack,) = answer.text.split("\r\n")
+    assert _msa(ack)[1] == "AR" and _err(ack)[2:4] == ["MSH^1^4", "204^Unknown key identifier^HL70357"]
+    ops = {**bearer(await key(stack, tenant_id, "ops")), **ER7}
+    refused = await stack.client.post("/v1/hl7v2", content=hl7_sample("generic_A01").encode(), headers=ops)
+    assert refused.status_code == 403
+    wrong_type = await stack.client.post(
+        "/v1/hl7v2",
+        content=hl7_sample("generic_A01").encode(),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert wrong_type.status_code == 415
+
+
+@contextlib.asynccontextmanager
+async def _relay(url: str, key_value: str, *, max_wait_s: float = 20.0) -> AsyncIterator[int]:
+    port, ready = free_port(), asyncio.Event()
+    serving = asyncio.create_task(
+        run_relay(
+            url, key_value, "127.0.0.1", port, max_wait_s=max_wait_s, facility=None, tls=None, ready=ready
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        yield port
+    finally:
+        serving.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
+
+
+async def _mllp(port: int, names: list[str]) -> list[Any]:
+    """Send each sample over one MLLP connection with python-hl7's client; the ACK of each."""
+    reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
+    acks = []
+    try:
+        for name in names:
+            writer.writemessage(hl7.parse(hl7_sample(name).replace("\n", "\r").strip()))
+            await writer.drain()
+            acks.append(await asyncio.wait_for(reader.readmessage(), 30))
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return acks
+
+
+async def test_the_relay_returns_the_platforms_acks_and_re_sends_count_once(stack: GatewayStack) -> None:
+    tenant_id, pipeline, _ = await _london_hospital(stack)
+    names = ["CancelAdmit_03_A01", "CancelAdmit_05_A03", "CancelAdmit_03_A01", "CancelAdmit_05_A03"]
+    async with _relay(stack.url, pipeline) as port:
+        acks = await _mllp(port, names)
+    assert [(str(a["MSA.F1"]), str(a["MSA.F2"])) for a in acks] == [
+        ("AA", "31644"),
+        ("AA", "31644ZZZ"),
+        ("AA", "31644"),
+        ("AA", "31644ZZZ"),
+    ]
+    # One inpatient stay, admitted 13:00:52 and discharged 15:00:52 on 2013-02-11 (London): the
+    # re-sent pair counts once — one discharge, length of stay 0 days.
+    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    values = await eventually(
+        lambda: stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops),
+        lambda r: r.status_code == 200 and r.json()["values"][0]["sample_size"] not in (None, "0"),
+    )
+    (month,) = values.json()["values"]
+    assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
+
+
+async def test_the_relay_answers_ar_rather_than_hold_a_sender_when_the_platform_is_away() -> None:
+    wait = 1.5
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: the platform cannot be reached
+    async with _relay(nowhere, "vrk_unused", max_wait_s=wait) as port:
+        started = asyncio.get_running_loop().time()
+        (ack,) = await _mllp(port, ["generic_A01"])
+        waited = asyncio.get_running_loop().time() - started
+    assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AR", "31644")
+    assert waited < wait + 5  # bounded: the sender is answered and keeps its message
