@@ -16,6 +16,8 @@ FEEDS: tuple[str, ...] = get_args(Feed)
 EVENT_FEEDS: dict[str, str] = {
     "encounter.admitted": "adt",
     "encounter.discharged": "adt",
+    "encounter.admission_cancelled": "adt",
+    "encounter.discharge_cancelled": "adt",
     "medication.ordered": "medication",
     "medication.administered": "medication",
     "adverse_drug_event.recorded": "safety",

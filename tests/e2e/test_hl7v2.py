@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import hl7
+import pytest
 from hl7.mllp import open_hl7_connection
 
 from devstack.ports import free_port
@@ -68,7 +69,7 @@ async def test_public_adt_messages_are_acknowledged_message_by_message(stack: Ga
         ["AA", "31644"],  # an outpatient: understood, nothing measured
         ["AA", "31644"],  # a transfer: understood, nothing measured
         ["AE", "eh"],  # discharged a minute before its admit time: PV1-45 named
-        ["AR", "31644"],  # a cancel: not taken until the KPI engine applies cancels
+        ["AA", "31644"],  # a cancel of the admission
     ]
     assert _err(acks[3])[2:4] == ["PV1^1^45", "102^Data type error^HL70357"]
     assert "admitted_at" in _err(acks[3])[-1]
@@ -81,6 +82,51 @@ async def test_public_adt_messages_are_acknowledged_message_by_message(stack: Ga
         lambda r: r.status_code == 200,
     )
     assert found.json()["status"] == "stored"
+
+
+async def _alos_january_2013(stack: GatewayStack, tenant_id: str) -> dict[str, Any]:
+    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    values = await eventually(
+        lambda: stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops),
+        lambda r: r.status_code == 200 and r.json()["values"][0]["sample_size"] not in (None, "0"),
+    )
+    (month,) = values.json()["values"]
+    return dict(month)
+
+
+@pytest.mark.parametrize(
+    ("sequence", "cancelled_id"),
+    [
+        (
+            [
+                "CancelAdmit_01_A01",
+                "CancelAdmit_02_A11",
+                "CancelAdmit_03_A01",
+                "CancelAdmit_04_A02",
+                "CancelAdmit_05_A03",
+            ],
+            "31644:admitted:20130211T110052Z",
+        ),
+        (
+            ["CancelDischarge_03_A03", "CancelDischarge_04_A13", "CancelDischarge_05_A03"],
+            "31644ZZZ:discharged:20130211T123052Z",
+        ),
+    ],
+    ids=["A01-A11-A01-A02-A03", "A03-A13-A03"],
+)
+async def test_real_cancel_sequences_end_in_the_stay_that_stands(
+    stack: GatewayStack, sequence: list[str], cancelled_id: str
+) -> None:
+    tenant_id, pipeline, headers = await _london_hospital(stack)
+    for name in sequence:  # one message per request, in the feed's order
+        (ack,) = await _send(stack, headers, name)
+        assert _msa(ack)[1] == "AA", ack
+    # One discharge stands: the stay of 2013-02-11, 0 days long.
+    month = await _alos_january_2013(stack, tenant_id)
+    assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
+    cancelled = await stack.client.get(f"/v1/events/hl7v2-epic/{cancelled_id}", headers=bearer(pipeline))
+    assert cancelled.json()["status"] == "retracted"  # the fact the cancel names counts nowhere
 
 
 async def test_a_facility_that_is_not_the_tenants_is_rejected_and_only_pipelines_send(
@@ -151,13 +197,7 @@ async def test_the_relay_returns_the_platforms_acks_and_re_sends_count_once(stac
     ]
     # One inpatient stay, admitted 13:00:52 and discharged 15:00:52 on 2013-02-11 (London): the
     # re-sent pair counts once — one discharge, length of stay 0 days.
-    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
-    ops = bearer(await key(stack, tenant_id, "ops"))
-    values = await eventually(
-        lambda: stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops),
-        lambda r: r.status_code == 200 and r.json()["values"][0]["sample_size"] not in (None, "0"),
-    )
-    (month,) = values.json()["values"]
+    month = await _alos_january_2013(stack, tenant_id)
     assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
 
 

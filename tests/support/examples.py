@@ -22,6 +22,16 @@ VALID_DATA: dict[str, dict[str, Any]] = {
         "admitted_at": "2026-03-01T08:00:00-05:00",
         "disposition": "home",
     },
+    "encounter.admission_cancelled": {
+        "encounter_ref": "ENC-1001",
+        "patient_ref": "MRN-555001",
+        "admitted_at": "2026-03-01T08:00:00-05:00",
+    },
+    "encounter.discharge_cancelled": {
+        "encounter_ref": "ENC-1001",
+        "patient_ref": "MRN-555001",
+        "discharged_at": "2026-03-04T11:30:00-05:00",
+    },
     "medication.ordered": {"order_ref": "ORD-1", "encounter_ref": "ENC-1001", "entry_method": "cpoe"},
     "medication.administered": {
         "administration_ref": "MAR-1",
@@ -56,6 +66,8 @@ VALID_DATA: dict[str, dict[str, Any]] = {
 INVALID_DATA: dict[str, tuple[dict[str, Any], str]] = {
     "encounter.admitted": ({"encounter_class": "outpatient"}, "$.data.encounter_class"),
     "encounter.discharged": ({"admitted_at": "2026-03-05T08:00:00-05:00"}, "$"),  # admitted after discharge
+    "encounter.admission_cancelled": ({"admitted_at": "2026-03-01"}, "$.data.admitted_at"),  # no time
+    "encounter.discharge_cancelled": ({"patient_ref": ""}, "$.data.patient_ref"),
     "medication.ordered": ({"entry_method": "fax"}, "$.data.entry_method"),
     "medication.administered": ({"patient_scanned": "yes"}, "$.data.patient_scanned"),
     "adverse_drug_event.recorded": ({"harm_category": "J"}, "$.data.harm_category"),

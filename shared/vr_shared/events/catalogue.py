@@ -48,6 +48,22 @@ class EncounterDischargedData(_Strict):
     disposition: Disposition
 
 
+class EncounterAdmissionCancelledData(_Strict):
+    """The admission of this encounter at `admitted_at` did not happen (HL7 A11; FHIR entered-in-error)."""
+
+    encounter_ref: Ref
+    patient_ref: Ref
+    admitted_at: Timestamp
+
+
+class EncounterDischargeCancelledData(_Strict):
+    """The discharge of this encounter at `discharged_at` did not happen (HL7 A13)."""
+
+    encounter_ref: Ref
+    patient_ref: Ref
+    discharged_at: Timestamp
+
+
 class MedicationOrderedData(_Strict):
     order_ref: Ref
     encounter_ref: Ref
@@ -166,6 +182,22 @@ class EncounterDischarged(_Envelope):
         return self
 
 
+class EncounterAdmissionCancelled(_Envelope):
+    """Cancels the admission it names by its time, whether that admission arrived before or after it;
+    an admission of the encounter at another time still counts (docs/events.md)."""
+
+    type: Literal["encounter.admission_cancelled"]
+    data: EncounterAdmissionCancelledData
+
+
+class EncounterDischargeCancelled(_Envelope):
+    """Cancels the discharge it names by its time: the stay is open again unless another discharge
+    stands (docs/events.md)."""
+
+    type: Literal["encounter.discharge_cancelled"]
+    data: EncounterDischargeCancelledData
+
+
 class MedicationOrdered(_Envelope):
     type: Literal["medication.ordered"]
     data: MedicationOrderedData
@@ -243,6 +275,8 @@ class FeedComplete(_Envelope):
 EVENT_CLASSES: tuple[type[_Envelope], ...] = (
     EncounterAdmitted,
     EncounterDischarged,
+    EncounterAdmissionCancelled,
+    EncounterDischargeCancelled,
     MedicationOrdered,
     MedicationAdministered,
     AdverseDrugEventRecorded,
@@ -260,6 +294,8 @@ EVENT_CLASSES: tuple[type[_Envelope], ...] = (
 Event = Annotated[
     EncounterAdmitted
     | EncounterDischarged
+    | EncounterAdmissionCancelled
+    | EncounterDischargeCancelled
     | MedicationOrdered
     | MedicationAdministered
     | AdverseDrugEventRecorded

@@ -156,3 +156,78 @@ async def test_repeats_in_the_same_batch_and_later_are_counted_as_duplicates(
         [row] = (await conn.execute(select(t.events.c.duplicates))).all()
     assert row.duplicates == 2
     assert await stored_cells(engine, TENANT) == compute_cells([claim], CALENDAR)
+
+
+async def test_a_cancel_before_or_after_its_fact_keeps_exactly_that_fact_out(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """A11 and A13 (docs/events.md): the admission and the discharge they name stop counting whichever
+    arrives first — one cancel recorded before its fact, one after it counted; a fact of the encounter
+    at another time counts. Equal to the full recomputation."""
+    engine, schema = kpi_schema
+
+    def at(day: str, clock: str = "10:00") -> str:
+        return f"2026-01-{day}T{clock}:00-05:00"
+
+    def cancel(kind: str, patient: str, encounter: str, when: str) -> Event:
+        field = "admitted_at" if kind == "admission" else "discharged_at"
+        return ev(
+            f"encounter.{kind}_cancelled", when, patient_ref=patient, encounter_ref=encounter, **{field: when}
+        )
+
+    admitted = ev(
+        "encounter.admitted",
+        at("02", "08:00"),
+        patient_ref="Z1",
+        encounter_ref="S",
+        encounter_class="inpatient",
+    )
+    again = ev(
+        "encounter.admitted",
+        at("02", "11:00"),
+        patient_ref="Z1",
+        encounter_ref="S",
+        encounter_class="inpatient",
+    )
+    first_discharge = ev(
+        "encounter.discharged",
+        at("04"),
+        patient_ref="Z1",
+        encounter_ref="S",
+        encounter_class="inpatient",
+        admitted_at=at("02", "11:00"),
+        disposition="home",
+    )
+    second_discharge = ev(
+        "encounter.discharged",
+        at("06"),
+        patient_ref="Z1",
+        encounter_ref="S",
+        encounter_class="inpatient",
+        admitted_at=at("02", "11:00"),
+        disposition="home",
+    )
+    readmission = ev(
+        "encounter.admitted", at("10"), patient_ref="Z1", encounter_ref="T", encounter_class="inpatient"
+    )
+    cancel_admission = cancel("admission", "Z1", "S", at("02", "08:00"))
+    cancel_discharge = cancel("discharge", "Z1", "S", at("04"))
+    other = mixed_events()
+
+    await record(engine, messages([cancel_admission], first_offset=2000), schema)  # before its fact
+    await record(engine, messages([*other, admitted, again, first_discharge]), schema)
+    await record(engine, messages([cancel_discharge], first_offset=2001), schema)  # after its fact counted
+    await record(engine, messages([second_discharge, readmission], first_offset=2002), schema)
+    everything = [
+        *other,
+        admitted,
+        again,
+        first_discharge,
+        second_discharge,
+        readmission,
+        cancel_admission,
+        cancel_discharge,
+    ]
+    assert await stored_cells(engine, TENANT) == compute_cells(everything, CALENDAR)
+    standing = [*other, again, second_discharge, readmission]
+    assert await stored_cells(engine, TENANT) == compute_cells(standing, CALENDAR)

@@ -148,9 +148,25 @@ def test_messages_the_platform_does_not_take_are_rejected() -> None:
     assert map_message(orm, "UTC", None).rejected is not None
     a05 = _adt("A05", {2: "I", 19: "V1"})
     assert map_message(a05, "UTC", None).rejected is not None
-    # A cancel is not taken until the KPI engine applies cancels: AR, never a silent drop.
-    cancel = map_message(_message(hl7_sample("CancelAdmit_02_A11")), LONDON, None)
-    assert cancel.rejected is not None and "A11" in cancel.rejected.message
+
+
+def test_cancels_name_the_fact_they_cancel_by_its_time() -> None:
+    (a11,) = map_message(_message(hl7_sample("CancelAdmit_02_A11")), LONDON, None).events
+    assert (a11["type"], a11["id"], a11["time"]) == (
+        "encounter.admission_cancelled",
+        "31644:admission_cancelled:20130211T110052Z",
+        "2013-02-11T12:05:52+00:00",  # EVN-2: when the cancel was recorded
+    )
+    assert a11["data"] == {
+        "encounter_ref": "123412341234",
+        "patient_ref": "40800000",
+        "admitted_at": "2013-02-11T11:00:52+00:00",  # EVN-6: the admission it cancels
+    }
+    (a13,) = map_message(_message(hl7_sample("CancelDischarge_04_A13")), LONDON, None).events
+    assert a13["type"] == "encounter.discharge_cancelled"
+    assert a13["data"]["discharged_at"] == "2013-02-11T12:30:52+00:00"  # the discharge of 03_A03
+    (cancelled,) = map_message(_message(hl7_sample("CancelDischarge_03_A03")), LONDON, None).events
+    assert cancelled["time"] == a13["data"]["discharged_at"]
 
 
 def test_a_re_sent_message_has_the_same_ids_and_a_reused_control_id_keeps_facts_apart() -> None:

@@ -178,3 +178,42 @@ def test_encounter_refs_that_collide_across_patients_stay_apart() -> None:
 @given(st.permutations(messy_stays(seed=3, stays=30)))
 def test_colliding_refs_and_class_changes_give_the_same_cells_in_any_order(shuffled: list) -> None:  # type: ignore[type-arg]
     assert compute_cells(shuffled, CALENDAR) == compute_cells(messy_stays(seed=3, stays=30), CALENDAR)
+
+
+def _cancel_admission(patient: str, encounter: str, admitted: str):  # type: ignore[no-untyped-def]
+    return ev(
+        "encounter.admission_cancelled",
+        admitted,
+        patient_ref=patient,
+        encounter_ref=encounter,
+        admitted_at=admitted,
+    )
+
+
+def _cancel_discharge(patient: str, encounter: str, discharged: str):  # type: ignore[no-untyped-def]
+    return ev(
+        "encounter.discharge_cancelled",
+        discharged,
+        patient_ref=patient,
+        encounter_ref=encounter,
+        discharged_at=discharged,
+    )
+
+
+def test_a_cancelled_admission_or_discharge_counts_nowhere_and_another_at_another_time_counts() -> None:
+    """HL7 A01 → A11 → A01 → A03 and A01 → A03 → A13 → A03: the stay that stands is the one counted."""
+    events = [
+        admit("Q1", "S", at("01-02", "08:00")),  # cancelled (A11) ...
+        _cancel_admission("Q1", "S", at("01-02", "08:00")),
+        admit("Q1", "S", at("01-02", "11:00")),  # ... admitted again, later
+        discharge("Q1", "S", at("01-02", "11:00"), at("01-04")),  # discharged (A03) ...
+        _cancel_discharge("Q1", "S", at("01-04")),  # ... cancelled (A13) ...
+        discharge("Q1", "S", at("01-02", "11:00"), at("01-06")),  # ... and discharged again (A03)
+        admit("Q1", "T", at("01-10")),  # readmitted 4 days after the discharge that stands
+    ]
+    alos = value("alos_days", events)
+    assert (alos.numerator, alos.denominator) == (d("4"), d("1"))  # one discharge: Jan 2 → Jan 6
+    readmitted = value("readmission_rate_30d", events)
+    assert (readmitted.numerator, readmitted.denominator) == (d("1"), d("1"))
+    # In any order, the same answer.
+    assert value("alos_days", list(reversed(events))) == alos

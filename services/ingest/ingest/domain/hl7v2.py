@@ -134,11 +134,7 @@ def _map(message: hl7.Message, control_id: str, zone: ZoneInfo, facility: str | 
     if trigger not in ADMITTING | CLASS_UPDATES | DISCHARGING | CANCELLING:
         raise Invalid(Hl7Error("MSH^1^9", UNSUPPORTED_EVENT_CODE, f"ADT^{trigger or '(none)'} is not taken"))
     if trigger in CANCELLING:
-        # A cancel is applied by the KPI engine by the time of the fact it cancels; until the engine
-        # applies cancels, taking one and dropping it would be silently wrong: the sender is told.
-        raise Invalid(
-            Hl7Error("MSH^1^9", UNSUPPORTED_EVENT_CODE, f"ADT^{trigger} (a cancel) is not taken yet")
-        )
+        return _cancel(message, control_id, trigger, zone, facility)
     encounter_class = _encounter_class(message)
     if encounter_class is None:
         return Hl7Events(control_id, note=f"patient class {_text(message, 'PV1.F2')!r} is not measured")
@@ -199,6 +195,44 @@ def _discharge(
         },
     }
     return Hl7Events(control_id, [event], _locations(admitted="PV1^1^44", time="PV1^1^45"))
+
+
+def _cancel(
+    message: hl7.Message, control_id: str, trigger: str, zone: ZoneInfo, facility: str | None
+) -> Hl7Events:
+    """A11 cancels the admission at EVN-6 (else PV1-44), A13 the discharge at EVN-6 (else PV1-45): a
+    cancel names its fact by time, so it works in any arrival order. Whatever the patient class: a
+    cancel of a stay that was never measured cancels nothing."""
+    admission = trigger == "A11"
+    field_, location = ("PV1.F44", "PV1^1^44") if admission else ("PV1.F45", "PV1^1^45")
+    cancelled_at = _time_of(message, "EVN.F6", "EVN^1^6", zone) or _time_of(message, field_, location, zone)
+    if cancelled_at is None:
+        what = "the admission" if admission else "the discharge"
+        raise Invalid(
+            Hl7Error("EVN^1^6", REQUIRED_FIELD_MISSING, f"no time of {what} cancelled: EVN-6 or {location}")
+        )
+    fact, kind = ("admitted_at", "admission") if admission else ("discharged_at", "discharge")
+    event = {
+        "id": _event_id(control_id, f"{kind}_cancelled", cancelled_at),
+        "source": "hl7v2-" + (_text(message, "MSH.F3.R1.C1").lower() or "unknown"),
+        "type": f"encounter.{kind}_cancelled",
+        "time": _event_time(message, zone).isoformat(),
+        "facility": _facility(message, facility),
+        "data": {
+            "encounter_ref": _required(message, "PV1.F19.R1.C1", "PV1^1^19", "the visit number (encounter)"),
+            "patient_ref": _patient(message),
+            fact: cancelled_at.isoformat(),
+        },
+    }
+    return Hl7Events(control_id, [event], {**_locations(admitted="EVN^1^6"), "$.time": "EVN^1^2"})
+
+
+def _facility(message: hl7.Message, override: str | None) -> str:
+    where = override or _text(message, "MSH.F4.R1.C1") or _text(message, "PV1.F3.R1.C4")
+    if not where:
+        no_facility = "no facility: MSH-4, PV1-3.4 or ?facility="
+        raise Invalid(Hl7Error("MSH^1^4", REQUIRED_FIELD_MISSING, no_facility))
+    return where
 
 
 def _locations(*, admitted: str, time: str | None = None) -> dict[str, str]:

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kpi_engine.adapters import tables
 from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cancellations import cancelled_by, fact_of
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import DAYS_IN_AR, admission_of, discharge_of
 from kpi_engine.domain.contributions import contributions
@@ -145,6 +146,7 @@ class PostgresRecorder:
             await self._note_repeats(conn, duplicates, conflicting)
             retracted_now = await self._resolve_retractions(conn, new, calendars, effects)
             outcome.retracted = len(retracted_now)
+            retracted_now |= await self._resolve_cancels(conn, new, calendars, effects)
             fed = [(d, slot) for d in new if (slot := _feed_slot(d)) is not None]
             for decoded, slot in fed:
                 day = calendars[decoded.origin.tenant].local_date(decoded.event.time)
@@ -288,6 +290,22 @@ class PostgresRecorder:
         ]
         if retractions:
             await conn.execute(insert(tables.retractions).on_conflict_do_nothing(), retractions)
+        cancels = [
+            {
+                "tenant": d.origin.tenant,
+                "patient": patient,
+                "encounter": encounter,
+                "fact": fact,
+                "at": at,
+                "source": d.event.source,
+                "id": d.event.id,
+            }
+            for d in new
+            if (named := cancelled_by(d.event)) is not None
+            for patient, encounter, fact, at in [named]
+        ]
+        if cancels:
+            await conn.execute(insert(tables.cancellations).on_conflict_do_nothing(), cancels)
 
     async def _resolve_retractions(
         self,
@@ -330,12 +348,95 @@ class PostgresRecorder:
                 _apply(
                     row.tenant, validate_event(row.payload), row.payload, calendars[row.tenant], -1, effects
                 )
-        if retracted:
-            keys = _event_keys(sorted(retracted))
-            await conn.execute(
-                update(tables.events).where(_on_event_key(tables.events, keys)).values(retracted=True)
-            )
+        await _mark_retracted(conn, retracted)
         return retracted
+
+    async def _resolve_cancels(
+        self,
+        conn: AsyncConnection,
+        new: Sequence[Decoded],
+        calendars: dict[str, TenantCalendar],
+        effects: _Effects,
+    ) -> set[EventKey]:
+        """Admissions and discharges that stop counting now (docs/events.md): new ones a cancel names,
+        stored or in this batch (their cancels are stored first), and stored ones new cancels name.
+        They are marked retracted, like the target of a retraction."""
+        facts = [(d.key, named) for d in new if (named := fact_of(d.event)) is not None]
+        cancels: dict[tuple[str, str], set[tuple[str, str, datetime]]] = defaultdict(set)
+        for d in new:
+            if (named := cancelled_by(d.event)) is not None:
+                patient, encounter, fact, at = named
+                cancels[(d.origin.tenant, patient)].add((encounter, fact, at))
+        if not facts and not cancels:
+            return set()
+        cancelled: set[EventKey] = set()
+        if facts:
+            named_facts = _as_table(
+                "f",
+                {
+                    "tenant": Text,
+                    "patient": Text,
+                    "encounter": Text,
+                    "fact": Text,
+                    "at": DateTime(timezone=True),
+                    "source": Text,
+                    "id": Text,
+                },
+                [(key[0], *fact, key[1], key[2]) for key, fact in facts],
+            )
+            c = tables.cancellations.c
+            rows = await conn.execute(
+                select(named_facts.c.tenant, named_facts.c.source, named_facts.c.id).join(
+                    tables.cancellations,
+                    and_(
+                        c.tenant == named_facts.c.tenant,
+                        c.patient == named_facts.c.patient,
+                        c.encounter == named_facts.c.encounter,
+                        c.fact == named_facts.c.fact,
+                        c.at == named_facts.c.at,
+                    ),
+                )
+            )
+            cancelled |= {(row.tenant, row.source, row.id) for row in rows}
+        new_keys = {d.key for d in new}
+        for row in await _cancelled_stays(conn, cancels) if cancels else []:
+            key = (row.tenant, row.source, row.id)
+            if key not in new_keys and key not in cancelled and row.tenant in calendars:
+                _apply(
+                    row.tenant, validate_event(row.payload), row.payload, calendars[row.tenant], -1, effects
+                )
+                cancelled.add(key)
+        await _mark_retracted(conn, cancelled)
+        return cancelled
+
+
+async def _cancelled_stays(
+    conn: AsyncConnection, cancels: dict[tuple[str, str], set[tuple[str, str, datetime]]]
+) -> list[Any]:
+    """Stored, counting admissions and discharges that new cancels name (a patient's stays are few)."""
+    patients = _as_table("p", {"tenant": Text, "patient": Text}, sorted(cancels))
+    rows = await conn.execute(
+        select(
+            tables.stays.c.tenant,
+            tables.stays.c.patient,
+            tables.stays.c.source,
+            tables.stays.c.id,
+            tables.stays.c.payload,
+        ).join(
+            patients,
+            and_(tables.stays.c.tenant == patients.c.tenant, tables.stays.c.patient == patients.c.patient),
+        )
+    )
+    return [
+        row
+        for row in rows
+        if (
+            row.payload["data"]["encounter_ref"],
+            row.payload["type"],
+            datetime.fromisoformat(row.payload["time"]),
+        )
+        in cancels[(row.tenant, row.patient)]
+    ]
 
 
 def _apply(
@@ -407,6 +508,14 @@ def _mark_recomputed_scopes(tenant: str, event: Event, calendar: TenantCalendar,
             effects.ar_days.add((tenant, event.facility, calendar.local_date(event.time)))
         case EncounterAdmitted() | EncounterDischarged():
             effects.patients.add((tenant, event.data.patient_ref))
+
+
+async def _mark_retracted(conn: AsyncConnection, keys: set[EventKey]) -> None:
+    if keys:
+        table = _event_keys(sorted(keys))
+        await conn.execute(
+            update(tables.events).where(_on_event_key(tables.events, table)).values(retracted=True)
+        )
 
 
 async def _write_rows(conn: AsyncConnection, effects: _Effects) -> None:

@@ -89,6 +89,21 @@ retractions = Table(
     PrimaryKeyConstraint("tenant", "source", "retracted_id"),
 )
 
+# Cancelled admissions and discharges (HL7 A11 / A13), by what they name: the patient's encounter, the
+# fact and its time. A fact that matches stops counting, whichever of the two arrived first.
+cancellations = Table(
+    "cancellations",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("patient", Text, nullable=False),
+    Column("encounter", Text, nullable=False),
+    Column("fact", Text, nullable=False),  # encounter.admitted or encounter.discharged
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("source", Text, nullable=False),  # the cancel event's key
+    Column("id", Text, nullable=False),
+    PrimaryKeyConstraint("tenant", "patient", "encounter", "fact", "at"),
+)
+
 dead_letters = Table(
     "dead_letters",
     metadata,

@@ -1,7 +1,8 @@
 """Every KPI cell computed from scratch from a tenant's effective events.
 
 "Effective" means what the engine has resolved before: the first delivery of each (source, id), and
-no event that has been retracted. This is the reference the incremental engine must equal at all
+no event that has been retracted; admissions and discharges that a cancel among them names are left out
+here (kpi_engine.domain.cancellations). This is the reference the incremental engine must equal at all
 times, and the tool to rebuild cells after a change of rules.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cancellations import without_cancelled
 from kpi_engine.domain.cells import Cell, CellKey, CellTable
 from kpi_engine.domain.contributions import contributions
 from kpi_engine.domain.readmissions import Admission, Discharge, readmission_cells
@@ -51,7 +53,7 @@ class _Derived:
 def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
     table = CellTable()
     derived = _Derived()
-    for event in events:
+    for event in without_cancelled(events):
         for key, delta in contributions(event, calendar):
             table.apply(key, delta)
         derived.take(event, calendar)
