@@ -53,6 +53,7 @@ bench: install ## run the benchmarks and write docs/benchmarks.md
 	$(RUN) python -m bench.freshness
 	$(RUN) python -m bench.settlement
 	$(RUN) python -m bench.gateway
+	$(RUN) python -m bench.interop
 
 lint: install ## ruff (format check + lint), mypy (strict) and the import layers (lint-imports)
 	$(RUN) ruff format --check .

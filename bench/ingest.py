@@ -145,9 +145,19 @@ async def measure_ingest(url: str, bodies: list[bytes]) -> tuple[float, list[flo
     return await post_load(url, {"X-VR-Identity": token}, bodies)
 
 
-async def post_load(base_url: str, auth: dict[str, str], bodies: list[bytes]) -> tuple[float, list[float]]:
-    """Events/s answered 202 over MEASURE_S seconds after a warm-up, and each request's latency."""
-    headers = {**auth, "Content-Type": "application/json"}
+async def post_load(
+    base_url: str,
+    auth: dict[str, str],
+    bodies: list[bytes],
+    *,
+    path: str = "/v1/events",
+    content_type: str = "application/json",
+    ok: int = 202,
+    per_body: int = BATCH,
+) -> tuple[float, list[float]]:
+    """Items (events, messages) per second answered `ok` over MEASURE_S seconds after a warm-up, and
+    each request's latency."""
+    headers = {**auth, "Content-Type": content_type}
     counted, latencies, next_body = 0, [], 0
     measuring = False
 
@@ -161,15 +171,15 @@ async def post_load(base_url: str, auth: dict[str, str], bodies: list[bytes]) ->
                 body = bodies[next_body % len(bodies)]
                 next_body += 1
                 started = time.perf_counter()
-                response = await client.post("/v1/events", content=body, headers=headers)
+                response = await client.post(path, content=body, headers=headers)
                 if response.status_code == 503:  # the broker is behind: back off as a pipeline would
                     UNAVAILABLE_ANSWERS[0] += measuring
                     await asyncio.sleep(1.0)
                     continue
-                if response.status_code != 202:
+                if response.status_code != ok:
                     raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
                 if measuring:
-                    counted += BATCH
+                    counted += per_body
                     latencies.append(time.perf_counter() - started)
 
         await asyncio.gather(*(worker(time.perf_counter() + WARMUP_S) for _ in range(CONCURRENCY)))
