@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import hl7
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hl7.mllp import open_hl7_connection
 
 from devstack.ports import free_port
@@ -19,7 +26,7 @@ from tests.integration.gateway.conftest import GatewayStack
 from tests.integration.gateway.test_gateway import bearer, key
 from tests.support.data import hl7_sample
 from tests.support.waiting import eventually
-from vr_cli.hl7_relay import run_relay
+from vr_cli.hl7_relay import run_relay, tls_context
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
@@ -153,11 +160,13 @@ async def test_a_facility_that_is_not_the_tenants_is_rejected_and_only_pipelines
 
 
 @contextlib.asynccontextmanager
-async def _relay(url: str, key_value: str, *, max_wait_s: float = 20.0) -> AsyncIterator[int]:
+async def _relay(
+    url: str, key_value: str, *, max_wait_s: float = 20.0, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[int]:
     port, ready = free_port(), asyncio.Event()
     serving = asyncio.create_task(
         run_relay(
-            url, key_value, "127.0.0.1", port, max_wait_s=max_wait_s, facility=None, tls=None, ready=ready
+            url, key_value, "127.0.0.1", port, max_wait_s=max_wait_s, facility=None, tls=tls, ready=ready
         )
     )
     await asyncio.wait_for(ready.wait(), 10)
@@ -169,9 +178,10 @@ async def _relay(url: str, key_value: str, *, max_wait_s: float = 20.0) -> Async
             await serving
 
 
-async def _mllp(port: int, names: list[str]) -> list[Any]:
+async def _mllp(port: int, names: list[str], tls: ssl.SSLContext | None = None) -> list[Any]:
     """Send each sample over one MLLP connection with python-hl7's client; the ACK of each."""
-    reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8")
+    over_tls: dict[str, Any] = {"ssl": tls, "server_hostname": "localhost"} if tls else {}
+    reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8", **over_tls)
     acks = []
     try:
         for name in names:
@@ -210,3 +220,38 @@ async def test_the_relay_answers_ar_rather_than_hold_a_sender_when_the_platform_
         waited = asyncio.get_running_loop().time() - started
     assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AR", "31644")
     assert waited < wait + 5  # bounded: the sender is answered and keeps its message
+
+
+def _self_signed(where: Path) -> tuple[Path, Path]:
+    """A certificate for `localhost` and its key, as a hospital's own CA would issue the relay one."""
+    key_ = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key_.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key_, hashes.SHA256())
+    )
+    cert_path, key_path = where / "relay.pem", where / "relay.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key_.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_the_relay_takes_mllp_over_tls(stack: GatewayStack, tmp_path: Path) -> None:
+    _, pipeline, _ = await _london_hospital(stack)
+    cert, private = _self_signed(tmp_path)
+    sender = ssl.create_default_context(cafile=str(cert))  # the engine trusts the relay's certificate
+    async with _relay(stack.url, pipeline, tls=tls_context(str(cert), str(private))) as port:
+        (ack,) = await _mllp(port, ["generic_A01"], tls=sender)
+    assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AA", "31644")
