@@ -63,6 +63,10 @@ async def test_a_finance_user_manages_contracts_and_statements_from_the_command_
     assert created.exit_code == 0 and f"created {contract_id} version 1" in created.output, created.output
     listed = await _vr(env, "contracts", "list", "--output", "json")
     assert [c["id"] for c in json.loads(listed.output)] == [contract_id]
+    terms = list(
+        csv.DictReader(io.StringIO((await _vr(env, "contracts", "show", contract_id, "-o", "csv")).output))
+    )
+    assert [(t["term_id"], t["kind"], t["version"]) for t in terms] == [("savings", "shared_savings", "1")]
 
     inputs = tmp_path / "inputs.json"
     inputs.write_text(json.dumps({"2025-Q1": {"benchmark": "1000000", "expenditure": "900000"}}))
@@ -102,6 +106,19 @@ async def test_a_finance_user_manages_contracts_and_statements_from_the_command_
     assert first.exit_code == again.exit_code == 0, first.output
     sha = [line for line in first.output.splitlines() if line.startswith("sha256 ")]
     assert sha and sha == [line for line in again.output.splitlines() if line.startswith("sha256 ")]
+    as_json = await _vr(
+        billing,
+        "settlements",
+        "finalize",
+        contract_id,
+        "2025-Q1",
+        "--idempotency-key",
+        "q1-final",
+        "-o",
+        "json",
+    )
+    (final,) = json.loads(as_json.output)
+    assert (final["status"], final["total"], f"sha256 {final['sha256']}") == ("final", "50000.00", sha[0])
 
 
 async def test_a_gateway_that_cannot_be_reached_is_one_clear_line() -> None:

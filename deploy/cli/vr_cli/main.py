@@ -233,16 +233,35 @@ def contracts_create(
 def contracts_show(
     contract: str,
     version: Annotated[int | None, typer.Option(help="an earlier version")] = None,
+    output: OutputOption = Output.JSON,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
-    """The contract document (JSON), its latest or a given version."""
+    """The contract, its latest or a given version: the document (json), its terms (table, csv)."""
     params = [("version", str(version))] if version else []
     with _api(url, key) as api:
         try:
-            console.print_json(data=api.call("GET", f"/v1/contracts/{contract}", params=params))
+            found = api.call("GET", f"/v1/contracts/{contract}", params=params)
         except ApiError as error:
             _fail(error)
+    if output == Output.JSON:
+        console.print_json(data=found)
+        return
+    columns = ("contract", "version", "term_id", "kind", "currency", "period", "start", "end")
+    rows = [
+        [
+            found["id"],
+            found["version"],
+            t["id"],
+            t["kind"],
+            found["currency"],
+            found["period"],
+            found["start"],
+            found["end"],
+        ]
+        for t in found["terms"]
+    ]
+    emit(console, output, found, columns, rows, found["name"])
 
 
 @contracts.command("list")
@@ -285,6 +304,7 @@ def settlements_finalize(
     contract: str,
     period: str,
     idempotency_key: Annotated[str | None, typer.Option(help="a value you reuse when you retry")] = None,
+    output: OutputOption = Output.TABLE,
     url: Url = DEFAULT_URL,
     key: Key = "",
 ) -> None:
@@ -296,6 +316,9 @@ def settlements_finalize(
             final = api.call("POST", path, headers=headers, ok=(200, 201))
         except ApiError as error:
             _fail(error)
+    if output != Output.TABLE:
+        show_statements([final], output)
+        return
     print_statement(final)
     console.print(f"sha256 {final['sha256']}", highlight=False)
 
