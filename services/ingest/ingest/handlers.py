@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -13,6 +13,7 @@ import orjson
 
 from ingest import metrics
 from ingest.domain import hl7v2
+from ingest.domain.fhir import BundleIndex, Issue, Mapped, information, map_resource, operation_outcome
 from ingest.domain.hl7v2 import Hl7Error, Hl7Events, acknowledgement, map_message
 from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
@@ -202,3 +203,72 @@ def _ack_without_message(code: str, error: Hl7Error | None) -> str:
             f"ERR||{error.location}|{error.code}^{hl7v2.ERROR_TEXT.get(error.code, '')}^HL70357|E"
         )
     return "\r".join(segments)
+
+
+# --- FHIR R4 (docs/interop.md) ---------------------------------------------------------------------------
+
+
+def read_fhir_bundle(bundle: Mapping[str, Any], zone: str, facility: str | None) -> list[Mapped]:
+    """Each entry of a checked Bundle (batch, transaction or collection), mapped in order."""
+    entries = bundle.get("entry") or []
+    index = BundleIndex(e for e in entries if isinstance(e, Mapping))
+    mapped = []
+    for number, entry in enumerate(entries):
+        path = f"Bundle.entry[{number}].resource"
+        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        if not isinstance(resource, Mapping):
+            mapped.append(
+                Mapped(issues=[Issue("required", "entry.resource is required", path)], status="422")
+            )
+            continue
+        mapped.append(map_resource(resource, index, zone, facility, path))
+    return mapped
+
+
+def read_fhir_lines(resources: Sequence[Any], zone: str, facility: str | None) -> list[Mapped]:
+    """Bulk Data NDJSON: each line a resource on its own (references do not resolve across lines)."""
+    index = BundleIndex()
+    mapped = []
+    for resource in resources:
+        if isinstance(resource, Unparseable):
+            mapped.append(Mapped(issues=[Issue("structure", resource.message, "")], status="400"))
+        elif not isinstance(resource, Mapping):
+            mapped.append(
+                Mapped(issues=[Issue("structure", "a line must be one resource", "")], status="400")
+            )
+        else:
+            mapped.append(
+                map_resource(resource, index, zone, facility, str(resource.get("resourceType", "")))
+            )
+    return mapped
+
+
+async def ingest_fhir(
+    intake: Intake, mapped: Sequence[Mapped], caller: Identity, now: datetime
+) -> list[dict[str, Any]]:
+    """The batch-response entries, in request order. The events go the way every event goes (raises
+    like `Intake.ingest` when the broker does not acknowledge)."""
+    items = [event for m in mapped for event in m.events]
+    owners = [i for i, m in enumerate(mapped) for _ in m.events]
+    results: list[list[dict[str, Any]]] = [[] for _ in mapped]
+    if items:
+        report = await intake.ingest(ParsedBody(items, orjson.dumps(items)), caller, now)
+        for owner, result in zip(owners, report.results, strict=True):
+            results[owner].append(result)
+    return [_fhir_response(m, r) for m, r in zip(mapped, results, strict=True)]
+
+
+def _fhir_response(mapped: Mapped, results: list[dict[str, Any]]) -> dict[str, Any]:
+    if mapped.issues:
+        return {"response": {"status": mapped.status, "outcome": operation_outcome(mapped.issues)}}
+    refused = [
+        Issue("invalid", error["message"], mapped.locations.get(error["path"], mapped.locations.get("$", "")))
+        for result in results
+        if result["status"] == "rejected"
+        for error in result["errors"]
+    ]
+    if refused:
+        return {"response": {"status": "422", "outcome": operation_outcome(refused)}}
+    if results:
+        return {"response": {"status": "202 Accepted", "location": f"/v1/events/fhir/{results[0]['id']}"}}
+    return {"response": {"status": "200 OK", "outcome": information(mapped.note or "understood")}}

@@ -30,6 +30,8 @@ def _route(method: str, template: str, upstream: str, roles: frozenset[Role]) ->
 ROUTES = (
     _route("POST", "/v1/events", "ingest", frozenset({Role.PIPELINE})),
     _route("POST", "/v1/hl7v2", "ingest", frozenset({Role.PIPELINE})),
+    _route("POST", "/v1/fhir", "ingest", frozenset({Role.PIPELINE})),
+    _route("GET", "/v1/fhir/metadata", "ingest", READERS | {Role.PIPELINE}),
     _route(
         "GET",
         "/v1/events/{source}/{event_id}",

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from ingest import bootstrap, metrics
 from ingest.config import Settings
 from ingest.entrypoints.errors import error_map
+from ingest.entrypoints.fhir_routes import router as fhir_router
 from ingest.entrypoints.routes import router
 from vr_shared.background import BackgroundTasks
 from vr_shared.events import Event
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_map(app, error_map(settings.retry_after_seconds))
     add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(fhir_router)
     # The body is read by the route itself (JSON, CloudEvents structured or batch, NDJSON); documented here.
     document_request_body(
         app,

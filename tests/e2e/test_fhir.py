@@ -1,0 +1,170 @@
+"""FHIR R4 as hospitals export it (docs/interop.md): Synthea's public Bulk Data NDJSON and a batch Bundle
+through the gateway with a pipeline key; readmissions and length of stay of the Synthea inpatient stays
+computed here by hand, from the export itself, and matched through the KPI API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.integration.gateway.conftest import GatewayStack
+from tests.integration.gateway.test_gateway import bearer, key
+from tests.support.data import DATA
+from tests.support.waiting import eventually
+
+SYNTHEA = DATA / "fhir" / "synthea-10-patients"
+ZONE = ZoneInfo("America/New_York")
+FHIR_JSON = {"Content-Type": "application/fhir+json"}
+NDJSON = {"Content-Type": "application/fhir+ndjson"}
+FROM, TO = "1984-01-01", "1991-01-01"  # the years of the Synthea inpatient stays counted below
+
+
+def _encounters() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (SYNTHEA / "Encounter.ndjson").read_text().splitlines()]
+
+
+def _facilities(encounters: list[dict[str, Any]]) -> list[str]:
+    return sorted({e["serviceProvider"]["reference"].rsplit("|", 1)[1] for e in encounters})
+
+
+async def _hospital(stack: GatewayStack, facilities: list[str]) -> tuple[str, dict[str, str]]:
+    tenant_id = f"synthea-{uuid.uuid4().hex[:8]}"
+    body = {"id": tenant_id, "name": "Synthea", "kind": "health_system", "timezone": "America/New_York"}
+    created = await stack.client.post(
+        "/v1/tenants", json={**body, "facilities": facilities}, headers=stack.admin()
+    )
+    assert created.status_code == 201, created.text
+    return tenant_id, bearer(await key(stack, tenant_id, "pipeline"))
+
+
+def _by_hand(encounters: list[dict[str, Any]]) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """ALOS (days, denominator) and 30-day readmissions (numerator, denominator) as docs/kpis.md
+    defines them, from the export: inpatient (IMP) stays, local dates of New York, discharges in range."""
+    stays = [
+        (
+            e["subject"]["reference"],
+            e["id"],
+            datetime.fromisoformat(e["period"]["start"]),
+            datetime.fromisoformat(e["period"]["end"]),
+        )
+        for e in encounters
+        if e["class"]["code"] == "IMP" and e["status"] == "finished"
+    ]
+    admissions: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for patient, encounter, start, _ in stays:
+        admissions[patient].append((encounter, start))
+    days = count = readmitted = index = Decimal(0)
+    for patient, encounter, start, end in stays:
+        discharged_on = end.astimezone(ZONE).date()
+        if not (FROM <= discharged_on.isoformat() < TO):
+            continue
+        days += (discharged_on - start.astimezone(ZONE).date()).days
+        count += 1
+        index += 1  # Synthea states no discharge disposition: every inpatient discharge is an index stay
+        readmitted += any(
+            other != encounter and back > end and (back.astimezone(ZONE).date() - discharged_on).days <= 30
+            for other, back in admissions[patient]
+        )
+    return days, count, readmitted, index
+
+
+async def _summed(stack: GatewayStack, headers: dict[str, str], kpi: str) -> tuple[Decimal, Decimal]:
+    params = {"from": FROM, "to": TO, "granularity": "year"}
+    answer = await stack.client.get(f"/v1/kpis/{kpi}/values", params=params, headers=headers)
+    assert answer.status_code == 200, answer.text
+    values = answer.json()["values"]
+    return (
+        sum((Decimal(v["numerator"] or 0) for v in values), Decimal(0)),
+        sum((Decimal(v["denominator"] or 0) for v in values), Decimal(0)),
+    )
+
+
+async def test_synthea_bulk_ndjson_moves_alos_and_readmissions_as_computed_by_hand(
+    stack: GatewayStack,
+) -> None:
+    encounters = _encounters()
+    tenant_id, pipeline = await _hospital(stack, _facilities(encounters))
+    body = (SYNTHEA / "Encounter.ndjson").read_bytes()
+    answer = await stack.client.post("/v1/fhir", content=body, headers={**pipeline, **NDJSON})
+    assert answer.status_code == 200, answer.text
+    bundle = answer.json()
+    assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "batch-response")
+    statuses = [entry["response"]["status"] for entry in bundle["entry"]]
+    expected = ["202 Accepted" if e["class"]["code"] in ("IMP", "EMER") else "200 OK" for e in encounters]
+    assert statuses == expected  # an export is mostly ambulatory visits: understood, not an error
+
+    days, count, readmitted, index = _by_hand(encounters)
+    assert count > 30 and readmitted > 0  # the data exercises both KPIs
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    alos = await eventually(lambda: _summed(stack, ops, "alos_days"), lambda v: v[1] == count)
+    assert alos == (days, count)
+    readmissions = await eventually(
+        lambda: _summed(stack, ops, "readmission_rate_30d"), lambda v: v[1] == index
+    )
+    assert readmissions == (readmitted, index)
+
+    # The same export again counts each fact once.
+    again = await stack.client.post("/v1/fhir", content=body, headers={**pipeline, **NDJSON})
+    assert again.status_code == 200
+    assert await _summed(stack, ops, "alos_days") == (days, count)
+
+
+async def test_a_batch_bundle_answers_entry_by_entry_with_fhirpaths(stack: GatewayStack) -> None:
+    encounters = _encounters()
+    inpatient = next(e for e in encounters if e["class"]["code"] == "IMP")
+    ambulatory = next(e for e in encounters if e["class"]["code"] == "AMB")
+    patient = json.loads((SYNTHEA / "Patient.ndjson").read_text().splitlines()[0])
+    undated = {**inpatient, "id": "no-start", "identifier": [], "period": {}}
+    claim = {
+        "resourceType": "Claim",
+        "id": "c1",
+        "status": "active",
+        "total": {"value": 1250.10, "currency": "USD"},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{patient['id']}",
+                "resource": patient,
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"resource": inpatient, "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": ambulatory, "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": undated, "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": claim, "request": {"method": "POST", "url": "Claim"}},
+        ],
+    }
+    _, pipeline = await _hospital(stack, _facilities(encounters))
+    answer = await stack.client.post(
+        "/v1/fhir", content=json.dumps(bundle), headers={**pipeline, **FHIR_JSON}
+    )
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("application/fhir+json")
+    entries = answer.json()["entry"]
+    assert [e["response"]["status"] for e in entries] == ["200 OK", "202 Accepted", "200 OK", "422", "501"]
+    assert entries[2]["response"]["outcome"]["issue"][0]["severity"] == "information"
+    (issue,) = entries[3]["response"]["outcome"]["issue"]
+    assert (issue["code"], issue["expression"]) == ("required", ["Bundle.entry[3].resource.period.start"])
+    assert entries[4]["response"]["outcome"]["issue"][0]["code"] == "not-supported"
+
+    # The Bundle holds the Patient: the patient is known by its MR identifier; the lookup finds the event.
+    location = entries[1]["response"]["location"]
+    found = await eventually(
+        lambda: stack.client.get(location, headers=pipeline), lambda r: r.status_code == 200
+    )
+    assert found.json()["status"] == "stored"
+
+    metadata = await stack.client.get("/v1/fhir/metadata", headers=pipeline)
+    assert metadata.json()["resourceType"] == "CapabilityStatement"
+    assert metadata.json()["fhirVersion"] == "4.0.1"
+    refused = await stack.client.post(
+        "/v1/fhir", content=json.dumps({**bundle, "type": "document"}), headers={**pipeline, **FHIR_JSON}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["issue"][0]["expression"] == ["Bundle.type"]
