@@ -4,11 +4,21 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from ingest.domain.fhir import DISCHARGE_DISPOSITIONS, BundleIndex, map_resource
+from ingest.domain.fhir import (
+    CLEAN_CLAIM,
+    DISCHARGE_DISPOSITIONS,
+    ENTRY_METHOD,
+    HARM_CATEGORY,
+    MEDICATION_SCANNED,
+    PATIENT_SCANNED,
+    BundleIndex,
+    map_resource,
+)
 from tests.support.data import DATA
 
 SYNTHEA = DATA / "fhir" / "synthea-10-patients"
@@ -134,8 +144,158 @@ def test_a_missing_or_malformed_element_is_422_with_its_fhirpath(
     assert [i.expression for i in mapped.issues] == [expression]
 
 
-def test_measured_types_not_mapped_yet_are_501_never_silently_dropped() -> None:
-    for kind in ("MedicationRequest", "MedicationAdministration", "AdverseEvent", "Claim", "ClaimResponse"):
-        mapped = _map({"resourceType": kind, "id": "x"})
-        assert (mapped.status, mapped.issues[0].code) == ("501", "not-supported")
-    assert _map({"resourceType": "Observation", "id": "x"}).status == "200 OK"
+def test_types_outside_the_table_are_understood_and_not_measured() -> None:
+    for kind in ("Observation", "Patient", "Condition", "Procedure"):
+        assert _map({"resourceType": kind, "id": "x"}).status == "200 OK"
+
+
+def _of(kind: str, **fields: Any) -> dict[str, Any]:
+    return {"resourceType": kind, "id": f"{kind.lower()}-1", **fields}
+
+
+def _ext(url: str, **value: Any) -> list[dict[str, Any]]:
+    return [{"url": url, **value}]
+
+
+MAIN = {"facility": "main"}
+
+
+def _one(resource: dict[str, Any], index: BundleIndex | None = None, **kw: Any) -> dict[str, Any]:
+    mapped = map_resource(
+        resource, index or BundleIndex(), "America/New_York", kw.get("facility"), resource["resourceType"]
+    )
+    assert mapped.issues == [], mapped.issues
+    (event,) = mapped.events
+    return event
+
+
+def test_synthea_medication_requests_are_cpoe_orders_of_their_encounter() -> None:
+    encounters = {
+        json.loads(x)["id"]: json.loads(x) for x in (SYNTHEA / "Encounter.ndjson").read_text().splitlines()
+    }
+    for line in (SYNTHEA / "MedicationRequest.ndjson").read_text().splitlines():
+        request = json.loads(line)
+        encounter = encounters[request["encounter"]["reference"].split("/")[1]]
+        index = BundleIndex([{"resource": encounter}, {"resource": request}])
+        event = _one(request, index)
+        assert (
+            event["type"] == "medication.ordered" and event["data"]["entry_method"] == "cpoe"
+        )  # no recorder
+        assert event["data"]["encounter_ref"] == encounter["identifier"][0]["value"]
+        assert event["facility"] == encounter["serviceProvider"]["reference"].rsplit("|", 1)[1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "method"),
+    [
+        ({"extension": _ext(ENTRY_METHOD, valueCode="phone")}, "phone"),
+        ({"instantiatesCanonical": ["https://example.org/PlanDefinition/sepsis"]}, "protocol"),
+        ({"requester": {"reference": "Practitioner/a"}, "recorder": {"reference": "Practitioner/a"}}, "cpoe"),
+        (
+            {"requester": {"reference": "Practitioner/a"}, "recorder": {"reference": "Practitioner/b"}},
+            "verbal",
+        ),
+    ],
+)
+def test_each_entry_method(fields: dict[str, Any], method: str) -> None:
+    request = _of(
+        "MedicationRequest",
+        authoredOn="2026-03-02T09:00:00-05:00",
+        encounter={"reference": "Encounter/e1"},
+        **fields,
+    )
+    event = _one(request, **MAIN)
+    assert (event["data"]["entry_method"], event["data"]["encounter_ref"]) == (method, "e1")
+
+
+def test_administrations_need_both_scan_flags_named_by_their_extension() -> None:
+    flags = [*_ext(PATIENT_SCANNED, valueBoolean=True), *_ext(MEDICATION_SCANNED, valueBoolean=False)]
+    given = _of(
+        "MedicationAdministration",
+        effectiveDateTime="2026-03-02T09:00:00-05:00",
+        context={"reference": "Encounter/e1"},
+    )
+    event = _one({**given, "extension": flags}, **MAIN)
+    assert (event["data"]["patient_scanned"], event["data"]["medication_scanned"]) == (True, False)
+    missing = map_resource(
+        {**given, "extension": flags[:1]}, BundleIndex(), "UTC", "main", "MedicationAdministration"
+    )
+    assert missing.status == "422"
+    assert [i.expression for i in missing.issues] == [
+        f"MedicationAdministration.extension('{MEDICATION_SCANNED}')"
+    ]
+
+
+def test_adverse_drug_events_need_an_actual_event_a_drug_and_a_harm_category() -> None:
+    drug = {"suspectEntity": [{"instance": {"reference": "MedicationAdministration/m1"}}]}
+    base = _of(
+        "AdverseEvent",
+        actuality="actual",
+        date="2026-03-02T09:00:00-05:00",
+        encounter={"reference": "Encounter/e1"},
+        **drug,
+    )
+    event = _one({**base, "extension": _ext(HARM_CATEGORY, valueCode="F")}, **MAIN)
+    assert event["data"] == {"encounter_ref": "e1", "harm_category": "F"}
+    assert _map({**base, "actuality": "potential"}).status == "200 OK"
+    assert _map({**base, "suspectEntity": [{"instance": {"reference": "Device/d1"}}]}).status == "200 OK"
+    wrong = map_resource(
+        {**base, "extension": _ext(HARM_CATEGORY, valueCode="J")},
+        BundleIndex(),
+        "UTC",
+        "main",
+        "AdverseEvent",
+    )
+    assert (wrong.status, wrong.issues[0].code) == ("422", "code-invalid")
+
+
+def test_claim_money_is_read_exactly_from_the_json_number() -> None:
+    text = json.dumps(
+        {
+            "resourceType": "Claim",
+            "id": "c1",
+            "created": "2026-03-02T09:00:00-05:00",
+            "total": {"value": "AMOUNT", "currency": "USD"},
+            "extension": [{"url": CLEAN_CLAIM, "valueBoolean": True}],
+            "provider": {"reference": "Organization?identifier=urn:npi|main"},
+        }
+    ).replace('"AMOUNT"', "1250.10")  # a JSON number, as a billing system's FHIR server writes it
+    event = _one(json.loads(text, parse_float=Decimal))
+    assert event["data"] == {"claim_ref": "c1", "amount": "1250.10", "clean": True}  # not 1250.0999…
+    assert event["facility"] == "main"  # the provider's identifier
+    unmarked = map_resource(
+        json.loads(text.replace(CLEAN_CLAIM, "x"), parse_float=Decimal), BundleIndex(), "UTC", None, "Claim"
+    )
+    assert unmarked.status == "422" and CLEAN_CLAIM in unmarked.issues[0].expression
+
+
+@pytest.mark.parametrize(
+    ("payment", "outcome", "paid", "denied"),
+    [
+        ("1000.00", "paid", "1000.00", "0.00"),
+        ("600.00", "partial", "600.00", "400.00"),
+        ("0", "denied", "0", "1000.00"),
+    ],
+)
+def test_claim_responses_are_paid_partial_or_denied(
+    payment: str, outcome: str, paid: str, denied: str
+) -> None:
+    claim = _of("Claim", total={"value": Decimal("1000.00")}, identifier=[{"value": "CLM-9"}])
+    response = _of(
+        "ClaimResponse",
+        outcome="complete",
+        created="2026-03-20T09:00:00-05:00",
+        request={"reference": "Claim/claim-1"},
+        payment={"amount": {"value": Decimal(payment)}},
+    )
+    event = _one(response, BundleIndex([{"resource": claim}]), **MAIN)
+    assert event["data"] == {
+        "claim_ref": "CLM-9",
+        "outcome": outcome,
+        "initial": True,
+        "paid_amount": paid,
+        "denied_amount": denied,
+    }
+    resubmitted = {**claim, "related": [{"relationship": {"coding": [{"code": "prior"}]}}]}
+    assert _one(response, BundleIndex([{"resource": resubmitted}]), **MAIN)["data"]["initial"] is False
+    assert _map({**response, "outcome": "queued"}).status == "200 OK"

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,19 @@ MEASURED = (
     "Claim",
     "ClaimResponse",
 )
-NOT_YET_MAPPED = frozenset(MEASURED) - {"Encounter"}
+EXTENSION = "https://value-realization.dev/fhir/StructureDefinition/"
+"""The project's canonical base for the extensions that carry catalogue fields R4 has no element for."""
+ENTRY_METHOD = (
+    EXTENSION + "entry-method"
+)  # MedicationRequest: valueCode cpoe | verbal | phone | paper | protocol
+PATIENT_SCANNED = EXTENSION + "bcma-patient-scanned"  # MedicationAdministration: valueBoolean
+MEDICATION_SCANNED = EXTENSION + "bcma-medication-scanned"  # MedicationAdministration: valueBoolean
+HARM_CATEGORY = EXTENSION + "ncc-merp-category"  # AdverseEvent: valueCode A … I
+CLEAN_CLAIM = EXTENSION + "clean-claim"  # Claim: valueBoolean, passed edits with no manual touch
+ENTRY_METHODS = frozenset({"cpoe", "verbal", "phone", "paper", "protocol"})
+DRUG_RESOURCES = frozenset(
+    {"Medication", "MedicationAdministration", "MedicationRequest", "MedicationStatement"}
+)
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ENCOUNTER_CLASSES = {
     "IMP": "inpatient",
@@ -138,16 +151,28 @@ def map_resource(
         return Mapped(
             issues=[Issue("required", "resourceType is missing", f"{path}.resourceType")], status="422"
         )
-    if kind in NOT_YET_MAPPED:
-        # Measured by the catalogue, not mapped yet: 501, so nothing measurable is silently dropped.
-        issue = Issue("not-supported", f"{kind} is not mapped yet; send it as catalogue JSON", path)
-        return Mapped(issues=[issue], status="501")
-    if kind != "Encounter":
+    mapping = _MAPPINGS.get(kind)
+    if mapping is None:
         return Mapped(note=f"{kind} is understood and not measured")
     try:
-        return _encounter(resource, index, ZoneInfo(zone), facility, path)
+        return mapping(Context(resource, index, ZoneInfo(zone), facility, path))
     except Invalid as invalid:
         return Mapped(issues=[invalid.issue], status="422")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """One resource being mapped, with what resolves its references and the request's facility."""
+
+    resource: Mapping[str, Any]
+    index: BundleIndex
+    zone: ZoneInfo
+    facility: str | None  # ?facility=
+    path: str
+
+
+def _encounter_of(context: Context) -> Mapped:
+    return _encounter(context.resource, context.index, context.zone, context.facility, context.path)
 
 
 def _encounter(
@@ -301,6 +326,276 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+# --- the other measured resources --------------------------------------------------------------------
+
+
+def _medication_request(c: Context) -> Mapped:
+    """medication.ordered: `entry_method` from the project's extension; else instantiates → protocol;
+    `recorder` absent or the `requester` → cpoe; another recorder → verbal."""
+    time = _required_instant(c, "authoredOn")
+    method = _extension_code(c, ENTRY_METHOD, ENTRY_METHODS)
+    if method is None:
+        r = c.resource
+        if r.get("instantiatesCanonical") or r.get("instantiatesUri"):
+            method = "protocol"
+        else:
+            recorder, requester = _get(r, "recorder", "reference"), _get(r, "requester", "reference")
+            method = "cpoe" if recorder is None or recorder == requester else "verbal"
+    event = _fact(c, "ordered", time, "medication.ordered", "encounter")
+    event["data"] = {
+        "order_ref": _own_ref(c.resource),
+        "encounter_ref": _encounter_ref_of(c, "encounter"),
+        "entry_method": method,
+    }
+    return Mapped([event], locations=_locations(c, "authoredOn", encounter="encounter"))
+
+
+def _medication_administration(c: Context) -> Mapped:
+    """medication.administered: the scan flags from the project's two extensions (required)."""
+    time = _instant(c.resource.get("effectiveDateTime"), f"{c.path}.effective", c.zone, required=False)
+    time = time or _instant(
+        _get(c.resource, "effectivePeriod", "start"), f"{c.path}.effective", c.zone, required=True
+    )
+    assert time is not None
+    event = _fact(c, "administered", time, "medication.administered", "context")
+    event["data"] = {
+        "administration_ref": _own_ref(c.resource),
+        "encounter_ref": _encounter_ref_of(c, "context"),
+        "patient_scanned": _extension_boolean(c, PATIENT_SCANNED),
+        "medication_scanned": _extension_boolean(c, MEDICATION_SCANNED),
+    }
+    return Mapped([event], locations=_locations(c, "effective", encounter="context"))
+
+
+def _adverse_event(c: Context) -> Mapped:
+    """adverse_drug_event.recorded: an actual event with a medication among its suspects; the NCC MERP
+    category from the project's extension (required)."""
+    if c.resource.get("actuality") != "actual":
+        return Mapped(note="a potential adverse event is not measured")
+    suspects = [_get(s, "instance", "reference") for s in _list(c.resource.get("suspectEntity"))]
+    if not any(isinstance(r, str) and r.split("/", 1)[0] in DRUG_RESOURCES for r in suspects):
+        return Mapped(note="no medication among suspectEntity: not an adverse drug event")
+    category = _extension_code(c, HARM_CATEGORY, frozenset("ABCDEFGHI"))
+    if category is None:
+        raise Invalid(
+            Issue(
+                "required",
+                f"the NCC MERP category ({HARM_CATEGORY}) is required",
+                _ext_path(c, HARM_CATEGORY),
+            )
+        )
+    time = _required_instant(c, "date")
+    event = _fact(c, "recorded", time, "adverse_drug_event.recorded", "encounter")
+    event["data"] = {"encounter_ref": _encounter_ref_of(c, "encounter"), "harm_category": category}
+    return Mapped([event], locations=_locations(c, "date", encounter="encounter"))
+
+
+def _claim(c: Context) -> Mapped:
+    """claim.submitted: `total.value` read exactly; `clean` from the project's extension (required)."""
+    amount = _money(c.resource.get("total"), f"{c.path}.total")
+    time = _required_instant(c, "created")
+    event = _fact(c, "submitted", time, "claim.submitted", None, provider="provider")
+    event["data"] = {
+        "claim_ref": _own_ref(c.resource),
+        "amount": _decimal_text(amount),
+        "clean": _extension_boolean(c, CLEAN_CLAIM),
+    }
+    return Mapped([event], locations={**_locations(c, "created"), "$.data.amount": f"{c.path}.total.value"})
+
+
+def _claim_response(c: Context) -> Mapped:
+    """claim.adjudicated: `request` → the claim; payment (else the `benefit` total) → paid, the
+    `submitted` total (else the Claim's) less paid → denied; outcome complete and nothing paid →
+    denied, all paid → paid, otherwise partial; initial unless the Claim is a resubmission."""
+    r = c.resource
+    if r.get("outcome") == "queued":
+        return Mapped(note="a queued ClaimResponse is not adjudicated yet")
+    request = _get(r, "request", "reference")
+    if not isinstance(request, str) or not request:
+        raise Invalid(Issue("required", "request (the Claim) is required", f"{c.path}.request"))
+    claim = c.index.resolve(request)
+    paid = _money_or_none(_get(r, "payment", "amount"), f"{c.path}.payment.amount")
+    paid = paid if paid is not None else _total(r, "benefit", c.path)
+    submitted = _total(r, "submitted", c.path)
+    if submitted is None and claim is not None:
+        submitted = _money(claim.get("total"), f"{c.path}.request")
+    if paid is None or submitted is None:
+        raise Invalid(
+            Issue(
+                "required",
+                "payment.amount (or a benefit total) and a submitted total are required",
+                f"{c.path}.total",
+            )
+        )
+    outcome = (
+        "denied"
+        if paid == 0
+        else "paid"
+        if paid >= submitted and r.get("outcome") != "partial"
+        else "partial"
+    )
+    time = _required_instant(c, "created")
+    resubmission = claim is not None and any(
+        "prior" in _codes(related, "relationship") for related in _list(claim.get("related"))
+    )
+    event = _fact(c, "adjudicated", time, "claim.adjudicated", None, provider="requestor", via=claim)
+    event["data"] = {
+        "claim_ref": _own_ref(claim) if claim is not None else request.rsplit("/", 1)[-1],
+        "outcome": outcome,
+        "initial": not resubmission,
+        "paid_amount": _decimal_text(paid),
+        "denied_amount": _decimal_text(max(submitted - paid, Decimal(0))),
+    }
+    return Mapped([event], locations={**_locations(c, "created"), "$.data": f"{c.path}.payment"})
+
+
+def _fact(
+    c: Context,
+    fact: str,
+    time: datetime,
+    event_type: str,
+    encounter_element: str | None,
+    *,
+    provider: str | None = None,
+    via: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    kind, id_ = str(c.resource["resourceType"]), _string(c.resource.get("id"), f"{c.path}.id")
+    return {
+        "id": f"{kind}:{id_}:{fact}:{time.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        "source": SOURCE,
+        "type": event_type,
+        "time": time.isoformat(),
+        "facility": _facility_of(c, encounter_element, provider, via),
+    }
+
+
+def _facility_of(
+    c: Context, encounter_element: str | None, provider: str | None, via: Mapping[str, Any] | None
+) -> str:
+    """?facility=, else the Organization a resource names (its encounter's serviceProvider, a claim's
+    provider), resolved in the Bundle or by a conditional reference's identifier."""
+    if c.facility:
+        return c.facility
+    if encounter_element is not None:
+        encounter = c.index.resolve(str(_get(c.resource, encounter_element, "reference") or ""))
+        if encounter is not None:
+            return _facility(encounter, c.index, f"{c.path}.{encounter_element}")
+        where = f"{c.path}.{encounter_element}"
+    else:
+        for holder in (c.resource, via):
+            if holder is not None and isinstance(_get(holder, provider or "provider", "reference"), str):
+                return _facility(
+                    {"serviceProvider": holder[provider or "provider"]}, c.index, f"{c.path}.{provider}"
+                )
+        where = f"{c.path}.{provider}"
+    raise Invalid(Issue("required", "no facility: ?facility=, or the Organization in the Bundle", where))
+
+
+def _locations(c: Context, time_element: str, *, encounter: str | None = None) -> dict[str, str]:
+    found = {"$.time": f"{c.path}.{time_element}", "$": c.path, "$.facility": c.path}
+    if encounter is not None:
+        found["$.data.encounter_ref"] = f"{c.path}.{encounter}"
+    return found
+
+
+def _required_instant(c: Context, element: str) -> datetime:
+    moment = _instant(c.resource.get(element), f"{c.path}.{element}", c.zone, required=True)
+    assert moment is not None
+    return moment
+
+
+def _own_ref(resource: Mapping[str, Any]) -> str:
+    """A resource's first identifier value, else its id (what an encounter, order or claim is known by)."""
+    for identifier in _list(resource.get("identifier")):
+        if (
+            isinstance(identifier, Mapping)
+            and isinstance(identifier.get("value"), str)
+            and identifier["value"]
+        ):
+            return str(identifier["value"])
+    return str(resource.get("id") or "")
+
+
+def _encounter_ref_of(c: Context, element: str) -> str:
+    reference = _get(c.resource, element, "reference")
+    if not isinstance(reference, str) or not reference:
+        raise Invalid(Issue("required", f"{element} (the Encounter) is required", f"{c.path}.{element}"))
+    encounter = c.index.resolve(reference)
+    return _own_ref(encounter) if encounter is not None else reference.rsplit("/", 1)[-1]
+
+
+def _extensions(c: Context, url: str) -> list[Mapping[str, Any]]:
+    return [e for e in _list(c.resource.get("extension")) if isinstance(e, Mapping) and e.get("url") == url]
+
+
+def _ext_path(c: Context, url: str) -> str:
+    return f"{c.path}.extension('{url}')"
+
+
+def _extension_code(c: Context, url: str, allowed: frozenset[str]) -> str | None:
+    found = _extensions(c, url)
+    if not found:
+        return None
+    code = found[0].get("valueCode")
+    if code not in allowed:
+        raise Invalid(
+            Issue("code-invalid", f"valueCode must be one of {', '.join(sorted(allowed))}", _ext_path(c, url))
+        )
+    return str(code)
+
+
+def _extension_boolean(c: Context, url: str) -> bool:
+    found = _extensions(c, url)
+    if not found or not isinstance(found[0].get("valueBoolean"), bool):
+        raise Invalid(Issue("required", f"the extension {url} (valueBoolean) is required", _ext_path(c, url)))
+    return bool(found[0]["valueBoolean"])
+
+
+def _money(value: Any, path: str) -> Decimal:
+    found = _money_or_none(value, path)
+    if found is None:
+        raise Invalid(Issue("required", "a Money value is required", f"{path}.value"))
+    return found
+
+
+def _money_or_none(value: Any, path: str) -> Decimal | None:
+    """Money.value as read from the request text (a Decimal, never a float)."""
+    if value is None:
+        return None
+    amount = _get(value, "value")
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
+        raise Invalid(Issue("value", "Money.value must be a JSON number", f"{path}.value"))
+    if amount < 0:
+        raise Invalid(Issue("value", "Money.value must not be negative", f"{path}.value"))
+    return Decimal(amount)
+
+
+def _total(response: Mapping[str, Any], category: str, path: str) -> Decimal | None:
+    for number, total in enumerate(_list(response.get("total"))):
+        if category in _codes(total, "category"):
+            return _money(_get(total, "amount"), f"{path}.total[{number}].amount")
+    return None
+
+
+def _codes(value: Any, element: str) -> list[Any]:
+    """The codes of a CodeableConcept element."""
+    return [c.get("code") for c in _list(_get(value, element, "coding")) if isinstance(c, Mapping)]
+
+
+def _decimal_text(amount: Decimal) -> str:
+    return format(amount, "f")
+
+
+_MAPPINGS = {
+    "Encounter": _encounter_of,
+    "MedicationRequest": _medication_request,
+    "MedicationAdministration": _medication_administration,
+    "AdverseEvent": _adverse_event,
+    "Claim": _claim,
+    "ClaimResponse": _claim_response,
+}
+
+
 def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [issue.as_json() for issue in issues]}
 
@@ -328,8 +623,8 @@ def capability_statement(now: datetime) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": "POST a batch, transaction or collection Bundle (answered as a "
-                "batch-response), or Bulk Data NDJSON, to /v1/fhir. Encounter is mapped; the other "
-                "measured types answer 501 until they are.",
+                "batch-response), or Bulk Data NDJSON, to /v1/fhir. Catalogue fields R4 has no element "
+                f"for are extensions under {EXTENSION} (docs/interop.md).",
                 "resource": [{"type": kind, "interaction": [{"code": "create"}]} for kind in MEASURED],
                 "interaction": [{"code": "batch"}, {"code": "transaction"}],
             }
