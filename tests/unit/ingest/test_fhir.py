@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.encounter import Encounter
 
 from ingest.domain.fhir import (
     CLEAN_CLAIM,
@@ -17,7 +21,10 @@ from ingest.domain.fhir import (
     MEDICATION_SCANNED,
     PATIENT_SCANNED,
     BundleIndex,
+    capability_statement,
+    information,
     map_resource,
+    operation_outcome,
 )
 from tests.support.data import DATA
 
@@ -299,3 +306,29 @@ def test_claim_responses_are_paid_partial_or_denied(
     resubmitted = {**claim, "related": [{"relationship": {"coding": [{"code": "prior"}]}}]}
     assert _one(response, BundleIndex([{"resource": resubmitted}]), **MAIN)["data"]["initial"] is False
     assert _map({**response, "outcome": "queued"}).status == "200 OK"
+
+
+def test_what_we_answer_and_what_we_read_are_valid_fhir_by_a_maintained_model_library() -> None:
+    """fhir.resources (pydantic models of FHIR R4B, whose Encounter, Bundle, OperationOutcome and
+    CapabilityStatement are R4's) validates the CapabilityStatement, the OperationOutcomes and a
+    batch-response as we write them, and the Synthea lines we map — the full validation that costs
+    too much per resource on the intake path (docs/interop.md)."""
+    CapabilityStatement.model_validate(capability_statement(datetime.now(UTC)))
+    refused = map_resource(_encounter(period={}), BundleIndex(), "UTC", None, "Bundle.entry[0].resource")
+    response = {
+        "resourceType": "Bundle",
+        "type": "batch-response",
+        "entry": [
+            {"response": {"status": "422", "outcome": operation_outcome(refused.issues)}},
+            {"response": {"status": "200 OK", "outcome": information("understood")}},
+            {
+                "response": {
+                    "status": "202 Accepted",
+                    "location": "/v1/events/fhir/Encounter:e1:admitted:20260301T130000Z",
+                }
+            },
+        ],
+    }
+    Bundle.model_validate(response)
+    for line in (SYNTHEA / "Encounter.ndjson").read_text().splitlines()[:20]:
+        Encounter.model_validate_json(line)
