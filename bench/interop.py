@@ -195,7 +195,7 @@ def report(
     def fhir_verdict(value: float) -> str:
         return "meets" if value >= 0.25 else "misses"
 
-    body = f"""## Hospitals' formats: HL7 v2 through ingest
+    body = f"""## Hospitals' formats: HL7 v2 and FHIR R4 through ingest
 
 {today()} — {machine()}.
 Run: `make bench` (`python -m bench.interop`). One ingest process (one uvicorn worker), the same run,
