@@ -85,7 +85,7 @@ def _synthea(name: str) -> list[dict[str, Any]]:
 
 def _renamed(resource: dict[str, Any], suffix: str) -> dict[str, Any]:
     """The resource as another one: its id and identifiers made unique (so its facts are new)."""
-    copy = json.loads(json.dumps(resource))
+    copy: dict[str, Any] = json.loads(json.dumps(resource))
     copy["id"] = f"{copy['id']}-{suffix}"
     for identifier in copy.get("identifier", []):
         identifier["value"] = f"{identifier['value']}-{suffix}"

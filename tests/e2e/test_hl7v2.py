@@ -9,7 +9,7 @@ import contextlib
 import ssl
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,10 @@ from tests.integration.gateway.conftest import GatewayStack
 from tests.integration.gateway.test_gateway import bearer, key
 from tests.support.data import hl7_sample
 from tests.support.waiting import eventually
+from vr_cli.demo_data import events as demo_events
+from vr_cli.formats import as_fhir, as_hl7
 from vr_cli.hl7_relay import run_relay, tls_context
+from vr_cli.main import push_fhir, push_hl7
 
 ER7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
@@ -125,10 +128,12 @@ async def _alos_january_2013(stack: GatewayStack, tenant_id: str) -> dict[str, A
 async def test_real_cancel_sequences_end_in_the_stay_that_stands(
     stack: GatewayStack, sequence: list[str], cancelled_id: str
 ) -> None:
-    tenant_id, pipeline, headers = await _london_hospital(stack)
-    for name in sequence:  # one message per request, in the feed's order
-        (ack,) = await _send(stack, headers, name)
-        assert _msa(ack)[1] == "AA", ack
+    """Through the relay, with python-hl7's MLLP client, in the feed's order (and the Emap generic A04
+    and A08 of the same patient after them: understood, nothing more to count)."""
+    tenant_id, pipeline, _ = await _london_hospital(stack)
+    async with _relay(stack.url, pipeline) as port:
+        acks = await _mllp(port, [*sequence, "generic_A04", "generic_A08_v1"])
+    assert [str(a["MSA.F1"]) for a in acks] == ["AA"] * (len(sequence) + 2)
     # One discharge stands: the stay of 2013-02-11, 0 days long.
     month = await _alos_january_2013(stack, tenant_id)
     assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
@@ -255,3 +260,22 @@ async def test_the_relay_takes_mllp_over_tls(stack: GatewayStack, tmp_path: Path
     async with _relay(stack.url, pipeline, tls=tls_context(str(cert), str(private))) as port:
         (ack,) = await _mllp(port, ["generic_A01"], tls=sender)
     assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AA", "31644")
+
+
+async def test_the_demo_streams_through_hl7_and_fhir_as_it_does_through_json(stack: GatewayStack) -> None:
+    """`vr demo --format hl7|fhir`: a week of the demo's year, written as HL7 v2 and FHIR R4
+    (vr_cli.formats), pushed the way the demo pushes it — every message AA, every resource stored."""
+    tenant_id = f"demo-{uuid.uuid4().hex[:8]}"
+    body = {"id": tenant_id, "name": "Demo", "kind": "health_system", "timezone": "UTC"}
+    created = await stack.client.post(
+        "/v1/tenants", json={**body, "facilities": ["north", "south"]}, headers=stack.admin()
+    )
+    assert created.status_code == 201, created.text
+    pipeline = await key(stack, tenant_id, "pipeline")
+    week = list(demo_events(["north", "south"], date(2026, 3, 1), date(2026, 3, 7)))
+    messages, _ = as_hl7(week)
+    lines, _ = as_fhir(week)
+    acknowledged, refused = await asyncio.to_thread(push_hl7, stack.url, pipeline, messages)
+    assert (acknowledged, refused) == (len(messages), [])
+    stored, refused_entries = await asyncio.to_thread(push_fhir, stack.url, pipeline, lines)
+    assert refused_entries == [] and stored == sum(len(v) for v in lines.values())

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from vr_cli.client import Api, ApiError
 from vr_cli.demo_data import GO_LIVE, baseline_cost_per_day, events, feed_closes
-from vr_cli.main import print_statement, print_statements, push
+from vr_cli.formats import as_fhir, as_hl7
+from vr_cli.main import print_statement, print_statements, push, push_fhir, push_hl7
 
 HEALTH, VENDOR, CONTRACT = "demo-mission", "demo-acme", "demo-partnership"
 FACILITIES = ["mission-main", "mission-west", "mission-north"]
@@ -32,7 +33,7 @@ QUARTERS = [
 COST = {"kpi": "cost_total", "dimension": {"category": "total_cost_of_care"}}
 
 
-def contract() -> dict[str, Any]:
+def contract(health: str = HEALTH, contract_id: str = CONTRACT) -> dict[str, Any]:
     def incentive(
         term_id: str, kpi: str, baseline: str, target: str, floor: str, reward: str, penalty: str
     ) -> dict[str, Any]:
@@ -50,9 +51,9 @@ def contract() -> dict[str, Any]:
         }
 
     return {
-        "id": CONTRACT,
+        "id": contract_id,
         "name": "EMR value partnership",
-        "health_system": HEALTH,
+        "health_system": health,
         "vendor": VENDOR,
         "facilities": FACILITIES,
         "currency": "USD",
@@ -109,7 +110,11 @@ def _key(api: Api, tenant: str, role: str) -> str:
     )
 
 
-def run(url: str, admin_key: str, console: Console) -> None:
+def run(url: str, admin_key: str, console: Console, format_: str = "json") -> None:
+    """`format_` json, hl7 or fhir: how the year is sent (a health system and contract per format, so
+    each format's facts are counted on their own)."""
+    health_id = HEALTH if format_ == "json" else f"{HEALTH}-{format_}"
+    contract_id = CONTRACT if format_ == "json" else f"{CONTRACT}-{format_}"
     now = datetime.now(UTC)
     last_day = (now - timedelta(days=1)).date()
     with Api(url, admin_key) as admin:
@@ -118,7 +123,7 @@ def run(url: str, admin_key: str, console: Console) -> None:
             admin,
             "/v1/tenants",
             {
-                "id": HEALTH,
+                "id": health_id,
                 "name": "Mission Health (demo)",
                 "kind": "health_system",
                 "timezone": ZONE,
@@ -131,27 +136,27 @@ def run(url: str, admin_key: str, console: Console) -> None:
             {"id": VENDOR, "name": "Acme EMR (demo)", "kind": "vendor", "timezone": ZONE},
         )
         pipeline, hs_admin, billing = (
-            _key(admin, HEALTH, "pipeline"),
-            _key(admin, HEALTH, "tenant_admin"),
+            _key(admin, health_id, "pipeline"),
+            _key(admin, health_id, "tenant_admin"),
             _key(admin, VENDOR, "billing"),
         )
     with Api(url, hs_admin) as health:
-        _created(health, "/v1/contracts", contract())
+        _created(health, "/v1/contracts", contract(health_id, contract_id))
         for period, start, end in QUARTERS:
             days = (min(end, last_day + timedelta(days=1)) - start).days
             if days > 0:  # the benchmark: what care cost per day before go-live, for the days of the quarter
                 benchmark = baseline_cost_per_day(FACILITIES) * days
                 health.call(
                     "PUT",
-                    f"/v1/contracts/{CONTRACT}/periods/{period}/inputs",
+                    f"/v1/contracts/{contract_id}/periods/{period}/inputs",
                     json={"benchmark": f"{benchmark:.2f}"},
                 )
         console.print(
-            f"health system [cyan]{HEALTH}[/cyan] ({', '.join(FACILITIES)}), vendor [cyan]{VENDOR}[/cyan], "
-            f"contract [cyan]{CONTRACT}[/cyan]; go-live {GO_LIVE}"
+            f"health system [cyan]{health_id}[/cyan] ({', '.join(FACILITIES)}), "
+            f"vendor [cyan]{VENDOR}[/cyan], contract [cyan]{contract_id}[/cyan]; go-live {GO_LIVE}"
         )
 
-        console.rule("[bold]2. A year of events through the gateway")
+        console.rule(f"[bold]2. A year of events through the gateway ({format_})")
         cutoff = now - timedelta(minutes=10)
         stream = [
             e
@@ -162,20 +167,32 @@ def run(url: str, admin_key: str, console: Console) -> None:
         through = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), ZoneInfo(ZONE))
         feeds = sorted({f for kpi in health.call("GET", "/v1/kpis")["items"] for f in kpi["feeds"]})
         stream += feed_closes(FACILITIES, feeds, through, now)
-        accepted, rejected = push(url, pipeline, stream, 1000)
-        console.print(
-            f"{accepted:,} events accepted, {len(rejected)} rejected; feeds complete through {through}"
-        )
+        _stream(url, pipeline, stream, format_, console)
+        console.print(f"feeds complete through {through}")
 
         console.rule("[bold]3. Waiting for the KPI engine")
         _wait_until_counted(health, console)
 
         console.rule("[bold]4. KPIs per quarter (all facilities)")
-        _kpi_table(health, console)
+        _kpi_table(health, console, health_id)
     with Api(url, billing) as vendor:
         console.rule("[bold]5. Statements, as the vendor's billing system sees them")
-        print_statements(vendor.items(f"/v1/contracts/{CONTRACT}/settlements"))
-        print_statement(vendor.call("GET", f"/v1/contracts/{CONTRACT}/settlements/2026-Q2"))
+        print_statements(vendor.items(f"/v1/contracts/{contract_id}/settlements"))
+        print_statement(vendor.call("GET", f"/v1/contracts/{contract_id}/settlements/2026-Q2"))
+
+
+def _stream(url: str, pipeline: str, stream: list[dict[str, Any]], format_: str, console: Console) -> None:
+    """What the format carries goes first, through its own path; the rest (and the feed closes) as JSON."""
+    if format_ == "hl7":
+        messages, stream = as_hl7(stream)
+        acknowledged, refused = push_hl7(url, pipeline, messages)
+        console.print(f"{acknowledged:,} HL7 v2 messages AA, {len(refused)} not")
+    elif format_ == "fhir":
+        lines, stream = as_fhir(stream)
+        stored, refused_entries = push_fhir(url, pipeline, lines)
+        console.print(f"{stored:,} FHIR resources stored (202), {len(refused_entries)} refused")
+    accepted, rejected = push(url, pipeline, stream, 1000)
+    console.print(f"{accepted:,} catalogue events accepted, {len(rejected)} rejected")
 
 
 def _wait_until_counted(api: Api, console: Console) -> None:
@@ -193,7 +210,7 @@ def _wait_until_counted(api: Api, console: Console) -> None:
             time.sleep(1)
 
 
-def _kpi_table(api: Api, console: Console) -> None:
+def _kpi_table(api: Api, console: Console, health_id: str = HEALTH) -> None:
     rows = [
         ("readmission_rate_30d", None, "readmissions"),
         ("claim_denial_rate", None, "denial rate"),
@@ -201,7 +218,7 @@ def _kpi_table(api: Api, console: Console) -> None:
         ("uptime_pct", "ehr", "EHR uptime %"),
         ("cost_total", "total_cost_of_care", "cost of care"),
     ]
-    table = Table(title=f"KPIs of {HEALTH} (go-live {GO_LIVE})")
+    table = Table(title=f"KPIs of {health_id} (go-live {GO_LIVE})")
     table.add_column("KPI")
     for period, _, _ in QUARTERS:
         table.add_column(period, justify="right")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from rich.table import Table
 
 from vr_cli.client import Api, ApiError
 from vr_cli.events import batches, read_events
-from vr_cli.hl7_relay import run_relay, tls_context
+from vr_cli.hl7_relay import HL7_TYPE, run_relay, tls_context
 from vr_cli.output import Output, emit
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
@@ -136,6 +137,55 @@ def push(url: str, key: str, items: list[dict[str, Any]], batch: int) -> tuple[i
                 ]
             progress.advance(task, len(chunk))
     return accepted, rejected
+
+
+def push_hl7(url: str, key: str, messages: list[str], batch: int = 200) -> tuple[int, list[str]]:
+    """ADT messages to /v1/hl7v2, `batch` per request; (AA count, the ACKs that were not AA)."""
+    accepted, refused = 0, []
+    columns = (TextColumn("HL7 v2 messages"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with _api(url, key) as api, Progress(*columns, console=console) as progress:
+        task = progress.add_task("push", total=len(messages))
+        for start in range(0, len(messages), batch):
+            chunk = messages[start : start + batch]
+            answer = api.send(
+                "POST", "/v1/hl7v2", content="\r".join(chunk).encode(), headers={"Content-Type": HL7_TYPE}
+            )
+            if answer.status_code != 200:
+                _fail(ApiError(answer))
+            for ack in answer.text.split("\r\n"):
+                accepted += "\rMSA|AA|" in ack
+                refused += [] if "\rMSA|AA|" in ack else [ack]
+            progress.advance(task, len(chunk))
+    return accepted, refused
+
+
+def push_fhir(
+    url: str, key: str, lines: dict[str, list[str]], batch: int = 500
+) -> tuple[int, list[dict[str, Any]]]:
+    """Bulk NDJSON to /v1/fhir per facility, `batch` lines per request; (202 count, the other entries)."""
+    accepted, refused = 0, []
+    columns = (TextColumn("FHIR resources"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    total = sum(len(v) for v in lines.values())
+    with _api(url, key) as api, Progress(*columns, console=console) as progress:
+        task = progress.add_task("push", total=total)
+        for facility, resources in sorted(lines.items()):
+            for start in range(0, len(resources), batch):
+                chunk = resources[start : start + batch]
+                answer = api.send(
+                    "POST",
+                    "/v1/fhir",
+                    params={"facility": facility},
+                    content="\n".join(chunk).encode(),
+                    headers={"Content-Type": "application/fhir+ndjson"},
+                )
+                if answer.status_code != 200:
+                    _fail(ApiError(answer))
+                for entry in answer.json()["entry"]:
+                    ok = entry["response"]["status"].startswith(("202", "200"))
+                    accepted += entry["response"]["status"].startswith("202")
+                    refused += [] if ok else [entry]
+                progress.advance(task, len(chunk))
+    return accepted, refused
 
 
 @kpis.command("show")
@@ -604,12 +654,25 @@ def hl7_relay(
         )
 
 
+class DemoFormat(StrEnum):
+    JSON = "json"
+    FHIR = "fhir"
+    HL7 = "hl7"
+
+
 @app.command()
-def demo(url: Url = DEFAULT_URL, key: Key = "") -> None:
-    """Create a health system, a vendor and a contract; stream a year of events; print the quarters."""
+def demo(
+    url: Url = DEFAULT_URL,
+    key: Key = "",
+    format_: Annotated[
+        DemoFormat, typer.Option("--format", help="json, or ADT as HL7 v2 / clinical and claims as FHIR R4")
+    ] = DemoFormat.JSON,
+) -> None:
+    """Create a health system, a vendor and a contract; stream a year of events; print the quarters.
+    `--format hl7|fhir` streams it through /v1/hl7v2 or /v1/fhir (a health system of its own)."""
     from vr_cli.demo import run
 
     try:
-        run(url, key, console)
+        run(url, key, console, format_.value)
     except ApiError as error:
         _fail(error)
