@@ -73,8 +73,9 @@ SERVICE ?= ingest
 token: install ## print an identity token for direct calls to one service (TENANT, FACILITIES, ROLE, TIMEZONE, SERVICE)
 	@$(RUN) python -m devstack --root $(CURDIR) token --tenant $(TENANT) --facilities $(FACILITIES) --role $(ROLE) --timezone $(TIMEZONE) --service $(SERVICE)
 
-demo: install ## with `make up` running: a health system, a vendor, a contract, a year of events, the quarters
-	$(RUN) vr demo --key "$$($(RUN) python -m devstack --root $(CURDIR) admin-key)"
+DEMO_FORMAT ?= json
+demo: install ## with `make up` running: a health system, a vendor, a contract, a year of events (DEMO_FORMAT=json|hl7|fhir), the quarters
+	$(RUN) vr demo --format $(DEMO_FORMAT) --key "$$($(RUN) python -m devstack --root $(CURDIR) admin-key)"
 
 clean: ## remove local state (database data, logs, secrets) and environments
 	rm -rf .local .venv .tools
