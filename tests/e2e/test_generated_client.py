@@ -20,9 +20,23 @@ from tests.integration.gateway.conftest import GatewayStack
 from tests.integration.gateway.test_gateway import bearer, key, tenant
 
 
+# Hospitals' formats are bodies a billing client sends as bytes; the generator takes them once told
+# what they are (its documented `content_type_overrides`).
+GENERATOR_CONFIG = {
+    "content_type_overrides": {
+        "x-application/hl7-v2+er7": "application/octet-stream",
+        "application/hl7-v2": "application/octet-stream",
+        "text/plain": "application/octet-stream",
+        "application/fhir+ndjson": "application/octet-stream",
+        "application/fhir+json": "application/json",
+    }
+}
+
+
 async def _generate(document: dict[str, Any], where: Path) -> Path:
-    spec = where / "openapi.json"
+    spec, config = where / "openapi.json", where / "generator.json"
     spec.write_text(json.dumps(document))
+    config.write_text(json.dumps(GENERATOR_CONFIG))
     generated = await asyncio.to_thread(
         subprocess.run,
         [
@@ -36,6 +50,8 @@ async def _generate(document: dict[str, Any], where: Path) -> Path:
             "none",
             "--output-path",
             str(where / "vr_client"),
+            "--config",
+            str(config),
             "--fail-on-warning",
         ],
         capture_output=True,
