@@ -19,7 +19,6 @@ from tests.e2e.test_cli_billing import _contract
 from tests.integration.gateway.conftest import GatewayStack
 from tests.integration.gateway.test_gateway import bearer, key, tenant
 
-
 # Hospitals' formats are bodies a billing client sends as bytes; the generator takes them once told
 # what they are (its documented `content_type_overrides`).
 GENERATOR_CONFIG = {
