@@ -103,6 +103,11 @@ def test_a_cancelled_encounter_cancels_its_admission(status: str) -> None:
     assert cancel["data"]["admitted_at"] == "2026-03-01T08:00:00-05:00"
 
 
+def test_a_date_alone_is_the_start_of_the_tenants_day() -> None:
+    (admitted,) = _map(_encounter(status="in-progress", period={"start": "2026-03-01"})).events
+    assert admitted["time"] == "2026-03-01T00:00:00-05:00"
+
+
 def test_elective_priority_is_planned() -> None:
     planned = _map(_encounter(priority={"coding": [{"code": "EL"}]})).events[0]
     assert planned["data"]["planned"] is True
@@ -136,7 +141,7 @@ def test_references_resolve_inside_the_bundle() -> None:
     ("changes", "expression"),
     [
         ({"period": {}}, "Encounter.period.start"),
-        ({"period": {"start": "2026-03-01"}}, "Encounter.period.start"),  # a date, not a moment
+        ({"period": {"start": "2026-03"}}, "Encounter.period.start"),  # a month is not a moment
         ({"subject": None}, "Encounter.subject"),
         ({"class": None}, "Encounter.class"),
         ({"serviceProvider": None}, "Encounter.serviceProvider"),

@@ -294,13 +294,15 @@ def _disposition(encounter: Mapping[str, Any]) -> str:
 
 
 def _instant(value: Any, path: str, zone: ZoneInfo, *, required: bool) -> datetime | None:
-    """A FHIR dateTime to at least the minute; one without an offset is the tenant's local time."""
+    """A FHIR dateTime; one without an offset is the tenant's local time, and a date alone (as official
+    examples and claims systems write `created` or `authoredOn`) the start of that local day — KPIs
+    count by the tenant's local days. A year or a month alone is not a moment: 422."""
     if value is None:
         if required:
             raise Invalid(Issue("required", f"{path} is required", path))
         return None
-    if not isinstance(value, str) or len(value) < 16:
-        raise Invalid(Issue("value", "a dateTime with at least hours and minutes is required", path))
+    if not isinstance(value, str) or len(value) not in (10, *range(16, 36)):
+        raise Invalid(Issue("value", "a date (YYYY-MM-DD) or a dateTime with hours and minutes", path))
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
