@@ -94,7 +94,7 @@ HL7_ANSWER = "x-application/hl7-v2+er7"
 
 @router.post(
     "/v1/hl7v2",
-    operation_id="submitHl7v2",
+    operation_id="submitAdtMessages",
     tags=["Events"],
     summary="Submit HL7 v2 ADT messages (ER7); one ACK per message",
     responses={
