@@ -40,7 +40,7 @@ from settlement.domain.statement import (
     statement,
     what_is_missing,
 )
-from settlement.domain.stored import StoredContract
+from settlement.domain.stored import Adjustment, StoredContract
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
 
@@ -214,7 +214,7 @@ class SettlementService:
 
     async def reconcile(
         self, contract_id: str, period_id: str, trigger: str, reason: str
-    ) -> dict[str, Any] | None:
+    ) -> Adjustment | None:
         """Recompute a final period on today's data; a difference becomes an adjustment record."""
         final = await self._store.final(contract_id, period_id)
         if final is None:
@@ -260,7 +260,8 @@ class SettlementService:
         return adjustments[-1] if adjustments else final
 
     async def _final_with_adjustments(self, contract_id: str, final: dict[str, Any]) -> dict[str, Any]:
-        return {**final, "adjustments": await self._store.adjustments(contract_id, final["period"])}
+        booked = await self._store.adjustments(contract_id, final["period"])
+        return {**final, "adjustments": [adjustment.as_json() for adjustment in booked]}
 
     async def simulate(
         self, contract: Contract, period_ids: list[str], inputs: dict[str, dict[str, Decimal]]

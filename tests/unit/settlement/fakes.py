@@ -4,14 +4,14 @@ without PostgreSQL or the KPI engine — the integration tests run the real adap
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from settlement.domain.contract import Contract
 from settlement.domain.notifications import SettlementEvent
 from settlement.domain.sources import KpiReading, KpiRequest
-from settlement.domain.stored import FinalStatement
+from settlement.domain.stored import Adjustment, FinalStatement
 from vr_shared.identity import Identity
 
 
@@ -46,9 +46,19 @@ class FakeSettlementStore:
             (contract_id, period), FinalStatement(statement, basis, idempotency_key)
         )
 
-    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]:
+    async def adjustments(self, contract_id: str, period: str) -> list[Adjustment]:
         rows = self.adjustment_rows.get((contract_id, period), [])
-        return [{k: v for k, v in row.items() if k != "statement"} for row in rows]
+        return [
+            Adjustment(
+                id=number,
+                total_delta=Decimal(row["total_delta"]),
+                lines=tuple((line["term_id"], Decimal(line["delta"])) for line in row["lines"]),
+                reason=row["reason"],
+                created_at=datetime(2026, 7, 15, tzinfo=UTC),
+                total_after=row["statement"]["total"],
+            )
+            for number, row in enumerate(rows, start=1)
+        ]
 
     async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]:
         return [row["statement"] for row in self.adjustment_rows.get((contract_id, period), [])]

@@ -73,7 +73,7 @@ async def test_late_data_becomes_one_adjustment_and_the_same_data_none() -> None
     await service.finalize(_stored(), "2026-Q1", None, BILLING)
     kpis.by_kpi["cpoe_rate"] = reading("0.90", "90", "100")  # late orders: the target is reached
     adjustment = await service.reconcile("test-contract", "2026-Q1", "kpi_update", "late orders")
-    assert adjustment is not None and Decimal(adjustment["total_delta"]) == Decimal("50000.00")
+    assert adjustment is not None and adjustment.total_delta == Decimal("50000.00")
     assert await service.reconcile("test-contract", "2026-Q1", "kpi_update", "again") is None
     assert len(await store.adjustments("test-contract", "2026-Q1")) == 1
 

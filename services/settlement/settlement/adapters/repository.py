@@ -19,7 +19,7 @@ from settlement.domain import notifications
 from settlement.domain.contract import Contract, parse_contract
 from settlement.domain.money import decimal_text
 from settlement.domain.notifications import SettlementEvent
-from settlement.domain.stored import FinalStatement, StoredContract
+from settlement.domain.stored import Adjustment, FinalStatement, StoredContract
 from vr_shared.identity import Identity
 
 
@@ -215,7 +215,7 @@ class PostgresSettlementStore:
 
     async def adjustments(
         self, contract_id: str, period: str, *, after: int = 0, limit: int | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Adjustment]:
         """A final period's adjustments, oldest first (those after the id `after`, at most `limit`)."""
         a = tables.adjustments.c
         query = (
@@ -227,14 +227,14 @@ class PostgresSettlementStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            {
-                "id": row.id,
-                "total_delta": decimal_text(row.total_delta),
-                "lines": row.lines,
-                "reason": row.reason,
-                "created_at": row.created_at.isoformat(),
-                "total_after": row.statement["total"],
-            }
+            Adjustment(
+                id=row.id,
+                total_delta=row.total_delta,
+                lines=tuple((line["term_id"], Decimal(line["delta"])) for line in row.lines),
+                reason=row.reason,
+                created_at=row.created_at,
+                total_after=row.statement["total"],
+            )
             for row in rows
         ]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from settlement.domain.notifications import SettlementEvent
-from settlement.domain.stored import FinalStatement
+from settlement.domain.stored import Adjustment, FinalStatement
 from vr_shared.identity import Identity
 
 
@@ -29,7 +29,7 @@ class SettlementStore(Protocol):
         event: SettlementEvent,
     ) -> FinalStatement: ...
 
-    async def adjustments(self, contract_id: str, period: str) -> list[dict[str, Any]]: ...
+    async def adjustments(self, contract_id: str, period: str) -> list[Adjustment]: ...
 
     async def adjustment_statements(self, contract_id: str, period: str) -> list[dict[str, Any]]: ...
 

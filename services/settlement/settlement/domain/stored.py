@@ -1,12 +1,15 @@
-"""What the store keeps: a contract with its version history's latest entry, and a final statement."""
+"""What the store keeps: a contract with its version history's latest entry, a final statement, and the
+adjustments booked against it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from settlement.domain.contract import Contract
+from settlement.domain.money import decimal_text
 from settlement.domain.statement import kpi_grants
 
 
@@ -38,3 +41,26 @@ class FinalStatement:
     statement: dict[str, Any]
     basis: dict[str, Any]
     idempotency_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A change to a final period booked after finalization: per-line deltas against the amounts booked
+    before it, the total delta and the total after it (the final statement itself never changes)."""
+
+    id: int
+    total_delta: Decimal
+    lines: tuple[tuple[str, Decimal], ...]  # (term id, delta)
+    reason: str
+    created_at: datetime
+    total_after: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "total_delta": decimal_text(self.total_delta),
+            "lines": [{"term_id": term, "delta": decimal_text(delta)} for term, delta in self.lines],
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "total_after": self.total_after,
+        }

@@ -16,7 +16,7 @@ from settlement.domain.contract import ContractInvalid, InputsInvalid, parse_con
 from settlement.domain.csv_lines import statement_csv
 from settlement.domain.inputs import input_errors
 from settlement.domain.money import decimal_text
-from settlement.domain.stored import StoredContract
+from settlement.domain.stored import Adjustment, StoredContract
 from settlement.entrypoints.access import (
     MAX_SIMULATED_PERIODS,
     ensure_may_finalize,
@@ -296,7 +296,7 @@ async def list_adjustments(
     stored = await _readable(store, contract_id, caller)
     checked = service.period(stored.contract, period)
     found = await store.adjustments(contract_id, checked.id, after=numeric_position(after), limit=limit + 1)
-    return page(found, limit, lambda adjustment: str(adjustment["id"]), lambda adjustment: adjustment)
+    return page(found, limit, lambda adjustment: str(adjustment.id), Adjustment.as_json)
 
 
 @router.post(
@@ -343,7 +343,7 @@ async def reconcile(
     if await store.final(contract_id, checked.id) is None:
         raise Problem(409, "Not final", f"period {checked.id} is not final: its statement is always current")
     adjustment = await service.reconcile(contract_id, checked.id, "on_demand", "reconciliation requested")
-    return {"adjustment": adjustment}
+    return {"adjustment": None if adjustment is None else adjustment.as_json()}
 
 
 @router.get(
