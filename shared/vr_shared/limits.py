@@ -23,10 +23,15 @@ from urllib.parse import unquote_plus
 from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
 from vr_shared.problems import PROBLEM_JSON, Problem, problem_document
 
-# After a 413 the rest of the body is read and dropped for this long before the connection closes: a
-# socket closed with unread data resets the connection, and the reset can destroy the answer before
-# the client reads it (the "lingering close" of HTTP servers). Dropped, so memory stays flat.
+# After a 413 the rest of the body is read and dropped for this long, or this much, before the
+# connection closes: a socket closed with unread data resets the connection, and the reset can destroy
+# the answer before the client reads it (the "lingering close" of HTTP servers). Dropped, so memory
+# stays flat; bounded in bytes too, so a fast client on a fast link cannot push its whole body through
+# the linger (on loopback 1 s is gigabytes). 4 MiB: what the gateway may still be forwarding when a
+# service refuses (the gateway takes 5 MiB, a service's own limit is 1 MiB) — the gateway must read
+# the service's 413, not a reset.
 LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 4 * 1024 * 1024
 
 
 def _problem(status: int, type_: str, title: str, detail: str, path: str) -> bytes:
@@ -116,12 +121,13 @@ class _CountedBody:
 
 
 async def _drop_the_rest(receive: Receive) -> None:
-    until = time.monotonic() + LINGER_SECONDS
+    until, dropped = time.monotonic() + LINGER_SECONDS, 0
     try:
-        while (left := until - time.monotonic()) > 0:
+        while (left := until - time.monotonic()) > 0 and dropped < LINGER_MAX_BYTES:
             message = await asyncio.wait_for(receive(), timeout=left)
             if message["type"] != "http.request" or not message.get("more_body", False):
                 return
+            dropped += len(message.get("body", b""))
     except TimeoutError:
         return
 
