@@ -410,12 +410,10 @@ class PostgresRecorder:
         return cancelled
 
 
-async def _cancelled_stays(
-    conn: AsyncConnection, cancels: dict[tuple[str, str], set[tuple[str, str, datetime]]]
-) -> list[Any]:
-    """Stored, counting admissions and discharges that new cancels name (a patient's stays are few)."""
-    patients = _as_table("p", {"tenant": Text, "patient": Text}, sorted(cancels))
-    rows = await conn.execute(
+async def _stays_of(conn: AsyncConnection, patients: Sequence[tuple[str, str]]) -> Any:
+    """The stay events (admissions and discharges that count) of these (tenant, patient) pairs."""
+    touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
+    return await conn.execute(
         select(
             tables.stays.c.tenant,
             tables.stays.c.patient,
@@ -423,10 +421,17 @@ async def _cancelled_stays(
             tables.stays.c.id,
             tables.stays.c.payload,
         ).join(
-            patients,
-            and_(tables.stays.c.tenant == patients.c.tenant, tables.stays.c.patient == patients.c.patient),
+            touched,
+            and_(tables.stays.c.tenant == touched.c.tenant, tables.stays.c.patient == touched.c.patient),
         )
     )
+
+
+async def _cancelled_stays(
+    conn: AsyncConnection, cancels: dict[tuple[str, str], set[tuple[str, str, datetime]]]
+) -> list[Any]:
+    """Stored, counting admissions and discharges that new cancels name (a patient's stays are few)."""
+    rows = await _stays_of(conn, sorted(cancels))
     return [
         row
         for row in rows
@@ -704,21 +709,9 @@ async def _stays_and_index(
     """Each patient's stay events, and its index stays as recorded before this batch."""
     stays: dict[tuple[str, str], list[Any]] = defaultdict(list)
     before: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
-    touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
-    rows = await conn.execute(
-        select(
-            tables.stays.c.tenant,
-            tables.stays.c.patient,
-            tables.stays.c.source,
-            tables.stays.c.id,
-            tables.stays.c.payload,
-        ).join(
-            touched,
-            and_(tables.stays.c.tenant == touched.c.tenant, tables.stays.c.patient == touched.c.patient),
-        )
-    )
-    for row in rows:
+    for row in await _stays_of(conn, patients):
         stays[(row.tenant, row.patient)].append(row)
+    touched = _as_table("p", {"tenant": Text, "patient": Text}, patients)
     index = tables.readmission_index
     rows = await conn.execute(
         select(index).join(
