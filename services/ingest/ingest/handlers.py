@@ -162,14 +162,23 @@ async def ingest_hl7(
 ) -> list[str]:
     """Each message's ACK. The events go the way every event goes (raises like `Intake.ingest` when
     the broker does not acknowledge: the caller answers AR to each message that had events)."""
-    items = [event for m in messages for event in m.mapped.events]
-    owners = [i for i, m in enumerate(messages) for _ in m.mapped.events]
-    results: list[list[dict[str, Any]]] = [[] for _ in messages]
+    results = await _ingest_grouped(intake, [m.mapped.events for m in messages], caller, now)
+    return [_hl7_ack(m, r) for m, r in zip(messages, results, strict=True)]
+
+
+async def _ingest_grouped(
+    intake: Intake, groups: Sequence[Sequence[dict[str, Any]]], caller: Identity, now: datetime
+) -> list[list[dict[str, Any]]]:
+    """The events of several messages or resources as one intake, and each group's per-event results
+    back in its place (a message or resource answers for the events it stated)."""
+    items = [event for group in groups for event in group]
+    results: list[list[dict[str, Any]]] = [[] for _ in groups]
     if items:
         report = await intake.ingest(ParsedBody(items, orjson.dumps(items)), caller, now)
+        owners = [i for i, group in enumerate(groups) for _ in group]
         for owner, result in zip(owners, report.results, strict=True):
             results[owner].append(result)
-    return [_hl7_ack(m, r) for m, r in zip(messages, results, strict=True)]
+    return results
 
 
 def broker_unavailable_acks(messages: Sequence[Hl7Message]) -> list[str]:
@@ -248,13 +257,7 @@ async def ingest_fhir(
 ) -> list[dict[str, Any]]:
     """The batch-response entries, in request order. The events go the way every event goes (raises
     like `Intake.ingest` when the broker does not acknowledge)."""
-    items = [event for m in mapped for event in m.events]
-    owners = [i for i, m in enumerate(mapped) for _ in m.events]
-    results: list[list[dict[str, Any]]] = [[] for _ in mapped]
-    if items:
-        report = await intake.ingest(ParsedBody(items, orjson.dumps(items)), caller, now)
-        for owner, result in zip(owners, report.results, strict=True):
-            results[owner].append(result)
+    results = await _ingest_grouped(intake, [m.events for m in mapped], caller, now)
     return [_fhir_response(m, r) for m, r in zip(mapped, results, strict=True)]
 
 
