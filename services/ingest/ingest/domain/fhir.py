@@ -25,6 +25,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ingest.domain.dispositions import DISPOSITIONS_0112
+
 SOURCE = "fhir"
 MEASURED = (
     "Encounter",
@@ -64,20 +66,7 @@ DISCHARGE_DISPOSITIONS = {
     "rehab": "rehab",
     "aadvice": "ama",
     "exp": "expired",
-    "01": "home",
-    "06": "home_health",
-    "02": "transfer_acute",
-    "03": "snf",
-    "61": "snf",
-    "64": "snf",
-    "62": "rehab",
-    "50": "hospice",
-    "51": "hospice",
-    "07": "ama",
-    "20": "expired",
-    "40": "expired",
-    "41": "expired",
-    "42": "expired",
+    **DISPOSITIONS_0112,  # NUBC / HL7 table 0112 codes, as HL7 v2 feeds send them
 }
 CANCELLED_STATUSES = frozenset({"entered-in-error", "cancelled"})
 
@@ -187,7 +176,7 @@ def _encounter(
     start = _instant(_get(encounter, "period", "start"), f"{path}.period.start", zone, required=True)
     assert start is not None
     common = {
-        "encounter_ref": _encounter_ref(encounter),
+        "encounter_ref": _own_ref(encounter),
         "patient_ref": _patient_ref(encounter, index, path),
     }
     where = facility or _facility(encounter, index, path)
@@ -235,17 +224,6 @@ def _class(encounter: Mapping[str, Any], path: str) -> str | None:
     return ENCOUNTER_CLASSES.get(coding["code"])
 
 
-def _encounter_ref(encounter: Mapping[str, Any]) -> str:
-    for identifier in _list(encounter.get("identifier")):
-        if (
-            isinstance(identifier, Mapping)
-            and isinstance(identifier.get("value"), str)
-            and identifier["value"]
-        ):
-            return str(identifier["value"])
-    return str(encounter["id"])
-
-
 def _patient_ref(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> str:
     """The subject Patient's MR identifier when the Bundle holds the Patient, else the reference."""
     reference = _get(encounter, "subject", "reference")
@@ -254,10 +232,7 @@ def _patient_ref(encounter: Mapping[str, Any], index: BundleIndex, path: str) ->
     patient = index.resolve(reference)
     if patient is not None:
         for identifier in _list(patient.get("identifier")):
-            codes = [
-                c.get("code") for c in _list(_get(identifier, "type", "coding")) if isinstance(c, Mapping)
-            ]
-            if "MR" in codes and isinstance(identifier.get("value"), str):
+            if "MR" in _codes(identifier, "type") and isinstance(identifier.get("value"), str):
                 return str(identifier["value"])
     return reference
 
@@ -281,8 +256,7 @@ def _facility(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> st
 
 
 def _planned(encounter: Mapping[str, Any]) -> bool:
-    codes = [c.get("code") for c in _list(_get(encounter, "priority", "coding")) if isinstance(c, Mapping)]
-    return "EL" in codes
+    return "EL" in _codes(encounter, "priority")
 
 
 def _disposition(encounter: Mapping[str, Any]) -> str:

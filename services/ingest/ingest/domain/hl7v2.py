@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 import hl7
 
+from ingest.domain.dispositions import DISPOSITIONS_0112
+
 # HL7 table 0357 (message error condition codes) used in ERR-3.
 REQUIRED_FIELD_MISSING = "101"
 DATA_TYPE_ERROR = "102"
@@ -44,23 +46,6 @@ UNDERSTOOD_WITHOUT_EVENT = frozenset({"A02"})  # a transfer: nothing the KPIs co
 DISCHARGING = frozenset({"A03"})
 CANCELLING = frozenset({"A11", "A13"})
 
-# PV1-36, HL7 table 0112 (the NUBC UB-04 patient discharge status codes).
-DISPOSITIONS_0112 = {
-    "01": "home",
-    "06": "home_health",
-    "02": "transfer_acute",
-    "03": "snf",
-    "61": "snf",
-    "64": "snf",
-    "62": "rehab",
-    "50": "hospice",
-    "51": "hospice",
-    "07": "ama",
-    "20": "expired",
-    "40": "expired",
-    "41": "expired",
-    "42": "expired",
-}
 # Free-text dispositions real feeds send instead of a code (a documented tolerance): the first word
 # that names one; anything else is `other`.
 FREE_TEXT_DISPOSITIONS = (
