@@ -31,7 +31,8 @@ def decode(message: Message) -> Decoded | DeadLetter:
     document = event_document(event)
     # Canonical form (sorted keys, defaults filled) so the same event sent twice hashes the same.
     payload_hash = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
-    return Decoded(message.partition, message.offset, origin, event, document, payload_hash)
+    key = (origin.tenant, event.source, event.id)
+    return Decoded(message.partition, message.offset, origin, event, document, payload_hash, key)
 
 
 def _dead(message: Message, reason: str) -> DeadLetter:

@@ -59,7 +59,15 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
 @pytest.mark.parametrize(
     ("package", "revisions"),
     [
-        ("kpi_engine", ["0001_initial_schema.py", "0002_feed_completeness.py", "0003_cancellations.py"]),
+        (
+            "kpi_engine",
+            [
+                "0001_initial_schema.py",
+                "0002_feed_completeness.py",
+                "0003_cancellations.py",
+                "0004_set_based_recording.py",
+            ],
+        ),
         ("settlement", ["0001_initial_schema.py", "0002_settlement_events_and_webhooks.py"]),
         ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py", "0003_idempotency_records.py"]),
     ],

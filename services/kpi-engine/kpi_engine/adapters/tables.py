@@ -137,9 +137,28 @@ stays = Table(
     metadata,
     *_key(),
     Column("patient", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
+    Column("type", Text, nullable=False),  # encounter.admitted or encounter.discharged
+    Column("encounter", Text, nullable=False),
+    Column("facility", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),  # the event's time
+    Column("encounter_class", Text, nullable=False),
+    Column("planned", Boolean, nullable=False),  # admissions; false for discharges
+    Column("disposition", Text),  # discharges
+    Column("admitted_at", DateTime(timezone=True)),  # discharges
     PrimaryKeyConstraint("tenant", "source", "id"),
     Index("stays_by_patient", "tenant", "patient"),
+)
+
+# One row per scope two engine instances could both recompute — a patient's readmission state, a
+# system's outages, a facility's A/R snapshots. A batch locks the rows of the scopes it touches, in key
+# order, before it reads them (docs/decisions/0005-exactly-once-effect.md): row locks, not advisory ones,
+# so a batch touching thousands of patients does not fill PostgreSQL's lock table.
+scope_locks = Table(
+    "scope_locks",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("scope", Text, nullable=False),
+    PrimaryKeyConstraint("tenant", "scope"),
 )
 
 readmission_index = Table(

@@ -24,10 +24,7 @@ class Decoded:
     event: Event
     document: dict[str, Any]
     payload_hash: bytes
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.origin.tenant, self.event.source, self.event.id)
+    key: tuple[str, str, str]  # tenant, source, id: what "the same event" means
 
 
 @dataclass(frozen=True, slots=True)

@@ -129,6 +129,12 @@ class EventConsumer:
             ) as exc:
                 self._database_down(exc)
             except (DBAPIError, asyncpg.PostgresError) as exc:
+                if _sqlstate(exc) in _TRANSIENT_CONFLICTS:
+                    # Two instances crossed (the lock order rules deadlocks out; PostgreSQL breaking one
+                    # anyway must not dead-letter a batch): the transaction rolled back, run it again.
+                    log.warning("batch transaction conflicted; retrying", extra={"error": type(exc).__name__})
+                    metrics.BATCH_RETRIES.inc()
+                    continue
                 if not (getattr(exc, "connection_invalidated", False) or database_unavailable(exc)):
                     raise
                 self._database_down(exc)
@@ -156,7 +162,7 @@ class EventConsumer:
                 letter = DeadLetter(
                     event.partition,
                     event.offset,
-                    f"processing failed: {type(error).__name__}",
+                    f"processing failed: {_refusal_name(error)}",
                     event.origin.tenant,
                     event.event.source,
                     event.event.id,
@@ -232,6 +238,28 @@ class EventConsumer:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
             total = None if total is None else total + lag
         return total
+
+
+_TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(state := getattr(seen, "sqlstate", None), str):
+            return state
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return None
+
+
+def _refusal_name(error: BaseException) -> str:
+    """PostgreSQL's own name for a refusal (CheckViolationError…), under SQLAlchemy's wrapping."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, asyncpg.PostgresError):
+            return type(seen).__name__
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return type(error).__name__
 
 
 def _count(outcome: BatchOutcome) -> None:

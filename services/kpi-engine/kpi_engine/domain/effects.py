@@ -1,0 +1,253 @@
+"""What a batch of events does to the KPIs, decided without a database (docs/kpis.md).
+
+The recorder (kpi_engine.adapters.recorder) reads what it must from PostgreSQL and writes what this
+module decides: each event's additive deltas, the rows the non-additive KPIs are recomputed from, the
+scopes to recompute and lock, and the feed activity. Applying with sign −1 undoes an event exactly (a
+retraction or a cancel).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cancellations import ADMITTED
+from kpi_engine.domain.cells import Cell, CellKey
+from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.readmissions import KPI as READMISSION
+from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome
+from vr_shared.events.catalogue import (
+    ArSnapshot,
+    EncounterAdmitted,
+    EncounterDischarged,
+    Event,
+    FeedComplete,
+    SystemOutage,
+)
+from vr_shared.feeds import feed_of
+
+EventKey = tuple[str, str, str]  # tenant, source, id
+TenantCell = tuple[str, CellKey]
+Scope = tuple[str, str]  # tenant, scope name (what a scope lock row is keyed by)
+
+# The derived rows an event keeps beside its cells, by what they are (the recorder maps each to a table).
+STAYS, OUTAGES, AR_SNAPSHOTS, FEED_DECLARATIONS = "stays", "outages", "ar_snapshots", "feed_declarations"
+
+
+def cell_order(item: tuple[TenantCell, Any]) -> tuple[Any, ...]:
+    """The one global order of cells (the primary key's): concurrent writers lock rows in it."""
+    tenant, key = item[0]
+    return (tenant, key.kpi, key.facility, key.day, key.dimension)
+
+
+@dataclass
+class Effects:
+    """A batch's effects, accumulated event by event (sign +1 counts an event, −1 takes it back)."""
+
+    deltas: dict[TenantCell, Cell] = field(default_factory=dict)
+    uptime_days: dict[tuple[str, str, str], set[date]] = field(default_factory=lambda: defaultdict(set))
+    ar_days: set[tuple[str, str, date]] = field(default_factory=set)
+    patients: set[tuple[str, str]] = field(default_factory=set)
+    added: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    removed: dict[str, set[EventKey]] = field(default_factory=lambda: defaultdict(set))
+    # (tenant, facility, feed, local day) → [events, newest event time]
+    activity: dict[tuple[str, str, str, date], list[Any]] = field(default_factory=dict)
+
+    def apply(self, tenant: str, event: Event, calendar: TenantCalendar, sign: int) -> None:
+        """Add (sign +1) or remove (sign −1) one event's contribution; rows are written later, in bulk."""
+        for key, delta in contributions(event, calendar):
+            self.add(tenant, key, delta, sign)
+        derived = derived_row(event, calendar)
+        if derived is not None:
+            kind, values = derived
+            if sign > 0:
+                self.added[kind].append({"tenant": tenant, "source": event.source, "id": event.id, **values})
+            else:
+                self.removed[kind].add((tenant, event.source, event.id))
+        self._mark_recomputed_scopes(tenant, event, calendar)
+
+    def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
+        found = self.deltas.get((tenant, key))
+        if found is None:
+            found = self.deltas[(tenant, key)] = Cell()
+        found.add(delta, sign)
+
+    def received(self, tenant: str, event: Event, calendar: TenantCalendar) -> None:
+        """A new event of a tracked feed: counted in the facility's delivery for its local day."""
+        feed = feed_of(event.type)
+        if feed is None:
+            return
+        slot = (tenant, event.facility, feed, calendar.local_date(event.time))
+        found = self.activity.setdefault(slot, [0, event.time])
+        found[0] += 1
+        found[1] = max(found[1], event.time)
+
+    def _mark_recomputed_scopes(self, tenant: str, event: Event, calendar: TenantCalendar) -> None:
+        match event:
+            case SystemOutage() if not event.data.planned:
+                days = self.uptime_days[(tenant, event.facility, event.data.system)]
+                day = calendar.local_date(event.data.started_at)
+                last = calendar.local_date(event.data.ended_at)
+                while day <= last:
+                    days.add(day)
+                    day += timedelta(days=1)
+            case ArSnapshot():
+                self.ar_days.add((tenant, event.facility, calendar.local_date(event.time)))
+            case EncounterAdmitted() | EncounterDischarged():
+                self.patients.add((tenant, event.data.patient_ref))
+
+
+def scope_of(event: Event) -> str | None:
+    """The scope an event's non-additive effects are recomputed in — what two engine instances could
+    both recompute: a patient's readmission state (stays and their cancels), a system's outages, a
+    facility's A/R snapshots. Additive effects need none: cells take deltas in one key order."""
+    match event:
+        case SystemOutage() if not event.data.planned:
+            return f"uptime:{event.facility}:{event.data.system}"
+        case ArSnapshot():
+            return f"ar:{event.facility}"
+    patient = getattr(event.data, "patient_ref", None)
+    return None if patient is None else f"patient:{patient}"
+
+
+def derived_row(event: Event, calendar: TenantCalendar) -> tuple[str, dict[str, Any]] | None:
+    """The row an event keeps beside its cells (what its non-additive KPIs are recomputed from)."""
+    match event:
+        case SystemOutage() if not event.data.planned:
+            data = event.data
+            return OUTAGES, {
+                "facility": event.facility,
+                "system": data.system,
+                "started_at": data.started_at,
+                "ended_at": data.ended_at,
+            }
+        case ArSnapshot():
+            return AR_SNAPSHOTS, {
+                "facility": event.facility,
+                "day": calendar.local_date(event.time),
+                "event_time": event.time,
+                "net_ar": event.data.net_ar,
+                "avg_daily_net_revenue": event.data.avg_daily_net_revenue,
+            }
+        case EncounterAdmitted():
+            return STAYS, _stay(event, planned=event.data.planned, disposition=None, admitted_at=None)
+        case EncounterDischarged():
+            discharge = event.data
+            return STAYS, _stay(
+                event, planned=False, disposition=discharge.disposition, admitted_at=discharge.admitted_at
+            )
+        case FeedComplete():
+            return FEED_DECLARATIONS, {
+                "facility": event.facility,
+                "feed": event.data.feed,
+                "through": event.data.through,
+                "declared_at": event.time,
+            }
+    return None
+
+
+def _stay(
+    event: EncounterAdmitted | EncounterDischarged,
+    *,
+    planned: bool,
+    disposition: str | None,
+    admitted_at: datetime | None,
+) -> dict[str, Any]:
+    return {
+        "patient": event.data.patient_ref,
+        "type": event.type,
+        "encounter": event.data.encounter_ref,
+        "facility": event.facility,
+        "at": event.time,
+        "encounter_class": event.data.encounter_class,
+        "planned": planned,
+        "disposition": disposition,
+        "admitted_at": admitted_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStay:
+    """A stay row as stored (stays table): enough to recompute a patient without its event."""
+
+    source: str
+    id: str
+    type: str
+    encounter: str
+    patient: str
+    facility: str
+    at: datetime
+    encounter_class: str
+    planned: bool
+    disposition: str | None
+    admitted_at: datetime | None
+
+    def admission(self) -> Admission:
+        return Admission(self.encounter, self.patient, self.at, self.encounter_class, self.planned)
+
+    def discharge(self) -> Discharge:
+        assert self.disposition is not None and self.admitted_at is not None
+        return Discharge(
+            self.encounter,
+            self.patient,
+            self.facility,
+            self.at,
+            self.encounter_class,
+            self.disposition,
+            self.admitted_at,
+        )
+
+
+@dataclass
+class IndexChanges:
+    """How a patient's index stays changed: rows to delete and to insert, cells to adjust (in effects)."""
+
+    removed: list[EventKey] = field(default_factory=list)
+    added: list[dict[str, Any]] = field(default_factory=list)
+
+
+def readmission_changes(
+    tenant: str,
+    patient: str,
+    before: Mapping[tuple[str, str], IndexOutcome],
+    now: Mapping[tuple[str, str], IndexOutcome],
+    effects: Effects,
+    changes: IndexChanges,
+) -> None:
+    """Every index stay whose outcome changed becomes −old / +new readmission deltas and row changes."""
+    for key in sorted(set(now) | set(before)):
+        old, new = before.get(key), now.get(key)
+        if old is not None and new is not None and old == new:
+            continue
+        if old is not None:
+            effects.add(tenant, CellKey(READMISSION, old.facility, old.day), old.cell(), -1)
+            changes.removed.append((tenant, *key))
+        if new is not None:
+            effects.add(tenant, CellKey(READMISSION, new.facility, new.day), new.cell(), 1)
+            changes.added.append(
+                {
+                    "tenant": tenant,
+                    "source": key[0],
+                    "id": key[1],
+                    "patient": patient,
+                    "facility": new.facility,
+                    "day": new.day,
+                    "readmitted": new.readmitted,
+                }
+            )
+
+
+def stays_as_facts(stays: Iterable[StoredStay]) -> tuple[list[Admission], dict[tuple[str, str], Discharge]]:
+    """A patient's stored stays as the admissions and (keyed) discharges readmissions are decided from."""
+    admissions: list[Admission] = []
+    discharges: dict[tuple[str, str], Discharge] = {}
+    for stay in stays:
+        if stay.type == ADMITTED:
+            admissions.append(stay.admission())
+        else:
+            discharges[(stay.source, stay.id)] = stay.discharge()
+    return admissions, discharges
