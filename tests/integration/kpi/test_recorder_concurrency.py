@@ -26,8 +26,8 @@ from tests.integration.kpi.test_recorder import NOW, ORIGIN, TENANT
 from tests.support.infrastructure import Infrastructure
 from tests.support.waiting import wait_until
 from tests.unit.kpi.builders import ev
-from vr_shared.events import Event, encode_event, event_document
 from vr_shared.db import create_engine
+from vr_shared.events import Event, encode_event, event_document
 from vr_shared.events.catalogue import EventRetracted
 
 
