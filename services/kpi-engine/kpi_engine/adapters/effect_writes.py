@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Date, DateTime, Table, Text, and_, delete, select, text
-from sqlalchemy.dialects.postgresql import distinct_on, insert
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kpi_engine.adapters import tables
@@ -84,8 +84,17 @@ async def _write_rows(conn: AsyncConnection, effects: Effects) -> None:
             keys = event_keys(sorted(removed))
             await conn.execute(delete(table).where(on_event_key(table, keys)))
     for kind, rows in effects.added.items():
-        if rows:
-            await conn.execute(insert(DERIVED_TABLES[kind]).on_conflict_do_nothing(), rows)
+        # Rows of events counted for the first time: their keys are new, so COPY cannot conflict.
+        await _copy(conn, DERIVED_TABLES[kind].name, rows)
+
+
+async def _copy(conn: AsyncConnection, table: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        columns = list(rows[0])
+        driver = (await conn.get_raw_connection()).driver_connection
+        await driver.copy_records_to_table(  # type: ignore[union-attr]
+            table, columns=columns, records=[tuple(row[c] for c in columns) for row in rows]
+        )
 
 
 _ACTIVITY_COLUMNS = {
@@ -203,8 +212,7 @@ async def _recompute_patients(
     index = tables.readmission_index
     if changes.removed:
         await conn.execute(delete(index).where(on_event_key(index, event_keys(sorted(changes.removed)))))
-    if changes.added:
-        await conn.execute(insert(index), changes.added)
+    await _copy(conn, index.name, changes.added)  # their keys were deleted above if they were there
 
 
 _STAY_COLUMNS = (

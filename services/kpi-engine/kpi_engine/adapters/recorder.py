@@ -3,12 +3,14 @@
 
 The batch's transaction, in order:
 1. dead letters;
-2. the events: staged with one COPY, inserted where their key is absent (the unique key is what two
-   instances delivering the same event wait on), and every message classified against what is stored —
+2. the events: one COPY where every key is new (the usual case), else staged with one COPY and inserted
+   where their key is absent (the unique key is what two instances delivering one event wait on); every
+   message classified against what is stored —
    new, replay (same partition and offset: a redelivery after a crash), duplicate (same key and payload)
    or conflict (same key, other payload); retractions and cancels recorded beside them;
-3. retractions resolved in either arrival order: their targets, and new events retracted earlier, are
-   marked retracted;
+3. retractions resolved in either arrival order: a retraction stays pending until its event is stored;
+   the tenant's pending ones whose event is there now (new, or new retractions of stored events) are
+   resolved and their events marked retracted;
 4. the scopes the batch recomputes (a patient, a system's outages, a facility's A/R) locked, in key order;
 5. cancels resolved under their patient's lock;
 6. effects (kpi_engine.domain.effects): stored events that stop counting are taken back, new ones
@@ -17,8 +19,8 @@ The consumer commits offsets only after this transaction commits.
 
 Then a second, short transaction settles late retractions: a retraction and its event recorded at the
 same moment by two instances, each before the other committed, did not see each other in step 3. Each
-instance looks again after its own commit — whichever committed second finds the pair, and marking the
-event retracted (a row lock, `WHERE NOT retracted`) lets exactly one of them take its effects back.
+instance looks again after its own commit — whichever committed second finds the pair, and resolving
+the pending retraction (a row lock, `WHERE pending`) lets exactly one of them take its effects back.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 from sqlalchemy import DateTime, Integer, Text, and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -122,7 +125,7 @@ class PostgresRecorder:
             outcome = await self._record(conn, batch, dead, calendars, now)
         if batch:
             async with self._engine.begin() as conn:
-                outcome.retracted += await _settle_late_retractions(conn, batch, calendars)
+                outcome.retracted += await _settle_late_retractions(conn, list(calendars), calendars)
         return outcome
 
     async def _record(
@@ -146,7 +149,7 @@ class PostgresRecorder:
         )
         new_keys = {d.key for d in new}
         effects = Effects()
-        retracted = await _retract(conn, _retraction_candidates(new))
+        retracted = await _retract(conn, list(calendars))
         outcome.retracted = len(retracted)
         undone = [(key, event) for key, event in retracted.items() if key not in new_keys]
         counted = [d for d in new if d.key not in retracted and d.event.type != "event.retracted"]
@@ -172,18 +175,37 @@ class PostgresRecorder:
         return outcome
 
     async def _store(self, conn: AsyncConnection, batch: Sequence[Decoded]) -> Classified:
-        """Stage the batch's first message of each key with one COPY, insert those whose key is absent,
-        classify every message, and record repeats, retractions and cancels."""
+        """Insert the batch's first message of each key where the key is absent, classify every
+        message, and record repeats, retractions and cancels."""
         firsts: dict[EventKey, Decoded] = {}
         for decoded in batch:
             firsts.setdefault(decoded.key, decoded)
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
+        rows = [_staged(d) for _, d in sorted(firsts.items())]  # key order: what two inserters wait in
+        inserted, stored = await self._insert_absent(conn, rows)
+        classified = classify(batch, inserted, stored)
+        await _note_repeats(conn, classified)
+        await _store_retractions_and_cancels(conn, classified.new)
+        return classified
+
+    async def _insert_absent(
+        self, conn: AsyncConnection, rows: list[tuple[Any, ...]]
+    ) -> tuple[set[EventKey], dict[EventKey, Stored]]:
+        """The keys inserted, and what was stored under the others. Usually every key is new: one COPY
+        straight into `events` under a savepoint. If any is stored already (a replay, a duplicate, another
+        instance's insert this COPY waited for), the savepoint is rolled back and the batch is staged with
+        one COPY and inserted where absent."""
+        driver = (await conn.get_raw_connection()).driver_connection
+        try:
+            async with conn.begin_nested():
+                await driver.copy_records_to_table(  # type: ignore[union-attr]
+                    "events", schema_name=self._schema, columns=list(tables.EVENT_COPY_COLUMNS), records=rows
+                )
+            return {(row[0], row[1], row[2]) for row in rows}, {}
+        except asyncpg.UniqueViolationError:
+            pass
         await conn.execute(_CREATE_STAGING)
         await driver.copy_records_to_table(  # type: ignore[union-attr]
-            "staged_events",
-            columns=list(tables.EVENT_COPY_COLUMNS),
-            records=[_staged(d) for _, d in sorted(firsts.items())],
+            "staged_events", columns=list(tables.EVENT_COPY_COLUMNS), records=rows
         )
         inserted: set[EventKey] = set()
         stored: dict[EventKey, Stored] = {}
@@ -195,13 +217,10 @@ class PostgresRecorder:
                 stored[key] = (row.payload_hash, row.partition, row.offset)
         # A key another instance committed while this insert waited for it is in neither answer (the
         # statement's snapshot predates that commit): read it now.
-        unseen = sorted(set(firsts) - inserted - set(stored))
+        unseen = sorted({(row[0], row[1], row[2]) for row in rows} - inserted - set(stored))
         if unseen:
             stored.update(await _stored(conn, unseen))
-        classified = classify(batch, inserted, stored)
-        await _note_repeats(conn, classified)
-        await _store_retractions_and_cancels(conn, classified.new)
-        return classified
+        return inserted, stored
 
 
 def _staged(d: Decoded) -> tuple[Any, ...]:
@@ -328,44 +347,38 @@ async def _store_retractions_and_cancels(conn: AsyncConnection, new: Sequence[De
         await conn.execute(insert(tables.cancellations).on_conflict_do_nothing(), cancels)
 
 
-def _retraction_candidates(decoded: Sequence[Decoded]) -> list[EventKey]:
-    """Events of these messages a stored retraction may name, and the targets of their retractions."""
-    keys = {
-        (d.origin.tenant, d.event.source, d.event.data.retracted_id)
-        if d.event.type == "event.retracted"
-        else d.key
-        for d in decoded
-    }
-    return sorted(keys)
-
-
 _RETRACT = text(
-    f"""
+    """
+    WITH found AS (
+        UPDATE retractions t SET pending = false
+        FROM events e
+        WHERE t.pending AND t.tenant = ANY(CAST(:tenants AS text[]))
+            AND e.tenant = t.tenant AND e.source = t.source AND e.id = t.retracted_id
+        RETURNING t.tenant, t.source, t.retracted_id
+    )
     UPDATE events e SET retracted = true
-    FROM {unnest({"tenant": "text", "source": "text", "id": "text"})}, retractions t
-    WHERE t.tenant = r.tenant AND t.source = r.source AND t.retracted_id = r.id
-        AND e.tenant = r.tenant AND e.source = r.source AND e.id = r.id
+    FROM found
+    WHERE e.tenant = found.tenant AND e.source = found.source AND e.id = found.retracted_id
         AND NOT e.retracted AND e.type <> 'event.retracted'
     RETURNING e.tenant, e.source, e.id, e.payload
     """
 )
 
 
-async def _retract(conn: AsyncConnection, candidates: Sequence[EventKey]) -> dict[EventKey, Any]:
-    """Mark the candidates a stored retraction names as retracted; returns them with their events. The
-    row lock and `NOT retracted` make one transaction, of any number racing, the one that marks each."""
-    if not candidates:
-        return {}
-    rows = await conn.execute(_RETRACT, columns_of({"tenant": "", "source": "", "id": ""}, candidates))
+async def _retract(conn: AsyncConnection, tenants: Sequence[str]) -> dict[EventKey, Any]:
+    """Pending retractions of these tenants whose event is now stored (either arrival order): the event
+    is marked retracted and returned. A retraction's row lock and `pending` make one transaction, of
+    any number racing, the one that resolves it — and takes its event back."""
+    rows = await conn.execute(_RETRACT, {"tenants": sorted(set(tenants))})
     return {(r.tenant, r.source, r.id): validate_event(r.payload) for r in rows}
 
 
 async def _settle_late_retractions(
-    conn: AsyncConnection, batch: Sequence[Decoded], calendars: dict[str, TenantCalendar]
+    conn: AsyncConnection, tenants: Sequence[str], calendars: dict[str, TenantCalendar]
 ) -> int:
-    """After the batch's commit: retractions whose event another instance committed meanwhile (and
-    replays, when a crash came between the two transactions). Everything found here counted until now."""
-    retracted = await _retract(conn, _retraction_candidates(batch))
+    """After the batch's commit: pending retractions whose event another instance committed meanwhile
+    (or that a crash between the two transactions left). Everything found here counted until now."""
+    retracted = await _retract(conn, tenants)
     if not retracted:
         return 0
     await lock_scopes(conn, _scopes([(key[0], event) for key, event in retracted.items()]))
@@ -387,25 +400,20 @@ async def _resolve_cancels(
     (stored, or in this batch — its cancels are stored first), and stored ones new cancels name. They
     are marked retracted, like the target of a retraction; returned with their events. `already`: those
     this batch retracted (their stay rows go with this batch's writes): not taken back twice."""
-    facts = [(d.key, named) for d in new if (named := fact_of(d.event)) is not None]
+    facts: dict[tuple[Any, ...], list[Decoded]] = defaultdict(list)
+    for d in new:
+        if (named := fact_of(d.event)) is not None:
+            facts[(d.origin.tenant, *named)].append(d)
     cancels = [(d.origin.tenant, *named) for d in new if (named := cancelled_by(d.event)) is not None]
     found: dict[EventKey, Any] = {}
     if facts:
-        named_facts = as_table(
-            "f",
-            {**_FACT_COLUMNS, "source": Text, "id": Text},
-            [(key[0], *fact, key[1], key[2]) for key, fact in facts],
-        )
-        c = tables.cancellations.c
-        rows = await conn.execute(
-            select(named_facts.c.tenant, named_facts.c.source, named_facts.c.id).join(
-                tables.cancellations,
-                and_(*(c[name] == named_facts.c[name] for name in _FACT_COLUMNS)),
-            )
-        )
-        by_key = {d.key: d.event for d in new}
-        found |= {(r.tenant, r.source, r.id): by_key[(r.tenant, r.source, r.id)] for r in rows}
-        found = {key: event for key, event in found.items() if key not in already}
+        # The cancels of these facts' patients (a patient has few), matched here by what they name.
+        patients = sorted({(tenant, patient) for tenant, patient, *_ in facts})
+        rows = await conn.execute(_CANCELS_OF, columns_of({"tenant": "", "patient": ""}, patients))
+        for row in rows:
+            for fact in facts.get((row.tenant, row.patient, row.encounter, row.fact, row.at), []):
+                if fact.key not in already:
+                    found[fact.key] = fact.event
     if cancels:
         named = as_table("c", _FACT_COLUMNS, sorted(set(cancels)))
         s = tables.stays.c
@@ -432,6 +440,12 @@ async def _resolve_cancels(
     return found
 
 
+_CANCELS_OF = text(
+    f"""
+    SELECT c.tenant, c.patient, c.encounter, c.fact, c.at
+    FROM {unnest({"tenant": "text", "patient": "text"})} JOIN cancellations c USING (tenant, patient)
+    """
+)
 _FACT_COLUMNS = {
     "tenant": Text,
     "patient": Text,

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -86,7 +87,10 @@ retractions = Table(
     Column("retracted_id", Text, nullable=False),
     Column("retraction_id", Text, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Its event is not stored yet (it may never come): every batch of the tenant looks for it.
+    Column("pending", Boolean, nullable=False, server_default="true"),
     PrimaryKeyConstraint("tenant", "source", "retracted_id"),
+    Index("retractions_pending", "tenant", postgresql_where=text("pending")),
 )
 
 # Cancelled admissions and discharges (HL7 A11 / A13), by what they name: the patient's encounter, the

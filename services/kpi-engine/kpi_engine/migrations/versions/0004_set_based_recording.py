@@ -1,5 +1,6 @@
-"""Stays as typed columns (recomputing a patient needs no JSON validation) and the scope locks that
-replace the tenant-wide lock (docs/decisions/0005-exactly-once-effect.md).
+"""Stays as typed columns (recomputing a patient needs no JSON validation), the scope locks that
+replace the tenant-wide lock, and retractions still waiting for their event marked as such
+(docs/decisions/0005-exactly-once-effect.md).
 
 Revision ID: 0004
 Revises: 0003
@@ -44,6 +45,12 @@ def upgrade() -> None:
     for name in ("type", "encounter", "facility", "at", "encounter_class", "planned"):
         op.alter_column("stays", name, nullable=False)
     op.drop_column("stays", "payload")
+    op.add_column("retractions", sa.Column("pending", sa.Boolean(), nullable=False, server_default=sa.true()))
+    op.execute(
+        "UPDATE retractions t SET pending = false WHERE EXISTS (SELECT 1 FROM events e "
+        "WHERE (e.tenant, e.source, e.id) = (t.tenant, t.source, t.retracted_id))"
+    )
+    op.create_index("retractions_pending", "retractions", ["tenant"], postgresql_where=sa.text("pending"))
     op.create_table(
         "scope_locks",
         sa.Column("tenant", sa.Text(), nullable=False),
@@ -54,6 +61,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("scope_locks")
+    op.drop_index("retractions_pending", table_name="retractions")
+    op.drop_column("retractions", "pending")
     op.add_column("stays", sa.Column("payload", sa.dialects.postgresql.JSONB(), nullable=True))
     op.execute(
         "UPDATE stays s SET payload = e.payload FROM events e "
