@@ -10,11 +10,13 @@ from typing import Any, TypeVar
 import prometheus_client
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
 from vr_shared.logging import configure_logging
 from vr_shared.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+AnySettings = TypeVar("AnySettings", bound=BaseSettings)
 
 # A request of 500 events allocates tens of thousands of containers. With the default threshold
 # (700) the collector runs several times per request, and every full collection walks the whole
@@ -35,7 +37,7 @@ def settle_heap() -> None:
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, older, oldest)
 
 
-def settings_or_exit(settings_type: type[S]) -> S:
+def settings_or_exit(settings_type: type[AnySettings]) -> AnySettings:
     """The service's settings from its environment, or exit 2 with one line per setting at fault
     (its variable and why — never its value)."""
     try:

@@ -6,15 +6,18 @@ from vr_shared.secrets import PublicKeyPem
 from vr_shared.settings import InternalServiceSettings
 from vr_shared.topics import EVENTS, EVENTS_DLQ, KPI_UPDATES
 
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SCHEMA_PATTERN = r"^[a-z_][a-z0-9_]{0,62}$"
+
 
 class Settings(InternalServiceSettings):
     service_name: str = "kpi-engine"
     http_port: int = 8002
     database_url: str = Field(  # required here: the engine owns tables
-        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        default=DEFAULT_DATABASE_URL,
         validation_alias="DATABASE_URL",
     )
-    db_schema: str = Field(default="kpi", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    db_schema: str = Field(default="kpi", pattern=SCHEMA_PATTERN)
     # Settlement reads KPIs as itself (role `service`), signing with its own key (docs/security.md).
     settlement_public_key: PublicKeyPem = Field(description="settlement's Ed25519 public key (PEM)")
 

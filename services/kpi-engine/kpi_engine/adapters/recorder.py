@@ -118,15 +118,32 @@ class PostgresRecorder:
         self._engine = engine
         self._schema = schema
         self._late_after = late_after
+        self._zones: dict[str, str] = {}  # tenant → zone, as stored in tenant_zones
 
     async def record(self, batch: Sequence[Decoded], dead: Sequence[DeadLetter], now: Any) -> BatchOutcome:
-        calendars = {d.origin.tenant: TenantCalendar.of(d.origin.timezone) for d in batch}
+        zones = {d.origin.tenant: d.origin.timezone for d in batch}
+        calendars = {tenant: TenantCalendar.of(zone) for tenant, zone in zones.items()}
+        await self._note_zones(zones)
         async with self._engine.begin() as conn:
             outcome = await self._record(conn, batch, dead, calendars, now)
         if batch:
             async with self._engine.begin() as conn:
                 outcome.retracted += await _settle_late_retractions(conn, list(calendars), calendars)
         return outcome
+
+    async def _note_zones(self, zones: dict[str, str]) -> None:
+        """Store a tenant's zone when this process first sees it or it changes — in its own statement,
+        not in the batch's transaction, where its row lock would serialise instances by tenant."""
+        changed = sorted((tenant, zone) for tenant, zone in zones.items() if self._zones.get(tenant) != zone)
+        if changed:
+            statement = insert(tables.tenant_zones).values([{"tenant": t, "timezone": z} for t, z in changed])
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["tenant"], set_={"timezone": statement.excluded.timezone}
+                    )
+                )
+            self._zones.update(changed)
 
     async def _record(
         self,

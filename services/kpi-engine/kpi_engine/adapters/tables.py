@@ -157,6 +157,15 @@ stays = Table(
 # system's outages, a facility's A/R snapshots. A batch locks the rows of the scopes it touches, in key
 # order, before it reads them (docs/decisions/0005-exactly-once-effect.md): row locks, not advisory ones,
 # so a batch touching thousands of patients does not fill PostgreSQL's lock table.
+# Each tenant's IANA zone as its latest events carried it: the local days a rebuild computes in.
+tenant_zones = Table(
+    "tenant_zones",
+    metadata,
+    Column("tenant", Text, nullable=False),
+    Column("timezone", Text, nullable=False),
+    PrimaryKeyConstraint("tenant"),
+)
+
 scope_locks = Table(
     "scope_locks",
     metadata,

@@ -50,21 +50,41 @@ class _Derived:
                 self.discharges.append(discharge_of(event))
 
 
-def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
-    table = CellTable()
-    derived = _Derived()
-    for event in without_cancelled(events):
-        for key, delta in contributions(event, calendar):
-            table.apply(key, delta)
-        derived.take(event, calendar)
-    for (facility, system), unplanned in derived.outages.items():
-        for key, cell in uptime_cells(facility, system, unplanned, calendar).items():
+class CellComputation:
+    """Cells from scratch, one event at a time: additive deltas are summed as events come, and only what
+    the non-additive KPIs need is kept (outages, one A/R snapshot per day, stays) — a tenant's whole
+    history streams through without being held. The events must be effective (see module docstring)."""
+
+    def __init__(self, calendar: TenantCalendar) -> None:
+        self._calendar = calendar
+        self._table = CellTable()
+        self._derived = _Derived()
+        self.events = 0
+
+    def take(self, event: Event) -> None:
+        for key, delta in contributions(event, self._calendar):
+            self._table.apply(key, delta)
+        self._derived.take(event, self._calendar)
+        self.events += 1
+
+    def cells(self) -> dict[CellKey, Cell]:
+        table, derived, calendar = CellTable(dict(self._table.cells)), self._derived, self._calendar
+        for (facility, system), unplanned in derived.outages.items():
+            for key, cell in uptime_cells(facility, system, unplanned, calendar).items():
+                table.put(key, cell)
+        for (facility, day), snapshot in derived.latest_snapshots.items():
+            table.put(CellKey(DAYS_IN_AR, facility, day), days_in_ar_cell(snapshot))
+        for key, cell in readmission_cells(derived.discharges, derived.admissions, calendar).items():
             table.put(key, cell)
-    for (facility, day), snapshot in derived.latest_snapshots.items():
-        table.put(CellKey(DAYS_IN_AR, facility, day), days_in_ar_cell(snapshot))
-    for key, cell in readmission_cells(derived.discharges, derived.admissions, calendar).items():
-        table.put(key, cell)
-    return table.cells
+        return table.cells
+
+
+def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
+    """Every cell of these events; a cancel among them keeps the fact it names out."""
+    computation = CellComputation(calendar)
+    for event in without_cancelled(events):
+        computation.take(event)
+    return computation.cells()
 
 
 def _snapshot_order(snapshot: ArSnapshot) -> tuple[object, ...]:

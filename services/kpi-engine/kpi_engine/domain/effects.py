@@ -86,6 +86,13 @@ class Effects:
         found[0] += 1
         found[1] = max(found[1], event.time)
 
+    def recomputed_scopes(self) -> list[Scope]:
+        """The scopes these effects recompute, in the lock order."""
+        scopes = {(tenant, patient_scope(patient)) for tenant, patient in self.patients}
+        scopes |= {(tenant, uptime_scope(facility, system)) for tenant, facility, system in self.uptime_days}
+        scopes |= {(tenant, ar_scope(facility)) for tenant, facility, _ in self.ar_days}
+        return sorted(scopes)
+
     def _mark_recomputed_scopes(self, tenant: str, event: Event, calendar: TenantCalendar) -> None:
         match event:
             case SystemOutage() if not event.data.planned:
@@ -107,11 +114,23 @@ def scope_of(event: Event) -> str | None:
     facility's A/R snapshots. Additive effects need none: cells take deltas in one key order."""
     match event:
         case SystemOutage() if not event.data.planned:
-            return f"uptime:{event.facility}:{event.data.system}"
+            return uptime_scope(event.facility, event.data.system)
         case ArSnapshot():
-            return f"ar:{event.facility}"
+            return ar_scope(event.facility)
     patient = getattr(event.data, "patient_ref", None)
-    return None if patient is None else f"patient:{patient}"
+    return None if patient is None else patient_scope(patient)
+
+
+def patient_scope(patient: str) -> str:
+    return f"patient:{patient}"
+
+
+def uptime_scope(facility: str, system: str) -> str:
+    return f"uptime:{facility}:{system}"
+
+
+def ar_scope(facility: str) -> str:
+    return f"ar:{facility}"
 
 
 def derived_row(event: Event, calendar: TenantCalendar) -> tuple[str, dict[str, Any]] | None:

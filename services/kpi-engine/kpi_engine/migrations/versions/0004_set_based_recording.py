@@ -1,6 +1,7 @@
 """Stays as typed columns (recomputing a patient needs no JSON validation), the scope locks that
-replace the tenant-wide lock, and retractions still waiting for their event marked as such
-(docs/decisions/0005-exactly-once-effect.md).
+replace the tenant-wide lock, retractions still waiting for their event marked as such
+(docs/decisions/0005-exactly-once-effect.md), and each tenant's time zone as its events last carried it
+(what a rebuild computes local days in).
 
 Revision ID: 0004
 Revises: 0003
@@ -52,6 +53,12 @@ def upgrade() -> None:
     )
     op.create_index("retractions_pending", "retractions", ["tenant"], postgresql_where=sa.text("pending"))
     op.create_table(
+        "tenant_zones",
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("timezone", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant"),
+    )
+    op.create_table(
         "scope_locks",
         sa.Column("tenant", sa.Text(), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
@@ -61,6 +68,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("scope_locks")
+    op.drop_table("tenant_zones")
     op.drop_index("retractions_pending", table_name="retractions")
     op.drop_column("retractions", "pending")
     op.add_column("stays", sa.Column("payload", sa.dialects.postgresql.JSONB(), nullable=True))
