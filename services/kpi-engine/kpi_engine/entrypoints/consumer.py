@@ -32,6 +32,7 @@ from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
 from vr_shared.db import database_unavailable
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
+from vr_shared.runtime import collector_paused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,13 +91,15 @@ class EventConsumer:
             await self._commit({tp: rs[-1].offset + 1 for tp, rs in records.items()})
 
     async def handle(self, messages: Sequence[Message]) -> BatchOutcome:
-        decoded = [decode(m) for m in messages]
-        events = [d for d in decoded if isinstance(d, Decoded)]
-        dead = [d for d in decoded if isinstance(d, DeadLetter)]
-        self.timezones.update((d.origin.tenant, d.origin.timezone) for d in events)
-        started = time.perf_counter()
-        outcome = await self._record_until_done(events, dead)
-        metrics.BATCH_DURATION.observe(time.perf_counter() - started)
+        with collector_paused():
+            decoded = [decode(m) for m in messages]
+            events = [d for d in decoded if isinstance(d, Decoded)]
+            dead = [d for d in decoded if isinstance(d, DeadLetter)]
+            self.timezones.update((d.origin.tenant, d.origin.timezone) for d in events)
+            started = time.perf_counter()
+            outcome = await self._record_until_done(events, dead)
+            metrics.BATCH_DURATION.observe(time.perf_counter() - started)
+            del decoded, events
         await self._publish_dead_letters(dead, messages)
         await self.drain_outbox()
         _count(outcome)
