@@ -23,9 +23,17 @@ def _event(type_: str, id_: str, time: datetime, facility: str, data: dict[str, 
     )
 
 
-def event_stream(seed: int, count: int, *, days: int = 120, patients: int = 400) -> list[Event]:
-    """`count` events (approximately) over `days` days: stays with readmissions, medication, claims,
-    payments, costs, outages and A/R snapshots, a few retractions."""
+def event_stream(
+    seed: int,
+    count: int,
+    *,
+    days: int = 120,
+    patients: int = 400,
+    facilities: tuple[str, ...] = FACILITIES,
+    patient_prefix: str = "P",
+) -> list[Event]:
+    """`count` events (approximately) over `days` days at `facilities`: stays with readmissions,
+    medication, claims, payments, costs, outages and A/R snapshots, a few retractions."""
     rng = random.Random(seed)
     events: list[Event] = []
     n = 0
@@ -37,10 +45,10 @@ def event_stream(seed: int, count: int, *, days: int = 120, patients: int = 400)
 
     while len(events) < count:
         when = START + timedelta(minutes=rng.randrange(days * 24 * 60))
-        facility = rng.choice(FACILITIES)
+        facility = rng.choice(facilities)
         kind = rng.random()
         if kind < 0.25:
-            patient, encounter = f"P{rng.randrange(patients)}", next_id()
+            patient, encounter = f"{patient_prefix}{rng.randrange(patients)}", next_id()
             stay = timedelta(hours=rng.randrange(2, 24 * 8))
             planned = rng.random() < 0.1
             cls = "inpatient" if rng.random() < 0.85 else "observation"

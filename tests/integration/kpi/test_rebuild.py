@@ -127,8 +127,16 @@ async def test_rebuild_of_one_kpi_and_of_an_unknown_tenant(
     origin = Origin(f"t-{uuid.uuid4().hex[:12]}", ZONE)
     await record(engine, schema, origin, event_stream(seed=31, count=400, days=30, patients=40), 0)
     await spoil(engine, origin.tenant)
+    async with engine.connect() as conn:
+        last_notice = (await conn.execute(text("SELECT max(seq) FROM outbox"))).scalar_one()
     code, output = await rebuild(infrastructure, schema, "--tenant", origin.tenant, "--kpi", "uptime_pct")
     assert code == 0, output
     assert "1 differ from the stored ones" in output and "clean_claim_rate" not in output, output
+    async with engine.connect() as conn:
+        notices = (
+            await conn.execute(text("SELECT payload FROM outbox WHERE seq > :s"), {"s": last_notice})
+        ).all()
+    # The corrected cell's change notice is queued for subscribers (published by the engine's loop).
+    assert [n.payload["kpi"] for n in notices] == ["uptime_pct"]
     code, output = await rebuild(infrastructure, schema, "--tenant", "nobody")
     assert code == 2 and "no events recorded for tenant 'nobody'" in output, output

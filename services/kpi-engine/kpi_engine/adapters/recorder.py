@@ -42,13 +42,13 @@ from kpi_engine.adapters.effect_writes import lock_scopes, write_effects
 from kpi_engine.adapters.sql import KEY_COLUMNS, as_table, columns_of, event_keys, on_event_key, unnest
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cancellations import cancelled_by, fact_of
+from kpi_engine.domain.classification import Classified, Stored, classify
 from kpi_engine.domain.effects import Effects, EventKey, Scope, scope_of
 from kpi_engine.domain.messages import DeadLetter, Decoded
 from vr_shared.events import validate_event
 from vr_shared.feeds import feed_of
 
 FeedSlot = tuple[str, str, str]  # tenant, facility, feed
-Stored = tuple[bytes, int, int]  # payload hash, partition, offset
 
 
 @dataclass
@@ -78,37 +78,6 @@ class BatchOutcome:
     changed_cells: int = 0
     before_watermark: dict[str, int] = field(default_factory=dict)  # by feed
     event_times: NewestEventTimes = field(default_factory=NewestEventTimes)
-
-
-@dataclass
-class Classified:
-    """Each message of a batch against what is stored (and what came earlier in the batch)."""
-
-    new: list[Decoded] = field(default_factory=list)
-    replays: int = 0
-    duplicates: dict[EventKey, int] = field(default_factory=lambda: defaultdict(int))
-    conflicting: list[Decoded] = field(default_factory=list)
-
-
-def classify(batch: Sequence[Decoded], inserted: set[EventKey], stored: dict[EventKey, Stored]) -> Classified:
-    """`inserted`: the keys this batch wrote (their first message is new); `stored`: what the others
-    already had."""
-    known = dict(stored)
-    result = Classified()
-    for decoded in batch:
-        seen = known.get(decoded.key)
-        if seen is None and decoded.key in inserted:
-            known[decoded.key] = (decoded.payload_hash, decoded.partition, decoded.offset)
-            result.new.append(decoded)
-        elif seen is None:  # pragma: no cover - the recorder reads every key it did not insert
-            raise RuntimeError(f"event {decoded.key} neither inserted nor stored")
-        elif (seen[1], seen[2]) == (decoded.partition, decoded.offset):
-            result.replays += 1  # redelivered after a crash before the offset commit: not a duplicate
-        elif seen[0] == decoded.payload_hash:
-            result.duplicates[decoded.key] += 1
-        else:
-            result.conflicting.append(decoded)
-    return result
 
 
 class PostgresRecorder:

@@ -83,6 +83,7 @@ class EventConsumer:
             # recorded and committed (an orderly stop waits for this: deploy/devstack/README.md).
             metrics.CAUGHT_UP.set(not records and lag == 0)
             if not records:
+                await self.drain_outbox()  # notices a rebuild queued (docs/operations.md) go out too
                 continue
             messages = [
                 Message(tp.partition, r.offset, r.value or b"") for tp, rs in records.items() for r in rs
