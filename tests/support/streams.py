@@ -31,6 +31,7 @@ def event_stream(
     patients: int = 400,
     facilities: tuple[str, ...] = FACILITIES,
     patient_prefix: str = "P",
+    start: datetime = START,
 ) -> list[Event]:
     """`count` events (approximately) over `days` days at `facilities`: stays with readmissions,
     medication, claims, payments, costs, outages and A/R snapshots, a few retractions."""
@@ -44,7 +45,7 @@ def event_stream(
         return f"s{seed}-{n}"
 
     while len(events) < count:
-        when = START + timedelta(minutes=rng.randrange(days * 24 * 60))
+        when = start + timedelta(minutes=rng.randrange(days * 24 * 60))
         facility = rng.choice(facilities)
         kind = rng.random()
         if kind < 0.25:

@@ -17,6 +17,7 @@ from kpi_engine.domain.effects import (
     Effects,
     IndexChanges,
     StoredStay,
+    batch_effects,
     readmission_changes,
     scope_of,
     stays_as_facts,
@@ -217,3 +218,22 @@ def test_stored_stays_give_the_same_outcomes_as_their_events() -> None:
 
 def _t(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def test_a_batch_takes_back_stored_events_that_stop_counting_and_adds_the_new_ones_that_count() -> None:
+    kept = decoded(ev("claim.submitted", "2026-03-02T10:00:00-05:00", clean=True), offset=1)
+    retracted_new = decoded(ev("claim.submitted", "2026-03-02T11:00:00-05:00", clean=False), offset=2)
+    retraction = decoded(
+        ev("event.retracted", "2026-03-02T12:00:00-05:00", retracted_id=retracted_new.event.id), offset=3
+    )
+    stored = ev("claim.submitted", "2026-03-01T10:00:00-05:00", clean=False)  # counted in an earlier batch
+    stopped = {retracted_new.key: retracted_new.event, (TENANT, stored.source, stored.id): stored}
+    effects, counted = batch_effects([kept, retracted_new, retraction], stopped, {TENANT: CALENDAR})
+    assert counted == [kept]
+    clean = {key.day: cell for (_, key), cell in effects.deltas.items() if key.kpi == "clean_claim_rate"}
+    assert clean == {
+        date(2026, 3, 2): Cell(Decimal(1), Decimal(1), 1),  # the kept claim only
+        date(2026, 3, 1): Cell(Decimal(0), Decimal(-1), -1),  # the stored one taken back
+    }
+    # Delivered, counted or not: both claims of the batch arrived on the claims feed that day.
+    assert [count for count, _ in effects.activity.values()] == [2]

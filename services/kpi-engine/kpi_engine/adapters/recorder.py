@@ -43,7 +43,7 @@ from kpi_engine.adapters.sql import KEY_COLUMNS, as_table, columns_of, event_key
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cancellations import cancelled_by, fact_of
 from kpi_engine.domain.classification import Classified, Stored, classify
-from kpi_engine.domain.effects import Effects, EventKey, Scope, scope_of
+from kpi_engine.domain.effects import Effects, EventKey, Scope, batch_effects, scope_of
 from kpi_engine.domain.messages import DeadLetter, Decoded
 from vr_shared.events import validate_event
 from vr_shared.feeds import feed_of
@@ -78,6 +78,11 @@ class BatchOutcome:
     changed_cells: int = 0
     before_watermark: dict[str, int] = field(default_factory=dict)  # by feed
     event_times: NewestEventTimes = field(default_factory=NewestEventTimes)
+
+    def count(self, classified: Classified) -> None:
+        self.stored, self.replays = len(classified.new), classified.replays
+        self.duplicates = sum(classified.duplicates.values())
+        self.conflicts = len(classified.conflicting)
 
 
 class PostgresRecorder:
@@ -127,36 +132,20 @@ class PostgresRecorder:
         if not batch:
             return outcome
         classified = await self._store(conn, batch)
-        new = classified.new
-        outcome.stored, outcome.replays = len(new), classified.replays
-        outcome.duplicates, outcome.conflicts = (
-            sum(classified.duplicates.values()),
-            len(classified.conflicting),
-        )
-        new_keys = {d.key for d in new}
-        effects = Effects()
+        outcome.count(classified)
+        new, new_keys = classified.new, {d.key for d in classified.new}
         retracted = await _retract(conn, list(calendars))
         outcome.retracted = len(retracted)
-        undone = [(key, event) for key, event in retracted.items() if key not in new_keys]
-        counted = [d for d in new if d.key not in retracted and d.event.type != "event.retracted"]
-        scopes = _scopes(
-            [(d.origin.tenant, d.event) for d in new] + [(key[0], event) for key, event in undone]
-        )
-        await lock_scopes(conn, scopes)
+        stored_retracted = [(key[0], event) for key, event in retracted.items() if key not in new_keys]
+        await lock_scopes(conn, _scopes([(d.origin.tenant, d.event) for d in new] + stored_retracted))
         cancelled = await _resolve_cancels(conn, new, already=set(retracted))
-        undone += [(key, event) for key, event in cancelled.items() if key not in new_keys]
-        counted = [d for d in counted if d.key not in cancelled]
-        for (tenant, _, _), event in undone:
-            effects.apply(tenant, event, calendars[tenant], -1)
-        fed = [(d, slot) for d in new if (slot := _feed_slot(d)) is not None]
-        outcome.before_watermark = await _before_watermark(conn, fed)
-        for decoded in new:
-            effects.received(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant])
+        effects, counted = batch_effects(new, {**retracted, **cancelled}, calendars)
         for decoded in counted:
-            effects.apply(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1)
             if now - decoded.event.time > self._late_after:
                 outcome.late += 1
             outcome.event_times.saw((decoded.origin.tenant, decoded.event.facility), decoded.event.time)
+        fed = [(d, slot) for d in new if (slot := _feed_slot(d)) is not None]
+        outcome.before_watermark = await _before_watermark(conn, fed)
         outcome.changed_cells = await write_effects(conn, effects, calendars)
         return outcome
 

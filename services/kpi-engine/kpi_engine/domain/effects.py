@@ -9,7 +9,7 @@ retraction or a cancel).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cancellations import ADMITTED
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.messages import Decoded
 from kpi_engine.domain.readmissions import KPI as READMISSION
 from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome
 from vr_shared.events.catalogue import (
@@ -106,6 +107,25 @@ class Effects:
                 self.ar_days.add((tenant, event.facility, calendar.local_date(event.time)))
             case EncounterAdmitted() | EncounterDischarged():
                 self.patients.add((tenant, event.data.patient_ref))
+
+
+def batch_effects(
+    new: Sequence[Decoded], stopped: Mapping[EventKey, Event], calendars: Mapping[str, TenantCalendar]
+) -> tuple[Effects, list[Decoded]]:
+    """A batch's effects: stored events that stop counting now (`stopped`: retracted or cancelled) are
+    taken back, new events that count are added, and every new event of a tracked feed counts as
+    delivered. Returns the effects and the new events that count."""
+    effects = Effects()
+    new_keys = {d.key for d in new}
+    for key, event in stopped.items():
+        if key not in new_keys:  # it counted until now
+            effects.apply(key[0], event, calendars[key[0]], -1)
+    counted = [d for d in new if d.key not in stopped and d.event.type != "event.retracted"]
+    for decoded in new:
+        effects.received(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant])
+    for decoded in counted:
+        effects.apply(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1)
+    return effects, counted
 
 
 def scope_of(event: Event) -> str | None:
