@@ -50,10 +50,9 @@ class EngineGroup:
 
 @contextlib.contextmanager
 def engine_group(
-    kafka: str, database: str, topic: str, partitions: int, instances: int, lanes: int = 2
+    kafka: str, database: str, topic: str, partitions: int, instances: int
 ) -> Iterator[EngineGroup]:
-    """`instances` engine processes in one new consumer group, recording into one new schema, each
-    recording `lanes` lanes of partitions at once."""
+    """`instances` engine processes in one new consumer group, recording into one new schema."""
     suffix = uuid.uuid4().hex[:8]
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -66,7 +65,6 @@ def engine_group(
         "VR_DEAD_LETTER_TOPIC": f"bench.dlq.{suffix}",
         "VR_UPDATES_TOPIC": f"bench.upd.{suffix}",
         "VR_SESSION_TIMEOUT_MS": "6000",
-        "VR_RECORDING_LANES": str(lanes),
     }
     with contextlib.ExitStack() as stack:
         urls = [stack.enter_context(service_process("kpi_engine", env)) for _ in range(instances)]

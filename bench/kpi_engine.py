@@ -205,13 +205,11 @@ async def measure_ingest_alone(kafka: str) -> list[float]:
         return [(await ingest_bench.measure_ingest(url, bodies))[0] for _ in range(ROUNDS)]
 
 
-async def measure_group(
-    kafka: str, database: str, events: list[Event], instances: int, lanes: int = 2
-) -> EngineRun:
+async def measure_group(kafka: str, database: str, events: list[Event], instances: int) -> EngineRun:
     """`instances` engine processes on one tenant: ready and settled first, then the events published."""
     topic = f"bench.group.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [TopicSpec(topic, PARTITIONS)])
-    with engine_group(kafka, database, topic, PARTITIONS, instances, lanes) as group:
+    with engine_group(kafka, database, topic, PARTITIONS, instances) as group:
         await wait_ready(group)
         started = time.perf_counter()
         publishing = asyncio.ensure_future(publish(kafka, topic, events))
@@ -315,14 +313,13 @@ async def main() -> None:
         ingest_rates = await measure_ingest_alone(kafka)
         print(f"ingest {ingest_rates}", flush=True)
         group_events = event_stream(seed=202, count=GROUP_EVENTS, days=365, patients=10_000)
-        one_lane = await measure_group(kafka, database, group_events, 1, lanes=1)
         one = await measure_group(kafka, database, group_events, 1)
         two = await measure_group(kafka, database, group_events, 2)
         del group_events
-        print(f"one lane {one_lane}\none {one}\ntwo {two}", flush=True)
+        print(f"one {one}\ntwo {two}", flush=True)
         backfill, backfill_ingest = await measure_backfill(kafka, database)
     body = report(
-        engine_rates, floor_rates, baseline_rates, ingest_rates, one_lane, one, two, backfill, backfill_ingest
+        engine_rates, floor_rates, baseline_rates, ingest_rates, one, two, backfill, backfill_ingest
     )
     write_section("kpi-engine-throughput", body)
     print(body)
@@ -333,7 +330,6 @@ def report(
     floor_rates: list[float],
     baseline_rates: list[float],
     ingest_rates: list[float],
-    one_lane: EngineRun,
     one: EngineRun,
     two: EngineRun,
     backfill: EngineRun,
@@ -364,12 +360,11 @@ def report(
             ("baseline: consume + COPY, unvalidated", spread(baseline_rates)),
             ("ingest alone, its own process, HTTP batches of 500", spread(ingest_rates)),
             (
-                f"one `python -m kpi_engine` process, one lane: {GROUP_EVENTS:,} events published "
-                "as it runs, to fully recorded",
-                f"{one_lane.rate:,.0f}",
+                f"one `python -m kpi_engine` process: {GROUP_EVENTS:,} events published as it runs, "
+                "to fully recorded",
+                f"{one.rate:,.0f}",
             ),
-            ("the same, two lanes (the default: `VR_RECORDING_LANES`)", f"{one.rate:,.0f}"),
-            ("two processes (two lanes each), one consumer group, the same tenant", f"{two.rate:,.0f}"),
+            ("two processes, one consumer group, the same tenant", f"{two.rate:,.0f}"),
         )
     )
     minutes = backfill.seconds / 60

@@ -27,9 +27,6 @@ class Settings(InternalServiceSettings):
     consumer_group: str = "vr-kpi-engine"
     # Measured: 5,000 records per batch give 1.4× the events/s of 2,000; 10,000 add nothing.
     batch_max_records: int = Field(default=5_000, ge=1)
-    # A batch is recorded as this many lanes of whole partitions at once, each on its own connection
-    # (while one waits for PostgreSQL another computes; docs/benchmarks.md measures it).
-    recording_lanes: int = Field(default=2, ge=1, le=8)
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     # An event whose time is this far behind the moment it is processed counts as late (still counted).
     late_after_hours: int = Field(default=48, ge=1)

@@ -34,7 +34,6 @@ def event_consumer(components: bootstrap.Components, settings: Settings) -> Even
         dead_letter_topic=settings.dead_letter_topic,
         updates_topic=settings.updates_topic,
         batch_max_records=settings.batch_max_records,
-        lanes=settings.recording_lanes,
         retry_backoff_s=settings.retry_backoff_seconds,
     )
 

@@ -64,12 +64,10 @@ class EventConsumer:
         updates_topic: str,
         batch_max_records: int,
         retry_backoff_s: float,
-        lanes: int,
     ) -> None:
         self._consumer, self._producer, self._engine, self._recorder = consumer, producer, engine, recorder
         self._dead_letter_topic, self._updates_topic = dead_letter_topic, updates_topic
         self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
-        self._lanes = lanes
         self._notices = BatchPublisher(producer, updates_topic)
         self.database_ok = True
         self.processed_batches = 0
@@ -100,21 +98,9 @@ class EventConsumer:
             dead = [d for d in decoded if isinstance(d, DeadLetter)]
             self.timezones.update((d.origin.tenant, d.origin.timezone) for d in events)
             started = time.perf_counter()
-            # Lanes by partition, recorded at once on their own connections: while one waits for
-            # PostgreSQL the other computes. They are two instances in one process — a patient's or a
-            # facility's events are in one partition, so in one lane (decision 0005).
-            lanes = _lanes(events, self._lanes)
-            letters: list[list[DeadLetter]] = [dead] + [[] for _ in lanes[1:]]
-            outcomes = await asyncio.gather(
-                *(
-                    self._record_until_done(lane, lane_dead)
-                    for lane, lane_dead in zip(lanes, letters, strict=True)
-                )
-            )
-            outcome = functools.reduce(_merge, outcomes)
-            dead = [letter for lane_dead in letters for letter in lane_dead]
+            outcome = await self._record_until_done(events, dead)
             metrics.BATCH_DURATION.observe(time.perf_counter() - started)
-            del decoded, events, lanes
+            del decoded, events
         await self._publish_dead_letters(dead, messages)
         await self.drain_outbox()
         _count(outcome)
@@ -292,26 +278,8 @@ def _count(outcome: BatchOutcome) -> None:
         metrics.EVENTS_BEFORE_WATERMARK.labels(feed).inc(count)
 
 
-def _lanes(events: list[Decoded], lanes: int) -> list[list[Decoded]]:
-    """The batch's events in at most `lanes` groups of whole partitions (never an empty group but the
-    first, which also carries the dead letters)."""
-    groups: list[list[Decoded]] = [[] for _ in range(lanes)]
-    for event in events:
-        groups[event.partition % lanes].append(event)
-    return [groups[0]] + [group for group in groups[1:] if group]
-
-
 def _merge(total: BatchOutcome, part: BatchOutcome) -> BatchOutcome:
-    for name in (
-        "stored",
-        "replays",
-        "duplicates",
-        "conflicts",
-        "retracted",
-        "late",
-        "changed_cells",
-        "dead_letters",
-    ):
+    for name in ("stored", "replays", "duplicates", "conflicts", "retracted", "late", "changed_cells"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.event_times.merge(part.event_times)
     for feed, count in part.before_watermark.items():
