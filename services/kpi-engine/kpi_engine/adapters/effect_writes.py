@@ -52,7 +52,7 @@ _LOCK_SCOPES = text(
     f"""
     INSERT INTO scope_locks (tenant, scope)
     SELECT tenant, scope FROM {unnest({"tenant": "text", "scope": "text"})} ORDER BY tenant, scope
-    ON CONFLICT (tenant, scope) DO UPDATE SET scope = excluded.scope
+    ON CONFLICT (tenant, scope) DO UPDATE SET batches = scope_locks.batches + 1
     """
 )
 

@@ -62,7 +62,9 @@ def upgrade() -> None:
         "scope_locks",
         sa.Column("tenant", sa.Text(), nullable=False),
         sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("batches", sa.BigInteger(), nullable=False, server_default="0"),
         sa.PrimaryKeyConstraint("tenant", "scope"),
+        postgresql_with={"fillfactor": 70},
     )
 
 
