@@ -21,9 +21,13 @@ Broker and PostgreSQL: KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL if set, else local
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 
@@ -218,9 +222,17 @@ async def measure_group(kafka: str, database: str, events: list[Event], instance
         return run
 
 
-async def measure_backfill(kafka: str, database: str) -> tuple[EngineRun, float]:
+@dataclass(frozen=True)
+class RebuildRun:
+    seconds: float
+    exit_code: int
+    summary: str  # its "N events give M cells; D differ" line
+
+
+async def measure_backfill(kafka: str, database: str) -> tuple[EngineRun, float, RebuildRun]:
     """A year for 10 facilities posted to ingest (its own process) while the engine group records:
-    from the first 202 to the last event recorded. Also returns ingest's own events/s over the posting."""
+    from the first 202 to the last event recorded. Also returns ingest's own events/s over the posting,
+    and the rebuild's check of the result (every cell recomputed from the stored events)."""
     bodies, total = backfill_bodies()
     topic = f"bench.backfill.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, [TopicSpec(topic, PARTITIONS)])
@@ -243,7 +255,31 @@ async def measure_backfill(kafka: str, database: str) -> tuple[EngineRun, float]
         posting = asyncio.ensure_future(post_all(ingest_url, token, bodies))
         run = await until_recorded(database, group, total, started)
         posted_in = await posting
-        return run, total / posted_in
+        return run, total / posted_in, await rebuild_check(database, group.schema)
+
+
+async def rebuild_check(database: str, schema: str) -> RebuildRun:
+    """`python -m kpi_engine rebuild --dry-run` over what the engine recorded: the incremental cells
+    against the from-scratch computation, at this scale."""
+    environment = {**os.environ, "DATABASE_URL": database, "VR_DB_SCHEMA": schema}
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kpi_engine",
+        "rebuild",
+        "--tenant",
+        ORIGIN.tenant,
+        "--dry-run",
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    summary = next(
+        (line for line in output.decode().splitlines() if " differ " in line), output.decode()[-300:]
+    )
+    return RebuildRun(time.perf_counter() - started, process.returncode or 0, summary.strip())
 
 
 def backfill_bodies() -> tuple[list[bytes], int]:
@@ -317,9 +353,9 @@ async def main() -> None:
         two = await measure_group(kafka, database, group_events, 2)
         del group_events
         print(f"one {one}\ntwo {two}", flush=True)
-        backfill, backfill_ingest = await measure_backfill(kafka, database)
+        backfill, backfill_ingest, rebuild = await measure_backfill(kafka, database)
     body = report(
-        engine_rates, floor_rates, baseline_rates, ingest_rates, one, two, backfill, backfill_ingest
+        engine_rates, floor_rates, baseline_rates, ingest_rates, one, two, backfill, backfill_ingest, rebuild
     )
     write_section("kpi-engine-throughput", body)
     print(body)
@@ -334,6 +370,7 @@ def report(
     two: EngineRun,
     backfill: EngineRun,
     backfill_ingest: float,
+    rebuild: RebuildRun,
 ) -> str:
     engine, floor = statistics.median(engine_rates), statistics.median(floor_rates)
     ingest = statistics.median(ingest_rates)
@@ -390,6 +427,9 @@ of {ROUNDS} interleaved rounds (range in brackets) where a range is shown.
   ingest in batches of 500 while {BACKFILL_INSTANCES} engine processes record them: **{minutes:.1f}
   minutes** from the first 202 to the last event recorded ({backfill.rate:,.0f} events/s; ingest
   accepted them at {backfill_ingest:,.0f} events/s). CPU: {cpu(backfill)}.
+* The rebuild's check of that backfill (`python -m kpi_engine rebuild --dry-run`, every cell recomputed
+  from the stored events while the engines run): {rebuild.seconds:.0f} s, exit {rebuild.exit_code} —
+  "{rebuild.summary}".
 """
 
 
