@@ -5,9 +5,9 @@ The batch's transaction, in order:
 1. dead letters;
 2. the events: one COPY where every key is new (the usual case), else staged with one COPY and inserted
    where their key is absent (the unique key is what two instances delivering one event wait on); every
-   message classified against what is stored —
-   new, replay (same partition and offset: a redelivery after a crash), duplicate (same key and payload)
-   or conflict (same key, other payload); retractions and cancels recorded beside them;
+   message classified against what is stored (kpi_engine.domain.classification) — new, replay (same
+   partition and offset: a redelivery after a crash), duplicate (same key and payload) or conflict (same
+   key, other payload); retractions and cancels recorded beside them;
 3. retractions resolved in either arrival order: a retraction stays pending until its event is stored;
    the tenant's pending ones whose event is there now (new, or new retractions of stored events) are
    resolved and their events marked retracted;
