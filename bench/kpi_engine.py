@@ -68,11 +68,16 @@ ROUNDS = 3
 BACKFILL_EVENTS = 1_000_000
 BACKFILL_FACILITIES = tuple(f"facility-{n:02d}" for n in range(1, 11))
 BACKFILL_INSTANCES = 2
+# Every path consumes as the engine does: its batch size and partition fetch size.
+BATCH = Settings.model_fields["batch_max_records"].default
+FETCH_BYTES = Settings.model_fields["fetch_max_partition_bytes"].default
 
 
 async def measure_baseline(kafka: str, database: str, topic: str) -> float:
     """Consume every message and COPY it into a table: events/s."""
-    consumer = create_consumer(kafka, group_id=None, client_id="bench-baseline")
+    consumer = create_consumer(
+        kafka, group_id=None, client_id="bench-baseline", max_partition_fetch_bytes=FETCH_BYTES
+    )
     await consumer.start()
     connection = await asyncpg.connect(database)
     table = f"bench_raw_{uuid.uuid4().hex[:8]}"
@@ -83,7 +88,7 @@ async def measure_baseline(kafka: str, database: str, topic: str) -> float:
         await consumer.seek_to_beginning(*partitions)
         copied, started = 0, None
         while copied < EVENTS:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
             started = started or time.perf_counter()
             rows = []
             for records in batch.values():
@@ -104,7 +109,9 @@ async def measure_baseline(kafka: str, database: str, topic: str) -> float:
 async def measure_floor(kafka: str, database: str, topic: str) -> float:
     """Consume, decode every event as the engine does, COPY into a keyed events table; no KPI effects:
     events/s."""
-    consumer = create_consumer(kafka, group_id=None, client_id="bench-floor")
+    consumer = create_consumer(
+        kafka, group_id=None, client_id="bench-floor", max_partition_fetch_bytes=FETCH_BYTES
+    )
     await consumer.start()
     connection = await asyncpg.connect(database)
     table = f"bench_floor_{uuid.uuid4().hex[:8]}"
@@ -119,7 +126,7 @@ async def measure_floor(kafka: str, database: str, topic: str) -> float:
         await consumer.seek_to_beginning(*partitions)
         copied, started = 0, None
         while copied < EVENTS:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
             started = started or time.perf_counter()
             rows = []
             with collector_paused():  # as the engine runs a batch

@@ -102,6 +102,7 @@ def create_consumer(
     client_id: str = "vr",
     session_timeout_ms: int = 10_000,
     max_poll_records: int = 2_000,
+    max_partition_fetch_bytes: int = 1024 * 1024,
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *topics,
@@ -116,6 +117,7 @@ def create_consumer(
         request_timeout_ms=max(40_000, session_timeout_ms * 4),  # well above the session timeout
         max_poll_records=max_poll_records,
         max_poll_interval_ms=300_000,
+        max_partition_fetch_bytes=max_partition_fetch_bytes,
     )
 
 

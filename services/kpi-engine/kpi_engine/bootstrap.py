@@ -35,6 +35,7 @@ def build(settings: Settings) -> Components:
         client_id="kpi-engine",
         session_timeout_ms=settings.session_timeout_ms,
         max_poll_records=settings.batch_max_records,
+        max_partition_fetch_bytes=settings.fetch_max_partition_bytes,
     )
     producer = create_producer(
         settings.kafka_bootstrap_servers,
