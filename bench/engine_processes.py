@@ -22,14 +22,15 @@ import httpx
 from bench.infra import SERVICE_SECRETS, service_process
 
 SETTLE_S = 12.0  # after every instance is ready: the group's last rebalance has assigned everything
-LOCK_SAMPLE_S = 0.05
+LOCK_SAMPLE_S = 0.05  # between looks at the events stored and the connections waiting on a lock
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
 class EngineRun:
     events: int
-    seconds: float
+    seconds: float  # from the start to the last event recorded
+    steady_seconds: float  # from 10 % to 90 % of the events recorded: the rate once running
     lock_wait_s: float
     cpu: dict[str, float] = field(default_factory=dict)  # CPU-seconds by what used them
     machine_busy: float = 0.0  # share of all cores busy over the run
@@ -37,6 +38,11 @@ class EngineRun:
     @property
     def rate(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def steady_rate(self) -> float:
+        """Events/s between 10 % and 90 % recorded: neither start-up nor the last batch's tail."""
+        return 0.8 * self.events / self.steady_seconds
 
 
 @dataclass(frozen=True)
@@ -88,26 +94,33 @@ async def until_recorded(database: str, group: EngineGroup, expected: int, start
     """Poll the group's events table until `expected` are stored; sample lock waits meanwhile."""
     connection = await asyncpg.connect(database)
     cpu_before, busy_before = cpu_by_owner(group.pids), machine_ticks()
-    lock_samples = 0
+    lock_wait_s, last_look = 0.0, time.perf_counter()
+    crossed: dict[float, float] = {}  # share of the events → when it was first seen recorded
     try:
         while True:
             stored = await connection.fetchval(f'SELECT count(*) FROM "{group.schema}".events')
+            for share in (0.1, 0.9):
+                if share not in crossed and stored >= share * expected:
+                    crossed[share] = time.perf_counter()
             if stored >= expected:
                 break
-            for _ in range(4):
-                lock_samples += await connection.fetchval(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                    "AND application_name = $1",
-                    group.schema,
-                )
-                await asyncio.sleep(LOCK_SAMPLE_S)
+            waiting = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND application_name = $1",
+                group.schema,
+            )
+            now = time.perf_counter()
+            lock_wait_s += waiting * (now - last_look)  # connections waiting × time since the last look
+            last_look = now
+            await asyncio.sleep(LOCK_SAMPLE_S)
         seconds = time.perf_counter() - started
     finally:
         await connection.close()
     cpu_after, busy_after = cpu_by_owner(group.pids), machine_ticks()
     cpu = {owner: (cpu_after.get(owner, 0) - cpu_before.get(owner, 0)) / CLOCK_TICKS for owner in cpu_after}
     busy, total = busy_after[0] - busy_before[0], busy_after[1] - busy_before[1]
-    return EngineRun(expected, seconds, lock_samples * LOCK_SAMPLE_S, cpu, busy / total if total else 0.0)
+    steady = crossed[0.9] - crossed[0.1]
+    return EngineRun(expected, seconds, steady, lock_wait_s, cpu, busy / total if total else 0.0)
 
 
 def machine_ticks() -> tuple[int, int]:
