@@ -63,6 +63,18 @@ def test_a_key_neither_inserted_nor_stored_is_a_bug_not_a_guess() -> None:
         classify([message], set(), {})
 
 
+def outage(*, planned: bool) -> Event:
+    """The EHR down from 23:00 to 01:00 across two local days."""
+    return ev(
+        "system.outage",
+        "2026-03-03T09:00:00-05:00",
+        system="ehr",
+        started_at="2026-03-02T23:00:00-05:00",
+        ended_at="2026-03-03T01:00:00-05:00",
+        planned=planned,
+    )
+
+
 EVERY_KIND = [
     ev("claim.submitted", "2026-03-02T10:00:00-05:00", clean=True),
     ev(
@@ -73,14 +85,7 @@ EVERY_KIND = [
         point_of_service=True,
     ),
     ev("cost.incurred", "2026-03-02T12:00:00-05:00", category="revenue_cycle", amount="7.50"),
-    ev(
-        "system.outage",
-        "2026-03-03T09:00:00-05:00",
-        system="ehr",
-        started_at="2026-03-02T23:00:00-05:00",
-        ended_at="2026-03-03T01:00:00-05:00",
-        planned=False,
-    ),
+    outage(planned=False),
     ev("ar.snapshot", "2026-03-04T10:00:00-05:00", net_ar="900.00", avg_daily_net_revenue="30.00"),
     ev(
         "encounter.admitted",
@@ -141,15 +146,7 @@ def test_each_event_locks_the_scope_it_recomputes_and_additive_ones_none() -> No
         "patient:p1",
         "patient:p1",
     ]
-    planned = ev(
-        "system.outage",
-        "2026-03-03T09:00:00-05:00",
-        system="ehr",
-        started_at="2026-03-02T23:00:00-05:00",
-        ended_at="2026-03-03T01:00:00-05:00",
-        planned=True,
-    )
-    assert scope_of(planned) is None  # planned downtime is not in uptime
+    assert scope_of(outage(planned=True)) is None  # planned downtime is not in uptime
 
 
 def test_a_changed_index_outcome_becomes_minus_old_plus_new() -> None:
