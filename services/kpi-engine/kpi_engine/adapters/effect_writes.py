@@ -48,10 +48,11 @@ DERIVED_TABLES: dict[str, Table] = {
     FEED_DECLARATIONS: tables.feed_declarations,
 }
 
+_SCOPE_COLUMNS = {"tenant": "text", "scope": "text"}
 _LOCK_SCOPES = text(
     f"""
     INSERT INTO scope_locks (tenant, scope)
-    SELECT tenant, scope FROM {unnest({"tenant": "text", "scope": "text"})} ORDER BY tenant, scope
+    SELECT tenant, scope FROM {unnest(_SCOPE_COLUMNS)} ORDER BY tenant, scope
     ON CONFLICT (tenant, scope) DO UPDATE SET batches = scope_locks.batches + 1
     """
 )
@@ -61,7 +62,7 @@ async def lock_scopes(conn: AsyncConnection, scopes: Sequence[Scope]) -> None:
     """Lock the rows of these scopes (created on first use) until the transaction ends, in key order.
     A second instance recomputing one of them waits here, then reads what the first committed."""
     if scopes:
-        await conn.execute(_LOCK_SCOPES, columns_of({"tenant": "", "scope": ""}, sorted(set(scopes))))
+        await conn.execute(_LOCK_SCOPES, columns_of(_SCOPE_COLUMNS, sorted(set(scopes))))
 
 
 async def write_effects(conn: AsyncConnection, effects: Effects, calendars: dict[str, TenantCalendar]) -> int:

@@ -240,13 +240,16 @@ _INSERT_STAGED = text(
 
 async def _stored(conn: AsyncConnection, keys: Sequence[EventKey]) -> dict[EventKey, Stored]:
     e = tables.events.c
-    found = event_keys(keys)
-    rows = await conn.execute(
-        select(e.tenant, e.source, e.id, e.payload_hash, e.partition, e.offset).join(
-            found, on_event_key(tables.events, found)
-        )
-    )
+    rows = await _event_rows(conn, keys, e.payload_hash, e.partition, e.offset)
     return {(r.tenant, r.source, r.id): (r.payload_hash, r.partition, r.offset) for r in rows}
+
+
+async def _event_rows(conn: AsyncConnection, keys: Sequence[EventKey], *columns: Any) -> Any:
+    """The stored events of these keys: their key and the given columns."""
+    found, e = event_keys(keys), tables.events.c
+    return await conn.execute(
+        select(e.tenant, e.source, e.id, *columns).join(found, on_event_key(tables.events, found))
+    )
 
 
 async def _record_dead_letters(conn: AsyncConnection, dead: Sequence[DeadLetter]) -> None:
@@ -384,7 +387,7 @@ async def _resolve_cancels(
     if facts:
         # The cancels of these facts' patients (a patient has few), matched here by what they name.
         patients = sorted({(tenant, patient) for tenant, patient, *_ in facts})
-        rows = await conn.execute(_CANCELS_OF, columns_of({"tenant": "", "patient": ""}, patients))
+        rows = await conn.execute(_CANCELS_OF, columns_of(_PATIENT_COLUMNS, patients))
         for row in rows:
             for fact in facts.get((row.tenant, row.patient, row.encounter, row.fact, row.at), []):
                 if fact.key not in already:
@@ -415,10 +418,11 @@ async def _resolve_cancels(
     return found
 
 
+_PATIENT_COLUMNS = {"tenant": "text", "patient": "text"}
 _CANCELS_OF = text(
     f"""
     SELECT c.tenant, c.patient, c.encounter, c.fact, c.at
-    FROM {unnest({"tenant": "text", "patient": "text"})} JOIN cancellations c USING (tenant, patient)
+    FROM {unnest(_PATIENT_COLUMNS)} JOIN cancellations c USING (tenant, patient)
     """
 )
 _FACT_COLUMNS = {
@@ -431,11 +435,7 @@ _FACT_COLUMNS = {
 
 
 async def _events_of(conn: AsyncConnection, keys: Sequence[EventKey]) -> dict[EventKey, Any]:
-    found = event_keys(keys)
-    e = tables.events.c
-    rows = await conn.execute(
-        select(e.tenant, e.source, e.id, e.payload).join(found, on_event_key(tables.events, found))
-    )
+    rows = await _event_rows(conn, keys, tables.events.c.payload)
     return {(r.tenant, r.source, r.id): validate_event(r.payload) for r in rows}
 
 
