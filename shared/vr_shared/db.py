@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 
 import orjson
 from sqlalchemy import text
@@ -89,15 +90,29 @@ _UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 def database_unavailable(exc: BaseException) -> bool:
     """Whether an error means the database is away (retry later) rather than a statement it refused —
     a PostgreSQL still starting answers "cannot connect now", which is no reason to dead-letter data."""
+    return any(
+        isinstance(state := _own_sqlstate(seen), str) and state.startswith(_UNAVAILABLE_STATES)
+        for seen in error_chain(exc)
+    )
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """The first SQLSTATE along the error's chain (None: not an error PostgreSQL reported)."""
+    return next((state for seen in error_chain(exc) if isinstance(state := _own_sqlstate(seen), str)), None)
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """The error, SQLAlchemy's wrapped driver error, and their causes (at most five)."""
     seen: BaseException | None = exc
-    for _ in range(5):  # the error, SQLAlchemy's wrapped driver error, and their causes
+    for _ in range(5):
         if seen is None:
-            return False
-        state = getattr(seen, "sqlstate", None) or getattr(getattr(seen, "orig", None), "sqlstate", None)
-        if isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES):
-            return True
+            return
+        yield seen
         seen = getattr(seen, "orig", None) or seen.__cause__
-    return False
+
+
+def _own_sqlstate(error: BaseException) -> object:
+    return getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
 
 
 async def database_reachable(engine: AsyncEngine, *, timeout_s: float = 2.0) -> bool:

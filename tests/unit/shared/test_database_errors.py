@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from vr_shared.db import database_unavailable
+from vr_shared.db import database_unavailable, sqlstate_of
 
 
 class _AdaptedError(Exception):
@@ -33,3 +33,18 @@ class _AdaptedError(Exception):
 def test_unavailable_is_recognised_bare_and_wrapped(error: asyncpg.PostgresError, away: bool) -> None:
     assert database_unavailable(error) is away
     assert database_unavailable(DBAPIError("statement", {}, _AdaptedError(error))) is away
+
+
+@pytest.mark.parametrize(
+    ("error", "state"),
+    [
+        (asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), "40P01"),
+        (asyncpg.exceptions.SerializationError("could not serialize access"), "40001"),
+        (asyncpg.exceptions.CheckViolationError("violates check constraint"), "23514"),
+    ],
+)
+def test_the_sqlstate_is_read_bare_and_wrapped(error: asyncpg.PostgresError, state: str) -> None:
+    """What the KPI engine retries (a deadlock, a serialization failure) is told by it, under wrapping."""
+    assert sqlstate_of(error) == state
+    assert sqlstate_of(DBAPIError("statement", {}, _AdaptedError(error))) == state
+    assert sqlstate_of(ValueError("not from PostgreSQL")) is None

@@ -30,7 +30,7 @@ from kpi_engine.adapters import tables
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
-from vr_shared.db import database_unavailable
+from vr_shared.db import database_unavailable, error_chain, sqlstate_of
 from vr_shared.kafka import BatchPublisher, OutgoingMessage
 from vr_shared.runtime import collector_paused
 
@@ -133,7 +133,7 @@ class EventConsumer:
             ) as exc:
                 self._database_down(exc)
             except (DBAPIError, asyncpg.PostgresError) as exc:
-                if _sqlstate(exc) in _TRANSIENT_CONFLICTS:
+                if sqlstate_of(exc) in _TRANSIENT_CONFLICTS:
                     # Two instances crossed (the lock order rules deadlocks out; PostgreSQL breaking one
                     # anyway must not dead-letter a batch): the transaction rolled back, run it again.
                     log.warning("batch transaction conflicted; retrying", extra={"error": type(exc).__name__})
@@ -247,23 +247,10 @@ class EventConsumer:
 _TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 
-def _sqlstate(error: BaseException) -> str | None:
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(state := getattr(seen, "sqlstate", None), str):
-            return state
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return None
-
-
 def _refusal_name(error: BaseException) -> str:
     """PostgreSQL's own name for a refusal (CheckViolationError…), under SQLAlchemy's wrapping."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, asyncpg.PostgresError):
-            return type(seen).__name__
-        seen = getattr(seen, "orig", None) or seen.__cause__
-    return type(error).__name__
+    refusals = (type(seen).__name__ for seen in error_chain(error) if isinstance(seen, asyncpg.PostgresError))
+    return next(refusals, type(error).__name__)
 
 
 def _count(outcome: BatchOutcome) -> None:
