@@ -27,6 +27,15 @@ class BackgroundTasks:
         self._tasks[name] = task
         return task
 
+    def stopped(self) -> list[str]:
+        """The work that stopped on an error (a loop meant to run until shutdown): the process is no
+        longer doing its job, so its liveness check fails and the orchestrator restarts it."""
+        return [
+            name
+            for name, task in self._tasks.items()
+            if task.done() and not task.cancelled() and task.exception() is not None
+        ]
+
     def running(self, name: str) -> bool:
         task = self._tasks.get(name)
         return task is not None and not task.done()
@@ -41,11 +50,12 @@ class BackgroundTasks:
         return running
 
     async def stop(self) -> None:
-        """Cancel every task, the last started first, and wait for each to end."""
+        """Cancel every task, the last started first, and wait for each to end (one that stopped on an
+        error was reported then: shutting down does not raise it again)."""
         for task in reversed(list(self._tasks.values())):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await asyncio.wait([task])
         self._tasks.clear()
 
 

@@ -22,6 +22,11 @@ KPI_DIMENSIONS: dict[str, str | None] = {
     "cost_total": "category",
 }
 
+KPI_MATURATION_DAYS: dict[str, int] = {"readmission_rate_30d": 30}
+"""KPIs whose value keeps changing after its bucket ends (a readmission can still happen for 30 days):
+days until it is mature. Every other KPI is mature when its bucket ends. Settlement never pays from a
+value before it is mature (docs/settlement.md)."""
+
 KPIS_WITHOUT_DENOMINATOR: frozenset[str] = frozenset({"cost_total"})
 """Totals: a `min_denominator` on them could never be met (a contract refuses it at write)."""
 

@@ -163,16 +163,22 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 
 
 def ops_router(
-    checks: Mapping[str, ReadinessCheck], reported: Mapping[str, ReadinessCheck] | None = None
+    checks: Mapping[str, ReadinessCheck],
+    reported: Mapping[str, ReadinessCheck] | None = None,
+    stopped: Callable[[], Sequence[str]] | None = None,
 ) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (every named dependency of `checks` answers; those of
-    `reported` are shown but do not decide: the service serves without them). `/metrics` is not here:
-    it is served on the internal metrics port (vr_shared.runtime.serve)."""
+    """`/healthz` (the process answers, and none of its background work has `stopped` on an error),
+    `/readyz` (every named dependency of `checks` answers; those of `reported` are shown but do not
+    decide: the service serves without them). `/metrics` is not here: it is served on the internal
+    metrics port (vr_shared.runtime.serve)."""
     router = APIRouter(include_in_schema=False)
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        # A consumer loop that died leaves a process that answers but does nothing: restart it.
+        dead = list(stopped()) if stopped is not None else []
+        body = {"status": "stopped", "stopped": dead} if dead else {"status": "ok"}
+        return Response(orjson.dumps(body), status_code=503 if dead else 200, media_type="application/json")
 
     @router.get("/readyz")
     async def readyz() -> Response:

@@ -26,6 +26,7 @@ from tests.support.data import DATA
 from tests.support.waiting import eventually
 
 SYNTHEA = DATA / "fhir" / "synthea-10-patients"
+SYNTHEA_PATIENT = DATA / "fhir" / "synthea-patient-bundle" / "Cris921_Rath779.json"
 ZONE = ZoneInfo("America/New_York")
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 NDJSON = {"Content-Type": "application/fhir+ndjson"}
@@ -221,7 +222,8 @@ OFFICIAL_ANSWERS = {
         [f"Bundle.entry[7].resource.extension('{EXTENSIONS}ncc-merp-category')"],
     ),
     "claim-example.json": ("422", ["Bundle.entry[8].resource.total.value"]),  # no total: no amount
-    "claimresponse-example.json": ("202 Accepted", None),
+    # Its Claim is a payer's URL outside the Bundle: whether the adjudication is initial is unknown.
+    "claimresponse-example.json": ("422", ["Bundle.entry[9].resource.request"]),
 }
 
 
@@ -247,9 +249,54 @@ async def test_the_official_r4_examples_of_the_six_types_answer_as_the_mapping_s
         for e in answer.json()["entry"]
     ]
     assert got == list(OFFICIAL_ANSWERS.values())
-    # The ClaimResponse's money, read exactly: 100.47 paid of 135.57 submitted → partial, 35.10 denied.
-    location = answer.json()["entry"][9]["response"]["location"]
+    # Stated by the extension, the ClaimResponse is stored (its money read exactly: tests/unit/ingest).
+    stated = {
+        **examples[9],
+        "extension": [{"url": f"{EXTENSIONS}initial-adjudication", "valueBoolean": True}],
+    }
+    alone = {"resourceType": "Bundle", "type": "batch", "entry": [{"resource": stated}]}
+    answer = await stack.client.post(
+        "/v1/fhir", params={"facility": "main"}, content=json.dumps(alone), headers={**pipeline, **FHIR_JSON}
+    )
+    location = answer.json()["entry"][0]["response"]["location"]
     found = await eventually(
         lambda: stack.client.get(location, headers=pipeline), lambda r: r.status_code == 200
     )
     assert found.json()["status"] == "stored"
+
+
+async def test_a_synthea_patients_claims_are_accepted_as_of_unknown_cleanliness(stack: GatewayStack) -> None:
+    """Synthea's Claims, like every claims system's, carry no `clean-claim` extension: each is stored,
+    and clean_claim_rate counts them in its sample, never in its denominator — null, not 0 (docs/kpis.md)."""
+    bundle = json.loads(SYNTHEA_PATIENT.read_text())
+    resources = [e["resource"] for e in bundle["entry"]]
+    organizations = sorted(
+        r["identifier"][0]["value"] for r in resources if r["resourceType"] == "Organization"
+    )
+    tenant_id, pipeline = await _hospital(stack, organizations)
+    answer = await stack.client.post(
+        "/v1/fhir", content=json.dumps(bundle), headers={**pipeline, **FHIR_JSON}
+    )
+    assert answer.status_code == 200, answer.text
+    statuses = [
+        (r["resourceType"], e["response"]["status"])
+        for r, e in zip(resources, answer.json()["entry"], strict=True)
+        if r["resourceType"] == "Claim"
+    ]
+    assert statuses == [("Claim", "202 Accepted")] * 11
+
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    params = {"from": "2011-01-01", "to": "2021-01-01", "granularity": "year"}
+
+    async def claims_seen() -> tuple[int, Decimal, list[str | None]]:
+        read = await stack.client.get("/v1/kpis/clean_claim_rate/values", params=params, headers=ops)
+        values = read.json()["values"]
+        return (
+            sum(int(v["sample_size"]) for v in values),
+            sum((Decimal(v["denominator"] or 0) for v in values), Decimal(0)),
+            [v["value"] for v in values],
+        )
+
+    sample, denominator, values = await eventually(claims_seen, lambda seen: seen[0] == 11)
+    assert (sample, denominator) == (11, Decimal(0))
+    assert values == [None] * len(values)  # cleanliness unknown is never 0 %

@@ -25,6 +25,7 @@ from devstack.ports import free_port
 from tests.integration.gateway.conftest import GatewayStack
 from tests.integration.gateway.test_gateway import bearer, key
 from tests.support.data import hl7_sample
+from tests.support.hl7 import blanked
 from tests.support.waiting import eventually
 from vr_cli.demo_data import events as demo_events
 from vr_cli.formats import as_fhir, as_hl7
@@ -55,8 +56,8 @@ def _err(ack: str) -> list[str]:
     return next(s for s in ack.split("\r") if s.startswith("ERR|")).split("|")
 
 
-async def _send(stack: GatewayStack, headers: dict[str, str], *names: str) -> list[str]:
-    body = "\r".join(hl7_sample(name) for name in names)
+async def _send(stack: GatewayStack, headers: dict[str, str], *texts: str) -> list[str]:
+    body = "\r".join(t.replace("\n", "\r").strip() for t in texts)
     answer = await stack.client.post("/v1/hl7v2", content=body.encode(), headers=headers)
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("x-application/hl7-v2+er7")
@@ -65,33 +66,33 @@ async def _send(stack: GatewayStack, headers: dict[str, str], *names: str) -> li
 
 async def test_public_adt_messages_are_acknowledged_message_by_message(stack: GatewayStack) -> None:
     _, pipeline, headers = await _london_hospital(stack)
+    no_class = blanked("generic_A03", "PV1-2").replace("|eh|", "|eh2|")
+    impossible_offset = hl7_sample("generic_A01").replace("|20130211100052\nPV2", "|20130211100052+2400\nPV2")
     acks = await _send(
         stack,
         headers,
-        "generic_A01",
-        "generic_A04",
-        "CancelAdmit_04_A02",
-        "generic_A03",
-        "CancelAdmit_02_A11",
+        *map(hl7_sample, ["generic_A01", "generic_A04", "CancelAdmit_04_A02", "generic_A03"]),
+        no_class,
+        impossible_offset.replace("|31644|", "|31645|"),
+        hl7_sample("CancelAdmit_02_A11"),
     )
     assert [_msa(a)[1:3] for a in acks] == [
         ["AA", "31644"],  # admitted
         ["AA", "31644"],  # an outpatient: understood, nothing measured
         ["AA", "31644"],  # a transfer: understood, nothing measured
-        ["AE", "eh"],  # discharged a minute before its admit time: PV1-45 named
+        ["AA", "eh"],  # discharged in the minute it was admitted (PV1-45 to the minute): it stands
+        ["AE", "eh2"],  # no patient class: an error, never AA for a dropped discharge
+        ["AE", "31645"],  # an offset of 24 hours: an error of this message, not a 500 for the request
         ["AA", "31644"],  # a cancel of the admission
     ]
-    assert _err(acks[3])[2:4] == ["PV1^1^45", "102^Data type error^HL70357"]
-    assert "admitted_at" in _err(acks[3])[-1]
+    assert _err(acks[4])[2:4] == ["PV1^1^2", "101^Required field missing^HL70357"]
+    assert _err(acks[4])[-1] == "PV1-2 (patient class) is empty"
+    assert _err(acks[5])[2:4] == ["PV1^1^44", "102^Data type error^HL70357"]
+    assert _err(acks[5])[-1].startswith("PV1-44 (admit date/time) '20130211100052+2400' is not a date/time")
 
-    # The derived id finds the event, as a pipeline looks up any event.
-    found = await eventually(
-        lambda: stack.client.get(
-            "/v1/events/hl7v2-epic/31644:admitted:20130211T100052Z", headers=bearer(pipeline)
-        ),
-        lambda r: r.status_code == 200,
-    )
-    assert found.json()["status"] == "stored"
+    # The derived ids find the events, as a pipeline looks up any event.
+    for stored in ("31644:admitted:20130211T100052Z", "eh:discharged:20130211T100000Z"):
+        await _stored(stack, pipeline, stored)
 
 
 async def _alos_january_2013(stack: GatewayStack, tenant_id: str) -> dict[str, Any]:
@@ -105,34 +106,43 @@ async def _alos_january_2013(stack: GatewayStack, tenant_id: str) -> dict[str, A
     return dict(month)
 
 
+CANCEL_ADMIT = [
+    "CancelAdmit_01_A01",
+    "CancelAdmit_02_A11",
+    "CancelAdmit_03_A01",
+    "CancelAdmit_04_A02",
+    "CancelAdmit_05_A03",
+]
+CANCEL_DISCHARGE = ["CancelDischarge_03_A03", "CancelDischarge_04_A13", "CancelDischarge_05_A03"]
+
+
 @pytest.mark.parametrize(
-    ("sequence", "cancelled_id"),
+    ("sequence", "blank", "cancelled_id"),
     [
-        (
-            [
-                "CancelAdmit_01_A01",
-                "CancelAdmit_02_A11",
-                "CancelAdmit_03_A01",
-                "CancelAdmit_04_A02",
-                "CancelAdmit_05_A03",
-            ],
-            "31644:admitted:20130211T110052Z",
-        ),
-        (
-            ["CancelDischarge_03_A03", "CancelDischarge_04_A13", "CancelDischarge_05_A03"],
-            "31644ZZZ:discharged:20130211T123052Z",
-        ),
+        (CANCEL_ADMIT, (), "31644:admitted:20130211T110052Z"),
+        # Without PV1-44 in the admissions and cancel (the A03 keeps it: a discharge requires it).
+        (CANCEL_ADMIT, ("PV1-44",), "31644:admitted:20130211T110052Z"),
+        (CANCEL_DISCHARGE, (), "31644ZZZ:discharged:20130211T123052Z"),
+        (CANCEL_DISCHARGE, ("PV1-45",), "31644ZZZ:discharged:20130211T123052Z"),
     ],
-    ids=["A01-A11-A01-A02-A03", "A03-A13-A03"],
+    ids=[
+        "A01-A11-A01-A02-A03",
+        "A01-A11-A01-A02-A03-without-PV1-44",
+        "A03-A13-A03",
+        "A03-A13-A03-without-PV1-45",
+    ],
 )
 async def test_real_cancel_sequences_end_in_the_stay_that_stands(
-    stack: GatewayStack, sequence: list[str], cancelled_id: str
+    stack: GatewayStack, sequence: list[str], blank: tuple[str, ...], cancelled_id: str
 ) -> None:
     """Through the relay, with python-hl7's MLLP client, in the feed's order (and the Emap generic A04
-    and A08 of the same patient after them: understood, nothing more to count)."""
+    and A08 of the same patient after them: understood, nothing more to count). Blanked, the facts are
+    timed at EVN-6, the time their cancel names."""
     tenant_id, pipeline, _ = await _london_hospital(stack)
     async with _relay(stack.url, pipeline) as port:
-        acks = await _mllp(port, [*sequence, "generic_A04", "generic_A08_v1"])
+        acks = await _mllp(
+            port, [*_without(sequence, blank), *map(hl7_sample, ["generic_A04", "generic_A08_v1"])]
+        )
     assert [str(a["MSA.F1"]) for a in acks] == ["AA"] * (len(sequence) + 2)
     # The last message's event is stored: one patient, one partition, so every earlier one is in too.
     last = "/v1/events/hl7v2-epic/31644ZZZ:admitted:20130311T100052Z"
@@ -147,6 +157,58 @@ async def test_real_cancel_sequences_end_in_the_stay_that_stands(
     assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
 
 
+def _without(names: list[str], fields: tuple[str, ...]) -> list[str]:
+    """The samples with those fields blanked — but a discharge keeps PV1-44, which it requires."""
+    return [blanked(n, *(f for f in fields if not (n.endswith("A03") and f == "PV1-44"))) for n in names]
+
+
+async def _stored(stack: GatewayStack, pipeline: str, event_id: str) -> None:
+    """Until the KPI engine has stored the event (one patient, one partition: every earlier one too)."""
+    await eventually(
+        lambda: stack.client.get(f"/v1/events/hl7v2-epic/{event_id}", headers=bearer(pipeline)),
+        lambda r: r.status_code == 200 and r.json()["status"] == "stored",
+    )
+
+
+@pytest.mark.parametrize(
+    ("texts", "cancel_id"),
+    [
+        (_without(CANCEL_DISCHARGE[:2], ()), "31644ZZZ:discharge_cancelled:20130211T123052Z"),
+        (_without(CANCEL_DISCHARGE[:2], ("PV1-45",)), "31644ZZZ:discharge_cancelled:20130211T123052Z"),
+        # Emap's generic A13 names the discharge by PV1-45 only (its EVN-6 is a 2010 time).
+        (_without(["generic_A03", "generic_A13"], ()), "100000:discharge_cancelled:20130211T100000Z"),
+    ],
+    ids=["A03-A13", "A03-A13-without-PV1-45", "generic-A03-A13"],
+)
+async def test_a_cancelled_discharge_stops_counting(
+    stack: GatewayStack, texts: list[str], cancel_id: str
+) -> None:
+    """An A03 then the A13 that cancels it: no discharge stands, so the month's length of stay has none."""
+    tenant_id, pipeline, headers = await _london_hospital(stack)
+    acks = await _send(stack, headers, *texts)
+    assert [_msa(a)[1] for a in acks] == ["AA", "AA"]
+    await _stored(stack, pipeline, cancel_id)
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
+    values = await stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops)
+    (month,) = values.json()["values"]
+    assert month["sample_size"] in (None, "0") and month["value"] is None
+
+
+async def test_a_death_discharge_given_to_the_minute_reaches_the_kpis(stack: GatewayStack) -> None:
+    """Emap's A03_death_3: PV1-45 10:00 (to the minute), PV1-44 10:00:52 — the same minute. It was
+    refused (AE); now it is one discharge of 0 days, expired, so no index stay for readmissions."""
+    tenant_id, _, headers = await _london_hospital(stack)
+    (ack,) = await _send(stack, headers, hl7_sample("generic_A03_death_3"))
+    assert _msa(ack)[1:3] == ["AA", "eh"]
+    month = await _alos_january_2013(stack, tenant_id)
+    assert (month["value"], month["denominator"], month["sample_size"]) == ("0", "1", "1")
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
+    readmissions = await stack.client.get("/v1/kpis/readmission_rate_30d/values", params=params, headers=ops)
+    assert readmissions.json()["values"][0]["sample_size"] in (None, "0")  # expired: not an index stay
+
+
 async def test_a_facility_that_is_not_the_tenants_is_rejected_and_only_pipelines_send(
     stack: GatewayStack,
 ) -> None:
@@ -158,7 +220,8 @@ async def test_a_facility_that_is_not_the_tenants_is_rejected_and_only_pipelines
         headers=headers,
     )
     (ack,) = answer.text.split("\r\n")
-    assert _msa(ack)[1] == "AR" and _err(ack)[2:4] == ["MSH^1^4", "204^Unknown key identifier^HL70357"]
+    # The facility is the message's content: AE (do not send again as is), never an AR holding a queue.
+    assert _msa(ack)[1] == "AE" and _err(ack)[2:4] == ["MSH^1^4", "204^Unknown key identifier^HL70357"]
     ops = {**bearer(await key(stack, tenant_id, "ops")), **ER7}
     refused = await stack.client.post("/v1/hl7v2", content=hl7_sample("generic_A01").encode(), headers=ops)
     assert refused.status_code == 403
@@ -189,14 +252,14 @@ async def _relay(
             await serving
 
 
-async def _mllp(port: int, names: list[str], tls: ssl.SSLContext | None = None) -> list[Any]:
-    """Send each sample over one MLLP connection with python-hl7's client; the ACK of each."""
+async def _mllp(port: int, texts: list[str], tls: ssl.SSLContext | None = None) -> list[Any]:
+    """Send each message over one MLLP connection with python-hl7's client; the ACK of each."""
     over_tls: dict[str, Any] = {"ssl": tls, "server_hostname": "localhost"} if tls else {}
     reader, writer = await open_hl7_connection("127.0.0.1", port, encoding="utf-8", **over_tls)
     acks = []
     try:
-        for name in names:
-            writer.writemessage(hl7.parse(hl7_sample(name).replace("\n", "\r").strip()))
+        for text in texts:
+            writer.writemessage(hl7.parse(text.replace("\n", "\r").strip()))
             await writer.drain()
             acks.append(await asyncio.wait_for(reader.readmessage(), 30))
     finally:
@@ -209,7 +272,7 @@ async def test_the_relay_returns_the_platforms_acks_and_re_sends_count_once(stac
     tenant_id, pipeline, _ = await _london_hospital(stack)
     names = ["CancelAdmit_03_A01", "CancelAdmit_05_A03", "CancelAdmit_03_A01", "CancelAdmit_05_A03"]
     async with _relay(stack.url, pipeline) as port:
-        acks = await _mllp(port, names)
+        acks = await _mllp(port, [hl7_sample(n) for n in names])
     assert [(str(a["MSA.F1"]), str(a["MSA.F2"])) for a in acks] == [
         ("AA", "31644"),
         ("AA", "31644ZZZ"),
@@ -227,7 +290,7 @@ async def test_the_relay_answers_ar_rather_than_hold_a_sender_when_the_platform_
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens: the platform cannot be reached
     async with _relay(nowhere, "vrk_unused", max_wait_s=wait) as port:
         started = asyncio.get_running_loop().time()
-        (ack,) = await _mllp(port, ["generic_A01"])
+        (ack,) = await _mllp(port, [hl7_sample("generic_A01")])
         waited = asyncio.get_running_loop().time() - started
     assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AR", "31644")
     assert waited < wait + 5  # bounded: the sender is answered and keeps its message
@@ -264,7 +327,7 @@ async def test_the_relay_takes_mllp_over_tls(stack: GatewayStack, tmp_path: Path
     cert, private = _self_signed(tmp_path)
     sender = ssl.create_default_context(cafile=str(cert))  # the engine trusts the relay's certificate
     async with _relay(stack.url, pipeline, tls=tls_context(str(cert), str(private))) as port:
-        (ack,) = await _mllp(port, ["generic_A01"], tls=sender)
+        (ack,) = await _mllp(port, [hl7_sample("generic_A01")], tls=sender)
     assert (str(ack["MSA.F1"]), str(ack["MSA.F2"])) == ("AA", "31644")
 
 

@@ -65,8 +65,10 @@ def _month_start(day: date) -> date:
     return day.replace(day=1)
 
 
-def _previous_month(today: date) -> tuple[str, date]:
-    start = _month_start(_month_start(today) - timedelta(days=1))
+def _matured_month(today: date) -> tuple[str, date]:
+    """The month of 62 days ago: it ended at least 31 days ago, so its 30-day readmission rate is mature
+    and it can be finalized (a provisional reading is never money, docs/settlement.md)."""
+    start = _month_start(today - timedelta(days=62))
     return f"{start:%Y-%m}", start
 
 
@@ -136,7 +138,7 @@ class Scenario:
     def __init__(self, gateway: httpx.AsyncClient) -> None:
         self.gateway = gateway
         self.now = datetime.now(UTC)
-        self.period, self.period_start = _previous_month(self.now.date())
+        self.period, self.period_start = _matured_month(self.now.date())
         self.keys: dict[str, str] = {}
 
     async def call(self, method: str, path: str, key: str, expected: int, **kwargs: Any) -> Any:
@@ -182,11 +184,13 @@ class Scenario:
         await self.call("POST", "/v1/contracts", self.keys["admin"], 201, json=undeclared)
 
     async def month_of_events(self) -> int:
-        """Posts about a month and a half of events; returns how many the engine will store."""
+        """Posts the events from the finalized month's start (or a month and a half ago, if earlier)
+        until now; returns how many the engine will store."""
         cutoff = (self.now - timedelta(hours=7)).isoformat().replace("+00:00", "Z")
+        first = min(self.period_start, self.now.date() - timedelta(days=45))
         stream = [
             e
-            for e in demo_events(FACILITIES, self.now.date() - timedelta(days=45), self.now.date())
+            for e in demo_events(FACILITIES, first, self.now.date())
             if e["time"] < cutoff  # the newest event 7 h old: longer than the silent-feed threshold
         ]
         # An EHR outage well inside the last 30 days: uptime is below the SLA's 99.9 % for sure.

@@ -218,14 +218,17 @@ def effective(events: list[Event]) -> list[Event]:
 def messy_stays(seed: int, stays: int, *, patients: int = 4, days: int = 50) -> list[Event]:
     """Stays as real ADT feeds describe them: encounter refs that collide across patients and
     facilities (each facility numbers its own encounters), a class changed by a later admission message,
-    and a class at discharge that differs from the admitted one (observation → inpatient)."""
+    and a class at discharge that differs from the admitted one (observation → inpatient). A patient's
+    own stays have refs of their own: one patient's encounter is one stay, with one standing discharge."""
     rng = random.Random(seed)
     events: list[Event] = []
     classes = ("inpatient", "observation", "emergency")
+    stays_of: dict[str, int] = {}
     for n in range(stays):
         when = START + timedelta(minutes=rng.randrange(days * 24 * 60))
         facility, patient = rng.choice(FACILITIES), f"P{rng.randrange(patients)}"
-        encounter = f"E{rng.randrange(3)}"  # few refs: the same ref for different patients and stays
+        stays_of[patient] = stays_of.get(patient, -1) + 1
+        encounter = f"E{stays_of[patient]}"  # the same refs for different patients
         admitted_class = rng.choice(classes)
         data = {"encounter_ref": encounter, "patient_ref": patient, "planned": rng.random() < 0.1}
         events.append(
@@ -265,3 +268,72 @@ def messy_stays(seed: int, stays: int, *, patients: int = 4, days: int = 50) -> 
                 )
             )
     return events
+
+
+def corrected_stays(seed: int, stays: int, *, patients: int = 12, days: int = 40) -> list[list[Event]]:
+    """Stays as feeds correct them, each stay's events as one list: a discharge re-sent with a corrected
+    time (the event id carries the time: another event), a class changed at the same admission time
+    (HL7 A06/A08 keep PV1-44), a stay entered in error after it finished (its admission cancelled, its
+    discharge too or not). Patients are named as `event_stream`'s, so corrections meet its stays."""
+    rng = random.Random(seed)
+    groups: list[list[Event]] = []
+    classes = ("inpatient", "observation")
+    for n in range(stays):
+        when = START + timedelta(minutes=rng.randrange(days * 24 * 60))
+        facility, patient, encounter = rng.choice(FACILITIES), f"P{rng.randrange(patients)}", f"X{seed}-{n}"
+        data = {"encounter_ref": encounter, "patient_ref": patient, "planned": False}
+        stay = [
+            _event(
+                "encounter.admitted",
+                f"c{seed}-{n}-a",
+                when,
+                facility,
+                {**data, "encounter_class": "inpatient"},
+            )
+        ]
+        if rng.random() < 0.3:  # the class changed, same admission time
+            changed = {**data, "encounter_class": rng.choice(classes)}
+            stay.append(_event("encounter.admitted", f"c{seed}-{n}-a2", when, facility, changed))
+        discharged: list[datetime] = []
+        for k in range(rng.choice((1, 2, 2, 3))):  # sent, then re-sent with corrected times
+            end = when + timedelta(hours=rng.randrange(2, 24 * 8))
+            discharged.append(end)
+            stay.append(
+                _event(
+                    "encounter.discharged",
+                    f"c{seed}-{n}-d{k}",
+                    end,
+                    facility,
+                    {
+                        "encounter_ref": encounter,
+                        "patient_ref": patient,
+                        "encounter_class": rng.choice(classes),
+                        "admitted_at": _iso(when),
+                        "disposition": rng.choice(["home", "home", "snf", "expired"]),
+                    },
+                )
+            )
+        if rng.random() < 0.25:  # entered in error: the admission cancelled, maybe the discharge too
+            named = {"encounter_ref": encounter, "patient_ref": patient}
+            cancelled_at = max(discharged) + timedelta(hours=1)
+            stay.append(
+                _event(
+                    "encounter.admission_cancelled",
+                    f"c{seed}-{n}-xa",
+                    cancelled_at,
+                    facility,
+                    {**named, "admitted_at": _iso(when)},
+                )
+            )
+            if rng.random() < 0.5:
+                stay.append(
+                    _event(
+                        "encounter.discharge_cancelled",
+                        f"c{seed}-{n}-xd",
+                        cancelled_at,
+                        facility,
+                        {**named, "discharged_at": _iso(rng.choice(discharged))},
+                    )
+                )
+        groups.append(stay)
+    return groups

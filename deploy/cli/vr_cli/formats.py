@@ -154,6 +154,8 @@ def _resource(event: dict[str, Any], planned: set[str]) -> dict[str, Any] | None
         return {
             "resourceType": "ClaimResponse",
             "id": event["id"],
+            # Each line stands alone (NDJSON), without its Claim: the extension says what the Claim would.
+            "extension": [{"url": EXTENSION + "initial-adjudication", "valueBoolean": data["initial"]}],
             "status": "active",
             "outcome": "partial" if data["outcome"] == "partial" else "complete",
             "created": event["time"],

@@ -2,10 +2,12 @@
 Cloverleaf) inside the hospital's network and forwards each message to the platform's `/v1/hl7v2` with
 the pipeline's key, answering the sender with the platform's own ACK (docs/interop.md).
 
-It never answers AA for a message the platform did not accept: while the platform answers 503/429 (or
-cannot be reached) it retries after `Retry-After` for a bounded time, then answers AR so the sender
-keeps the message and sends it again — a sender is never held forever. MLLP framing and the server are
-python-hl7's (`hl7.mllp`), the library ingest parses with.
+It never answers AA for a message the platform did not accept, and answers as HL7 v2's original mode
+says a sender should act: while the platform answers 503/429 (or cannot be reached) it retries after
+`Retry-After` for a bounded time, then answers AR so the sender keeps the message and sends it again —
+a sender is never held forever; a refusal of the request's content (400, 413, 422) is AE, because the
+same message sent again would be refused again; any other answer (a revoked key, a server error) is AR.
+MLLP framing and the server are python-hl7's (`hl7.mllp`), the library ingest parses with.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import httpx
 from hl7.mllp import HL7StreamReader, HL7StreamWriter, start_hl7_server
 
 RETRYABLE = (429, 503)
+CONTENT_REFUSED = (400, 413, 422)  # the message itself is at fault: AE (do not send it again as it is)
 HL7_TYPE = "x-application/hl7-v2+er7"
 
 
@@ -91,15 +94,17 @@ class Relay:
                 if last.status_code == 200:
                     return self._answered(last.text.split("\r\n", 1)[0])
                 if last.status_code not in RETRYABLE:
-                    return self._answered(
-                        _reject(message, f"the platform answered {last.status_code}: {_detail(last)}")
-                    )
+                    code = "AE" if last.status_code in CONTENT_REFUSED else "AR"
+                    reason = f"the platform answered {last.status_code}: {_detail(last)}"
+                    return self._answered(_refuse(message, code, reason))
                 wait = _retry_after(last)
             if time.monotonic() + wait > deadline:
                 self.counts.gave_up += 1
                 if last is not None and last.status_code == 503 and last.text.startswith("MSH"):
                     return self._answered(last.text.split("\r\n", 1)[0])  # the platform's own AR
-                return self._answered(_reject(message, "the platform did not take it in time; send it again"))
+                return self._answered(
+                    _refuse(message, "AR", "the platform did not take it in time; send it again")
+                )
             self.counts.retries += 1
             await asyncio.sleep(wait)
 
@@ -133,15 +138,17 @@ def _detail(response: httpx.Response) -> str:
     return str(problem.get("detail") or problem.get("title") or "")[:200]
 
 
-def _reject(message: str, reason: str) -> str:
-    """An AR made here, for a message the platform did not take (python-hl7 builds the ACK)."""
+def _refuse(message: str, code: str, reason: str) -> str:
+    """An AE or AR made here, for a message the platform did not take (python-hl7 builds the ACK)."""
     try:
         parsed = hl7.parse(message)
-    except (hl7.ParseException, IndexError, ValueError):
-        return f"MSH|^~\\&|VR-RELAY||||{time.strftime('%Y%m%d%H%M%S', time.gmtime())}||ACK|ACK|P|2.5\rMSA|AR|"
-    ack = parsed.create_ack("AR", application="VR-RELAY")
+        ack = parsed.create_ack(code, application="VR-RELAY")
+    except (hl7.ParseException, IndexError, KeyError, ValueError):
+        now = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+        return f"MSH|^~\\&|VR-RELAY||||{now}||ACK|ACK|P|2.5\rMSA|{code}|"
     text = str(parsed.escape(reason))
-    return f"{ack}|{text}\rERR||MSH^1^10|207^Application internal error^HL70357|E||||{text}"
+    header = str(ack).rstrip("\r")  # python-hl7 ends the ACK's last segment (MSA) with CR
+    return f"{header}|{text}\rERR||MSH^1^10|207^Application internal error^HL70357|E||||{text}"
 
 
 async def run_relay(

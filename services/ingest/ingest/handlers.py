@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import hl7
@@ -13,12 +14,21 @@ import orjson
 
 from ingest import metrics
 from ingest.domain import hl7v2
-from ingest.domain.fhir import BundleIndex, Issue, Mapped, information, map_resource, operation_outcome
-from ingest.domain.hl7v2 import Hl7Error, Hl7Events, acknowledgement, map_message
+from ingest.domain.fhir import Issue, Mapped, information, map_resource, operation_outcome
+from ingest.domain.fhir_references import BundleIndex
+from ingest.domain.hl7v2 import (
+    Hl7Error,
+    Hl7Events,
+    acknowledgement,
+    acknowledgement_without_message,
+    map_message,
+)
 from ingest.domain.intake import IntakePolicy
 from ingest.domain.pseudonyms import Pseudonymiser
 from vr_shared.events import EVENT_TYPES, EventDocument, FieldError, Origin, validate_events
 from vr_shared.identity import Identity
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,21 +150,28 @@ class Hl7Message:
 
     def ack(self, code: str, error: Hl7Error | None = None, text: str = "") -> str:
         if self.message is None:
-            return _ack_without_message(code, error)
+            return acknowledgement_without_message(code, error)
         return acknowledgement(self.message, code, error, text)
 
 
 def read_hl7(texts: Sequence[str], zone: str, facility: str | None) -> list[Hl7Message]:
-    read = []
-    for text in texts:
-        try:
-            message = hl7.parse(text)
-        except (hl7.ParseException, IndexError, ValueError):
-            error = Hl7Error("MSH^1^1", hl7v2.DATA_TYPE_ERROR, "not an HL7 v2 message (ER7)")
-            read.append(Hl7Message(None, Hl7Events("", rejected=error)))
-            continue
-        read.append(Hl7Message(message, map_message(message, zone, facility)))
-    return read
+    return [_read_one(text, zone, facility) for text in texts]
+
+
+def _read_one(text: str, zone: str, facility: str | None) -> Hl7Message:
+    try:
+        message = hl7.parse(text)
+    except (hl7.ParseException, IndexError, ValueError):
+        error = Hl7Error("MSH^1^1", hl7v2.DATA_TYPE_ERROR, "not an HL7 v2 message (ER7)")
+        return Hl7Message(None, Hl7Events("", error=error))
+    try:
+        return Hl7Message(message, map_message(message, zone, facility))
+    except Exception:
+        # A fault of ours answers for its own message only, never for the request's others: AR, which
+        # HL7 keeps for an internal error — the sender keeps the message and sends it again.
+        log.exception("an HL7 v2 message could not be mapped")
+        error = Hl7Error("MSH^1^10", hl7v2.APPLICATION_ERROR, "the platform failed on it; send it again")
+        return Hl7Message(message, Hl7Events(hl7v2.message_control_id(message), rejected=error))
 
 
 async def ingest_hl7(
@@ -197,21 +214,12 @@ def _hl7_ack(message: Hl7Message, results: list[dict[str, Any]]) -> str:
         return message.ack("AE", mapped.error)
     for result in results:
         if result["status"] == "rejected":
+            # Refused by the catalogue or the intake rules (an unknown facility, a time in the future):
+            # the content is at fault, so AE — sent again as it is, it would be refused again.
             first = result["errors"][0]
-            location = mapped.locations.get(first["path"], "MSH^1^10")
-            if first["code"] == "facility_not_in_tenant":
-                return message.ack("AR", Hl7Error(location, hl7v2.UNKNOWN_KEY_IDENTIFIER, first["message"]))
-            return message.ack("AE", Hl7Error(location, hl7v2.DATA_TYPE_ERROR, first["message"]))
+            source = mapped.locations.get(first["path"], hl7v2.MSH_10)
+            return message.ack("AE", hl7v2.refusal(source, first["code"], first["message"]))
     return message.ack("AA", text=mapped.note or "")
-
-
-def _ack_without_message(code: str, error: Hl7Error | None) -> str:
-    segments = [f"MSH|^~\\&|VR||||{datetime.now(UTC):%Y%m%d%H%M%S}||ACK|ACK|P|2.5", f"MSA|{code}|"]
-    if error is not None:
-        segments.append(
-            f"ERR||{error.location}|{error.code}^{hl7v2.ERROR_TEXT.get(error.code, '')}^HL70357|E"
-        )
-    return "\r".join(segments)
 
 
 # --- FHIR R4 (docs/interop.md) ---------------------------------------------------------------------------

@@ -31,6 +31,11 @@ BATCH_DURATION = Histogram(
 )
 BATCH_RETRIES = Counter("vr_kpi_batch_retries_total", "Batch attempts repeated because the database failed")
 CELL_UPDATES = Counter("vr_kpi_cell_updates_total", "KPI cells changed (one change notice each)")
+OLDEST_NOTICE_AGE = Gauge(
+    "vr_kpi_oldest_queued_notice_seconds",
+    "Age of the first change notice still queued after a drain (0: none); grows while a transaction "
+    "stays open (docs/decisions/0007-commit-order.md)",
+)
 KPI_VALUE = Gauge(
     "vr_kpi_value",
     "Rolling 30-day value of each KPI per facility (dimension empty when the KPI has none)",

@@ -59,10 +59,14 @@ def build(settings: Settings) -> Components:
     updates_topic = TopicSpec(
         settings.updates_topic, settings.events_topic_partitions, settings.topic_replication_factor
     )
+    # Webhook sends connect only to addresses their check saw (docs/webhooks.md): no proxy from the
+    # environment (it would resolve the name itself) and no kept-alive connection reused for another
+    # endpoint's name at the same address.
     webhook_http = httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds,
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2),
+        trust_env=False,
+        limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2, max_keepalive_connections=0),
     )
     addresses = AddressCheck(settings.allowed_networks())
     return Components(
@@ -75,6 +79,6 @@ def build(settings: Settings) -> Components:
         PostgresWebhookStore(engine),
         webhook_http,
         addresses,
-        WebhookSender(webhook_http, addresses),
+        WebhookSender(webhook_http, addresses, deadline_s=settings.webhook_timeout_seconds),
         settings.webhook_secret_overlap_seconds,
     )

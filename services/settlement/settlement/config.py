@@ -33,6 +33,8 @@ class Settings(InternalServiceSettings):
     webhook_allowed_networks: str = ""
     # Seconds between attempts after the immediate first one (Standard Webhooks' schedule, ≥ 24 h).
     webhook_retry_schedule: str = ",".join(f"{s:g}" for s in DEFAULT_RETRY_SCHEDULE)
+    # One attempt's whole deadline — resolving, connecting, sending and the answer's status line and
+    # headers — however slowly the receiver answers; also each read's timeout.
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # An endpoint failing without a success for this long is disabled (and says so).
     webhook_disable_after_seconds: float = Field(default=5 * 86400, gt=0)

@@ -8,6 +8,7 @@ requests the terms need; the maths is the pure domain. A final statement is froz
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from settlement import metrics
 from settlement.domain import notifications
-from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.contract import Contract, load_contract
 from settlement.domain.money import decimal_text
 from settlement.domain.periods import (
     Period,
@@ -29,7 +30,7 @@ from settlement.domain.periods import (
     runout_passed,
     status_at,
 )
-from settlement.domain.ports import SettlementStore
+from settlement.domain.ports import ReadingsUnavailable, SettlementStore
 from settlement.domain.sources import KpiReading, KpiRequest, KpiSource, Values
 from settlement.domain.statement import (
     canonical_hash,
@@ -43,6 +44,8 @@ from settlement.domain.statement import (
 from settlement.domain.stored import Adjustment, StoredContract
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
+
+log = logging.getLogger(__name__)
 
 
 class KpiReader(Protocol):
@@ -65,6 +68,17 @@ class StatementIncomplete(Exception):
         ]
         super().__init__("the statement is not complete; " + "; ".join(parts))
         self.missing = missing
+
+
+class StatementMaturing(Exception):
+    """Finalize refused: a reading the statement uses is still within its KPI's maturation — a provisional
+    value is never money (docs/settlement.md)."""
+
+    def __init__(self, maturing: list[dict[str, str]]) -> None:
+        kpis = sorted({(item["kpi"], item["matures_on"]) for item in maturing})
+        named = ", ".join(f"{kpi} matures on {day}" for kpi, day in kpis)
+        super().__init__(f"the statement uses readings still within their KPI's maturation: {named}")
+        self.maturing = maturing
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,8 @@ class SettlementService:
         period = self.period(contract, period_id)
         existing = await self._store.final(contract.id, period.id)
         if existing is not None:
+            if not existing.rechecked:  # its finalize stopped before the recheck: do it now
+                await self._recheck_or_leave_it(contract.id, period.id)
             return await self._final_with_adjustments(contract.id, existing.statement), False
         if not has_ended(period, contract.timezone, self._clock()):
             raise PeriodNotEnded(f"period {period.id} has not ended; it can be finalized from {period.end}")
@@ -185,6 +201,8 @@ class SettlementService:
         computed = await self.compute(contract, stored.version, period, inputs, status="final")
         if not computed.statement["data_complete"]:
             raise StatementIncomplete(what_is_missing(computed.statement))
+        if computed.statement["maturing"]:
+            raise StatementMaturing(computed.statement["maturing"])
         final = dict(computed.statement)
         final["basis"] = _basis(contract, computed)
         final["sha256"] = canonical_hash(final)
@@ -210,7 +228,31 @@ class SettlementService:
         metrics.STATEMENT_BLOCKED.labels(contract.id, period.id).set(0)
         if created:
             metrics.FINALIZATIONS.inc()
+        if not stored_final.rechecked:
+            await self._recheck_or_leave_it(contract.id, period.id)
         return await self._final_with_adjustments(contract.id, stored_final.statement), created
+
+    async def recheck(self, contract_id: str, period_id: str) -> Adjustment | None:
+        """Reconcile a period just finalized once more, then mark it rechecked.
+
+        Finalize reads the data, then stores the statement. A change landing in between — a late event's
+        change notice, an input put — found nothing final to reconcile, and the statement does not hold
+        it. Read again after the statement is stored, every such change is in the final statement or in
+        this one adjustment; any later change finds the statement final and is reconciled as usual.
+        Concurrent reconciliations book each difference once (`add_adjustment`)."""
+        adjustment = await self.reconcile(
+            contract_id, period_id, "finalize", "data changed while the period was being finalized"
+        )
+        await self._store.mark_rechecked(contract_id, period_id)
+        return adjustment
+
+    async def _recheck_or_leave_it(self, contract_id: str, period_id: str) -> None:
+        """The statement is final whatever the recheck meets: when the KPI engine cannot answer, the
+        recheck stays pending and the period watch (or a repeated finalize) does it."""
+        try:
+            await self.recheck(contract_id, period_id)
+        except ReadingsUnavailable as exc:
+            log.warning("recheck after finalize deferred", extra={"contract": contract_id, "error": str(exc)})
 
     async def reconcile(
         self, contract_id: str, period_id: str, trigger: str, reason: str
@@ -219,16 +261,16 @@ class SettlementService:
         final = await self._store.final(contract_id, period_id)
         if final is None:
             return None
-        contract = parse_contract(final.basis["contract"])
+        contract = load_contract(final.basis["contract"])
         period = self.period(contract, period_id)
-        for _attempt in range(3):
+        while True:  # another reconciliation booked first: recompute against what it booked
             adjustments = await self._store.adjustments(contract_id, period_id)
             inputs = await self._store.inputs(contract_id, period_id)
             current = await self.compute(
                 contract, final.statement["contract_version"], period, inputs, status="final"
             )
-            if not current.statement["data_complete"]:
-                # A late change is booked only from complete readings: the same rule as finalize.
+            if not current.statement["data_complete"] or current.statement["maturing"]:
+                # A late change is booked only from complete, mature readings: the same rule as finalize.
                 metrics.RECONCILIATIONS_DEFERRED.inc()
                 return None
             baseline = await self._latest_amounts(contract_id, period_id, final.statement)
@@ -250,7 +292,14 @@ class SettlementService:
             ):
                 metrics.ADJUSTMENTS.labels(trigger).inc()
                 return (await self._store.adjustments(contract_id, period_id))[-1]
-        return None
+
+    async def put_inputs(
+        self, contract_id: str, period_id: str, inputs: dict[str, Decimal], actor: Identity
+    ) -> dict[str, str]:
+        """Store a period's inputs; for a final period the change is an adjustment, never an edit."""
+        stored = await self._store.put_inputs(contract_id, period_id, inputs, actor)
+        await self.reconcile(contract_id, period_id, "inputs", "period inputs changed after finalization")
+        return stored
 
     async def _latest_amounts(
         self, contract_id: str, period_id: str, final: dict[str, Any]

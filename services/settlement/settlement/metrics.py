@@ -26,6 +26,11 @@ KPI_READ_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 KPI_UPDATES = Counter("vr_settlement_kpi_updates_total", "KPI change notices consumed", ["effect"])
+RECONCILIATION_RETRIES = Counter(
+    "vr_settlement_reconciliation_retries_total",
+    "Batches of KPI change notices whose reconciliation failed and is retried, by cause",
+    ["cause"],
+)
 KPI_TARGET = Gauge(
     "vr_settlement_kpi_target",
     "The KPI level a contract term aims at (dashboards draw it beside the KPI; alerts compare)",
@@ -37,16 +42,22 @@ STATEMENT_BLOCKED = Gauge(
     "1 while a period past its run-out cannot be finalized because data is missing (docs/settlement.md)",
     ["contract", "period"],
 )
+WATCH_FAILURES = Counter(
+    "vr_settlement_watch_failures_total",
+    "Contracts the period watch could not check (each logged with its contract id); the others are checked",
+)
 RECONCILIATIONS_DEFERRED = Counter(
     "vr_settlement_reconciliations_deferred_total",
     "Reconciliations of a final period that booked nothing because the readings were not complete",
 )
 
 # Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
-for _trigger in ("kpi_update", "inputs", "on_demand"):
+for _trigger in ("kpi_update", "inputs", "on_demand", "finalize"):
     ADJUSTMENTS.labels(_trigger)
 for _effect in ("touches_final", "no_final"):
     KPI_UPDATES.labels(_effect)
+for _retried in ("kpi_engine", "database"):
+    RECONCILIATION_RETRIES.labels(_retried)
 
 # Webhooks (docs/webhooks.md).
 WEBHOOK_ATTEMPTS = Counter(

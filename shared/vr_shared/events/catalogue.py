@@ -104,7 +104,9 @@ class SystemOutageData(_Strict):
 class ClaimSubmittedData(_Strict):
     claim_ref: Ref
     amount: Money
-    clean: StrictBool
+    # Passed edits with no manual touch; null or absent: unknown (a real FHIR Claim never says), which
+    # the clean-claim rate leaves out of its denominator (docs/kpis.md).
+    clean: StrictBool | None = None
 
 
 class ClaimAdjudicatedData(_Strict):

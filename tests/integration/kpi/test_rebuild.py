@@ -8,20 +8,28 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kpi_engine.adapters.migrate import MIGRATIONS
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.domain.calendar import TenantCalendar
+from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import compute_cells
 from kpi_engine.domain.messages import Decoded, Message
 from kpi_engine.handlers import decode
 from tests.integration.kpi.conftest import stored_cells
 from tests.support.infrastructure import Infrastructure
 from tests.support.streams import effective, event_stream
-from vr_shared.events import Event, Origin, encode_event, event_document
+from tests.unit.kpi.builders import ev
+from tests.unit.kpi.test_readmissions import admit, at, discharge
+from vr_shared.events import Event, Origin, encode_event, event_document, validate_event
+from vr_shared.migrations import alembic_config
 
 ZONE = "America/New_York"
 
@@ -140,3 +148,95 @@ async def test_rebuild_of_one_kpi_and_of_an_unknown_tenant(
     assert [n.payload["kpi"] for n in notices] == ["uptime_pct"]
     code, output = await rebuild(infrastructure, schema, "--tenant", "nobody")
     assert code == 2 and "no events recorded for tenant 'nobody'" in output, output
+
+
+async def _migrations(
+    engine: AsyncEngine, schema: str, action: Callable[[Config, str], None], to: str
+) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: action(alembic_config(sync, schema, MIGRATIONS), to))
+
+
+async def test_after_the_upgrade_the_rebuild_corrects_cells_recorded_under_the_old_stay_rules(
+    kpi_schema: tuple[AsyncEngine, str], infrastructure: Infrastructure
+) -> None:
+    """Cells recorded before one standing discharge per stay (every discharge counted) and before a
+    cancelled admission took its stay with it: migrating (0006) and running the rebuild, as
+    docs/operations.md says, brings them to the new rules — and the engine goes on from there."""
+    engine, schema = kpi_schema
+    origin = Origin(f"t-{uuid.uuid4().hex[:12]}", ZONE)
+    stay = admit("R", "1", at("01-01"))
+    first, corrected = (
+        discharge("R", "1", at("01-01"), at("01-05")),
+        discharge("R", "1", at("01-01"), at("01-08")),
+    )
+    readmission = admit("R", "2", at("02-05"))  # 31 days after Jan 5, 28 after Jan 8
+    index = [admit("C", "1", at("01-01")), discharge("C", "1", at("01-01"), at("01-03"))]
+    erroneous = [admit("C", "2", at("01-10")), discharge("C", "2", at("01-10"), at("01-12"))]
+    cancel = ev(
+        "encounter.admission_cancelled",
+        at("01-13"),
+        patient_ref="C",
+        encounter_ref="2",
+        admitted_at=at("01-10"),
+    )
+    # What the old rules recorded, made with today's engine: the first discharge as a stay of its own,
+    # the erroneous discharge as not naming the cancelled admission; then stored as they really were.
+    apart = _with(first, encounter_ref="1-then")
+    unnamed = _with(erroneous[1], admitted_at=at("01-10", "09:00"))
+    await record(engine, schema, origin, [stay, apart, *index, erroneous[0], unnamed], 0)
+    await record(engine, schema, origin, [corrected, readmission, cancel], 10)
+    async with engine.begin() as conn:
+        keys = {"t": origin.tenant, "apart": apart.id, "unnamed": unnamed.id, "admitted": at("01-10")}
+        await conn.execute(_SAME_STAY, keys)
+        await conn.execute(_NAMING_THE_ADMISSION, keys)
+    old = await stored_cells(engine, origin.tenant)
+    assert _days(old, "alos_days") == {
+        date(2026, 1, 3): 2,
+        date(2026, 1, 5): 4,
+        date(2026, 1, 8): 7,
+        date(2026, 1, 12): 2,
+    }
+
+    await _migrations(engine, schema, command.downgrade, "0005")
+    await _migrations(engine, schema, command.upgrade, "head")
+    code, output = await rebuild(infrastructure, schema, "--tenant", origin.tenant)
+    assert code == 0 and "corrected:" in output, output
+
+    calendar = TenantCalendar.of(ZONE)
+    stored = [stay, first, *index, *erroneous, corrected, readmission, cancel]  # in the order recorded
+    cells = await stored_cells(engine, origin.tenant)
+    assert cells == compute_cells(stored, calendar)
+    assert _days(cells, "alos_days") == {date(2026, 1, 3): 2, date(2026, 1, 8): 7}
+    readmitted = {day: cell.numerator for day, cell in _cells(cells, "readmission_rate_30d").items()}
+    assert readmitted == {date(2026, 1, 3): 0, date(2026, 1, 8): 1}
+    # The engine goes on from the corrected state: the correction retracted, the first discharge stands.
+    retraction = ev("event.retracted", at("02-06"), retracted_id=corrected.id, source=corrected.source)
+    await record(engine, schema, origin, [retraction], 20)
+    assert await stored_cells(engine, origin.tenant) == compute_cells(
+        [e for e in stored if e is not corrected], calendar
+    )
+
+
+# The first discharge was of stay R/1 and the erroneous one named its cancelled admission all along.
+_SAME_STAY = text(
+    "WITH e AS (UPDATE events SET payload = jsonb_set(payload, '{data,encounter_ref}', '\"1\"') "
+    "WHERE tenant = :t AND id = :apart) UPDATE stays SET encounter = '1' WHERE tenant = :t AND id = :apart"
+)
+_NAMING_THE_ADMISSION = text(
+    "WITH e AS (UPDATE events SET payload = jsonb_set(payload, '{data,admitted_at}', to_jsonb(CAST(:admitted "
+    "AS text))) WHERE tenant = :t AND id = :unnamed) "
+    "UPDATE stays SET admitted_at = CAST(:admitted AS timestamptz) WHERE tenant = :t AND id = :unnamed"
+)
+
+
+def _with(event: Event, **data: str) -> Event:
+    return validate_event({**event_document(event), "data": {**event_document(event)["data"], **data}})
+
+
+def _cells(cells: dict[CellKey, Cell], kpi: str) -> dict[date, Cell]:
+    return {key.day: cell for key, cell in cells.items() if key.kpi == kpi}
+
+
+def _days(cells: dict[CellKey, Cell], kpi: str) -> dict[date, int]:
+    return {day: int(cell.numerator) for day, cell in _cells(cells, kpi).items()}

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine.adapters import tables as t
 from kpi_engine.adapters.recorder import PostgresRecorder
+from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import compute_cells
 from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
 from tests.integration.kpi.conftest import stored_cells
 from tests.unit.kpi.builders import CALENDAR, ev
-from tests.unit.kpi.test_readmissions import STAYS
+from tests.unit.kpi.test_readmissions import STAYS, admit, at, discharge
 from vr_shared.events import Event, Origin, encode_event, event_document
 
 TENANT = "mission-health"
@@ -231,3 +233,100 @@ async def test_a_cancel_before_or_after_its_fact_keeps_exactly_that_fact_out(
     assert await stored_cells(engine, TENANT) == compute_cells(everything, CALENDAR)
     standing = [*other, again, second_discharge, readmission]
     assert await stored_cells(engine, TENANT) == compute_cells(standing, CALENDAR)
+
+
+def _kpi(cells: dict[CellKey, Cell], kpi: str) -> dict[date, Cell]:
+    return {key.day: cell for key, cell in cells.items() if key.kpi == kpi}
+
+
+async def test_a_discharge_re_sent_with_a_corrected_time_replaces_the_one_recorded_before(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """FHIR Encounter re-sent with a corrected period.end (or HL7 A03 sent again): one stay, one
+    standing discharge, the one recorded last — the first one's length of stay, patient days and index
+    stay are taken back; retract the correction and the first one stands again."""
+    engine, schema = kpi_schema
+    stay = admit("R", "1", at("01-01"))
+    first, corrected = (
+        discharge("R", "1", at("01-01"), at("01-05")),
+        discharge("R", "1", at("01-01"), at("01-08")),
+    )
+    await record(engine, messages([stay, first]), schema)
+    await record(engine, messages([corrected], first_offset=2), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 8): Cell(Decimal(7), Decimal(1), 1)}  # not 4 + 7 / 2
+    assert _kpi(cells, "readmission_rate_30d") == {date(2026, 1, 8): Cell(Decimal(0), Decimal(1), 1)}
+    assert cells == compute_cells([stay, first, corrected], CALENDAR)
+    async with engine.connect() as conn:
+        index = (await conn.execute(select(t.readmission_index.c.id))).scalars().all()
+    assert index == [corrected.id]
+    retraction = ev("event.retracted", at("01-09"), retracted_id=corrected.id, source=corrected.source)
+    await record(engine, messages([retraction], first_offset=3), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 5): Cell(Decimal(4), Decimal(1), 1)}
+    assert cells == compute_cells([stay, first], CALENDAR)
+
+
+async def test_discharges_of_one_stay_in_one_batch_leave_the_last_one_standing(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    engine, schema = kpi_schema
+    stay = admit("R", "1", at("01-01"))
+    later, earlier = (
+        discharge("R", "1", at("01-01"), at("01-08")),
+        discharge("R", "1", at("01-01"), at("01-05")),
+    )
+    await record(engine, messages([stay, later, earlier]), schema)  # corrected back, in the same batch
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 5): Cell(Decimal(4), Decimal(1), 1)}
+    assert cells == compute_cells([stay, later, earlier], CALENDAR)
+
+
+async def test_a_cancelled_admission_takes_back_the_stay_it_started_in_either_order(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """FHIR entered-in-error after finished, as ingest sends it (the admission cancelled): the stay's
+    discharge stops counting — its length of stay, and the readmission it made of an earlier stay."""
+    engine, schema = kpi_schema
+    index = [admit("C", "1", at("01-01")), discharge("C", "1", at("01-01"), at("01-03"))]
+    erroneous = [admit("C", "2", at("01-10")), discharge("C", "2", at("01-10"), at("01-12"))]
+    cancel = ev(
+        "encounter.admission_cancelled",
+        at("01-13"),
+        patient_ref="C",
+        encounter_ref="2",
+        admitted_at=at("01-10"),
+    )
+    await record(engine, messages([*index, *erroneous]), schema)
+    readmitted = await stored_cells(engine, TENANT)
+    assert _kpi(readmitted, "readmission_rate_30d")[date(2026, 1, 3)] == Cell(Decimal(1), Decimal(1), 1)
+    await record(engine, messages([cancel], first_offset=10), schema)  # after the stay counted
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "readmission_rate_30d") == {date(2026, 1, 3): Cell(Decimal(0), Decimal(1), 1)}
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 3): Cell(Decimal(2), Decimal(1), 1)}
+    assert cells == compute_cells(index, CALENDAR)
+    # The cancel first, then the stay (another tenant's copy of the same story): the same cells.
+    other = Origin("mission-health-2", ORIGIN.timezone)
+    first = [Message(0, 20, encode_event(other, event_document(cancel)))]
+    rest = [
+        Message(0, 21 + i, encode_event(other, event_document(e))) for i, e in enumerate([*index, *erroneous])
+    ]
+    for batch in (first, rest):
+        decoded = [d for d in (decode(m) for m in batch) if isinstance(d, Decoded)]
+        await PostgresRecorder(engine, schema).record(decoded, [], NOW)
+    assert await stored_cells(engine, other.tenant) == cells
+
+
+async def test_a_class_change_at_the_same_admission_time_governs_when_recorded_last(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """An observation stay upgraded to inpatient (HL7 A06, same PV1-44): it readmits the earlier stay
+    (the class's name decided before, and observation won)."""
+    engine, schema = kpi_schema
+    index = [admit("U", "1", at("01-02")), discharge("U", "1", at("01-02"), at("01-05"))]
+    observation, upgraded = admit("U", "2", at("01-10"), cls="observation"), admit("U", "2", at("01-10"))
+    await record(engine, messages([*index, observation]), schema)
+    await record(engine, messages([upgraded], first_offset=5), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "readmission_rate_30d") == {date(2026, 1, 5): Cell(Decimal(1), Decimal(1), 1)}
+    assert cells == compute_cells([*index, observation, upgraded], CALENDAR)

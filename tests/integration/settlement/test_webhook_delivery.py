@@ -1,6 +1,7 @@
 """Webhook delivery on the real PostgreSQL (docs/webhooks.md): replicas never claim one delivery twice,
-and an endpoint that keeps failing is given up on — each delivery failed after its schedule, the
-endpoint disabled (and saying why), its metrics counted."""
+an endpoint that keeps failing is given up on — each delivery failed after its schedule, the
+endpoint disabled (and saying why), its metrics counted — and a receiver that holds its answer holds
+one of the worker's slots until the attempt's deadline, never the worker nor other tenants' deliveries."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncEngine
+from standardwebhooks.webhooks import Webhook
 
 from settlement.adapters import outbox
 from settlement.adapters.migrate import migrate
@@ -21,7 +23,9 @@ from settlement.domain.notifications import EventType, SettlementEvent
 from settlement.domain.webhooks import parse_networks
 from settlement.entrypoints.delivery import WebhookDeliveryWorker
 from tests.integration.gateway.conftest import drop_schemas
+from tests.integration.settlement.webhook_receivers import Receiver, receiving
 from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
 from vr_shared.db import create_engine
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/hooks"  # discard: nothing listens, every attempt is refused
@@ -69,7 +73,7 @@ async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(eng
     async with httpx.AsyncClient(timeout=2) as http:
         worker = WebhookDeliveryWorker(
             store,
-            WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8"))),
+            WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8")), deadline_s=2),
             schedule=(0.2, 0.2),
             disable_after_s=0.3,
             poll_interval_s=0.1,
@@ -99,3 +103,83 @@ async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(eng
     assert enabled is not None and enabled.disabled_at is None
     await _event(engine, tenant)
     assert len(await store.deliveries(endpoint.id, after=0, limit=5)) == 2
+
+
+def _worker(
+    store: PostgresWebhookStore, http: httpx.AsyncClient, *, deadline_s: float
+) -> WebhookDeliveryWorker:
+    return WebhookDeliveryWorker(
+        store,
+        WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8")), deadline_s=deadline_s),
+        schedule=(60.0,),
+        disable_after_s=86400,
+        poll_interval_s=0.05,
+        concurrency=2,
+        lease_s=60,
+    )
+
+
+async def _subscribed(store: PostgresWebhookStore, tenant: str, url: str) -> tuple[str, str]:
+    endpoint, secret = await store.create_endpoint(tenant, url, ["contract.updated"], None, "k")
+    return endpoint.id, secret
+
+
+async def test_one_tenants_trickling_receiver_never_holds_another_tenants_delivery(
+    engine: AsyncEngine,
+) -> None:
+    """Two slots; the slow tenant's three deliveries are the oldest due, yet it gets one slot and the
+    other tenant's delivery goes out in the same round. The slow receiver's answer would take 30 s:
+    its attempt ends at the 0.5 s deadline, a failure to retry."""
+    store = PostgresWebhookStore(engine)
+    slow_tenant, other_tenant = f"hs-{uuid.uuid4().hex[:8]}", f"hs-{uuid.uuid4().hex[:8]}"
+    async with (
+        receiving(Receiver("127.0.0.1", trickle=True)) as slow,
+        receiving(Receiver("127.0.0.1")) as fast,
+        httpx.AsyncClient(timeout=5, trust_env=False) as http,
+    ):
+        slow_endpoint, _ = await _subscribed(store, slow_tenant, f"http://127.0.0.1:{slow.port}/hooks")
+        fast_endpoint, secret = await _subscribed(store, other_tenant, f"http://127.0.0.1:{fast.port}/hooks")
+        for _ in range(3):
+            await _event(engine, slow_tenant)
+        await _event(engine, other_tenant)
+
+        assert await _worker(store, http, deadline_s=0.5).deliver_due() == 2
+
+    (delivered,) = await store.deliveries(fast_endpoint, after=0, limit=5)
+    assert delivered.status == "delivered" and delivered.attempts[0]["status_code"] == 204
+    (request,) = fast.requests
+    assert Webhook(secret).verify(request.body, request.headers)["data"] == {"version": 1}
+    tried = [d for d in await store.deliveries(slow_endpoint, after=0, limit=5) if d.attempts]
+    assert len(tried) == 1 and tried[0].status == "pending"  # one slot, and retried later
+    (attempt,) = tried[0].attempts
+    assert attempt["error"] == "timed out (the attempt's deadline is 0.5 s)"
+    assert attempt["duration_ms"] < 10_000  # the deadline, not the receiver's 30 s
+
+
+async def test_a_slot_freed_is_filled_while_a_slow_send_is_still_under_way(engine: AsyncEngine) -> None:
+    """The slow receiver holds its attempt (deadline 20 s) while an event that arrives after it started
+    is delivered: the worker does not wait for the slowest send of a round before claiming more."""
+    store = PostgresWebhookStore(engine)
+    slow_tenant, other_tenant = f"hs-{uuid.uuid4().hex[:8]}", f"hs-{uuid.uuid4().hex[:8]}"
+    async with (
+        receiving(Receiver("127.0.0.1", trickle=True)) as slow,
+        receiving(Receiver("127.0.0.1")) as fast,
+        httpx.AsyncClient(timeout=5, trust_env=False) as http,
+    ):
+        await _subscribed(store, slow_tenant, f"http://127.0.0.1:{slow.port}/hooks")
+        fast_endpoint, _ = await _subscribed(store, other_tenant, f"http://127.0.0.1:{fast.port}/hooks")
+        await _event(engine, slow_tenant)
+        running = asyncio.create_task(_worker(store, http, deadline_s=20).run())
+        try:
+            await asyncio.wait_for(slow.arrived.wait(), 10)
+            await _event(engine, other_tenant)  # only now: it cannot have been in the slow send's round
+            (delivered,) = await eventually(
+                lambda: store.deliveries(fast_endpoint, after=0, limit=5),
+                lambda found: found[0].status == "delivered",
+                timeout_s=10,
+            )
+            assert slow.open_connections == 1 and len(fast.requests) == 1  # the slow send goes on
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert delivered.attempts[0]["status_code"] == 204

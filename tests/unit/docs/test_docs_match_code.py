@@ -33,3 +33,18 @@ def test_every_docs_file_the_repository_cites_exists() -> None:
                 cited |= set(re.findall(r"docs/[a-z0-9/_-]+\.md", path.read_text(errors="ignore")))
     cited |= set(re.findall(r"docs/[a-z0-9/_-]+\.md", (ROOT / "README.md").read_text()))
     assert cited and not {c for c in cited if not (ROOT / c).is_file()}
+
+
+def test_nothing_in_the_repository_cites_a_file_outside_it() -> None:
+    """A fresh clone holds everything a reader is sent to: no `../shared/…`, no SPEC of another tree."""
+    outside = re.compile(r"\.\./shared|\bSPEC(?:\.md|'s| §)|\bthe SPEC\b")
+    citing = {
+        str(path.relative_to(ROOT))
+        for folder in ("services", "shared", "deploy", "bench", "tests", "docs")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".md", ".yml", ".yaml", ".toml"}
+        and ".venv" not in path.parts
+        and path != Path(__file__).resolve()
+        and outside.search(path.read_text(errors="ignore"))
+    }
+    assert not citing

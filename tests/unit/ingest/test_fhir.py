@@ -18,17 +18,21 @@ from ingest.domain.fhir import (
     DISCHARGE_DISPOSITIONS,
     ENTRY_METHOD,
     HARM_CATEGORY,
+    INITIAL_ADJUDICATION,
     MEDICATION_SCANNED,
     PATIENT_SCANNED,
-    BundleIndex,
     capability_statement,
     information,
     map_resource,
     operation_outcome,
 )
+from ingest.domain.fhir_references import BundleIndex
 from tests.support.data import DATA
+from vr_shared.events import validate_events
 
 SYNTHEA = DATA / "fhir" / "synthea-10-patients"
+SYNTHEA_PATIENT = DATA / "fhir" / "synthea-patient-bundle"
+OFFICIAL = DATA / "fhir" / "r4-examples"
 ORG = "Organization?identifier=https://github.com/synthetichealth/synthea|org-1"
 
 
@@ -97,10 +101,29 @@ def test_in_progress_is_admitted_only_and_finished_adds_the_discharge_with_the_s
 
 
 @pytest.mark.parametrize("status", ["entered-in-error", "cancelled"])
-def test_a_cancelled_encounter_cancels_its_admission(status: str) -> None:
-    (cancel,) = _map(_encounter(status=status)).events
-    assert cancel["type"] == "encounter.admission_cancelled"
-    assert cancel["data"]["admitted_at"] == "2026-03-01T08:00:00-05:00"
+def test_a_finished_encounter_cancelled_afterwards_retracts_the_whole_stay(status: str) -> None:
+    admitted, discharged = _map(_encounter()).events
+    cancel, no_discharge = _map(_encounter(status=status)).events
+    assert (cancel["type"], cancel["data"]["admitted_at"]) == (
+        "encounter.admission_cancelled",
+        admitted["time"],
+    )
+    assert (no_discharge["type"], no_discharge["data"]["discharged_at"]) == (
+        "encounter.discharge_cancelled",
+        discharged["time"],  # names the very discharge the finished Encounter stated
+    )
+    assert no_discharge["id"] == "Encounter:e1:discharge_cancelled:20260304T163000Z"
+    assert no_discharge["data"]["encounter_ref"] == discharged["data"]["encounter_ref"] == "V-1"
+    assert all(not isinstance(r, list) for r in validate_events([cancel, no_discharge]))
+    open_stay = _encounter(status=status, period={"start": "2026-03-01T08:00:00-05:00"})
+    assert [e["type"] for e in _map(open_stay).events] == ["encounter.admission_cancelled"]
+
+
+@pytest.mark.parametrize("status", ["planned", "unknown"])
+def test_a_planned_or_unknown_encounter_is_not_an_admission(status: str) -> None:
+    mapped = _map(_encounter(status=status))
+    assert (mapped.events, mapped.issues, mapped.status) == ([], [], "200 OK")
+    assert mapped.note == f"an Encounter {status} is not an admission"
 
 
 def test_a_date_alone_is_the_start_of_the_tenants_day() -> None:
@@ -261,6 +284,117 @@ def test_adverse_drug_events_need_an_actual_event_a_drug_and_a_harm_category() -
     assert (wrong.status, wrong.issues[0].code) == ("422", "code-invalid")
 
 
+HOSPITAL = "http://hospital.example/fhir"
+_AE = _of(
+    "AdverseEvent",
+    actuality="actual",
+    date="2026-03-02T09:00:00-05:00",
+    encounter={"reference": "Encounter/e1"},
+    extension=_ext(HARM_CATEGORY, valueCode="F"),
+)
+_DRUG_ENTRIES = [
+    {"fullUrl": "urn:uuid:5b1e6a52-0c8a-4d0e-9d61-1f0d7b4f0a11", "resource": _of("MedicationAdministration")},
+    {
+        "fullUrl": f"{HOSPITAL}/MedicationRequest/rx-9",
+        "resource": {
+            **_of("MedicationRequest"),
+            "id": "rx-9",
+            "identifier": [{"system": "urn:rx", "value": "RX-9"}],
+        },
+    },
+    {
+        "fullUrl": "urn:uuid:0f8c2b1e-7d4e-4b8e-a0e4-3c1f9e2d5a77",
+        "resource": _of("MedicationStatement"),
+        "request": {"method": "POST", "url": "MedicationStatement", "ifNoneExist": "identifier=urn:ms|MS-4"},
+    },
+    {"fullUrl": f"{HOSPITAL}/Medication/m1", "resource": {**_of("Medication"), "id": "m1"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("instance", "entries", "ae_full_url"),
+    [
+        ({"reference": "urn:uuid:5b1e6a52-0c8a-4d0e-9d61-1f0d7b4f0a11"}, _DRUG_ENTRIES, None),
+        ({"reference": "MedicationRequest?identifier=urn:rx|RX-9"}, _DRUG_ENTRIES, None),
+        ({"reference": "MedicationRequest?identifier=RX-9"}, _DRUG_ENTRIES, None),  # any system
+        ({"reference": "MedicationStatement?identifier=urn:ms|MS-4"}, _DRUG_ENTRIES, None),  # ifNoneExist
+        ({"reference": f"{HOSPITAL}/MedicationRequest/rx-9"}, _DRUG_ENTRIES, None),  # absolute: the fullUrl
+        ({"reference": f"{HOSPITAL}/MedicationRequest/rx-9/_history/2"}, _DRUG_ENTRIES, None),
+        ({"reference": "Medication/m1"}, _DRUG_ENTRIES, f"{HOSPITAL}/AdverseEvent/ae-1"),  # against the base
+        ({"reference": "https://elsewhere.example/fhir/MedicationAdministration/77"}, [], None),  # not here
+        ({"reference": "MedicationRequest?identifier=urn:rx|NOT-SENT"}, [], None),  # names its type
+        ({"reference": "#drug"}, [], None),  # contained
+        ({"type": "Medication", "identifier": {"value": "NDC-1"}}, [], None),  # a logical reference
+    ],
+)
+def test_a_drug_suspect_is_found_by_every_reference_form_the_bundle_rules_allow(
+    instance: dict[str, Any], entries: list[dict[str, Any]], ae_full_url: str | None
+) -> None:
+    adverse_event = {
+        **_AE,
+        "contained": [{"resourceType": "Medication", "id": "drug"}],
+        "suspectEntity": [{"instance": {"reference": "Device/pump-1"}}, {"instance": instance}],
+    }
+    own_entry = (
+        {"fullUrl": ae_full_url, "resource": adverse_event} if ae_full_url else {"resource": adverse_event}
+    )
+    event = _one(adverse_event, BundleIndex([*entries, own_entry]), **MAIN)
+    assert (event["type"], event["data"]["harm_category"]) == ("adverse_drug_event.recorded", "F")
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "urn:uuid:9d7c1a0e-0000-4000-8000-000000000000",  # a Bundle-local name the Bundle does not hold
+        "#missing",  # no such contained resource
+        "http://www.BenefitsInc.com/fhir/oralhealthclaim/15476332402",  # a URL that names no type
+    ],
+)
+def test_a_suspect_that_resolves_to_nothing_is_422_naming_it_never_a_silent_drop(reference: str) -> None:
+    adverse_event = {**_AE, "suspectEntity": [{"instance": {"reference": reference}}]}
+    mapped = map_resource(
+        adverse_event, BundleIndex(_DRUG_ENTRIES), "UTC", "main", "Bundle.entry[4].resource"
+    )
+    assert (mapped.events, mapped.status) == ([], "422")
+    (issue,) = mapped.issues
+    assert (issue.code, issue.expression) == (
+        "not-found",
+        "Bundle.entry[4].resource.suspectEntity[0].instance",
+    )
+    assert reference in issue.diagnostics
+
+
+def test_a_relative_reference_resolves_against_the_base_of_its_entrys_full_url() -> None:
+    def patient(mrn: str) -> dict[str, Any]:
+        identifier = {"type": {"coding": [{"code": "MR"}]}, "value": mrn}
+        return {"resourceType": "Patient", "id": "p1", "identifier": [identifier]}
+
+    at_a, at_b = _encounter(), _encounter(id="e2")
+    index = BundleIndex(
+        [
+            {"fullUrl": "http://a.example/fhir/Patient/p1", "resource": patient("MRN-A")},
+            {"fullUrl": "http://a.example/fhir/Encounter/e1", "resource": at_a},
+            {"fullUrl": "http://b.example/fhir/Encounter/e2", "resource": at_b},
+            {"fullUrl": "http://b.example/fhir/Patient/p1", "resource": patient("MRN-B")},
+        ]
+    )
+    # `Patient/p1` in each: the Patient of the Encounter's own server, whatever the entries' order.
+    assert _map(at_a, index).events[0]["data"]["patient_ref"] == "MRN-A"
+    assert _map(at_b, index).events[0]["data"]["patient_ref"] == "MRN-B"
+
+
+def test_a_conditional_reference_outside_the_bundle_names_its_identifier_value() -> None:
+    request = _of(
+        "MedicationRequest",
+        authoredOn="2026-03-02T09:00:00-05:00",
+        encounter={"reference": "Encounter?identifier=https://github.com/synthetichealth/synthea|V-1"},
+    )
+    assert _one(request, **MAIN)["data"]["encounter_ref"] == "V-1"  # as the Encounter's own ref reads
+    unresolved = {**request, "encounter": {"reference": "urn:uuid:4e0b0d55-1111-4a4a-9999-000000000001"}}
+    mapped = map_resource(unresolved, BundleIndex(), "UTC", "main", "MedicationRequest")
+    assert [(i.code, i.expression) for i in mapped.issues] == [("not-found", "MedicationRequest.encounter")]
+
+
 def test_claim_money_is_read_exactly_from_the_json_number() -> None:
     text = json.dumps(
         {
@@ -275,10 +409,30 @@ def test_claim_money_is_read_exactly_from_the_json_number() -> None:
     event = _one(json.loads(text, parse_float=Decimal))
     assert event["data"] == {"claim_ref": "c1", "amount": "1250.10", "clean": True}  # not 1250.0999…
     assert event["facility"] == "main"  # the provider's identifier
-    unmarked = map_resource(
-        json.loads(text.replace(CLEAN_CLAIM, "x"), parse_float=Decimal), BundleIndex(), "UTC", None, "Claim"
+    malformed = map_resource(
+        json.loads(text.replace("true", '"yes"'), parse_float=Decimal), BundleIndex(), "UTC", None, "Claim"
     )
-    assert unmarked.status == "422" and CLEAN_CLAIM in unmarked.issues[0].expression
+    assert malformed.status == "422" and CLEAN_CLAIM in malformed.issues[0].expression
+
+
+def test_a_claim_without_the_cleanliness_extension_is_a_submission_of_unknown_cleanliness() -> None:
+    """Synthea's Claims, as every real claims system's, carry no `clean-claim` extension: each is a
+    claim.submitted with `clean` null (docs/kpis.md: in clean_claim_rate's sample, not its denominator)."""
+    bundle = json.loads((SYNTHEA_PATIENT / "Cris921_Rath779.json").read_text(), parse_float=Decimal)
+    index = BundleIndex(bundle["entry"])
+    organizations = {
+        e["fullUrl"]: e["resource"]["identifier"][0]["value"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Organization"
+    }
+    claims = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Claim"]
+    events = [_one(claim, index) for claim in claims]
+    assert len(events) == 11
+    for claim, event in zip(claims, events, strict=True):
+        assert event["type"] == "claim.submitted"
+        assert event["data"] == {"claim_ref": claim["id"], "amount": "129.16", "clean": None}
+        assert event["facility"] == organizations[claim["provider"]["reference"]]  # urn:uuid → the entry
+    assert all(not isinstance(r, list) and r.data.clean is None for r in validate_events(events))
 
 
 @pytest.mark.parametrize(
@@ -311,6 +465,69 @@ def test_claim_responses_are_paid_partial_or_denied(
     resubmitted = {**claim, "related": [{"relationship": {"coding": [{"code": "prior"}]}}]}
     assert _one(response, BundleIndex([{"resource": resubmitted}]), **MAIN)["data"]["initial"] is False
     assert _map({**response, "outcome": "queued"}).status == "200 OK"
+
+
+def _response(**fields: Any) -> dict[str, Any]:
+    return _of(
+        "ClaimResponse",
+        outcome="complete",
+        created="2026-03-20T09:00:00-05:00",
+        payment={"amount": {"value": Decimal("0")}},
+        total=[{"category": {"coding": [{"code": "submitted"}]}, "amount": {"value": Decimal("1000.00")}}],
+        **fields,
+    )
+
+
+def test_a_claim_response_without_its_claim_is_422_naming_what_is_missing_never_a_guess() -> None:
+    response = _response(request={"reference": "Claim/claim-1"})
+    mapped = map_resource(response, BundleIndex(), "UTC", "main", "Bundle.entry[0].resource")
+    assert (mapped.events, mapped.status) == ([], "422")
+    (issue,) = mapped.issues
+    assert (issue.code, issue.expression) == ("not-found", "Bundle.entry[0].resource.request")
+    assert "'Claim/claim-1'" in issue.diagnostics and INITIAL_ADJUDICATION in issue.diagnostics
+
+
+@pytest.mark.parametrize("initial", [True, False])
+def test_the_initial_adjudication_extension_says_what_the_absent_claim_would(initial: bool) -> None:
+    stated = _ext(INITIAL_ADJUDICATION, valueBoolean=initial)
+    by_id = _response(request={"reference": "Claim/claim-1"}, extension=stated)
+    assert (_one(by_id, **MAIN)["data"]["initial"], _one(by_id, **MAIN)["data"]["claim_ref"]) == (
+        initial,
+        "claim-1",
+    )
+    by_identifier = _response(request={"reference": "Claim?identifier=urn:claims|CLM-9"}, extension=stated)
+    assert _one(by_identifier, **MAIN)["data"]["claim_ref"] == "CLM-9"
+
+
+@pytest.mark.parametrize(
+    "reference", ["urn:uuid:1c9f3a2b-2222-4c4c-8888-000000000009", "Claim?identifier=urn:claims|CLM-9"]
+)
+def test_a_claim_response_finds_its_claim_by_urn_or_identifier(reference: str) -> None:
+    claim = {
+        **_of("Claim", identifier=[{"system": "urn:claims", "value": "CLM-9"}]),
+        "related": [{"relationship": {"coding": [{"code": "prior"}]}}],  # a resubmission
+    }
+    index = BundleIndex([{"fullUrl": "urn:uuid:1c9f3a2b-2222-4c4c-8888-000000000009", "resource": claim}])
+    event = _one(_response(request={"reference": reference}), index, **MAIN)
+    assert (event["data"]["claim_ref"], event["data"]["initial"], event["data"]["outcome"]) == (
+        "CLM-9",
+        False,
+        "denied",
+    )
+
+
+def test_the_official_claim_response_reads_its_money_exactly_once_its_adjudication_is_stated() -> None:
+    official = json.loads((OFFICIAL / "claimresponse-example.json").read_text(), parse_float=Decimal)
+    refused = map_resource(official, BundleIndex(), "UTC", "main", "ClaimResponse")
+    assert [i.expression for i in refused.issues] == ["ClaimResponse.request"]  # its Claim is elsewhere
+    stated = {**official, "extension": _ext(INITIAL_ADJUDICATION, valueBoolean=True)}
+    assert _one(stated, **MAIN)["data"] == {
+        "claim_ref": "http://www.BenefitsInc.com/fhir/oralhealthclaim/15476332402",  # an opaque URL
+        "outcome": "partial",
+        "initial": True,
+        "paid_amount": "100.47",
+        "denied_amount": "35.10",
+    }
 
 
 def test_what_we_answer_and_what_we_read_are_valid_fhir_by_a_maintained_model_library() -> None:

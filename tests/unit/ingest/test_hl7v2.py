@@ -8,9 +8,21 @@ from zoneinfo import ZoneInfo
 import hl7
 import pytest
 
-from ingest.domain.hl7v2 import acknowledgement, disposition, map_message, parse_time
+from ingest.domain.hl7v2 import (
+    MSH_4,
+    PV1_19,
+    PV1_45,
+    Hl7Error,
+    acknowledgement,
+    disposition,
+    map_message,
+    parse_time,
+    refusal,
+)
 from ingest.entrypoints.routes import split_messages
 from tests.support.data import hl7_sample
+from tests.support.hl7 import blanked, parsed, wikipedia_a01
+from vr_shared.events import validate_event, validate_events
 
 LONDON = "Europe/London"
 
@@ -143,11 +155,18 @@ def test_a_missing_or_malformed_field_is_an_error_naming_it(
     assert (mapped.error.location, mapped.error.code) == (location, code)
 
 
-def test_messages_the_platform_does_not_take_are_rejected() -> None:
-    orm = _message("MSH|^~\\&|EPIC|MAIN|||20260301080000||ORM^O01|X1|P|2.5\nPID|1||M1")
-    assert map_message(orm, "UTC", None).rejected is not None
-    a05 = _adt("A05", {2: "I", 19: "V1"})
-    assert map_message(a05, "UTC", None).rejected is not None
+def test_other_adt_triggers_are_understood_and_other_message_types_are_errors() -> None:
+    """An ADT trigger the platform does not use (a pre-admission A05) is processed with nothing to
+    store: AA with a note, so a feed sending every ADT event never has its queue held by it. Another
+    message type is the sender's routing error: AE 200 — sent again as it is, it would be refused."""
+    a05 = map_message(_adt("A05", {2: "I", 19: "V1"}), "UTC", None)
+    assert (a05.events, a05.error, a05.rejected) == ([], None, None)
+    assert a05.note == "ADT A05 states nothing the platform measures"
+    orm = map_message(
+        _message("MSH|^~\\&|EPIC|MAIN|||20260301080000||ORM^O01|X1|P|2.5\nPID|1||M1"), "UTC", None
+    )
+    assert orm.rejected is None and orm.error is not None
+    assert (orm.error.location, orm.error.code) == ("MSH^1^9", "200")
 
 
 def test_cancels_name_the_fact_they_cancel_by_its_time() -> None:
@@ -200,3 +219,181 @@ def test_a_body_splits_into_messages_whatever_the_line_ends() -> None:
     texts = split_messages(b"\x0b" + body + b"\x1c\r")
     assert len(texts) == 2 and all(t.startswith("MSH|") for t in texts)
     assert texts[1].split("\r")[1].startswith("EVN|A04")
+
+
+# --- Cancels match whichever time the original used (issue 24, point 9) ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("original", "blank", "cancel"),
+    [
+        ("CancelAdmit_01_A01", "PV1-44", "CancelAdmit_02_A11"),
+        ("CancelDischarge_03_A03", "PV1-45", "CancelDischarge_04_A13"),
+    ],
+    ids=["A01-A11", "A03-A13"],
+)
+def test_a_fact_without_its_pv1_time_is_timed_when_it_occurred_as_its_cancel_names_it(
+    original: str, blank: str, cancel: str
+) -> None:
+    """Emap's A01 and A03 without PV1-44 / PV1-45: EVN-6 (when the event occurred), not EVN-2 (when it
+    was recorded, an hour later) — the time the A11 / A13 names, so the cancel matches."""
+    as_sent = map_message(_message(hl7_sample(original)), LONDON, None).events
+    (fact,) = map_message(parsed(blanked(original, blank)), LONDON, None).events
+    (cancelling,) = map_message(_message(hl7_sample(cancel)), LONDON, None).events
+    named = cancelling["data"].get("admitted_at") or cancelling["data"]["discharged_at"]
+    assert fact["time"] == named == as_sent[0]["time"]
+    assert fact["id"] == as_sent[0]["id"]  # the same fact, whichever field timed it
+
+
+def test_a_cancel_names_each_distinct_time_its_message_gives() -> None:
+    """Emap's generic A13 names the discharge of its generic A03 by PV1-45 (10:00); its EVN-6 is a 2010
+    time that names nothing. Both are named, so the discharge is cancelled either way."""
+    (discharge,) = map_message(_message(hl7_sample("generic_A03")), LONDON, None).events
+    cancels = map_message(_message(hl7_sample("generic_A13")), LONDON, None).events
+    assert [c["data"]["discharged_at"] for c in cancels] == [
+        "2010-09-16T11:00:00+01:00",  # EVN-6, British Summer Time
+        "2013-02-11T10:00:00+00:00",  # PV1-45
+    ]
+    assert discharge["time"] == cancels[1]["data"]["discharged_at"]
+    assert [c["id"] for c in cancels] == [
+        "100000:discharge_cancelled:20100916T100000Z",
+        "100000:discharge_cancelled:20130211T100000Z",
+    ]
+    assert validate_events(cancels) == [validate_event(c) for c in cancels]
+
+
+def test_a_cancel_whose_times_agree_names_one_fact_and_one_without_any_is_an_error() -> None:
+    same = str(_adt("A11", {2: "I", 19: "V1", 44: "202603010800"})).replace(
+        "EVN|A11|20260301080000",
+        "EVN|A11|20260301080000||||20260301080000",  # EVN-6 to the second
+    )
+    (cancel,) = map_message(parsed(same), "UTC", None).events
+    assert cancel["data"]["admitted_at"] == "2026-03-01T08:00:00+00:00"
+    mapped = map_message(_adt("A13", {2: "I", 19: "V1"}), "UTC", None)
+    assert mapped.error is not None and (mapped.error.location, mapped.error.code) == ("EVN^1^6", "101")
+    assert "PV1-45" in mapped.error.message
+
+
+# --- Real messages that were refused (point 13) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "disposition_"), [("generic_A03", "other"), ("generic_A03_death_3", "expired")]
+)
+def test_a_discharge_given_to_the_minute_is_not_before_an_admission_in_that_minute(
+    name: str, disposition_: str
+) -> None:
+    """PV1-45 `201302111000` (to the minute) and PV1-44 `20130211100052` (to the second) are the same
+    minute: the discharge stands, its admission stated at the discharge's precision."""
+    mapped = map_message(_message(hl7_sample(name)), LONDON, None)
+    (event,) = mapped.events
+    assert (event["time"], event["data"]["admitted_at"]) == ("2013-02-11T10:00:00+00:00",) * 2
+    assert event["data"]["disposition"] == disposition_  # PV1-36 "Dead": a death discharge
+    assert validate_events(mapped.events) == [validate_event(event)]  # the catalogue takes it
+
+
+def test_a_death_indicator_makes_the_discharge_expired() -> None:
+    message = _message(
+        hl7_sample("generic_A03").replace("|||||||||||||N\nPD1", "||||||||||||20130211083456|Y\nPD1")
+    )
+    assert str(message["PID.F30"]) == "Y"
+    (event,) = map_message(message, LONDON, None).events
+    assert event["data"]["disposition"] == "expired"
+
+
+@pytest.mark.parametrize(
+    ("admitted", "discharged", "location"),
+    [
+        ("20130211100052", "201302110959", "PV1^1^45"),  # a minute before: before at any precision
+        ("201302111001", "20130211100059", "PV1^1^45"),  # to the second, before the admission's minute
+        ("20130211100052", "20130211100051", "PV1^1^45"),  # both to the second
+    ],
+)
+def test_a_discharge_before_its_admission_is_an_error_naming_both_fields(
+    admitted: str, discharged: str, location: str
+) -> None:
+    mapped = map_message(_adt("A03", {2: "I", 19: "V1", 44: admitted, 45: discharged}), "UTC", None)
+    assert mapped.events == [] and mapped.error is not None
+    assert (mapped.error.location, mapped.error.code) == (location, "207")
+    assert mapped.error.message == (
+        f"PV1-45 (discharge date/time) {discharged} is before PV1-44 (admit date/time) {admitted}"
+    )
+
+
+def test_an_admission_without_a_visit_number_is_keyed_by_the_account_number() -> None:
+    """Wikipedia's A01 (a US feed's shape): PV1-19 empty, PID-18 `0105I30001^^^99DEF^AN`."""
+    mapped = map_message(parsed(wikipedia_a01()), "America/Chicago", None)
+    assert mapped.error is None
+    (event,) = mapped.events
+    assert event == {
+        "id": "01052901:admitted:20060529T140000Z",
+        "source": "hl7v2-megareg",
+        "type": "encounter.admitted",
+        "time": "2006-05-29T09:00:00-05:00",  # PV1-44 without an offset: the tenant's local time
+        "facility": "XYZHospC",
+        "data": {
+            "encounter_ref": "0105I30001",  # PID-18.1
+            "patient_ref": "56782445",
+            "encounter_class": "inpatient",
+            "planned": False,
+        },
+    }
+    assert mapped.locations["$.data.encounter_ref"].location == "PID^1^18"
+
+
+def test_no_visit_number_and_no_account_number_is_an_error_naming_both() -> None:
+    mapped = map_message(_adt("A01", {2: "I", 44: "202603010800"}), "UTC", None)
+    assert mapped.error is not None and (mapped.error.location, mapped.error.code) == ("PV1^1^19", "101")
+    assert mapped.error.message == (
+        "no encounter: PV1-19 (visit number) and PID-18 (patient account number) are empty"
+    )
+
+
+@pytest.mark.parametrize("trigger", ["A01", "A03", "A08"])
+def test_an_empty_patient_class_is_an_error_not_an_acceptance(trigger: str) -> None:
+    """PV1-2 is required: a discharge without it is refused (AE), never answered AA and dropped."""
+    message = _adt(trigger, {19: "V1", 44: "202603010800", 45: "202603020800"})
+    mapped = map_message(message, "UTC", None)
+    assert mapped.events == [] and mapped.note is None and mapped.error is not None
+    assert (mapped.error.location, mapped.error.code, mapped.error.message) == (
+        "PV1^1^2",
+        "101",
+        "PV1-2 (patient class) is empty",
+    )
+
+
+# --- Times that are not times (point 12) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "202603010800+2400",  # 24 h: no such offset
+        "202603010800-2500",
+        "202603010800+0060",  # 60 minutes
+        "00010101000000+0100",  # before year 1 in UTC
+        "99991231235900-0500",  # after year 9999 in UTC
+    ],
+)
+def test_a_time_with_an_impossible_offset_is_a_data_type_error_naming_the_field(text: str) -> None:
+    mapped = map_message(_adt("A01", {2: "I", 19: "V1", 44: text}), "UTC", None)
+    assert mapped.events == [] and mapped.error is not None
+    assert (mapped.error.location, mapped.error.code) == ("PV1^1^44", "102")
+    assert mapped.error.message.startswith(f"PV1-44 (admit date/time) {text!r} is not a date/time")
+
+
+def test_the_largest_offsets_that_exist_are_times() -> None:
+    assert str(parse_time("202603010800+2359", ZoneInfo("UTC"))) == "2026-03-01 08:00:00+23:59"
+    assert str(parse_time("202603010800-1200", ZoneInfo("UTC"))) == "2026-03-01 08:00:00-12:00"
+
+
+def test_refusals_of_the_catalogue_name_the_hl7_field_and_their_table_0357_code() -> None:
+    future = refusal(PV1_45, "time_in_future", "event time is more than 5 minutes in the future")
+    assert future == Hl7Error(
+        "PV1^1^45", "207", "PV1-45 (discharge date/time): event time is more than 5 minutes in the future"
+    )
+    assert (
+        refusal(MSH_4, "facility_not_in_tenant", "facility 'X' is not a facility of tenant 't'").code == "204"
+    )
+    assert refusal(PV1_19, "string_too_long", "String should have at most 128 characters").code == "102"
+    assert refusal(PV1_19, "something_else", "why").code == "207"

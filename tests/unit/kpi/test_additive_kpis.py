@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from decimal import Decimal
 
@@ -14,14 +15,18 @@ def t(day: int, clock: str = "10:00:00") -> str:
     return JAN.format(day, clock)
 
 
+_encounters = itertools.count(1)
+
+
 def discharge(day: int, admitted_day: int, cls: str = "inpatient", disposition: str = "home", **kw: object):  # type: ignore[no-untyped-def]
+    # Each its own stay: discharges of one encounter are one stay, of which only one stands.
     return ev(
         "encounter.discharged",
         t(day),
         encounter_class=cls,
         admitted_at=t(admitted_day, "08:00:00"),
         disposition=disposition,
-        **kw,
+        **{"encounter_ref": f"ENC-{next(_encounters)}", **kw},
     )
 
 
@@ -101,6 +106,18 @@ def test_denial_rate_counts_initial_adjudications_only() -> None:
 def test_clean_claim_rate() -> None:
     events = [ev("claim.submitted", t(3), clean=c) for c in (True, True, True, True, False)]
     assert value("clean_claim_rate", events).value == d("0.8")
+
+
+def test_a_claim_of_unknown_cleanliness_is_in_the_sample_and_never_in_the_denominator() -> None:
+    # Three clean of four known, and two unknown (a FHIR Claim says nothing of it): 3 / 4 — neither
+    # 5 / 6 (unknown as clean) nor 3 / 6 (as unclean); sample 6 − denominator 4 = 2 unknown.
+    known = [ev("claim.submitted", t(3), clean=c) for c in (True, True, True, False)]
+    unknown = [ev("claim.submitted", t(4), clean=None) for _ in range(2)]
+    result = value("clean_claim_rate", known + unknown)
+    assert (result.numerator, result.denominator, result.sample_size) == (d("3"), d("4"), 6)
+    assert result.value == d("0.75")
+    only_unknown = value("clean_claim_rate", unknown)
+    assert (only_unknown.value, only_unknown.denominator, only_unknown.sample_size) == (None, d("0"), 2)
 
 
 def test_cost_to_collect_is_revenue_cycle_cost_over_payments() -> None:

@@ -179,6 +179,7 @@ def test_stored_stays_give_the_same_outcomes_as_their_events() -> None:
             False,
             None,
             None,
+            1,
         ),
         StoredStay(
             "s",
@@ -192,6 +193,7 @@ def test_stored_stays_give_the_same_outcomes_as_their_events() -> None:
             False,
             "home",
             _t("2026-03-01T10:00:00-05:00"),
+            2,
         ),
         StoredStay(
             "s",
@@ -205,6 +207,7 @@ def test_stored_stays_give_the_same_outcomes_as_their_events() -> None:
             False,
             None,
             None,
+            3,
         ),
     ]
     admissions, discharges = stays_as_facts(stays)

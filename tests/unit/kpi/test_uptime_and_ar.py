@@ -4,8 +4,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from kpi_engine.domain.catalogue import CATALOGUE
-from kpi_engine.domain.query import period_value
+from kpi_engine.domain.computation import compute_cells
+from kpi_engine.domain.query import UptimeFacts, period_value, systems_of
+from kpi_engine.domain.uptime import Outage
 from tests.unit.kpi.builders import CALENDAR, d, ev, value
+
+UPTIME = CATALOGUE["uptime_pct"]
 
 
 def outage(start: str, end: str, planned: bool = False, system: str = "ehr", facility: str = "north"):  # type: ignore[no-untyped-def]
@@ -72,6 +76,84 @@ def test_systems_are_separate_dimensions_and_facilities_roll_up_by_minutes() -> 
     )
     # north lost 60 of 1440 EHR minutes, south none: (2880 − 60) / 2880.
     assert (both.numerator, both.denominator) == (d("2820"), d("2880"))
+
+
+def test_uptime_without_a_system_counts_every_system_the_facility_has_named() -> None:
+    events = [
+        outage("2026-02-03T10:00:00-05:00", "2026-02-03T11:00:00-05:00", system="pacs"),  # names pacs
+        outage("2026-04-10T08:00:00-04:00", "2026-04-10T20:00:00-04:00", system="ehr"),  # 720 minutes
+    ]
+    # January: no outage on either system, both known: every scheduled minute available — not null.
+    january = value("uptime_pct", events)
+    assert (january.numerator, january.denominator, january.value) == (d("89280"), d("89280"), d("100"))
+    assert value("uptime_pct", events, dimension="ehr").value == d("100")
+    # April: the EHR outage, and PACS (named in February) counts its 43,200 minutes too.
+    april = value("uptime_pct", events, start=date(2026, 4, 1), end=date(2026, 5, 1))
+    assert (april.numerator, april.denominator, april.sample_size) == (d("85680"), d("86400"), 1)
+
+
+def test_uptime_without_a_system_counts_a_facility_that_named_none_as_one_system() -> None:
+    events = [
+        outage("2026-01-05T10:00:00-05:00", "2026-01-05T11:00:00-05:00", planned=True),
+        outage("2026-01-05T10:00:00-05:00", "2026-01-05T11:00:00-05:00", facility="south"),
+    ]
+    # north has never reported an unplanned outage: its systems, as one, were up every minute of January
+    # (the SLA reads 100 rather than no data; `complete` says whether a declaration backs it).
+    north = value("uptime_pct", events)
+    assert (north.numerator, north.denominator, north.value) == (d("44640"), d("44640"), d("100"))
+    assert value("uptime_pct", events, dimension="ehr").value == d("100")  # a system named: it counts
+    # Both facilities: south's named ehr was down 60 minutes; north counts once, fully available.
+    both = value("uptime_pct", events, facilities={"north", "south"})
+    assert (both.numerator, both.denominator) == (d("89220"), d("89280"))
+
+
+DECEMBER = (date(2026, 12, 1), date(2027, 1, 1))
+SIXTH_DECEMBER_10AM = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+def test_an_open_month_counts_only_the_minutes_that_have_passed() -> None:
+    events = [
+        *(
+            outage("2026-11-03T10:00:00-05:00", "2026-11-03T10:30:00-05:00", system=s)
+            for s in ("pacs", "lab")
+        ),
+        outage("2026-12-02T10:00:00-05:00", "2026-12-02T11:00:00-05:00"),  # 60 minutes, past
+        outage("2026-12-06T09:00:00-05:00", "2026-12-06T11:00:00-05:00"),  # today: 60 of them so far
+        outage("2026-12-20T10:00:00-05:00", "2026-12-20T11:00:00-05:00"),  # reported ahead: not yet
+    ]
+    cells = compute_cells(events, CALENDAR)
+    today = Outage(datetime(2026, 12, 6, 14, tzinfo=UTC), datetime(2026, 12, 6, 16, tzinfo=UTC))
+    facts = UptimeFacts(systems_of(cells), {("north", "ehr"): [today]})
+
+    def december(system: str | None) -> tuple[Decimal, Decimal | None, int]:
+        found = period_value(
+            UPTIME, cells, {"north"}, *DECEMBER, system, CALENDAR, SIXTH_DECEMBER_10AM, facts
+        )
+        assert found.status == "provisional"
+        return found.numerator, found.denominator, found.sample_size
+
+    # Five whole days and ten hours have passed: 7,800 of December's 44,640 minutes.
+    assert december("ehr") == (d("7680"), d("7800"), 2)
+    assert december("pacs") == (d("7800"), d("7800"), 0)
+    assert december(None) == (d("23280"), d("23400"), 2)  # three systems known
+    later = period_value(
+        UPTIME,
+        cells,
+        {"north"},
+        date(2026, 12, 10),
+        date(2026, 12, 11),
+        "ehr",
+        CALENDAR,
+        SIXTH_DECEMBER_10AM,
+        facts,
+    )
+    assert (later.denominator, later.value) == (d("0"), None)  # nothing has happened yet
+
+
+def test_an_open_dst_day_counts_its_elapsed_hours_in_utc() -> None:
+    noon = datetime(2026, 3, 8, 16, 0, tzinfo=UTC)  # 12:00 EDT; the clocks jumped from 02:00 to 03:00
+    day = period_value(UPTIME, {}, {"north"}, date(2026, 3, 8), date(2026, 3, 9), "ehr", CALENDAR, noon)
+    assert (day.numerator, day.denominator) == (d("660"), d("660"))
 
 
 def test_days_in_ar_takes_the_latest_snapshot_of_each_facility_in_the_period() -> None:

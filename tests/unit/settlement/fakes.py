@@ -3,7 +3,7 @@ without PostgreSQL or the KPI engine — the integration tests run the real adap
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,8 +26,17 @@ class FakeSettlementStore:
     async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]:
         return dict(self.period_inputs.get((contract_id, period), {}))
 
+    async def put_inputs(
+        self, contract_id: str, period: str, inputs: dict[str, Decimal], actor: Identity
+    ) -> dict[str, str]:
+        self.period_inputs[(contract_id, period)] = dict(inputs)
+        return {name: format(value, "f") for name, value in sorted(inputs.items())}
+
     async def final(self, contract_id: str, period: str) -> FinalStatement | None:
         return self.finals.get((contract_id, period))
+
+    async def mark_rechecked(self, contract_id: str, period: str) -> None:
+        self.finals[(contract_id, period)] = replace(self.finals[(contract_id, period)], rechecked=True)
 
     async def finalize(
         self,
@@ -43,7 +52,7 @@ class FakeSettlementStore:
         if (contract_id, period) not in self.finals:
             self.events.append(event)
         return self.finals.setdefault(
-            (contract_id, period), FinalStatement(statement, basis, idempotency_key)
+            (contract_id, period), FinalStatement(statement, basis, idempotency_key, rechecked=False)
         )
 
     async def adjustments(self, contract_id: str, period: str) -> list[Adjustment]:

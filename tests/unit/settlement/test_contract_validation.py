@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from settlement.domain.contract import ContractInvalid
+from settlement.domain.contract import ContractInvalid, load_contract
 from tests.unit.settlement.builders import contract
 
 SAVINGS = {
@@ -164,3 +164,14 @@ def test_cross_field_rules_after_the_shape_is_right() -> None:
 def test_numbers_must_be_decimal_strings() -> None:
     found = errors_of({**SAVINGS, "min_savings_rate": 0.02})
     assert "decimal string" in found["$.terms[0].min_savings_rate"]
+
+
+def test_dates_outside_the_accepted_range_are_refused_and_a_stored_one_still_loads() -> None:
+    found = errors_of(SAVINGS, start="0026-01-01", end="2100-01-01")
+    assert found == {
+        "$.start": "must be a date from 2000-01-01 to 2099-12-31",
+        "$.end": "must be a date from 2000-01-01 to 2099-12-31",
+    }
+    # A contract stored before the rule is still read (the period watch and the API must reach it).
+    stored = contract(SAVINGS).as_document() | {"start": "0026-01-01"}
+    assert load_contract(stored).start.year == 26

@@ -42,11 +42,12 @@ async def test_finalize_freezes_a_complete_statement_once() -> None:
     store, kpis = FakeSettlementStore(), FakeKpiReader({"cpoe_rate": reading("0.85", "85", "100")})
     service = _service(kpis, store)
     first, created = await service.finalize(_stored(), "2026-Q1", "key-1", BILLING)
+    assert kpis.reads == 2  # the statement's data, then the recheck once it is stored
     again, created_again = await service.finalize(_stored(), "2026-Q1", "key-1", BILLING)
     assert (created, created_again) == (True, False)
     assert first["total"] == again["total"] == "50000.00"  # halfway from baseline to target
     assert first["sha256"] == again["sha256"] and first["status"] == "final"
-    assert kpis.reads == 1  # the repeat read nothing: it answered what is final
+    assert kpis.reads == 2  # the repeat read nothing: it answered what is final
 
 
 async def test_finalize_refuses_an_incomplete_statement_naming_the_feed() -> None:

@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from settlement.adapters.webhook_sender import AddressCheck
 from settlement.config import retry_schedule
 from settlement.domain.notifications import payload, statement_state
 from settlement.domain.webhooks import (
     DEFAULT_RETRY_SCHEDULE,
+    Address,
     endpoint_errors,
     new_secret,
     next_delay,
@@ -60,6 +62,108 @@ def test_public_endpoints_must_be_https_and_every_address_counts() -> None:
     # A name resolving to a public and a private address is refused: either may be the one used.
     assert refused_address("https", [public, ipaddress.ip_address("10.1.1.1")], ()) is not None
     assert refused_address("https", [], ()) == "the host does not resolve"
+
+
+@pytest.mark.parametrize(
+    ("address", "carried"),
+    [
+        ("64:ff9b::7f00:1", "127.0.0.1"),  # NAT64, well-known prefix: judged as the IPv4 it carries
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # … the cloud metadata service through NAT64
+        ("64:ff9b::a00:1", "10.0.0.1"),
+        ("::ffff:c0a8:101", "192.168.1.1"),  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_of_a_private_ipv4_address_are_judged_as_that_address(address: str, carried: str) -> None:
+    refusal = refused_address("https", [ipaddress.ip_address(address)], ())
+    assert refusal == f"the host resolves to {address}, which is {carried}, a private or reserved address"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b:1::5db8:d822",  # local-use NAT64 (RFC 8215), even carrying a public address
+        "2002:5db8:d822::1",  # 6to4 of 93.184.216.34
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "::5db8:d822",  # IPv4-compatible ::93.184.216.34
+        "::7f00:1",  # IPv4-compatible ::127.0.0.1
+        "2001:0:5db8:d822::1",  # Teredo
+    ],
+)
+def test_ipv6_forms_that_carry_an_ipv4_address_through_someone_elses_relay_are_refused(address: str) -> None:
+    assert refused_address("https", [ipaddress.ip_address(address)], ()) is not None
+
+
+def test_ipv6_forms_of_a_public_ipv4_address_are_reached_like_it() -> None:
+    for address in ("64:ff9b::5db8:d822", "::ffff:5db8:d822"):  # 93.184.216.34
+        assert refused_address("https", [ipaddress.ip_address(address)], ()) is None
+    # Allowing loopback allows it written as IPv4-mapped, never through a NAT64 translator.
+    assert refused_address("http", [ipaddress.ip_address("::ffff:127.0.0.1")], LOOPBACK) is None
+    assert refused_address("http", [ipaddress.ip_address("64:ff9b::7f00:1")], LOOPBACK) is not None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://billing.example:99999/hooks", "the port must be a number from 1 to 65535"),
+        ("https://billing.example:0/hooks", "the port must be a number from 1 to 65535"),
+        ("https://billing.example:-1/hooks", "the port must be a number from 1 to 65535"),
+        ("https://billing.example:https/hooks", "the port must be a number from 1 to 65535"),
+        ("https:///hooks", "must name a host: https://billing.example/hooks"),
+        ("https://:443/hooks", "must name a host: https://billing.example/hooks"),
+        ("https:billing.example/hooks", "must name a host: https://billing.example/hooks"),
+        (
+            "https://vr:secret@billing.example/hooks",
+            "must not carry credentials; the signature authenticates",
+        ),
+        ("https://@billing.example/hooks", "must not carry credentials; the signature authenticates"),
+        ("ftp://billing.example/hooks", "must be an absolute https URL"),
+        ("file:///etc/passwd", "must be an absolute https URL"),
+        ("javascript:alert(1)", "must be an absolute https URL"),
+        ("//billing.example/hooks", "must be an absolute https URL"),
+        ("https://2001:db8::1/hooks", "an IPv6 address is written in brackets: https://[2001:db8::1]/hooks"),
+        ("https://[2001:db8::1/hooks", "brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks"),
+        (
+            "https://[billing.example]/hooks",
+            "brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks",
+        ),
+        ("https://[v1.fe]/hooks", "brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks"),
+        ("https://billing example/hooks", "must not contain spaces or control characters"),
+        ("https://billing.example/hooks\x00", "must not contain spaces or control characters"),
+        ("https://billing.example/" + "a" * 2048, "at most 2048 characters"),
+    ],
+)
+def test_a_malformed_url_is_named_and_said_why(url: str, message: str) -> None:
+    errors = endpoint_errors(url, ["contract.updated"], None)
+    assert [(e.path, e.message, e.code) for e in errors] == [("$.url", message, "url")]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://billing.example/hooks",
+        "https://billing.example:8443/hooks?tenant=a#x",
+        "https://billing.example:65535/hooks",
+        "https://[2001:db8::1]:8443/hooks",
+        "https://bücher.example/hooks",
+        "http://127.0.0.1:9000/hooks",  # its address is the sender's to judge, not the URL's
+    ],
+)
+def test_well_formed_urls_pass_to_the_address_check(url: str) -> None:
+    assert endpoint_errors(url, ["contract.updated"], None) == []
+
+
+async def test_the_address_check_answers_a_refusal_for_any_url_it_is_given_never_an_error() -> None:
+    async def resolve(host: str, port: int) -> list[Address]:
+        assert (host, port) == ("xn--bcher-kva.example", 8443)  # the IDNA name, the URL's port
+        return [ipaddress.ip_address("93.184.216.34")]
+
+    check = AddressCheck((), resolve)
+    assert await check.refusal("https://bücher.example:8443/hooks") is None
+    assert (await check.refusal("https://billing.example:99999/hooks") or "").startswith("not a URL")
+    assert (await check.refusal("https://[v1.fe]/hooks") or "").startswith("not a URL")
+    assert await check.refusal("https://[::ffff:10.0.0.1]/") == (
+        "the host resolves to ::ffff:a00:1, which is 10.0.0.1, a private or reserved address"
+    )
 
 
 def test_endpoint_documents_name_each_field_at_fault() -> None:

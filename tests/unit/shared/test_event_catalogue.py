@@ -10,7 +10,7 @@ from vr_shared.events import EVENT_TYPES, FieldError, validate_events
 
 def test_examples_cover_the_whole_catalogue() -> None:
     assert set(VALID_DATA) == set(EVENT_TYPES) == set(INVALID_DATA)
-    assert len(EVENT_TYPES) == 16  # SPEC §4: the catalogue, cancels of admissions and discharges included
+    assert len(EVENT_TYPES) == 16  # docs/events.md, "The catalogue": cancels of admissions and discharges too
 
 
 @pytest.mark.parametrize("type_", EVENT_TYPES)
@@ -33,6 +33,17 @@ def _errors(item: object) -> list[FieldError]:
     [result] = validate_events([item])
     assert isinstance(result, list)
     return result
+
+
+def test_a_claim_of_unknown_cleanliness_is_accepted_and_a_non_boolean_is_not() -> None:
+    """docs/events.md: `clean` null or absent is unknown (every FHIR Claim without the extension)."""
+    absent = event("claim.submitted")
+    del absent["data"]["clean"]
+    for body in (absent, event("claim.submitted", clean=None)):
+        [result] = validate_events([body])
+        assert not isinstance(result, list), result
+        assert result.data.clean is None
+    assert [e.path for e in _errors(event("claim.submitted", clean="yes"))] == ["$.data.clean"]
 
 
 def test_unknown_envelope_field_is_rejected() -> None:

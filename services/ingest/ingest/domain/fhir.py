@@ -2,8 +2,8 @@
 
 Pure: a resource (parsed with decimals for JSON numbers: money is never read through a float) becomes
 the catalogue events it states, or issues naming the element at fault by its FHIRPath, or nothing to
-measure. References resolve inside the Bundle: `urn:uuid:` full URLs, `Type/id`, and conditional
-references such as Synthea's `Organization?identifier=system|value`.
+measure. References resolve inside the Bundle by every form its rules allow (`fhir_references`); one
+that names nothing the mapping can use is a 422 naming it, never a silent drop.
 
 Only the elements mapped are checked, and strictly (types, codes, required ones): a full R4 model
 validation costs 300–800 µs per resource with the maintained model library (`fhir.resources`), against
@@ -11,7 +11,7 @@ tens of microseconds for a catalogue event, and would reject real exports for el
 reads. The catalogue's own validation then checks every event, as for JSON.
 
 Event ids derive from the resource type, its id, the fact and the fact's time
-(`Encounter:123:admitted:20260301T080000Z`; `:` where the SPEC's example has `/`, so that an id is one
+(`Encounter:123:admitted:20260301T080000Z`; `:` rather than `/`, so that an id is one
 path segment of `GET /v1/events/{source}/{id}`): re-sending a Bundle, or an Encounter first
 `in-progress` then `finished`, counts each fact once.
 """
@@ -26,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ingest.domain.dispositions import DISPOSITIONS_0112
+from ingest.domain.fhir_references import BundleIndex, is_local, named_by
 
 SOURCE = "fhir"
 MEASURED = (
@@ -45,6 +46,7 @@ PATIENT_SCANNED = EXTENSION + "bcma-patient-scanned"  # MedicationAdministration
 MEDICATION_SCANNED = EXTENSION + "bcma-medication-scanned"  # MedicationAdministration: valueBoolean
 HARM_CATEGORY = EXTENSION + "ncc-merp-category"  # AdverseEvent: valueCode A … I
 CLEAN_CLAIM = EXTENSION + "clean-claim"  # Claim: valueBoolean, passed edits with no manual touch
+INITIAL_ADJUDICATION = EXTENSION + "initial-adjudication"  # ClaimResponse: valueBoolean
 ENTRY_METHODS = frozenset({"cpoe", "verbal", "phone", "paper", "protocol"})
 DRUG_RESOURCES = frozenset(
     {"Medication", "MedicationAdministration", "MedicationRequest", "MedicationStatement"}
@@ -69,6 +71,7 @@ DISCHARGE_DISPOSITIONS = {
     **DISPOSITIONS_0112,  # NUBC / HL7 table 0112 codes, as HL7 v2 feeds send them
 }
 CANCELLED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+NOT_AN_ADMISSION = frozenset({"planned", "unknown"})  # nobody was admitted (yet), or nobody knows
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,30 +108,6 @@ class Invalid(Exception):
     def __init__(self, issue: Issue) -> None:
         super().__init__(issue.diagnostics)
         self.issue = issue
-
-
-class BundleIndex:
-    """The resources of a Bundle, by every way an entry may be referenced."""
-
-    def __init__(self, entries: Iterable[Mapping[str, Any]] = ()) -> None:
-        self._by_reference: dict[str, Mapping[str, Any]] = {}
-        for entry in entries:
-            resource = entry.get("resource")
-            if not isinstance(resource, Mapping):
-                continue
-            if isinstance(full_url := entry.get("fullUrl"), str):
-                self._by_reference[full_url] = resource
-            if isinstance(kind := resource.get("resourceType"), str) and isinstance(
-                id_ := resource.get("id"), str
-            ):
-                self._by_reference[f"{kind}/{id_}"] = resource
-                for identifier in _list(resource.get("identifier")):
-                    if isinstance(identifier, Mapping):
-                        system, value = identifier.get("system", ""), identifier.get("value")
-                        self._by_reference[f"{kind}?identifier={system}|{value}"] = resource
-
-    def resolve(self, reference: str) -> Mapping[str, Any] | None:
-        return self._by_reference.get(reference)
 
 
 def map_resource(
@@ -173,8 +152,11 @@ def _encounter(
         return Mapped(note=f"Encounter class {code!r} is not measured")
     id_ = _string(encounter.get("id"), f"{path}.id")
     status = _string(encounter.get("status"), f"{path}.status")
+    if status in NOT_AN_ADMISSION:
+        return Mapped(note=f"an Encounter {status} is not an admission")
     start = _instant(_get(encounter, "period", "start"), f"{path}.period.start", zone, required=True)
     assert start is not None
+    end = _instant(_get(encounter, "period", "end"), f"{path}.period.end", zone, required=False)
     common = {
         "encounter_ref": _own_ref(encounter),
         "patient_ref": _patient_ref(encounter, index, path),
@@ -187,13 +169,10 @@ def _encounter(
         "$": f"{path}.period",
     }
     if status in CANCELLED_STATUSES:
-        cancel = _event(id_, "admission_cancelled", start, where, "encounter.admission_cancelled")
-        cancel["data"] = {**common, "admitted_at": start.isoformat()}
-        return Mapped([cancel], locations=locations)
+        return Mapped(_cancels(id_, start, end, where, common), locations=locations)
     admitted = _event(id_, "admitted", start, where, "encounter.admitted")
     admitted["data"] = {**common, "encounter_class": encounter_class, "planned": _planned(encounter)}
     events = [admitted]
-    end = _instant(_get(encounter, "period", "end"), f"{path}.period.end", zone, required=False)
     if status == "finished" and end is not None:
         discharged = _event(id_, "discharged", end, where, "encounter.discharged")
         discharged["data"] = {
@@ -205,6 +184,20 @@ def _encounter(
         events.append(discharged)
         locations["$.time"] = f"{path}.period.end"
     return Mapped(events, locations=locations)
+
+
+def _cancels(
+    id_: str, start: datetime, end: datetime | None, facility: str, common: dict[str, str]
+) -> list[dict[str, Any]]:
+    """`entered-in-error` / `cancelled` (also after `finished`): the whole stay did not happen — its
+    admission, and its discharge when `period.end` says one."""
+    cancel = _event(id_, "admission_cancelled", start, facility, "encounter.admission_cancelled")
+    cancel["data"] = {**common, "admitted_at": start.isoformat()}
+    if end is None:
+        return [cancel]
+    no_discharge = _event(id_, "discharge_cancelled", end, facility, "encounter.discharge_cancelled")
+    no_discharge["data"] = {**common, "discharged_at": end.isoformat()}
+    return [cancel, no_discharge]
 
 
 def _event(id_: str, fact: str, moment: datetime, facility: str, event_type: str) -> dict[str, Any]:
@@ -226,10 +219,8 @@ def _class(encounter: Mapping[str, Any], path: str) -> str | None:
 
 def _patient_ref(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> str:
     """The subject Patient's MR identifier when the Bundle holds the Patient, else the reference."""
-    reference = _get(encounter, "subject", "reference")
-    if not isinstance(reference, str) or not reference:
-        raise Invalid(Issue("required", "subject.reference (the Patient) is required", f"{path}.subject"))
-    patient = index.resolve(reference)
+    reference = _reference(encounter, "subject", f"{path}.subject", "the Patient")
+    patient = _resolved(reference, encounter, index, f"{path}.subject")
     if patient is not None:
         for identifier in _list(patient.get("identifier")):
             if "MR" in _codes(identifier, "type") and isinstance(identifier.get("value"), str):
@@ -238,21 +229,44 @@ def _patient_ref(encounter: Mapping[str, Any], index: BundleIndex, path: str) ->
 
 
 def _facility(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> str:
-    """The serviceProvider Organization's identifier value (from the Bundle, or a conditional
-    reference's own `identifier=system|value`)."""
-    reference = _get(encounter, "serviceProvider", "reference")
+    return _organization(encounter, "serviceProvider", index, f"{path}.serviceProvider")
+
+
+def _organization(holder: Mapping[str, Any], element: str, index: BundleIndex, where: str) -> str:
+    """The identifier value of the Organization `holder.element` refers to (in the Bundle, or named by a
+    conditional reference's own `identifier=system|value`)."""
+    reference = _get(holder, element, "reference")
     if not isinstance(reference, str) or not reference:
-        message = "no facility: serviceProvider (an Organization with an identifier) or ?facility="
-        raise Invalid(Issue("required", message, f"{path}.serviceProvider"))
-    organization = index.resolve(reference)
+        message = f"no facility: {element} (an Organization with an identifier) or ?facility="
+        raise Invalid(Issue("required", message, where))
+    organization = _resolved(reference, holder, index, where)
     if organization is not None:
         for identifier in _list(organization.get("identifier")):
             if isinstance(identifier, Mapping) and isinstance(identifier.get("value"), str):
                 return str(identifier["value"])
-    if "?identifier=" in reference:
-        return reference.rsplit("|", 1)[-1].split("=", 1)[-1]
-    message = f"serviceProvider {reference!r} is not in the Bundle and names no identifier"
-    raise Invalid(Issue("not-found", message, f"{path}.serviceProvider"))
+    if "?" in reference and (value := named_by(reference).name):
+        return value
+    message = f"{element} {reference!r} is not in the Bundle and names no identifier"
+    raise Invalid(Issue("not-found", message, where))
+
+
+def _reference(holder: Mapping[str, Any], element: str, where: str, what: str) -> str:
+    reference = _get(holder, element, "reference")
+    if not isinstance(reference, str) or not reference:
+        raise Invalid(Issue("required", f"{element}.reference ({what}) is required", where))
+    return reference
+
+
+def _resolved(
+    reference: str, holder: Mapping[str, Any], index: BundleIndex, where: str
+) -> Mapping[str, Any] | None:
+    """The resource in the Bundle, or None when the reference names it by itself; a `#id` or `urn:`
+    reference the Bundle does not resolve names nothing: 422 naming it."""
+    found = index.resolve(reference, holder)
+    if found is None and is_local(reference):
+        message = f"{reference!r} resolves to no entry of the Bundle (nor a contained resource)"
+        raise Invalid(Issue("not-found", message, where))
+    return found
 
 
 def _planned(encounter: Mapping[str, Any]) -> bool:
@@ -348,8 +362,7 @@ def _adverse_event(c: Context) -> Mapped:
     category from the project's extension (required)."""
     if c.resource.get("actuality") != "actual":
         return Mapped(note="a potential adverse event is not measured")
-    suspects = [_get(s, "instance", "reference") for s in _list(c.resource.get("suspectEntity"))]
-    if not any(isinstance(r, str) and r.split("/", 1)[0] in DRUG_RESOURCES for r in suspects):
+    if not any(kind in DRUG_RESOURCES for kind in _suspect_types(c)):
         return Mapped(note="no medication among suspectEntity: not an adverse drug event")
     category = _extension_code(c, HARM_CATEGORY, frozenset("ABCDEFGHI"))
     if category is None:
@@ -366,15 +379,39 @@ def _adverse_event(c: Context) -> Mapped:
     return Mapped([event], locations=_locations(c, "date", encounter="encounter"))
 
 
+def _suspect_types(c: Context) -> list[str]:
+    """The resource type of each suspect: the resolved resource's, else `Reference.type`, else what the
+    reference names (`Type/id`, a RESTful URL, `Type?identifier=…`). A suspect whose type none of these
+    tell (a `urn:uuid:` outside the Bundle, an opaque URL) is a 422 naming it: it may be the drug."""
+    kinds = []
+    for number, suspect in enumerate(_list(c.resource.get("suspectEntity"))):
+        where = f"{c.path}.suspectEntity[{number}].instance"
+        instance = _get(suspect, "instance")
+        reference, declared = _get(instance, "reference"), _get(instance, "type")
+        found = c.index.resolve(reference, c.resource) if isinstance(reference, str) else None
+        kind = (
+            _get(found, "resourceType")
+            or (declared if isinstance(declared, str) else None)
+            or (named_by(reference).kind if isinstance(reference, str) else None)
+        )
+        if not isinstance(kind, str):
+            named = repr(reference) if isinstance(reference, str) else "(no reference)"
+            message = f"suspect {named} resolves to no entry of the Bundle and names no type"
+            raise Invalid(Issue("not-found", message, where))
+        kinds.append(kind)
+    return kinds
+
+
 def _claim(c: Context) -> Mapped:
-    """claim.submitted: `total.value` read exactly; `clean` from the project's extension (required)."""
+    """claim.submitted: `total.value` read exactly; `clean` from the project's extension, unknown (null)
+    without it — real claims systems never send it (docs/kpis.md: clean_claim_rate)."""
     amount = _money(c.resource.get("total"), f"{c.path}.total")
     time = _required_instant(c, "created")
     event = _fact(c, "submitted", time, "claim.submitted", None, provider="provider")
     event["data"] = {
         "claim_ref": _own_ref(c.resource),
         "amount": _decimal_text(amount),
-        "clean": _extension_boolean(c, CLEAN_CLAIM),
+        "clean": _optional_boolean(c, CLEAN_CLAIM),
     }
     return Mapped([event], locations={**_locations(c, "created"), "$.data.amount": f"{c.path}.total.value"})
 
@@ -382,14 +419,13 @@ def _claim(c: Context) -> Mapped:
 def _claim_response(c: Context) -> Mapped:
     """claim.adjudicated: `request` → the claim; payment (else the `benefit` total) → paid, the
     `submitted` total (else the Claim's) less paid → denied; outcome complete and nothing paid →
-    denied, all paid → paid, otherwise partial; initial unless the Claim is a resubmission."""
+    denied, all paid → paid, otherwise partial; initial per the extension, else unless the Claim (in
+    the Bundle) is a resubmission — without either, nothing says it: 422 naming `request`."""
     r = c.resource
     if r.get("outcome") == "queued":
         return Mapped(note="a queued ClaimResponse is not adjudicated yet")
-    request = _get(r, "request", "reference")
-    if not isinstance(request, str) or not request:
-        raise Invalid(Issue("required", "request (the Claim) is required", f"{c.path}.request"))
-    claim = c.index.resolve(request)
+    request = _reference(r, "request", f"{c.path}.request", "the Claim")
+    claim = _resolved(request, r, c.index, f"{c.path}.request")
     paid = _money_or_none(_get(r, "payment", "amount"), f"{c.path}.payment.amount")
     paid = paid if paid is not None else _total(r, "benefit", c.path)
     submitted = _total(r, "submitted", c.path)
@@ -411,18 +447,35 @@ def _claim_response(c: Context) -> Mapped:
         else "partial"
     )
     time = _required_instant(c, "created")
-    resubmission = claim is not None and any(
-        "prior" in _codes(related, "relationship") for related in _list(claim.get("related"))
-    )
     event = _fact(c, "adjudicated", time, "claim.adjudicated", None, provider="requestor", via=claim)
     event["data"] = {
-        "claim_ref": _own_ref(claim) if claim is not None else request.rsplit("/", 1)[-1],
+        "claim_ref": _claim_ref(claim, request),
         "outcome": outcome,
-        "initial": not resubmission,
+        "initial": _initial(c, claim, request),
         "paid_amount": _decimal_text(paid),
         "denied_amount": _decimal_text(max(submitted - paid, Decimal(0))),
     }
     return Mapped([event], locations={**_locations(c, "created"), "$.data": f"{c.path}.payment"})
+
+
+def _initial(c: Context, claim: Mapping[str, Any] | None, request: str) -> bool:
+    """Whether this is the payer's first adjudication of the claim (the denial rate counts those only)."""
+    stated = _optional_boolean(c, INITIAL_ADJUDICATION)
+    if stated is not None:
+        return stated
+    if claim is None:
+        message = (
+            f"the Claim {request!r} is not in the Bundle, so whether this adjudication is initial is "
+            f"unknown: send the Claim in the same Bundle, or the extension {INITIAL_ADJUDICATION}"
+        )
+        raise Invalid(Issue("not-found", message, f"{c.path}.request"))
+    return not any("prior" in _codes(related, "relationship") for related in _list(claim.get("related")))
+
+
+def _claim_ref(claim: Mapping[str, Any] | None, request: str) -> str:
+    """The Claim's own ref (in the Bundle), else what the reference names: its id, a conditional
+    reference's identifier value, or the reference itself (an opaque URL)."""
+    return _own_ref(claim) if claim is not None else named_by(request).name or request
 
 
 def _fact(
@@ -453,17 +506,17 @@ def _facility_of(
     if c.facility:
         return c.facility
     if encounter_element is not None:
-        encounter = c.index.resolve(str(_get(c.resource, encounter_element, "reference") or ""))
-        if encounter is not None:
-            return _facility(encounter, c.index, f"{c.path}.{encounter_element}")
         where = f"{c.path}.{encounter_element}"
+        reference = _get(c.resource, encounter_element, "reference")
+        encounter = c.index.resolve(reference, c.resource) if isinstance(reference, str) else None
+        if encounter is not None:
+            return _facility(encounter, c.index, where)
     else:
+        element = provider or "provider"
+        where = f"{c.path}.{element}"
         for holder in (c.resource, via):
-            if holder is not None and isinstance(_get(holder, provider or "provider", "reference"), str):
-                return _facility(
-                    {"serviceProvider": holder[provider or "provider"]}, c.index, f"{c.path}.{provider}"
-                )
-        where = f"{c.path}.{provider}"
+            if holder is not None and isinstance(_get(holder, element, "reference"), str):
+                return _organization(holder, element, c.index, where)
     raise Invalid(Issue("required", "no facility: ?facility=, or the Organization in the Bundle", where))
 
 
@@ -493,11 +546,13 @@ def _own_ref(resource: Mapping[str, Any]) -> str:
 
 
 def _encounter_ref_of(c: Context, element: str) -> str:
-    reference = _get(c.resource, element, "reference")
-    if not isinstance(reference, str) or not reference:
-        raise Invalid(Issue("required", f"{element} (the Encounter) is required", f"{c.path}.{element}"))
-    encounter = c.index.resolve(reference)
-    return _own_ref(encounter) if encounter is not None else reference.rsplit("/", 1)[-1]
+    """The Encounter's own ref (in the Bundle), else what the reference names: its id, or a conditional
+    reference's identifier value."""
+    reference = _reference(c.resource, element, f"{c.path}.{element}", "the Encounter")
+    encounter = _resolved(reference, c.resource, c.index, f"{c.path}.{element}")
+    if encounter is not None:
+        return _own_ref(encounter)
+    return named_by(reference).name or reference
 
 
 def _extensions(c: Context, url: str) -> list[Mapping[str, Any]]:
@@ -521,10 +576,20 @@ def _extension_code(c: Context, url: str, allowed: frozenset[str]) -> str | None
 
 
 def _extension_boolean(c: Context, url: str) -> bool:
-    found = _extensions(c, url)
-    if not found or not isinstance(found[0].get("valueBoolean"), bool):
+    value = _optional_boolean(c, url)
+    if value is None:
         raise Invalid(Issue("required", f"the extension {url} (valueBoolean) is required", _ext_path(c, url)))
-    return bool(found[0]["valueBoolean"])
+    return value
+
+
+def _optional_boolean(c: Context, url: str) -> bool | None:
+    """An extension's valueBoolean; None when the extension is absent (one without a boolean is a 422)."""
+    found = _extensions(c, url)
+    if not found:
+        return None
+    if not isinstance(value := found[0].get("valueBoolean"), bool):
+        raise Invalid(Issue("value", f"the extension {url} carries a valueBoolean", _ext_path(c, url)))
+    return value
 
 
 def _money(value: Any, path: str) -> Decimal:

@@ -1,9 +1,9 @@
 """HL7 v2 ADT messages → catalogue events (docs/interop.md, "HL7 v2").
 
 Pure: a parsed message (python-hl7's `hl7.Message`) becomes the catalogue events it states, or the
-reason it cannot (an `AE` naming the field, e.g. `PV1^1^19`, or an `AR`), or nothing to measure (an
-`AA` with no event). The events then go the way every event goes (validation, intake rules,
-pseudonymisation, publish); the acknowledgement is built from what became of them.
+reason it cannot (an `AE` naming the field, e.g. `PV1^1^19`), or nothing to measure (an `AA` with a
+note). The events then go the way every event goes (validation, intake rules, pseudonymisation,
+publish); the acknowledgement is built from what became of them.
 
 Event ids derive from `MSH-10`, the fact and the fact's own time (`31644:admitted:20130211T110052Z`):
 a re-sent message counts once, and a feed that reuses control ids (real ones do) keeps different facts
@@ -27,22 +27,29 @@ REQUIRED_FIELD_MISSING = "101"
 DATA_TYPE_ERROR = "102"
 TABLE_VALUE_NOT_FOUND = "103"
 UNSUPPORTED_MESSAGE_TYPE = "200"
-UNSUPPORTED_EVENT_CODE = "201"
 UNKNOWN_KEY_IDENTIFIER = "204"
-APPLICATION_ERROR = "207"
+APPLICATION_ERROR = "207"  # HL7's catch-all, also for a rule of the platform (a time in the future)
 ERROR_TEXT = {
     REQUIRED_FIELD_MISSING: "Required field missing",
     DATA_TYPE_ERROR: "Data type error",
     TABLE_VALUE_NOT_FOUND: "Table value not found",
     UNSUPPORTED_MESSAGE_TYPE: "Unsupported message type",
-    UNSUPPORTED_EVENT_CODE: "Unsupported event code",
     UNKNOWN_KEY_IDENTIFIER: "Unknown key identifier",
     APPLICATION_ERROR: "Application internal error",
+}
+# The catalogue's and the intake rules' error codes as table 0357 codes (anything else: 207).
+REFUSAL_CODES = {
+    "missing": REQUIRED_FIELD_MISSING,
+    "string_too_short": REQUIRED_FIELD_MISSING,
+    "string_too_long": DATA_TYPE_ERROR,
+    "string_pattern_mismatch": DATA_TYPE_ERROR,
+    "literal_error": TABLE_VALUE_NOT_FOUND,
+    "facility_not_in_tenant": UNKNOWN_KEY_IDENTIFIER,
+    "time_in_future": APPLICATION_ERROR,
 }
 
 ADMITTING = frozenset({"A01", "A04"})
 CLASS_UPDATES = frozenset({"A06", "A07", "A08"})  # the stay's class as it is now
-UNDERSTOOD_WITHOUT_EVENT = frozenset({"A02"})  # a transfer: nothing the KPIs count
 DISCHARGING = frozenset({"A03"})
 CANCELLING = frozenset({"A11", "A13"})
 
@@ -57,6 +64,7 @@ FREE_TEXT_DISPOSITIONS = (
     ("nursing", "snf"),
     ("died", "expired"),
     ("death", "expired"),
+    ("dead", "expired"),
     ("deceased", "expired"),
     ("expired", "expired"),
     ("home", "home"),
@@ -65,6 +73,39 @@ MAX_REPETITIONS = 10  # of PID-3 looked at
 _HL7_TIME = re.compile(
     r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})?(?:\.\d{1,4})?(?:([+-])(\d{2})(\d{2}))?$"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A field the mapping reads: python-hl7's accessor, its `ERR-2` location, its name in `ERR-8`."""
+
+    accessor: str
+    location: str
+    label: str
+
+
+MSH_4 = Field("MSH.F4.R1.C1", "MSH^1^4", "MSH-4 (sending facility)")
+MSH_9 = Field("MSH.F9", "MSH^1^9", "MSH-9 (message type)")
+MSH_10 = Field("MSH.F10", "MSH^1^10", "MSH-10 (message control id)")
+FACILITY_PARAMETER = Field("", "MSH^1^4", "the facility of the request (?facility=)")
+EVN_2 = Field("EVN.F2.R1.C1", "EVN^1^2", "EVN-2 (recorded date/time)")
+EVN_6 = Field("EVN.F6.R1.C1", "EVN^1^6", "EVN-6 (event occurred)")
+PID_3 = Field("PID.F3", "PID^1^3", "PID-3 (patient identifier)")
+PID_18 = Field("PID.F18.R1.C1", "PID^1^18", "PID-18 (patient account number)")
+PV1_2 = Field("PV1.F2.R1.C1", "PV1^1^2", "PV1-2 (patient class)")
+PV1_3_4 = Field("PV1.F3.R1.C4", "PV1^1^3^1^4", "PV1-3.4 (facility of the location)")
+PV1_19 = Field("PV1.F19.R1.C1", "PV1^1^19", "PV1-19 (visit number)")
+PV1_44 = Field("PV1.F44.R1.C1", "PV1^1^44", "PV1-44 (admit date/time)")
+PV1_45 = Field("PV1.F45.R1.C1", "PV1^1^45", "PV1-45 (discharge date/time)")
+
+# Where a fact's time is read, in order. EVN-6 is when the event occurred (HL7 v2.5 §3.4.1.6), EVN-2
+# when it was recorded: an A01 or A03 without PV1-44/45 is timed at EVN-6, as its cancel will name it.
+ADMISSION_TIME = (PV1_44, EVN_6, EVN_2)
+DISCHARGE_TIME = (PV1_45, EVN_6, EVN_2)
+# The times an A11 / A13 may name the cancelled fact by: EVN-6 (HL7: "the date/time that the event
+# being cancelled occurred") and the visit's own PV1-44 / PV1-45. A cancel names each distinct one.
+CANCELLED_ADMISSION = (EVN_6, PV1_44)
+CANCELLED_DISCHARGE = (EVN_6, PV1_45)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +119,55 @@ class Hl7Error:
 
 @dataclass(frozen=True, slots=True)
 class Hl7Events:
-    """What one message states. `rejected`/`error` set: no event is sent (an `AR` / `AE`)."""
+    """What one message states. `error` set: no event is sent (an `AE`); `rejected`: an `AR`."""
 
     control_id: str
     events: list[dict[str, Any]] = field(default_factory=list)
-    # Where in the message each catalogue path of an event comes from (for an `AE` on a rejected event).
-    locations: dict[str, str] = field(default_factory=dict)
+    # The HL7 field each catalogue path of its events comes from (to name it in an `AE`).
+    locations: dict[str, Field] = field(default_factory=dict)
     error: Hl7Error | None = None
     rejected: Hl7Error | None = None
     note: str | None = None  # understood, nothing to measure
+
+
+@dataclass(frozen=True, slots=True)
+class Hl7Time:
+    """A time of the message, the field it came from, and whether the sender gave it to the minute
+    only (`YYYYMMDDHHMM`) rather than to the second."""
+
+    moment: datetime
+    source: Field
+    text: str  # as the sender wrote it
+    to_the_minute: bool
+
+    def at_precision_of(self, other: Hl7Time) -> datetime:
+        """This time as precisely as the coarser of the two was given."""
+        coarse = self.to_the_minute or other.to_the_minute
+        return self.moment.replace(second=0, microsecond=0) if coarse else self.moment
+
+
+@dataclass(frozen=True, slots=True)
+class _Stay:
+    """What every admission or discharge message says about the stay, and where it says it."""
+
+    source: str
+    facility: str
+    facility_field: Field
+    encounter: str
+    encounter_field: Field
+    patient: str
+    encounter_class: str
+
+    def locations(self, time: Field, admitted: Field) -> dict[str, Field]:
+        """Catalogue paths → HL7 fields, for naming the field of an event the catalogue refuses."""
+        return {
+            "$": time,  # a rule across fields
+            "$.time": time,
+            "$.data.admitted_at": admitted,
+            "$.data.encounter_ref": self.encounter_field,
+            "$.data.patient_ref": PID_3,
+            "$.facility": self.facility_field,
+        }
 
 
 class Invalid(Exception):
@@ -97,146 +178,183 @@ class Invalid(Exception):
 
 def map_message(message: hl7.Message, zone: str, facility_override: str | None) -> Hl7Events:
     """The catalogue events of an ADT message; times without an offset are in `zone` (the tenant's)."""
-    control_id = _text(message, "MSH.F10")
     try:
-        return _map(message, control_id, ZoneInfo(zone), facility_override)
+        return _map(message, message_control_id(message), ZoneInfo(zone), facility_override)
     except Invalid as invalid:
-        if invalid.error.code in (UNSUPPORTED_MESSAGE_TYPE, UNSUPPORTED_EVENT_CODE):
-            return Hl7Events(control_id, rejected=invalid.error)
-        return Hl7Events(control_id, error=invalid.error)
+        return Hl7Events(message_control_id(message), error=invalid.error)
+
+
+def message_control_id(message: hl7.Message) -> str:
+    """MSH-10, which the ACK echoes in MSA-2."""
+    return _text(message, MSH_10.accessor)
 
 
 def _map(message: hl7.Message, control_id: str, zone: ZoneInfo, facility: str | None) -> Hl7Events:
     if not control_id:
-        raise Invalid(Hl7Error("MSH^1^10", REQUIRED_FIELD_MISSING, "MSH-10 (message control id) is empty"))
+        raise _missing(MSH_10)
     kind, trigger = _text(message, "MSH.F9.R1.C1"), _text(message, "MSH.F9.R1.C2")
     if kind != "ADT":
-        raise Invalid(
-            Hl7Error("MSH^1^9", UNSUPPORTED_MESSAGE_TYPE, f"{kind or '(none)'} messages are not taken")
-        )
-    if trigger in UNDERSTOOD_WITHOUT_EVENT:
-        return Hl7Events(control_id, note=f"ADT^{trigger} understood; nothing to measure")
-    if trigger not in ADMITTING | CLASS_UPDATES | DISCHARGING | CANCELLING:
-        raise Invalid(Hl7Error("MSH^1^9", UNSUPPORTED_EVENT_CODE, f"ADT^{trigger or '(none)'} is not taken"))
+        what = f"{kind or '(none)'} messages are not taken: the platform takes ADT"
+        raise Invalid(Hl7Error(MSH_9.location, UNSUPPORTED_MESSAGE_TYPE, what))
+    if not trigger:
+        raise Invalid(Hl7Error(MSH_9.location, REQUIRED_FIELD_MISSING, "MSH-9.2 (trigger event) is empty"))
     if trigger in CANCELLING:
         return _cancel(message, control_id, trigger, zone, facility)
+    if trigger not in ADMITTING | CLASS_UPDATES | DISCHARGING:
+        # Deliberately not used (A02, A05, A28, A31…): processed, and nothing to store — AA, so a
+        # feed that sends every ADT event never has its queue held by one the platform does not use.
+        return Hl7Events(control_id, note=f"ADT {trigger} states nothing the platform measures")
     encounter_class = _encounter_class(message)
     if encounter_class is None:
-        return Hl7Events(control_id, note=f"patient class {_text(message, 'PV1.F2')!r} is not measured")
-    where = facility or _text(message, "MSH.F4.R1.C1") or _text(message, "PV1.F3.R1.C4")
-    if not where:
-        raise Invalid(
-            Hl7Error("MSH^1^4", REQUIRED_FIELD_MISSING, "no facility: MSH-4, PV1-3.4 or ?facility=")
-        )
-    encounter = _required(message, "PV1.F19.R1.C1", "PV1^1^19", "the visit number (encounter)")
-    patient = _patient(message)
-    source = "hl7v2-" + (_text(message, "MSH.F3.R1.C1").lower() or "unknown")
-    admitted_at = _time_of(message, "PV1.F44", "PV1^1^44", zone) or _event_time(message, zone)
+        return Hl7Events(control_id, note=f"patient class {_text(message, PV1_2.accessor)!r} is not measured")
+    stay = _stay(message, encounter_class, facility)
     if trigger in DISCHARGING:
-        return _discharge(message, control_id, source, where, encounter, patient, encounter_class, zone)
+        return _discharge(message, control_id, stay, zone)
+    admitted = _first_time(message, ADMISSION_TIME, zone)
     event = {
-        "id": _event_id(control_id, "admitted", admitted_at),
-        "source": source,
+        "id": _event_id(control_id, "admitted", admitted.moment),
+        "source": stay.source,
         "type": "encounter.admitted",
-        "time": admitted_at.isoformat(),
-        "facility": where,
+        "time": admitted.moment.isoformat(),
+        "facility": stay.facility,
         "data": {
-            "encounter_ref": encounter,
-            "patient_ref": patient,
+            "encounter_ref": stay.encounter,
+            "patient_ref": stay.patient,
             "encounter_class": encounter_class,
             "planned": _text(message, "PV1.F4") == "C",
         },
     }
-    return Hl7Events(control_id, [event], _locations(admitted="PV1^1^44"))
+    return Hl7Events(control_id, [event], stay.locations(admitted.source, admitted.source))
 
 
-def _discharge(
-    message: hl7.Message,
-    control_id: str,
-    source: str,
-    where: str,
-    encounter: str,
-    patient: str,
-    encounter_class: str,
-    zone: ZoneInfo,
-) -> Hl7Events:
-    admitted_at = _time_of(message, "PV1.F44", "PV1^1^44", zone)
-    if admitted_at is None:
-        raise Invalid(Hl7Error("PV1^1^44", REQUIRED_FIELD_MISSING, "PV1-44 (admit date/time) is empty"))
-    # A missing PV1-45 is the event's time (EVN-2): the documented tolerance for feeds that omit it.
-    discharged_at = _time_of(message, "PV1.F45", "PV1^1^45", zone) or _event_time(message, zone)
+def _discharge(message: hl7.Message, control_id: str, stay: _Stay, zone: ZoneInfo) -> Hl7Events:
+    admitted = _time_of(message, PV1_44, zone)
+    if admitted is None:
+        raise _missing(PV1_44)
+    discharged = _first_time(message, DISCHARGE_TIME, zone)
     event = {
-        "id": _event_id(control_id, "discharged", discharged_at),
-        "source": source,
+        "id": _event_id(control_id, "discharged", discharged.moment),
+        "source": stay.source,
         "type": "encounter.discharged",
-        "time": discharged_at.isoformat(),
-        "facility": where,
+        "time": discharged.moment.isoformat(),
+        "facility": stay.facility,
         "data": {
-            "encounter_ref": encounter,
-            "patient_ref": patient,
-            "encounter_class": encounter_class,
-            "admitted_at": admitted_at.isoformat(),
-            "disposition": disposition(_text(message, "PV1.F36")),
+            "encounter_ref": stay.encounter,
+            "patient_ref": stay.patient,
+            "encounter_class": stay.encounter_class,
+            "admitted_at": _admission_of(admitted, discharged).isoformat(),
+            "disposition": _disposition(message),
         },
     }
-    return Hl7Events(control_id, [event], _locations(admitted="PV1^1^44", time="PV1^1^45"))
+    return Hl7Events(control_id, [event], stay.locations(discharged.source, PV1_44))
+
+
+def _admission_of(admitted: Hl7Time, discharged: Hl7Time) -> datetime:
+    """The admission time a discharge states. Each time is as precise as its sender wrote it: the
+    discharge is before its admission only if it is so at the coarser precision — PV1-45 `10:00` and
+    PV1-44 `10:00:52` are the same minute — and then the admission is stated at that precision."""
+    if admitted.moment <= discharged.moment:
+        return admitted.moment
+    if admitted.at_precision_of(discharged) <= discharged.at_precision_of(admitted):
+        return admitted.at_precision_of(discharged)
+    raise Invalid(
+        Hl7Error(
+            discharged.source.location,
+            APPLICATION_ERROR,
+            f"{discharged.source.label} {discharged.text} is before {PV1_44.label} {admitted.text}",
+        )
+    )
 
 
 def _cancel(
     message: hl7.Message, control_id: str, trigger: str, zone: ZoneInfo, facility: str | None
 ) -> Hl7Events:
-    """A11 cancels the admission at EVN-6 (else PV1-44), A13 the discharge at EVN-6 (else PV1-45): a
-    cancel names its fact by time, so it works in any arrival order. Whatever the patient class: a
-    cancel of a stay that was never measured cancels nothing."""
+    """A11 cancels the admission, A13 the discharge, named by each distinct time the message gives for
+    it (EVN-6, PV1-44 / PV1-45): a cancel names its fact by time, so it works in any arrival order, and
+    matches the fact whichever of those times the original message was timed at. Whatever the patient
+    class: a cancel of a stay that was never measured cancels nothing."""
     admission = trigger == "A11"
-    field_, location = ("PV1.F44", "PV1^1^44") if admission else ("PV1.F45", "PV1^1^45")
-    cancelled_at = _time_of(message, "EVN.F6", "EVN^1^6", zone) or _time_of(message, field_, location, zone)
-    if cancelled_at is None:
-        what = "the admission" if admission else "the discharge"
-        raise Invalid(
-            Hl7Error("EVN^1^6", REQUIRED_FIELD_MISSING, f"no time of {what} cancelled: EVN-6 or {location}")
-        )
-    fact, kind = ("admitted_at", "admission") if admission else ("discharged_at", "discharge")
-    event = {
-        "id": _event_id(control_id, f"{kind}_cancelled", cancelled_at),
-        "source": "hl7v2-" + (_text(message, "MSH.F3.R1.C1").lower() or "unknown"),
-        "type": f"encounter.{kind}_cancelled",
-        "time": _event_time(message, zone).isoformat(),
-        "facility": _facility(message, facility),
-        "data": {
-            "encounter_ref": _required(message, "PV1.F19.R1.C1", "PV1^1^19", "the visit number (encounter)"),
-            "patient_ref": _patient(message),
-            fact: cancelled_at.isoformat(),
-        },
+    fields, fact, kind = (
+        (CANCELLED_ADMISSION, "admitted_at", "admission")
+        if admission
+        else (CANCELLED_DISCHARGE, "discharged_at", "discharge")
+    )
+    named = {t.moment for f in fields if (t := _time_of(message, f, zone)) is not None}
+    if not named:
+        what = f"no time of the {kind} cancelled: {fields[0].label} and {fields[1].label} are empty"
+        raise Invalid(Hl7Error(fields[0].location, REQUIRED_FIELD_MISSING, what))
+    recorded = _first_time(message, (EVN_2,), zone)
+    where, facility_field = _facility(message, facility)
+    encounter, encounter_field = _encounter(message)
+    events = [
+        {
+            "id": _event_id(control_id, f"{kind}_cancelled", moment),
+            "source": _source(message),
+            "type": f"encounter.{kind}_cancelled",
+            "time": recorded.moment.isoformat(),
+            "facility": where,
+            "data": {"encounter_ref": encounter, "patient_ref": _patient(message), fact: moment.isoformat()},
+        }
+        for moment in sorted(named)
+    ]
+    locations = {
+        "$": EVN_2,
+        "$.time": EVN_2,
+        f"$.data.{fact}": fields[0],
+        "$.data.encounter_ref": encounter_field,
+        "$.data.patient_ref": PID_3,
+        "$.facility": facility_field,
     }
-    return Hl7Events(control_id, [event], {**_locations(admitted="EVN^1^6"), "$.time": "EVN^1^2"})
+    return Hl7Events(control_id, events, locations)
 
 
-def _facility(message: hl7.Message, override: str | None) -> str:
-    where = override or _text(message, "MSH.F4.R1.C1") or _text(message, "PV1.F3.R1.C4")
-    if not where:
-        no_facility = "no facility: MSH-4, PV1-3.4 or ?facility="
-        raise Invalid(Hl7Error("MSH^1^4", REQUIRED_FIELD_MISSING, no_facility))
-    return where
+def _stay(message: hl7.Message, encounter_class: str, facility: str | None) -> _Stay:
+    where, facility_field = _facility(message, facility)
+    encounter, encounter_field = _encounter(message)
+    return _Stay(
+        _source(message),
+        where,
+        facility_field,
+        encounter,
+        encounter_field,
+        _patient(message),
+        encounter_class,
+    )
 
 
-def _locations(*, admitted: str, time: str | None = None) -> dict[str, str]:
-    """Catalogue paths → HL7 fields, for naming the field of an event the catalogue rejects."""
-    return {
-        "$": time or admitted,  # a rule across fields: a discharge not before its admission
-        "$.time": time or admitted,
-        "$.data.admitted_at": admitted,
-        "$.data.encounter_ref": "PV1^1^19",
-        "$.data.patient_ref": "PID^1^3",
-        "$.facility": "MSH^1^4",
-    }
+def _source(message: hl7.Message) -> str:
+    return "hl7v2-" + (_text(message, "MSH.F3.R1.C1").lower() or "unknown")
+
+
+def _facility(message: hl7.Message, override: str | None) -> tuple[str, Field]:
+    if override:
+        return override, FACILITY_PARAMETER
+    for source in (MSH_4, PV1_3_4):
+        if value := _text(message, source.accessor):
+            return value, source
+    no_facility = "no facility: MSH-4, PV1-3.4 or ?facility= of the request"
+    raise Invalid(Hl7Error(MSH_4.location, REQUIRED_FIELD_MISSING, no_facility))
+
+
+def _encounter(message: hl7.Message) -> tuple[str, Field]:
+    """PV1-19 (visit number), else PID-18 (patient account number): US feeds often key a visit by the
+    account number and leave PV1-19, optional in the standard, empty."""
+    for source in (PV1_19, PID_18):
+        if value := _text(message, source.accessor):
+            return value, source
+    what = f"no encounter: {PV1_19.label} and {PID_18.label} are empty"
+    raise Invalid(Hl7Error(PV1_19.location, REQUIRED_FIELD_MISSING, what))
 
 
 def _encounter_class(message: hl7.Message) -> str | None:
-    """PV1-2 I, B → inpatient; E → emergency; any class with PV1-18 = OBS → observation."""
+    """PV1-2 (required) I, B → inpatient; E → emergency; any class with PV1-18 = OBS → observation;
+    other classes are not measured (None)."""
+    patient_class = _text(message, PV1_2.accessor).upper()
+    if not patient_class:
+        raise _missing(PV1_2)
     if _text(message, "PV1.F18").upper() == "OBS":
         return "observation"
-    return {"I": "inpatient", "B": "inpatient", "E": "emergency"}.get(_text(message, "PV1.F2").upper())
+    return {"I": "inpatient", "B": "inpatient", "E": "emergency"}.get(patient_class)
 
 
 def _patient(message: hl7.Message) -> str:
@@ -252,8 +370,13 @@ def _patient(message: hl7.Message) -> str:
         (v for v, _ in values if v), ""
     )
     if not chosen:
-        raise Invalid(Hl7Error("PID^1^3", REQUIRED_FIELD_MISSING, "PID-3 (patient identifier) is empty"))
+        raise _missing(PID_3)
     return chosen
+
+
+def _disposition(message: hl7.Message) -> str:
+    """PV1-36; a patient whose PID-30 (death indicator) is Y is discharged expired, whatever it says."""
+    return "expired" if _text(message, "PID.F30").upper() == "Y" else disposition(_text(message, "PV1.F36"))
 
 
 def disposition(code: str) -> str:
@@ -266,44 +389,52 @@ def disposition(code: str) -> str:
 
 def parse_time(text: str, zone: ZoneInfo) -> datetime | None:
     """An HL7 DTM to at least minutes; without an offset it is the tenant's local time. None: not one."""
+    parsed = _parse_time(text, zone)
+    return parsed[0] if parsed else None
+
+
+def _parse_time(text: str, zone: ZoneInfo) -> tuple[datetime, bool] | None:
+    """The moment and whether it is given to the minute only; None for anything that is not a time
+    (an offset of ±24 h or more, minutes of 60 or more, a moment outside the years 1–9999 in UTC)."""
     match = _HL7_TIME.match(text)
     if match is None:
         return None
     year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+    offset = timedelta(hours=int(off_h or 0), minutes=int(off_m or 0))
+    if int(off_m or 0) >= 60 or offset >= timedelta(hours=24):
+        return None
     try:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
-    except ValueError:
+        moment = moment.replace(tzinfo=zone if sign is None else timezone(-offset if sign == "-" else offset))
+        moment.astimezone(UTC)  # the instant must exist: ids and the catalogue are in UTC
+    except (ValueError, OverflowError):
         return None
-    if sign is None:
-        return moment.replace(tzinfo=zone)
-    offset = timedelta(hours=int(off_h), minutes=int(off_m))
-    return moment.replace(tzinfo=timezone(offset if sign == "+" else -offset))
+    return moment, second is None
 
 
-def _time_of(message: hl7.Message, accessor: str, location: str, zone: ZoneInfo) -> datetime | None:
-    text = _text(message, accessor + ".R1.C1")
+def _time_of(message: hl7.Message, source: Field, zone: ZoneInfo) -> Hl7Time | None:
+    text = _text(message, source.accessor)
     if not text:
         return None
-    moment = parse_time(text, zone)
-    if moment is None:
-        raise Invalid(Hl7Error(location, DATA_TYPE_ERROR, f"{text!r} is not a date/time (YYYYMMDDHHMM[SS])"))
-    return moment
+    parsed = _parse_time(text, zone)
+    if parsed is None:
+        why = f"{source.label} {text!r} is not a date/time (YYYYMMDDHHMM[SS][+/-ZZZZ])"
+        raise Invalid(Hl7Error(source.location, DATA_TYPE_ERROR, why))
+    return Hl7Time(parsed[0], source, text, parsed[1])
 
 
-def _event_time(message: hl7.Message, zone: ZoneInfo) -> datetime:
-    moment = _time_of(message, "EVN.F2", "EVN^1^2", zone)
-    if moment is None:
-        raise Invalid(Hl7Error("EVN^1^2", REQUIRED_FIELD_MISSING, "EVN-2 (recorded date/time) is empty"))
-    return moment
+def _first_time(message: hl7.Message, sources: tuple[Field, ...], zone: ZoneInfo) -> Hl7Time:
+    for source in sources:
+        if (found := _time_of(message, source, zone)) is not None:
+            return found
+    if len(sources) == 1:
+        raise _missing(sources[0])
+    named = ", ".join(s.label for s in sources)
+    raise Invalid(Hl7Error(sources[-1].location, REQUIRED_FIELD_MISSING, f"no time: {named} are empty"))
 
 
-def _required(message: hl7.Message, accessor: str, location: str, what: str) -> str:
-    value = _text(message, accessor)
-    if not value:
-        raise Invalid(
-            Hl7Error(location, REQUIRED_FIELD_MISSING, f"{location.replace('^1^', '-')} ({what}) is empty")
-        )
-    return value
+def _missing(source: Field) -> Invalid:
+    return Invalid(Hl7Error(source.location, REQUIRED_FIELD_MISSING, f"{source.label} is empty"))
 
 
 def _event_id(control_id: str, fact: str, moment: datetime) -> str:
@@ -318,11 +449,21 @@ def _text(message: hl7.Message, accessor: str) -> str:
         return ""
 
 
+def refusal(source: Field, code: str, reason: str) -> Hl7Error:
+    """The `ERR` of an event the catalogue or the intake rules refuse: the HL7 field it came from, the
+    table 0357 code of the refusal (`REFUSAL_CODES`), and the reason, naming the field."""
+    return Hl7Error(source.location, REFUSAL_CODES.get(code, APPLICATION_ERROR), f"{source.label}: {reason}")
+
+
 def acknowledgement(message: hl7.Message, code: str, error: Hl7Error | None = None, text: str = "") -> str:
     """The original-mode ACK of a message: `MSA-1` AA / AE / AR, `MSA-2` its `MSH-10`, `MSA-3` a short
     text, and for AE / AR an `ERR` segment naming the field (ERR-2), the table 0357 code (ERR-3), the
     severity (ERR-4) and the reason (ERR-8)."""
-    ack = message.create_ack(code, message_id=f"ACK{_text(message, 'MSH.F10')}"[:20], application="VR")
+    control_id = message_control_id(message)
+    try:
+        ack = message.create_ack(code, message_id=f"ACK{control_id}"[:20], application="VR")
+    except (IndexError, KeyError):  # an MSH too short to answer from: answer without echoing it
+        return acknowledgement_without_message(code, error, control_id)
     segments = str(ack).split("\r")
     if text or error:
         segments[1] += "|" + _escape(text or (error.message if error else ""), message)
@@ -334,6 +475,27 @@ def acknowledgement(message: hl7.Message, code: str, error: Hl7Error | None = No
     return "\r".join(s for s in segments if s)
 
 
+def acknowledgement_without_message(code: str, error: Hl7Error | None, control_id: str = "") -> str:
+    """An ACK for what is not a message python-hl7 can answer from (the default delimiters)."""
+    segments = [
+        f"MSH|^~\\&|VR||||{datetime.now(UTC):%Y%m%d%H%M%S}||ACK|ACK|P|2.5",
+        f"MSA|{code}|{_plain(control_id)}",
+    ]
+    if error is not None:
+        segments[1] += f"|{_plain(error.message)}"
+        segments.append(
+            f"ERR||{error.location}|{error.code}^{ERROR_TEXT.get(error.code, '')}^HL70357|E||||"
+            + _plain(error.message)
+        )
+    return "\r".join(segments)
+
+
 def _escape(text: str, message: hl7.Message) -> str:
     """Text made safe inside a field: the message's own delimiters escaped as HL7 says."""
     return str(message.escape(text))
+
+
+def _plain(text: str) -> str:
+    """Text made safe inside a field of an ACK with the default delimiters."""
+    escapes = {"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\", "\r": " ", "\n": " "}
+    return "".join(escapes.get(c, c) for c in text)

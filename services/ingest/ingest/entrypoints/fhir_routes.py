@@ -29,6 +29,9 @@ router = APIRouter(tags=["Events"])
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
 BUNDLE_TYPES = frozenset({"batch", "transaction", "collection"})
+# The standard library's parser (the one that reads numbers as decimals) recurses once per level and
+# raises RecursionError near Python's limit (about 1,000): no FHIR resource nests a tenth as deep.
+TOO_DEEP = "the JSON nests arrays or objects too deeply to be FHIR"
 
 
 class FhirProblem(Exception):
@@ -111,6 +114,8 @@ def _read(body: bytes, kind: str, max_entries: int, caller: Identity, facility: 
         bundle = json.loads(body, parse_float=Decimal)
     except ValueError as exc:
         raise FhirProblem(400, "structure", f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise FhirProblem(400, "structure", TOO_DEEP) from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirProblem(400, "structure", "the body must be a Bundle", "Bundle.resourceType")
     if bundle.get("type") not in BUNDLE_TYPES:
@@ -128,3 +133,5 @@ def _line(number: int, line: bytes) -> Any:
         return json.loads(line, parse_float=Decimal)
     except ValueError as exc:
         return Unparseable(f"line {number} is not JSON: {exc}")
+    except RecursionError:
+        return Unparseable(f"line {number}: {TOO_DEEP}")

@@ -35,7 +35,9 @@ from kpi_engine.domain.effects import (
     TenantCell,
     cell_order,
     readmission_changes,
+    stay_changes,
     stays_as_facts,
+    stays_now,
 )
 from kpi_engine.domain.readmissions import IndexOutcome, index_outcomes
 from kpi_engine.domain.uptime import KPI as UPTIME
@@ -67,12 +69,15 @@ async def lock_scopes(conn: AsyncConnection, scopes: Sequence[Scope]) -> None:
 
 async def write_effects(conn: AsyncConnection, effects: Effects, calendars: dict[str, TenantCalendar]) -> int:
     """Everything the effects decide, once their scopes are locked. Returns how many cells changed."""
+    stored_stays = await _stays_by_patient(conn, sorted(effects.patients))  # before this batch's rows
+    known_before = await _known_systems(conn, effects)
     await _write_rows(conn, effects)
     absolute: dict[TenantCell, Cell | None] = {}
     await _recompute_uptime(conn, effects, calendars, absolute)
     await _recompute_ar(conn, effects, absolute)
-    await _recompute_patients(conn, sorted(effects.patients), calendars, effects)
+    await _recompute_patients(conn, stored_stays, calendars, effects)
     changed = await _write_cells(conn, effects.deltas, absolute)
+    await _announce_systems_known(conn, known_before, await _known_systems(conn, effects))
     await _write_activity(conn, effects)
     return changed
 
@@ -192,24 +197,37 @@ async def _recompute_ar(
         absolute[(tenant, CellKey(DAYS_IN_AR, facility, day))] = latest.get((tenant, facility, day))
 
 
+async def _stays_by_patient(
+    conn: AsyncConnection, patients: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], list[StoredStay]]:
+    stays: dict[tuple[str, str], list[StoredStay]] = {patient: [] for patient in patients}
+    if patients:
+        for tenant, stay in await stays_of(conn, patients):
+            stays[(tenant, stay.patient)].append(stay)
+    return stays
+
+
 async def _recompute_patients(
     conn: AsyncConnection,
-    patients: Sequence[tuple[str, str]],
+    stored: dict[tuple[str, str], list[StoredStay]],
     calendars: dict[str, TenantCalendar],
     effects: Effects,
 ) -> None:
-    """Re-derive the touched patients' index stays; every changed outcome becomes readmission deltas."""
+    """Re-derive the touched patients' stays as they were (`stored`, read before this batch's rows were
+    written) and are now: each stay's standing discharge that changed becomes length-of-stay and
+    patient-day deltas, every changed index outcome readmission deltas."""
+    patients = sorted(stored)
     if not patients:
         return
-    stays: dict[tuple[str, str], list[StoredStay]] = defaultdict(list)
-    for stay in await stays_of(conn, patients):
-        stays[(stay[0], stay[1].patient)].append(stay[1])
+    now = stays_now(stored, effects)
     before = await _index_before(conn, patients)
     changes = IndexChanges()
     for tenant, patient in patients:
-        admissions, discharges = stays_as_facts(stays[(tenant, patient)])
-        now = index_outcomes(discharges, admissions, calendars[tenant])
-        readmission_changes(tenant, patient, before[(tenant, patient)], now, effects, changes)
+        stays = now.get((tenant, patient), [])
+        stay_changes(tenant, stored[(tenant, patient)], stays, calendars[tenant], effects)
+        admissions, discharges = stays_as_facts(stays)
+        outcomes = index_outcomes(discharges, admissions, calendars[tenant])
+        readmission_changes(tenant, patient, before[(tenant, patient)], outcomes, effects, changes)
     index = tables.readmission_index
     if changes.removed:
         await conn.execute(delete(index).where(on_event_key(index, event_keys(sorted(changes.removed)))))
@@ -228,6 +246,7 @@ _STAY_COLUMNS = (
     "planned",
     "disposition",
     "admitted_at",
+    "received",
 )
 
 
@@ -344,3 +363,42 @@ _DELETE_CELLS = text(
 def _cell_values(key: TenantCell, cell: Cell) -> tuple[Any, ...]:
     tenant, k = key
     return (tenant, k.kpi, k.facility, k.day, k.dimension, cell.numerator, cell.denominator, cell.sample_size)
+
+
+async def _known_systems(conn: AsyncConnection, effects: Effects) -> set[tuple[str, str, str]]:
+    """Which of the touched (tenant, facility, system) pairs have a standing outage: the systems a
+    facility's uptime read without a system counts (docs/kpis.md, "Uptime")."""
+    if not effects.uptime_days:
+        return set()
+    o = tables.outages.c
+    pairs = as_table("p", {"tenant": Text, "facility": Text, "system": Text}, sorted(effects.uptime_days))
+    rows = await conn.execute(
+        select(o.tenant, o.facility, o.system)
+        .distinct()
+        .join(
+            pairs,
+            and_(o.tenant == pairs.c.tenant, o.facility == pairs.c.facility, o.system == pairs.c.system),
+        )
+    )
+    return {(r.tenant, r.facility, r.system) for r in rows}
+
+
+_ANNOUNCE_OTHER_SYSTEMS = text(
+    f"""INSERT INTO outbox (payload)
+    SELECT {_NOTICE} FROM cells
+    WHERE tenant = :tenant AND kpi = :kpi AND facility = :facility AND dimension <> :system
+    ORDER BY {_ORDER}"""
+)
+
+
+async def _announce_systems_known(
+    conn: AsyncConnection, before: set[tuple[str, str, str]], after: set[tuple[str, str, str]]
+) -> None:
+    """A system that becomes known to a facility (its first outage) or stops being known (its last one
+    retracted) changes that facility's uptime without a system in every bucket where another of its
+    systems was down — buckets this batch did not touch. Those days' cells are announced again (unchanged),
+    so settlement reconciles a final statement over them. The system's own days are announced as written."""
+    for tenant, facility, system in sorted(before ^ after):
+        await conn.execute(
+            _ANNOUNCE_OTHER_SYSTEMS, {"tenant": tenant, "kpi": UPTIME, "facility": facility, "system": system}
+        )

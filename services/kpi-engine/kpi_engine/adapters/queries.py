@@ -16,7 +16,8 @@ from kpi_engine.adapters import tables
 from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.completeness import Watermark
-from kpi_engine.domain.query import FacilitySum
+from kpi_engine.domain.query import FacilitySum, UptimeFacts
+from kpi_engine.domain.uptime import Outage
 
 
 @dataclass(slots=True)
@@ -130,6 +131,25 @@ class PostgresKpiReader:
                         )
                     )
         return results
+
+    async def uptime_facts(
+        self, tenant: str, facilities: Collection[str], since: datetime, until: datetime
+    ) -> UptimeFacts:
+        """The (facility, system) pairs the facilities' standing unplanned outages name, whatever their
+        dates (retracting an outage deletes its row), and the outages touching [since, until): now's
+        local day so far. Outages are few beside events; the outages_by_system index serves both."""
+        o = tables.outages.c
+        scope = (o.tenant == tenant, o.facility.in_(sorted(facilities)))
+        named = select(o.facility, o.system).where(*scope).distinct()
+        touching = select(o.facility, o.system, o.started_at, o.ended_at).where(
+            *scope, o.started_at < until, o.ended_at > since
+        )
+        today: dict[tuple[str, str], list[Outage]] = {}
+        async with self._engine.connect() as conn:
+            systems = frozenset((r.facility, r.system) for r in await conn.execute(named))
+            for r in await conn.execute(touching):
+                today.setdefault((r.facility, r.system), []).append(Outage(r.started_at, r.ended_at))
+        return UptimeFacts(systems, today)
 
     async def watermarks(self, tenant: str, facilities: Collection[str]) -> dict[tuple[str, str], Watermark]:
         """The declaration in force per facility and feed: the latest `through` (ties: the latest

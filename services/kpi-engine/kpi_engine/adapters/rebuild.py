@@ -3,7 +3,8 @@
 Comparing reads the stored effective events and the stored cells in one snapshot (REPEATABLE READ), so
 the two agree in time however long the read takes, and streams the events through the from-scratch
 computation (kpi_engine.domain.computation) — the same code the "incremental equals recomputed" tests
-compare the engine with.
+compare the engine with — each admission and discharge with its place in the engine's record order (its
+stay row's `received`), which decides a stay's standing discharge.
 
 Correcting runs while the engine records: an additive cell gets the difference between what was
 rebuilt and what was stored at the snapshot as a delta (deltas commute with the engine's own); a
@@ -69,18 +70,24 @@ class PostgresRebuild:
     ) -> Comparison:
         """The tenant's cells as its stored events give them, against the stored cells (one snapshot)."""
         computation = CellComputation(calendar)
-        e, c = tables.events.c, tables.cells.c
+        e, c, s = tables.events.c, tables.cells.c, tables.stays.c
         async with self._engine.connect() as conn:
             await conn.execution_options(isolation_level="REPEATABLE READ")
             async with conn.begin():
+                # An admission's or a discharge's place in the record order is its stay row's.
                 events = await conn.stream(
-                    select(e.payload)
+                    select(e.payload, s.received)
+                    .select_from(
+                        tables.events.outerjoin(
+                            tables.stays, and_(s.tenant == e.tenant, s.source == e.source, s.id == e.id)
+                        )
+                    )
                     .where(e.tenant == tenant, e.retracted.is_(False), e.type != "event.retracted")
                     .execution_options(yield_per=_READ_CHUNK)
                 )
                 async for chunk in events.partitions():
                     for row in chunk:
-                        computation.take(validate_event(row.payload))
+                        computation.take(validate_event(row.payload), row.received)
                     if progress is not None:
                         progress(computation.events)
                 cells = select(tables.cells).where(c.tenant == tenant)

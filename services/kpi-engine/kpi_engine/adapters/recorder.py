@@ -12,7 +12,7 @@ The batch's transaction, in order:
    the tenant's pending ones whose event is there now (new, or new retractions of stored events) are
    resolved and their events marked retracted;
 4. the scopes the batch recomputes (a patient, a system's outages, a facility's A/R) locked, in key order;
-5. cancels resolved under their patient's lock;
+5. cancels resolved under their patient's lock (a cancelled admission takes its stay's discharges);
 6. effects (kpi_engine.domain.effects): stored events that stop counting are taken back, new ones
    added; derived rows, recomputed non-additive cells, cells with their change notices, feed activity.
 The consumer commits offsets only after this transaction commits.
@@ -33,7 +33,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import DateTime, Integer, Text, and_, func, select, text, update
+from sqlalchemy import DateTime, Integer, Text, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -41,10 +41,11 @@ from kpi_engine.adapters import tables
 from kpi_engine.adapters.effect_writes import lock_scopes, write_effects
 from kpi_engine.adapters.sql import KEY_COLUMNS, as_table, columns_of, event_keys, on_event_key, unnest
 from kpi_engine.domain.calendar import TenantCalendar
-from kpi_engine.domain.cancellations import cancelled_by, fact_of
+from kpi_engine.domain.cancellations import ADMITTED, DISCHARGED, cancelled_by
 from kpi_engine.domain.classification import Classified, Stored, classify
 from kpi_engine.domain.effects import Effects, EventKey, Scope, batch_effects, scope_of
 from kpi_engine.domain.messages import DeadLetter, Decoded
+from kpi_engine.domain.stays import stopping_facts
 from vr_shared.events import validate_event
 from vr_shared.feeds import feed_of
 
@@ -375,13 +376,14 @@ async def _resolve_cancels(
     conn: AsyncConnection, new: Sequence[Decoded], *, already: set[EventKey]
 ) -> dict[EventKey, Any]:
     """Admissions and discharges that stop counting now (docs/events.md): new ones a cancel names
-    (stored, or in this batch — its cancels are stored first), and stored ones new cancels name. They
-    are marked retracted, like the target of a retraction; returned with their events. `already`: those
-    this batch retracted (their stay rows go with this batch's writes): not taken back twice."""
+    (stored, or in this batch — its cancels are stored first), and stored ones new cancels name; a
+    cancelled admission names its stay's discharges too (those admitted at its time). They are marked
+    retracted, like the target of a retraction; returned with their events. `already`: those this batch
+    retracted (their stay rows go with this batch's writes): not taken back twice."""
     facts: dict[tuple[Any, ...], list[Decoded]] = defaultdict(list)
     for d in new:
-        if (named := fact_of(d.event)) is not None:
-            facts[(d.origin.tenant, *named)].append(d)
+        for stopping in stopping_facts(d.event):
+            facts[(d.origin.tenant, *stopping)].append(d)
     cancels = [(d.origin.tenant, *named) for d in new if (named := cancelled_by(d.event)) is not None]
     found: dict[EventKey, Any] = {}
     if facts:
@@ -402,8 +404,10 @@ async def _resolve_cancels(
                     s.tenant == named.c.tenant,
                     s.patient == named.c.patient,
                     s.encounter == named.c.encounter,
-                    s.type == named.c.fact,
-                    s.at == named.c.at,
+                    or_(
+                        and_(s.type == named.c.fact, s.at == named.c.at),
+                        and_(named.c.fact == ADMITTED, s.type == DISCHARGED, s.admitted_at == named.c.at),
+                    ),
                 ),
             )
         )

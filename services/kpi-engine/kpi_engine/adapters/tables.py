@@ -7,6 +7,8 @@ recompute from (`stays`, `outages`, `ar_snapshots`, `readmission_index`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -25,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
 
@@ -149,6 +152,9 @@ stays = Table(
     Column("planned", Boolean, nullable=False),  # admissions; false for discharges
     Column("disposition", Text),  # discharges
     Column("admitted_at", DateTime(timezone=True)),  # discharges
+    # The engine's record order: taken when the row is written, under its patient's scope lock, so a
+    # patient's later-recorded stays have higher numbers (docs/kpis.md, one standing discharge per stay).
+    Column("received", BigInteger, nullable=False, server_default=text("nextval('stays_received')")),
     PrimaryKeyConstraint("tenant", "source", "id"),
     Index("stays_by_patient", "tenant", "patient"),
 )
@@ -215,12 +221,26 @@ ar_snapshots = Table(
     Index("ar_snapshots_by_day", "tenant", "facility", "day"),
 )
 
+
+class TransactionId(UserDefinedType[int]):
+    """PostgreSQL's `xid8`: which transaction wrote a row."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
+
+
 outbox = Table(
     "outbox",
     metadata,
     Column("seq", BigInteger, primary_key=True, autoincrement=True),
     Column("payload", JSONB, nullable=False),
+    Column("xid", TransactionId(), nullable=False, server_default=text("pg_current_xact_id()")),
+    Column("queued_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("outbox_in_commit_order", "xid", "seq"),
 )
+"""Change notices, handed out in commit order: docs/decisions/0007-commit-order.md."""
 
 feed_declarations = Table(
     "feed_declarations",

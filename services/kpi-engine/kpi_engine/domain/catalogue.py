@@ -37,9 +37,8 @@ _DEFINITIONS = (
         Aggregation.RATIO,
         "Index discharges with at least one unplanned inpatient readmission of the same patient (any "
         "facility of the tenant) admitted within 30 days after discharge / index discharges. Index "
-        "discharge: encounter.discharged of class inpatient whose disposition is not expired, transfer_acute "
-        "or ama. "
-        "Attributed to the index discharge's date.",
+        "discharge: a stay's standing discharge (the one received last) of class inpatient whose "
+        "disposition is not expired, transfer_acute or ama. Attributed to the index discharge's date.",
         maturation_days=30,
         feeds=("adt",),
     ),
@@ -47,8 +46,8 @@ _DEFINITIONS = (
         "alos_days",
         "days",
         Aggregation.RATIO,
-        "Σ length of stay / inpatient discharges; length of stay = discharge date − admission date in days "
-        "(same day = 0). By discharge date.",
+        "Σ length of stay / inpatient discharges, one per stay (its standing discharge: the one received "
+        "last); length of stay = discharge date − admission date in days (same day = 0). By discharge date.",
         feeds=("adt",),
     ),
     KpiDefinition(
@@ -56,7 +55,8 @@ _DEFINITIONS = (
         "rate",
         Aggregation.RATIO,
         "1000 × adverse drug events with harm category E–I / patient days, where patient days = Σ max(length "
-        "of stay, 1) of inpatient discharges. ADEs by their date, patient days by discharge date.",
+        "of stay, 1) of inpatient discharges, one per stay. ADEs by their date, patient days by discharge "
+        "date.",
         scale=Decimal(1000),
         feeds=("adt", "safety"),
     ),
@@ -87,7 +87,9 @@ _DEFINITIONS = (
         "percent",
         Aggregation.RATIO,
         "100 × (scheduled minutes − unplanned outage minutes) / scheduled minutes, per system; overlapping "
-        "outages merged, clipped to the bucket. Roll-up: Σ available / Σ scheduled minutes.",
+        "outages merged, clipped to the bucket; an open bucket's scheduled minutes stop at now. Without a "
+        "system: every system the facility has named by an unplanned outage (none named: its systems as "
+        "one). Roll-up: Σ available / Σ scheduled minutes.",
         scale=Decimal(100),
         dimension="system",
         feeds=("systems",),
@@ -103,7 +105,9 @@ _DEFINITIONS = (
         "clean_claim_rate",
         "ratio",
         Aggregation.RATIO,
-        "Clean claim submissions / claim submissions.",
+        "Clean claim submissions / claim submissions whose cleanliness is known. A submission without "
+        "it (clean null: cleanliness unknown) is in the sample size, not the denominator: sample size − "
+        "denominator counts them.",
         feeds=("claims",),
     ),
     KpiDefinition(

@@ -1,9 +1,11 @@
 """Every KPI cell computed from scratch from a tenant's effective events.
 
-"Effective" means what the engine has resolved before: the first delivery of each (source, id), and
-no event that has been retracted; admissions and discharges that a cancel among them names are left out
-here (kpi_engine.domain.cancellations). This is the reference the incremental engine must equal at all
-times, and the tool to rebuild cells after a change of rules.
+"Effective" means what the engine has resolved before: the first delivery of each (source, id), and no
+event that has been retracted; admissions and discharges that a cancel among them names, and the
+discharges of a cancelled admission's stay, are left out here (kpi_engine.domain.stays). Events are taken
+in the order the engine recorded them (or with that order given): of a stay's discharges, the one
+recorded last stands, and admissions at the same time are ordered by it. This is the reference the
+incremental engine must equal at all times, and the tool to rebuild cells after a change of rules.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from kpi_engine.domain.calendar import TenantCalendar
-from kpi_engine.domain.cancellations import without_cancelled
 from kpi_engine.domain.cells import Cell, CellKey, CellTable
-from kpi_engine.domain.contributions import contributions
-from kpi_engine.domain.readmissions import Admission, Discharge, readmission_cells
+from kpi_engine.domain.contributions import contributions, stay_contributions
+from kpi_engine.domain.readmissions import Admission, Discharge, readmission_cells, standing_discharges
+from kpi_engine.domain.stays import without_cancelled_stays
 from kpi_engine.domain.uptime import Outage, uptime_cells
 from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterDischarged, Event, SystemOutage
 
@@ -33,7 +35,7 @@ class _Derived:
     admissions: list[Admission] = field(default_factory=list)
     discharges: list[Discharge] = field(default_factory=list)
 
-    def take(self, event: Event, calendar: TenantCalendar) -> None:
+    def take(self, event: Event, calendar: TenantCalendar, received: int) -> None:
         match event:
             case SystemOutage() if not event.data.planned:
                 self.outages[(event.facility, event.data.system)].append(
@@ -45,9 +47,9 @@ class _Derived:
                 if known is None or _snapshot_order(event) > _snapshot_order(known):
                     self.latest_snapshots[slot] = event
             case EncounterAdmitted():
-                self.admissions.append(admission_of(event))
+                self.admissions.append(admission_of(event, received))
             case EncounterDischarged():
-                self.discharges.append(discharge_of(event))
+                self.discharges.append(discharge_of(event, received))
 
 
 class CellComputation:
@@ -61,28 +63,37 @@ class CellComputation:
         self._derived = _Derived()
         self.events = 0
 
-    def take(self, event: Event) -> None:
+    def take(self, event: Event, received: int | None = None) -> None:
+        """Take the next event; `received`: its place in the engine's record order (default: the order
+        of taking)."""
         for key, delta in contributions(event, self._calendar):
             self._table.apply(key, delta)
-        self._derived.take(event, self._calendar)
+        self._derived.take(event, self._calendar, self.events if received is None else received)
         self.events += 1
 
     def cells(self) -> dict[CellKey, Cell]:
-        table, derived, calendar = CellTable(dict(self._table.cells)), self._derived, self._calendar
+        copied = {
+            key: Cell(c.numerator, c.denominator, c.sample_size) for key, c in self._table.cells.items()
+        }
+        table, derived, calendar = CellTable(copied), self._derived, self._calendar
         for (facility, system), unplanned in derived.outages.items():
             for key, cell in uptime_cells(facility, system, unplanned, calendar).items():
                 table.put(key, cell)
         for (facility, day), snapshot in derived.latest_snapshots.items():
             table.put(CellKey(DAYS_IN_AR, facility, day), days_in_ar_cell(snapshot))
+        for discharge in standing_discharges(dict(enumerate(derived.discharges))).values():
+            for key, delta in stay_contributions(discharge, calendar):
+                table.apply(key, delta)
         for key, cell in readmission_cells(derived.discharges, derived.admissions, calendar).items():
             table.put(key, cell)
         return table.cells
 
 
 def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
-    """Every cell of these events; a cancel among them keeps the fact it names out."""
+    """Every cell of these events, taken in their order; a cancel among them keeps the fact it names
+    out (and a cancelled admission its stay's discharges)."""
     computation = CellComputation(calendar)
-    for event in without_cancelled(events):
+    for event in without_cancelled_stays(events):
         computation.take(event)
     return computation.cells()
 
@@ -96,12 +107,14 @@ def days_in_ar_cell(snapshot: ArSnapshot) -> Cell:
     return Cell(snapshot.data.net_ar, snapshot.data.avg_daily_net_revenue, 1)
 
 
-def admission_of(event: EncounterAdmitted) -> Admission:
+def admission_of(event: EncounterAdmitted, received: int) -> Admission:
     data = event.data
-    return Admission(data.encounter_ref, data.patient_ref, event.time, data.encounter_class, data.planned)
+    return Admission(
+        data.encounter_ref, data.patient_ref, event.time, data.encounter_class, data.planned, received
+    )
 
 
-def discharge_of(event: EncounterDischarged) -> Discharge:
+def discharge_of(event: EncounterDischarged, received: int) -> Discharge:
     data = event.data
     return Discharge(
         data.encounter_ref,
@@ -111,4 +124,5 @@ def discharge_of(event: EncounterDischarged) -> Discharge:
         data.encounter_class,
         data.disposition,
         data.admitted_at,
+        received,
     )

@@ -1,8 +1,11 @@
 """What one event adds to the additive KPIs' cells (docs/kpis.md).
 
 Additive means a cell is a plain sum over events, so an event's effect can be applied, and undone on
-retraction, as a delta. Uptime (merged intervals), readmissions (a join across stays) and days in A/R
-(the latest snapshot) are not additive; their cells are recomputed by their own modules.
+retraction, as a delta. A discharge's share (length of stay, patient days) is its stay's, not its
+event's: only a stay's standing discharge counts (kpi_engine.domain.readmissions.standing_discharges), so
+`stay_contributions` is added and taken back as the standing discharge changes. Uptime (merged
+intervals), readmissions (a join across stays) and days in A/R (the latest snapshot) are not additive;
+their cells are recomputed by their own modules.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from decimal import Decimal
 
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import ZERO, Cell, CellKey
+from kpi_engine.domain.readmissions import Discharge
 from vr_shared.events.catalogue import (
     AdverseDrugEventRecorded,
     ClaimAdjudicated,
     ClaimSubmitted,
     CostIncurred,
-    EncounterDischarged,
     Event,
     MedicationAdministered,
     MedicationOrdered,
@@ -34,13 +37,25 @@ REVENUE_CYCLE = "revenue_cycle"
 Contribution = tuple[CellKey, Cell]
 
 
-def length_of_stay_days(discharge: EncounterDischarged, calendar: TenantCalendar) -> int:
+def length_of_stay_days(discharge: Discharge, calendar: TenantCalendar) -> int:
     """Discharge date − admission date, in the tenant's local dates (same day = 0)."""
-    return (calendar.local_date(discharge.time) - calendar.local_date(discharge.data.admitted_at)).days
+    return (calendar.local_date(discharge.time) - calendar.local_date(discharge.admitted_at)).days
 
 
 def contributions(event: Event, calendar: TenantCalendar) -> list[Contribution]:
+    """An event's own share of the additive cells (a discharge has none: see `stay_contributions`)."""
     return list(_contributions(event, calendar))
+
+
+def stay_contributions(discharge: Discharge, calendar: TenantCalendar) -> list[Contribution]:
+    """A stay's share through its standing discharge: length of stay and patient days (inpatient)."""
+    if discharge.encounter_class != "inpatient":
+        return []
+    day, los = calendar.local_date(discharge.time), length_of_stay_days(discharge, calendar)
+    return [
+        (CellKey("alos_days", discharge.facility, day), Cell(Decimal(los), ONE, 1)),
+        (CellKey("ade_per_1000_patient_days", discharge.facility, day), Cell(ZERO, Decimal(max(los, 1)), 1)),
+    ]
 
 
 def _contributions(event: Event, calendar: TenantCalendar) -> Iterator[Contribution]:
@@ -58,13 +73,6 @@ def _cell(
 def _clinical(event: Event, calendar: TenantCalendar) -> Iterator[Contribution]:
     day = calendar.local_date(event.time)
     match event:
-        case EncounterDischarged() if event.data.encounter_class == "inpatient":
-            los = length_of_stay_days(event, calendar)
-            yield _cell(event, day, "alos_days", Decimal(los), ONE)
-            yield (
-                CellKey("ade_per_1000_patient_days", event.facility, day),
-                Cell(ZERO, Decimal(max(los, 1)), 1),
-            )
         case AdverseDrugEventRecorded() if event.data.harm_category in HARMFUL_ADE:
             yield CellKey("ade_per_1000_patient_days", event.facility, day), Cell(ONE, ZERO, 0)
         case MedicationOrdered() if event.data.entry_method in ORDER_ENTRY_METHODS:
@@ -82,7 +90,7 @@ def _revenue_cycle(event: Event, day: date) -> Iterator[Contribution]:
         case ClaimAdjudicated() if event.data.initial:
             yield _cell(event, day, "claim_denial_rate", ONE if event.data.outcome == "denied" else ZERO, ONE)
         case ClaimSubmitted():
-            yield _cell(event, day, "clean_claim_rate", ONE if event.data.clean else ZERO, ONE)
+            yield _clean_claim(event, day)
         case PaymentReceived():
             yield CellKey("cost_to_collect", event.facility, day), Cell(ZERO, event.data.amount, 1)
             if event.data.patient_payment:
@@ -92,3 +100,12 @@ def _revenue_cycle(event: Event, day: date) -> Iterator[Contribution]:
             yield _cell(event, day, "cost_total", event.data.amount, ZERO, event.data.category)
             if event.data.category == REVENUE_CYCLE:
                 yield CellKey("cost_to_collect", event.facility, day), Cell(event.data.amount, ZERO, 0)
+
+
+def _clean_claim(event: ClaimSubmitted, day: date) -> Contribution:
+    """A submission whose cleanliness is unknown (`clean` null: a FHIR Claim without the project's
+    extension) is neither clean nor unclean: it joins the sample, never the denominator, so
+    sample_size − denominator counts such submissions (docs/kpis.md)."""
+    if event.data.clean is None:
+        return CellKey("clean_claim_rate", event.facility, day), Cell(ZERO, ZERO, 1)
+    return _cell(event, day, "clean_claim_rate", ONE if event.data.clean else ZERO, ONE)

@@ -3,7 +3,8 @@
 The recorder (kpi_engine.adapters.recorder) reads what it must from PostgreSQL and writes what this
 module decides: each event's additive deltas, the rows the non-additive KPIs are recomputed from, the
 scopes to recompute and lock, and the feed activity. Applying with sign −1 undoes an event exactly (a
-retraction or a cancel).
+retraction or a cancel). A discharge's length of stay and patient days are its stay's: the patient's
+recomputation moves them as the stay's standing discharge changes (`stay_changes`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cancellations import ADMITTED
 from kpi_engine.domain.cells import Cell, CellKey
-from kpi_engine.domain.contributions import contributions
+from kpi_engine.domain.contributions import contributions, stay_contributions
 from kpi_engine.domain.messages import Decoded
 from kpi_engine.domain.readmissions import KPI as READMISSION
-from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome
+from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome, standing_discharges
 from vr_shared.events.catalogue import (
     ArSnapshot,
     EncounterAdmitted,
@@ -224,9 +225,12 @@ class StoredStay:
     planned: bool
     disposition: str | None
     admitted_at: datetime | None
+    received: int  # the engine's record order (a sequence taken under the patient's scope lock)
 
     def admission(self) -> Admission:
-        return Admission(self.encounter, self.patient, self.at, self.encounter_class, self.planned)
+        return Admission(
+            self.encounter, self.patient, self.at, self.encounter_class, self.planned, self.received
+        )
 
     def discharge(self) -> Discharge:
         assert self.disposition is not None and self.admitted_at is not None
@@ -238,7 +242,53 @@ class StoredStay:
             self.encounter_class,
             self.disposition,
             self.admitted_at,
+            self.received,
         )
+
+
+# Above every stored `received`: a batch's stays are recorded after every stored one of their patient
+# (whose scope is locked), in batch order — the order the sequence numbers them in when they are written.
+BATCH_RECEIVED = 1 << 62
+_STAY_FIELDS = (
+    *("source", "id", "type", "encounter", "patient", "facility", "at", "encounter_class"),
+    *("planned", "disposition", "admitted_at"),
+)
+
+
+def stays_now(
+    stored: Mapping[tuple[str, str], list[StoredStay]], effects: Effects
+) -> dict[tuple[str, str], list[StoredStay]]:
+    """The patients' stays once these effects are written: the stored ones (by tenant and patient)
+    less those the effects remove, plus those they add, received last."""
+    removed = effects.removed.get(STAYS, set())
+    now = {
+        (tenant, patient): [stay for stay in stays if (tenant, stay.source, stay.id) not in removed]
+        for (tenant, patient), stays in stored.items()
+    }
+    for n, row in enumerate(effects.added.get(STAYS, [])):
+        stay = StoredStay(**{name: row[name] for name in _STAY_FIELDS}, received=BATCH_RECEIVED + n)
+        now.setdefault((row["tenant"], row["patient"]), []).append(stay)
+    return now
+
+
+def stay_changes(
+    tenant: str,
+    before: Iterable[StoredStay],
+    now: Iterable[StoredStay],
+    calendar: TenantCalendar,
+    effects: Effects,
+) -> None:
+    """Length of stay and patient days follow each stay's standing discharge: a discharge that stops
+    standing (replaced by a later one, retracted, cancelled) is taken back, one that starts standing
+    (new, or standing again) is added."""
+    was = standing_discharges(stays_as_facts(before)[1])
+    is_ = standing_discharges(stays_as_facts(now)[1])
+    for key in sorted(was.keys() - is_.keys()):
+        for cell, delta in stay_contributions(was[key], calendar):
+            effects.add(tenant, cell, delta, -1)
+    for key in sorted(is_.keys() - was.keys()):
+        for cell, delta in stay_contributions(is_[key], calendar):
+            effects.add(tenant, cell, delta, 1)
 
 
 @dataclass

@@ -6,14 +6,16 @@ the range), never O(events).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
+from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.catalogue import Aggregation, KpiDefinition
 from kpi_engine.domain.cells import ZERO, Cell, CellKey
+from kpi_engine.domain.uptime import KPI as UPTIME
+from kpi_engine.domain.uptime import Outage, down_so_far, elapsed_minutes
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +38,11 @@ def rolling(
     dimension: str | None,
     calendar: TenantCalendar,
     now: datetime,
+    uptime: UptimeFacts | None = None,
 ) -> PeriodValue:
     """The window of `window_days` local days ending with `at_day` (inclusive)."""
     start, end = rolling_window(window_days, at_day)
-    return period_value(kpi, cells, facilities, start, end, dimension, calendar, now)
+    return period_value(kpi, cells, facilities, start, end, dimension, calendar, now, uptime)
 
 
 def rolling_window(window_days: int, at_day: date) -> tuple[date, date]:
@@ -57,17 +60,22 @@ def period_value(
     dimension: str | None,
     calendar: TenantCalendar,
     now: datetime,
+    uptime: UptimeFacts | None = None,
 ) -> PeriodValue:
+    """The reference, from day cells. Uptime's facts default to what the cells say: the systems of the
+    uptime cells given, and no outage on now's local day."""
+    first, stop = summed_days(kpi, start, end, calendar, now)
     in_scope = {
         key: cell
         for key, cell in cells.items()
         if key.kpi == kpi.name
         and key.facility in facilities
-        and start <= key.day < end
+        and first <= key.day < stop
         and (dimension is None or key.dimension == dimension)
     }
-    if kpi.name == "uptime_pct":
-        in_scope = _with_fully_available_days(in_scope, facilities, start, end, dimension, calendar)
+    if kpi.name == UPTIME:
+        facts = uptime if uptime is not None else UptimeFacts(systems_of(cells))
+        in_scope = _uptime_days(in_scope, facilities, start, end, dimension, calendar, now, facts)
     if kpi.aggregation is Aggregation.LATEST_RATIO:
         in_scope = _latest_per_facility(in_scope)
     total = Cell()
@@ -78,6 +86,44 @@ def period_value(
         return _total_value(start, end, total, status)
     value = kpi.scale * total.numerator / total.denominator if total.denominator else None
     return PeriodValue(start, end, total.numerator, total.denominator, total.sample_size, value, status)
+
+
+Pair = tuple[str, str]  # (facility, system) of an uptime cell
+ALL_SYSTEMS = ""  # a facility that has named no system: its systems as one (no cell carries it)
+
+
+@dataclass(frozen=True, slots=True)
+class UptimeFacts:
+    """What uptime needs beside its day cells (docs/kpis.md, "Uptime").
+
+    `systems`: the (facility, system) pairs the tenant has named. A system becomes known to a facility
+    with its first standing unplanned outage there, whatever its date, and counts in every bucket of
+    that facility's uptime read without a system, before that outage too. `today`: the unplanned
+    outages touching now's local day, of which an open bucket counts only the minutes that have passed.
+    """
+
+    systems: frozenset[Pair] = frozenset()
+    today: Mapping[Pair, Sequence[Outage]] = field(default_factory=dict)
+
+
+def systems_of(cells: Iterable[CellKey]) -> frozenset[Pair]:
+    """The pairs uptime cells name (an uptime cell exists for every day an unplanned outage touched)."""
+    return frozenset((key.facility, key.dimension) for key in cells if key.kpi == UPTIME)
+
+
+def summed_days(
+    kpi: KpiDefinition, start: date, end: date, calendar: TenantCalendar, now: datetime
+) -> tuple[date, date]:
+    """The days [first, stop) whose cells a value over [start, end) sums. Uptime's denominator is the
+    calendar, so it sums only the local days wholly past: now's own day is measured from its outages up
+    to now, and later days have not happened. Every other KPI counts events: the whole range."""
+    if kpi.name != UPTIME:
+        return start, end
+    return start, _past_days_end(start, end, calendar, now)
+
+
+def _past_days_end(start: date, end: date, calendar: TenantCalendar, now: datetime) -> date:
+    return max(start, min(end, calendar.local_date(now)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,16 +174,19 @@ def period_value_from_sums(
     dimension: str | None,
     calendar: TenantCalendar,
     now: datetime,
+    uptime: UptimeFacts | None = None,
 ) -> PeriodValue:
-    """Equal to `period_value` over the cells the sums were made from."""
+    """Equal to `period_value` over the cells the sums were made from: the cells of `summed_days`, and
+    for uptime the same facts."""
     in_scope = [
         s for s in sums if s.facility in facilities and (dimension is None or s.dimension == dimension)
     ]
     total = Cell()
     for s in in_scope:
         total.add(Cell(s.numerator, s.denominator, s.sample_size))
-    if kpi.name == "uptime_pct":
-        total = _uptime_total(in_scope, facilities, start, end, dimension, calendar)
+    if kpi.name == UPTIME:
+        facts = uptime if uptime is not None else UptimeFacts()
+        total = _uptime_total(in_scope, facilities, start, end, dimension, calendar, now, facts)
     status = _status(kpi, end, calendar, now)
     if kpi.aggregation is Aggregation.TOTAL:
         return _total_value(start, end, total, status)
@@ -151,6 +200,21 @@ def _total_value(start: date, end: date, total: Cell, status: str) -> PeriodValu
     return PeriodValue(start, end, total.numerator, None, total.sample_size, value, status)
 
 
+def _uptime_pairs(
+    facilities: Collection[str], system: str | None, facts: UptimeFacts, summed: Iterable[Pair]
+) -> set[Pair]:
+    """Who counts. A system named: every requested facility, outage or not (no outage reported means
+    fully available). No system named: every pair known to the requested facilities, and a facility
+    that has named no system yet counts as one system of its own (`ALL_SYSTEMS`) — its systems feed,
+    declared complete, says nothing was down, so the value is 100, never a null that blocks a statement
+    forever; `complete` says whether that 100 is backed by a declaration (docs/kpis.md, "Uptime")."""
+    if system is not None:
+        return {(facility, system) for facility in facilities}
+    known = {pair for pair in (*facts.systems, *facts.today, *summed) if pair[0] in facilities}
+    named = {facility for facility, _ in known}
+    return known | {(facility, ALL_SYSTEMS) for facility in facilities if facility not in named}
+
+
 def _uptime_total(
     sums: Collection[FacilitySum],
     facilities: Collection[str],
@@ -158,48 +222,65 @@ def _uptime_total(
     end: date,
     system: str | None,
     calendar: TenantCalendar,
+    now: datetime,
+    facts: UptimeFacts,
 ) -> Cell:
-    """Days without a cell are fully available: each facility/system pair counts every scheduled minute
-    of the range, less the outage minutes its cells record (pairs as in `_with_fully_available_days`)."""
-    scheduled = sum((calendar.day_minutes(day) for day, _ in buckets(start, end, Granularity.DAY)), ZERO)
+    """Each pair counts the scheduled minutes of the range that have passed, less its outage minutes in
+    them: the summed past days' cells (a day without one was fully available), then now's own day so far.
+    O(pairs), whatever the length of the range."""
     by_pair = {(s.facility, s.dimension): s for s in sums}
-    pairs = {(f, system) for f in facilities} if system is not None else set(by_pair)
+    # The past days' scheduled minutes at once (the calendar's lengths, DST days included).
+    past_end = calendar.day_start(_past_days_end(start, end, calendar, now))
+    scheduled = elapsed_minutes(calendar.day_start(start), past_end, past_end)
+    today = calendar.local_date(now)
     total = Cell()
-    for pair in pairs:
+    for pair in sorted(_uptime_pairs(facilities, system, facts, by_pair)):
         found = by_pair.get(pair)
-        if found is None:
-            total.add(Cell(scheduled, scheduled, 0))
-        else:
-            total.add(Cell(found.numerator + scheduled - found.denominator, scheduled, found.sample_size))
+        down, outages = (found.denominator - found.numerator, found.sample_size) if found else (ZERO, 0)
+        total.add(Cell(scheduled - down, scheduled, outages))
+        if start <= today < end:
+            total.add(_today_so_far(pair, facts, today, calendar, now))
     return total
 
 
-def _with_fully_available_days(
+def _uptime_days(
     cells: dict[CellKey, Cell],
     facilities: Collection[str],
     start: date,
     end: date,
     system: str | None,
     calendar: TenantCalendar,
+    now: datetime,
+    facts: UptimeFacts,
 ) -> dict[CellKey, Cell]:
-    """Days without an unplanned outage are fully available: scheduled minutes count on both sides.
-
-    With a system named, every requested facility counts; without one, the facility/system pairs that
-    had an outage in the range.
-    """
-    pairs = (
-        {(f, system) for f in facilities}
-        if system is not None
-        else {(k.facility, k.dimension) for k in cells}
-    )
-    filled = dict(cells)
-    day = start
-    while day < end:
-        minutes = calendar.day_minutes(day)
-        for facility, name in pairs:
-            filled.setdefault(CellKey("uptime_pct", facility, day, name), Cell(minutes, minutes, 0))
-        day += timedelta(days=1)
+    """Day by day (the reference): a past day without a cell was fully available, now's own day counts
+    its minutes so far, a later day nothing."""
+    today = calendar.local_date(now)
+    filled: dict[CellKey, Cell] = {}
+    for facility, name in _uptime_pairs(
+        facilities, system, facts, {(k.facility, k.dimension) for k in cells}
+    ):
+        day = start
+        while day < min(end, today):
+            key = CellKey(UPTIME, facility, day, name)
+            minutes_of_day = calendar.day_minutes(day)
+            filled[key] = cells.get(key, Cell(minutes_of_day, minutes_of_day, 0))
+            day += timedelta(days=1)
+        if start <= today < end:
+            filled[CellKey(UPTIME, facility, today, name)] = _today_so_far(
+                (facility, name), facts, today, calendar, now
+            )
     return filled
+
+
+def _today_so_far(
+    pair: Pair, facts: UptimeFacts, today: date, calendar: TenantCalendar, now: datetime
+) -> Cell:
+    """Now's local day up to now: its passed minutes, less the outage minutes inside them."""
+    since, until = calendar.day_bounds(today)
+    scheduled = elapsed_minutes(since, until, now)
+    down, outages = down_so_far(facts.today.get(pair, ()), since, now)
+    return Cell(scheduled - down, scheduled, outages)
 
 
 def _latest_per_facility(cells: dict[CellKey, Cell]) -> dict[CellKey, Cell]:
@@ -219,9 +300,12 @@ __all__ = [
     "ZERO",
     "FacilitySum",
     "PeriodValue",
+    "UptimeFacts",
     "facility_sums",
     "period_value",
     "period_value_from_sums",
     "rolling",
     "rolling_window",
+    "summed_days",
+    "systems_of",
 ]

@@ -1,9 +1,11 @@
 """30-day readmissions: which discharges are index stays, and which admissions readmit them (docs/kpis.md).
 
-An index discharge is an inpatient discharge whose disposition is not expired, transfer_acute or ama.
-It is readmitted when the same patient (any facility of the tenant) has an unplanned inpatient
-admission after the discharge and at most 30 local calendar days later. A readmission's own discharge
-can be an index stay in turn. The rate is attributed to the index discharge's local date.
+A stay is a patient's encounter; it has one standing discharge, the one the engine received last
+(`standing_discharges`), and only that one counts. An index discharge is an inpatient discharge whose
+disposition is not expired, transfer_acute or ama. It is readmitted when the same patient (any facility
+of the tenant) has an unplanned inpatient admission after the discharge and at most 30 local calendar
+days later. A readmission's own discharge can be an index stay in turn. The rate is attributed to the
+index discharge's local date.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Admission:
     time: datetime
     encounter_class: str
     planned: bool
+    received: int = 0  # the engine's record order (docs/kpis.md, "A stay is a patient's encounter")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class Discharge:
     encounter_class: str
     disposition: str
     admitted_at: datetime
+    received: int = 0  # the engine's record order: of a stay's discharges, the last received stands
 
     @property
     def is_index(self) -> bool:
@@ -49,7 +53,22 @@ class Discharge:
 
     def as_admission(self) -> Admission:
         """What a discharge tells about its stay's admission when no admission event was received."""
-        return Admission(self.encounter, self.patient, self.admitted_at, self.encounter_class, planned=False)
+        return Admission(
+            self.encounter, self.patient, self.admitted_at, self.encounter_class, False, self.received
+        )
+
+
+def standing_discharges(discharges: Mapping[K, Discharge]) -> dict[K, Discharge]:
+    """The one standing discharge of each stay (a patient's encounter): the one received last. A
+    discharge re-sent with a corrected time (its event id carries the time: another event) replaces the
+    one before; if the newer one is retracted or cancelled, the one received before it stands again."""
+    latest: dict[tuple[str, str], tuple[K, Discharge]] = {}
+    for key, discharge in discharges.items():
+        stay = (discharge.patient, discharge.encounter)
+        found = latest.get(stay)
+        if found is None or discharge.received > found[1].received:
+            latest[stay] = (key, discharge)
+    return dict(latest.values())
 
 
 def readmits(index: Discharge, admission: Admission, calendar: TenantCalendar) -> bool:
@@ -63,10 +82,11 @@ def readmits(index: Discharge, admission: Admission, calendar: TenantCalendar) -
 
 def known_admissions(admissions: Iterable[Admission], discharges: Iterable[Discharge]) -> list[Admission]:
     """One admission per stay, a stay being a patient's encounter (encounter refs of two patients may
-    collide): of several admission events the latest by time governs (class changes, corrections); a
-    discharged stay takes its class at discharge, both as an index stay and as a readmission; a
-    discharged stay whose admission event is missing is known by its discharge. Any arrival order gives
-    the same answer."""
+    collide): of several admission events the latest by time governs (class changes, corrections), and
+    of several at the same time the one received last (A06/A08 keep the admission time: the messages'
+    own order decides, never the class's name); a discharged stay takes its class at its standing
+    discharge (the `discharges` given), both as an index stay and as a readmission; a discharged stay
+    whose admission event is missing is known by its discharge."""
     by_stay: dict[tuple[str, str], Admission] = {}
     for admission in sorted(admissions, key=_admission_order):
         by_stay[(admission.patient, admission.encounter)] = admission
@@ -82,11 +102,11 @@ def known_admissions(admissions: Iterable[Admission], discharges: Iterable[Disch
 
 
 def _admission_order(admission: Admission) -> tuple[object, ...]:
-    return (admission.time, admission.encounter_class, admission.planned)
+    return (admission.time, admission.received)
 
 
 def _discharge_order(discharge: Discharge) -> tuple[object, ...]:
-    return (discharge.time, discharge.encounter_class, discharge.disposition, discharge.facility)
+    return (discharge.received, discharge.time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +122,11 @@ class IndexOutcome:
 def index_outcomes(
     discharges: Mapping[K, Discharge], admissions: Iterable[Admission], calendar: TenantCalendar
 ) -> dict[K, IndexOutcome]:
-    """For each index discharge (by the caller's key), where it counts and whether it was readmitted."""
+    """For each standing index discharge (by the caller's key), where it counts and whether it was
+    readmitted; a discharge a later one of its stay replaced has no outcome."""
+    standing = standing_discharges(discharges)
     by_patient: dict[str, list[Admission]] = defaultdict(list)
-    for admission in known_admissions(admissions, discharges.values()):
+    for admission in known_admissions(admissions, standing.values()):
         by_patient[admission.patient].append(admission)
     return {
         key: IndexOutcome(
@@ -112,7 +134,7 @@ def index_outcomes(
             calendar.local_date(index.time),
             any(readmits(index, a, calendar) for a in by_patient[index.patient]),
         )
-        for key, index in discharges.items()
+        for key, index in standing.items()
         if index.is_index
     }
 

@@ -1,4 +1,6 @@
-"""Uptime per system: unplanned outage minutes, overlapping outages merged, clipped to each local day."""
+"""Uptime per system: unplanned outage minutes, overlapping outages merged, clipped to each local day
+(docs/kpis.md). Scheduled minutes are the calendar's, and only those that have passed: an open bucket
+counts up to now."""
 
 from __future__ import annotations
 
@@ -56,6 +58,24 @@ def outage_minutes_by_day(
                 break
             day += timedelta(days=1)
     return by_day
+
+
+def elapsed_minutes(start: datetime, end: datetime, now: datetime) -> Decimal:
+    """Scheduled minutes of [start, end) that have passed by `now` (the calendar is the denominator, so
+    minutes still to come are not scheduled yet). In UTC: a local day is 23, 24 or 25 hours."""
+    since, until = start.astimezone(UTC), min(end, now).astimezone(UTC)
+    return minutes(until - since) if until > since else Decimal(0)
+
+
+def down_so_far(outages: Iterable[Outage], since: datetime, now: datetime) -> tuple[Decimal, int]:
+    """Merged unplanned minutes inside [since, now), and how many outages they come from: the part of
+    the current local day that has happened (an outage reported to end later counts up to now)."""
+    down, count = Decimal(0), 0
+    for outage in merge(outages):  # merged in UTC
+        clipped = min(outage.ended_at, now.astimezone(UTC)) - max(outage.started_at, since.astimezone(UTC))
+        if clipped > timedelta(0):
+            down, count = down + minutes(clipped), count + 1
+    return down, count
 
 
 def uptime_cells(

@@ -12,6 +12,7 @@ from kpi_engine import bootstrap
 from kpi_engine.adapters.migrate import migrate
 from kpi_engine.config import Settings
 from kpi_engine.entrypoints.consumer import EventConsumer, LoggingRebalanceListener
+from kpi_engine.entrypoints.deps import Clock, system_clock
 from kpi_engine.entrypoints.gauges import KpiGauges
 from kpi_engine.entrypoints.routes import router
 from vr_shared.background import BackgroundTasks, database_check
@@ -38,7 +39,8 @@ def event_consumer(components: bootstrap.Components, settings: Settings) -> Even
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, clock: Clock = system_clock) -> FastAPI:
+    """`clock` is "now" for the query API (open buckets, maturation): the real time unless a test fixes it."""
     tasks = BackgroundTasks()
 
     @asynccontextmanager
@@ -54,7 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
         # batch is replayed from its last commit.
         tasks.start("consume-events", consumer.run())
         gauges = KpiGauges(
-            components.engine, consumer.timezones, interval_s=settings.kpi_gauge_interval_seconds
+            components.engine,
+            consumer.timezones,
+            interval_s=settings.kpi_gauge_interval_seconds,
+            clock=clock,
         )
         tasks.start("kpi-gauges", gauges.run())
         settle_heap()
@@ -74,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.state.clock = clock
     app.state.identity_verifier = gateway_verifier(
         settings.service_name,
         settings.identity_public_key,

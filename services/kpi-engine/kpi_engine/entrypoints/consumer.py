@@ -16,32 +16,26 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy import delete, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine import metrics
-from kpi_engine.adapters import tables
+from kpi_engine.adapters.notices import PostgresNoticeOutbox
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
 from vr_shared.db import database_unavailable, error_chain, sqlstate_of
-from vr_shared.kafka import BatchPublisher, OutgoingMessage
+from vr_shared.kafka import BatchPublisher
 from vr_shared.runtime import collector_paused
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTBOX_CHUNK = 5_000
-_QUEUED_NOTICES = text(
-    """SELECT seq, payload::text AS value,
-        concat_ws('|', payload->>'tenant', payload->>'kpi', payload->>'facility') AS key
-    FROM outbox ORDER BY seq LIMIT :limit"""
-)
 
 
 class LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -69,6 +63,7 @@ class EventConsumer:
         self._dead_letter_topic, self._updates_topic = dead_letter_topic, updates_topic
         self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
         self._notices = BatchPublisher(producer, updates_topic)
+        self._outbox = PostgresNoticeOutbox(engine)
         self.database_ok = True
         self.processed_batches = 0
         self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
@@ -199,25 +194,16 @@ class EventConsumer:
         await asyncio.gather(*deliveries)
 
     async def drain_outbox(self) -> None:
-        """Publish queued change notices (at least once, record batches per partition), then forget them."""
-        while True:
-            rows = await self._with_database(self._queued_notices)
-            if not rows:
-                return
-            await self._notices.publish(
-                [OutgoingMessage(row.key.encode(), row.value.encode(), []) for row in rows]
-            )
-            await self._with_database(functools.partial(self._forget_notices, rows[-1].seq))
-            metrics.CELL_UPDATES.inc(len(rows))
-
-    async def _queued_notices(self) -> list[Any]:
-        """Notices as their JSON text and key (tenant|kpi|facility): published without parsing."""
-        async with self._engine.connect() as conn:
-            return list((await conn.execute(_QUEUED_NOTICES, {"limit": _OUTBOX_CHUNK})).all())
-
-    async def _forget_notices(self, last_seq: int) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(delete(tables.outbox).where(tables.outbox.c.seq <= last_seq))
+        """Publish queued change notices in commit order (at least once, record batches per partition),
+        then forget exactly those; notices a transaction still running may precede wait for the next
+        drain (docs/decisions/0007-commit-order.md)."""
+        while published := await self._with_database(
+            functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
+        ):
+            metrics.CELL_UPDATES.inc(published)
+        # Notices still queued now wait on a transaction that is still running (or on another instance's
+        # drain): their age is how late settlement hears of a change.
+        metrics.OLDEST_NOTICE_AGE.set(await self._with_database(self._outbox.first_waiting_age))
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

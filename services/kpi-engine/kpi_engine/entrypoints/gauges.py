@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -21,7 +21,9 @@ from kpi_engine.adapters import tables
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.catalogue import CATALOGUE
 from kpi_engine.domain.cells import Cell, CellKey
-from kpi_engine.domain.query import rolling
+from kpi_engine.domain.query import UptimeFacts, rolling, systems_of
+from kpi_engine.domain.uptime import Outage
+from kpi_engine.entrypoints.deps import Clock, system_clock
 from kpi_engine.metrics import FEED_COMPLETE_THROUGH, KPI_VALUE
 
 WINDOW_DAYS = 30
@@ -29,8 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class KpiGauges:
-    def __init__(self, engine: AsyncEngine, timezones: dict[str, str], *, interval_s: float = 30) -> None:
-        self._engine, self._timezones, self._interval_s = engine, timezones, interval_s
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        timezones: dict[str, str],
+        *,
+        interval_s: float = 30,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._engine, self._timezones, self._interval_s, self._clock = engine, timezones, interval_s, clock
 
     async def run(self) -> None:
         while True:
@@ -41,10 +50,13 @@ class KpiGauges:
             await asyncio.sleep(self._interval_s)
 
     async def refresh(self) -> None:
-        now = datetime.now(UTC)
+        now = self._clock()
         # A day's margin either side of any time zone; each tenant's own window is applied below.
         since = now.date() - timedelta(days=WINDOW_DAYS + 1)
         by_tenant: dict[str, dict[CellKey, Cell]] = defaultdict(dict)
+        # Outages that may touch any tenant's current local day: its uptime so far counts them.
+        todays: dict[str, dict[tuple[str, str], list[Outage]]] = defaultdict(lambda: defaultdict(list))
+        o = tables.outages.c
         d = tables.feed_declarations.c
         async with self._engine.connect() as conn:
             watermarks = await conn.execute(
@@ -58,9 +70,15 @@ class KpiGauges:
                 by_tenant[r.tenant][CellKey(r.kpi, r.facility, r.day, r.dimension)] = Cell(
                     r.numerator, r.denominator, r.sample_size
                 )
+            recent = select(o.tenant, o.facility, o.system, o.started_at, o.ended_at).where(
+                o.started_at < now, o.ended_at > now - timedelta(days=2)
+            )
+            for r in await conn.execute(recent):
+                todays[r.tenant][(r.facility, r.system)].append(Outage(r.started_at, r.ended_at))
         for tenant, cells in by_tenant.items():
             calendar = TenantCalendar.of(self._timezones.get(tenant, "UTC"))
             today = calendar.local_date(now)
+            uptime = UptimeFacts(systems_of(cells), todays[tenant])
             for kpi_name, facility, dimension in {(k.kpi, k.facility, k.dimension) for k in cells}:
                 kpi = CATALOGUE[kpi_name]
                 point = rolling(
@@ -72,6 +90,7 @@ class KpiGauges:
                     dimension if kpi.dimension else None,
                     calendar,
                     now,
+                    uptime,
                 )
                 if point.value is not None:
                     KPI_VALUE.labels(tenant, kpi_name, facility, dimension).set(float(point.value))

@@ -9,7 +9,15 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.catalogue import KpiDefinition
 from vr_shared.web import Problem
 
-MAX_RANGE_DAYS = 3_700  # ten years and a bit: a contract's life
+MAX_RANGE_DAYS = 3_700  # ten years and a bit: a contract's life; one values query or one reading
+MAX_READINGS = 500  # readings in one request (the shared contract's own bound)
+# The readings of one request together: as if each of the most readings spanned a year (settlement's
+# longest period), so any statement's readings fit, and one request's work stays bounded.
+MAX_READINGS_DAYS = MAX_READINGS * 366
+# Days a query may name: the tenant calendar's arithmetic (a day's start in any zone, a maturation after
+# an end, a rolling window before a day) stays well inside the dates Python and PostgreSQL can hold.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 1, 1)
+_DAYS_ALLOWED = f"between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
 _WINDOW = re.compile(r"^([1-9][0-9]{0,3})d$")
 
 
@@ -34,13 +42,22 @@ def day_boundary(parameter: str, raw: str, calendar: TenantCalendar, *, end: boo
     Cells are whole local days: a `to` timestamp inside a day includes that day.
     """
     try:
-        if len(raw) == 10:
-            return date.fromisoformat(raw)
-        instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        day = _local_day(raw, calendar, end=end)
     except ValueError:
         raise invalid(
             parameter, f"{parameter} must be a date (2026-01-31) or an RFC 3339 timestamp"
         ) from None
+    except OverflowError:  # an instant the tenant's zone moves outside the calendar
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise invalid(parameter, f"{parameter} must be {_DAYS_ALLOWED}")
+    return day
+
+
+def _local_day(raw: str, calendar: TenantCalendar, *, end: bool) -> date:
+    if len(raw) == 10:
+        return date.fromisoformat(raw)
+    instant = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=calendar.zone)
     local = instant.astimezone(calendar.zone)
@@ -56,6 +73,30 @@ def date_range(raw_from: str, raw_to: str, calendar: TenantCalendar) -> tuple[da
     if (end - first).days > MAX_RANGE_DAYS:
         raise invalid("to", f"a query spans at most {MAX_RANGE_DAYS} days")
     return first, end
+
+
+def reading_days(spans: list[tuple[date, date]]) -> None:
+    """The bounds of a readings request: each reading ends after it starts and spans at most
+    MAX_RANGE_DAYS (the values query's bound), and all together at most MAX_READINGS_DAYS."""
+    total = 0
+    for index, (start, end) in enumerate(spans):
+        for name, day in (("from", start), ("to", end)):
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise invalid_reading(index, name, f"{name} must be {_DAYS_ALLOWED}")
+        if end <= start:
+            raise invalid_reading(index, "to", "to must be after from (from is inclusive, to exclusive)")
+        if (end - start).days > MAX_RANGE_DAYS:
+            raise invalid_reading(index, "to", f"a reading spans at most {MAX_RANGE_DAYS} days")
+        total += (end - start).days
+    if total > MAX_READINGS_DAYS:
+        message = (
+            f"the readings of one request span at most {MAX_READINGS_DAYS} days together ({total} asked)"
+        )
+        raise invalid_at("$.readings", message, title="Invalid reading")
+
+
+def invalid_reading(index: int, field: str, message: str) -> Problem:
+    return invalid_at(f"$.readings[{index}].{field}", message, title="Invalid reading")
 
 
 def window_days(raw: str) -> int:

@@ -9,7 +9,8 @@ complete through its end. A tenant sees only its own facilities; another facilit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -28,9 +29,23 @@ from kpi_engine.domain.access import (
 from kpi_engine.domain.calendar import Granularity, TenantCalendar, buckets
 from kpi_engine.domain.catalogue import CATALOGUE, KpiDefinition, feeds_of
 from kpi_engine.domain.completeness import MissingFeed, missing_feeds
-from kpi_engine.domain.query import PeriodValue, period_value_from_sums, rolling_window
-from kpi_engine.entrypoints.deps import Reader
-from kpi_engine.entrypoints.params import date_range, day_boundary, dimension_value, invalid_at, window_days
+from kpi_engine.domain.query import (
+    PeriodValue,
+    UptimeFacts,
+    period_value_from_sums,
+    rolling_window,
+    summed_days,
+)
+from kpi_engine.domain.uptime import KPI as UPTIME
+from kpi_engine.entrypoints.deps import Now, Reader
+from kpi_engine.entrypoints.params import (
+    date_range,
+    day_boundary,
+    dimension_value,
+    invalid_reading,
+    reading_days,
+    window_days,
+)
 from kpi_engine.entrypoints.schemas import FeedPage
 from vr_shared.auth import caller_with_role
 from vr_shared.identity import Identity
@@ -101,6 +116,7 @@ async def values(
     kpi: str,
     caller: KpiReader,
     reader: Reader,
+    now: Now,
     from_: Annotated[str, Query(alias="from")],
     to: str,
     facility: Annotated[list[str] | None, Query()] = None,
@@ -113,7 +129,7 @@ async def values(
     requests = [
         SumRequest(definition, start, stop, value_of) for start, stop in buckets(first, end, granularity)
     ]
-    points = await _values(reader, caller.tenant, facilities, requests, calendar)
+    points = await _values(reader, caller.tenant, facilities, requests, calendar, now)
     return _answer(definition, granularity.value, facilities, value_of, points, calendar)
 
 
@@ -128,6 +144,7 @@ async def rolling_value(
     kpi: str,
     caller: KpiReader,
     reader: Reader,
+    now: Now,
     window: str = "30d",
     at: str | None = None,
     facility: Annotated[list[str] | None, Query()] = None,
@@ -135,7 +152,6 @@ async def rolling_value(
 ) -> dict[str, Any]:
     definition, facilities, calendar = _scope(kpi, facility, caller)
     days = window_days(window)
-    now = datetime.now(UTC)
     at_day = day_boundary("at", at, calendar, end=False) if at else calendar.local_date(now)
     value_of = _readable_dimension(definition, dimension, caller)
     request = SumRequest(definition, *rolling_window(days, at_day), value_of)
@@ -152,20 +168,43 @@ async def _values(
     facilities: list[str],
     requests: list[SumRequest],
     calendar: TenantCalendar,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Point]:
-    """Each request's value from per-facility sums the database computes (O(facilities) rows each), with
-    the facility × feed pairs not declared complete through its end."""
-    sums = await reader.facility_sums(tenant, facilities, requests)
+    """Each request's value as of `now` from per-facility sums the database computes (O(facilities) rows
+    each), with the facility × feed pairs not declared complete through its end."""
+    sums = await reader.facility_sums(tenant, facilities, [_summed(r, calendar, now) for r in requests])
     watermarks = await reader.watermarks(tenant, facilities)
-    at = now or datetime.now(UTC)
+    uptime = await _uptime_facts(reader, tenant, facilities, requests, calendar, now)
     return [
         (
-            period_value_from_sums(r.kpi, found, facilities, r.start, r.end, r.dimension, calendar, at),
+            period_value_from_sums(
+                r.kpi, found, facilities, r.start, r.end, r.dimension, calendar, now, uptime
+            ),
             missing_feeds(r.kpi, facilities, calendar.day_start(r.end), watermarks),
         )
         for r, found in zip(requests, sums, strict=True)
     ]
+
+
+def _summed(request: SumRequest, calendar: TenantCalendar, now: datetime) -> SumRequest:
+    """The request as the database sums it: an open uptime bucket's whole past days only."""
+    start, end = summed_days(request.kpi, request.start, request.end, calendar, now)
+    return replace(request, start=start, end=end)
+
+
+async def _uptime_facts(
+    reader: PostgresKpiReader,
+    tenant: str,
+    facilities: list[str],
+    requests: list[SumRequest],
+    calendar: TenantCalendar,
+    now: datetime,
+) -> UptimeFacts:
+    """What uptime needs beside the sums (the systems known, now's local day so far); nothing to read
+    when no request is uptime."""
+    if not any(r.kpi.name == UPTIME for r in requests):
+        return UptimeFacts()
+    return await reader.uptime_facts(tenant, facilities, calendar.day_start(calendar.local_date(now)), now)
 
 
 @router.post(
@@ -175,24 +214,23 @@ async def _values(
     tags=["KPIs"],
     summary="Many KPI values at once (each over its own date range)",
 )
-async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader) -> dict[str, Any]:
+async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader, now: Now) -> dict[str, Any]:
     """For callers that need many values together (settlement reads every KPI of a contract period
     in one request): one answer per reading, in order, each shaped like a `values` point."""
     facilities, calendar = _facilities(body.facility, caller), TenantCalendar.of(caller.timezone)
+    reading_days([(item.start, item.end) for item in body.readings])
     requests = []
     for index, item in enumerate(body.readings):
         definition = CATALOGUE.get(item.kpi)
         if definition is None:
-            raise _invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
+            raise invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
         _ensure_may_know_kpi(definition.name, caller)
-        if item.end <= item.start:
-            raise _invalid_reading(index, "to", "to must be after from (from is inclusive, to exclusive)")
         if item.dimension is not None and definition.dimension is None:
-            raise _invalid_reading(index, "dimension", f"{definition.name} has no dimension")
+            raise invalid_reading(index, "dimension", f"{definition.name} has no dimension")
         if not may_read_kpi(caller, definition.name, item.dimension):
             raise _not_granted(definition.name, item.dimension)
         requests.append(SumRequest(definition, item.start, item.end, item.dimension))
-    points = await _values(reader, caller.tenant, facilities, requests, calendar)
+    points = await _values(reader, caller.tenant, facilities, requests, calendar, now)
     return {
         "facilities": facilities,
         "readings": [
@@ -205,10 +243,6 @@ async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader
             for r, p in zip(requests, points, strict=True)
         ],
     }
-
-
-def _invalid_reading(index: int, field: str, message: str) -> Problem:
-    return invalid_at(f"$.readings[{index}].{field}", message, title="Invalid reading")
 
 
 def _scope(
@@ -308,6 +342,7 @@ RECENT_DAYS = 7
 async def feeds(
     caller: FeedReader,
     reader: Reader,
+    now: Now,
     facility: Annotated[list[str] | None, Query()] = None,
     limit: Limit = 200,
     after: After = None,
@@ -316,7 +351,7 @@ async def feeds(
     time seen and the events of the last days (by the tenant's local day of their time). By facility,
     then feed, a page at a time."""
     facilities, calendar = _facilities(facility, caller), TenantCalendar.of(caller.timezone)
-    today = calendar.local_date(datetime.now(UTC))
+    today = calendar.local_date(now)
     since = today - timedelta(days=RECENT_DAYS - 1)
     watermarks = await reader.watermarks(caller.tenant, facilities)
     activity = await reader.feed_activity(caller.tenant, facilities, since)

@@ -16,13 +16,14 @@ from pydantic import ValidationError
 
 from settlement import metrics
 from settlement.domain.contract import Contract
+from settlement.domain.ports import ReadingsUnavailable
 from settlement.domain.sources import KpiReading, KpiRequest
 from vr_shared.identity import HEADER, Identity, IdentitySigner, audience
 from vr_shared.readings import ReadingRequest, ReadingsAnswer, ReadingsRequest
 from vr_shared.roles import Role
 
 
-class KpiEngineUnavailable(Exception):
+class KpiEngineUnavailable(ReadingsUnavailable):
     """The KPI engine did not answer, or answered with an error: a statement is not computed on partial
     data, and an error is never read as "no data" (docs/settlement.md)."""
 

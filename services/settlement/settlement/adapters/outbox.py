@@ -1,9 +1,15 @@
 """The outbox: a settlement event is written in the transaction of its fact, with one pending delivery
 for every endpoint of either party subscribed to its type (docs/webhooks.md). A fact that commits has
 its event and deliveries; one that rolls back has neither. The delivery worker sends them afterwards.
+
+Each event row carries the id of the transaction that wrote it (a column default), which is what the
+pull feed orders and pages by (docs/decisions/0007-commit-order.md).
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from sqlalchemy import and_, any_, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -13,7 +19,7 @@ from settlement.domain.notifications import SettlementEvent
 
 
 async def record(conn: AsyncConnection, event: SettlementEvent) -> int:
-    """Store the event and its deliveries (inside the caller's transaction); its feed position."""
+    """Store the event and its deliveries (inside the caller's transaction); its number (`seq`)."""
     seq: int = (
         await conn.execute(
             insert(tables.settlement_events)
@@ -44,3 +50,29 @@ async def record(conn: AsyncConnection, event: SettlementEvent) -> int:
         )
     )
     return seq
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class FeedPosition:
+    """A place in the pull feed: just after the event numbered `seq` of transaction `xid`. The feed runs
+    in (transaction, number) order; events stored before transactions were recorded carry transaction
+    0, so they come first, in their old order."""
+
+    xid: int = 0
+    seq: int = 0
+
+    def text(self) -> str:
+        return f"{self.xid}.{self.seq}"
+
+    @classmethod
+    def parse(cls, text: str) -> FeedPosition | None:
+        """The position a cursor names; a bare number is a cursor handed out before positions carried the
+        transaction (it named an event of transaction 0). None: not a position this service makes."""
+        found = _POSITION.fullmatch(text)
+        if found is None:
+            return None
+        xid, seq = int(found["xid"] or 0), int(found["seq"])
+        return cls(xid, seq) if xid < 2**64 else None
+
+
+_POSITION = re.compile(r"(?:(?P<xid>[0-9]{1,20})\.)?(?P<seq>[0-9]{1,18})", re.ASCII)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from settlement.adapters import outbox, tables
 from settlement.domain import notifications
-from settlement.domain.contract import Contract, parse_contract
+from settlement.domain.contract import Contract, load_contract
 from settlement.domain.money import decimal_text
 from settlement.domain.notifications import SettlementEvent
 from settlement.domain.stored import Adjustment, FinalStatement, StoredContract
@@ -117,6 +117,13 @@ class PostgresSettlementStore:
         async with self._engine.connect() as conn:
             return [_stored(row) for row in await conn.execute(query)]
 
+    async def contract_ids(self) -> list[str]:
+        """Every contract's id (the period watch loads each on its own: one unreadable document must not
+        keep the others from being checked)."""
+        async with self._engine.connect() as conn:
+            ids = await conn.execute(select(tables.contracts.c.id).order_by(tables.contracts.c.id))
+            return list(ids.scalars())
+
     # --- period inputs ---------------------------------------------------------------------------
 
     async def put_inputs(
@@ -191,12 +198,31 @@ class PostgresSettlementStore:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(f.statement, f.basis, f.idempotency_key).where(
+                    select(f.statement, f.basis, f.idempotency_key, f.rechecked_at).where(
                         f.contract_id == contract_id, f.period == period
                     )
                 )
             ).first()
-        return None if row is None else FinalStatement(row.statement, row.basis, row.idempotency_key)
+        if row is None:
+            return None
+        return FinalStatement(row.statement, row.basis, row.idempotency_key, row.rechecked_at is not None)
+
+    async def mark_rechecked(self, contract_id: str, period: str) -> None:
+        f = tables.final_statements.c
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(tables.final_statements)
+                .where(f.contract_id == contract_id, f.period == period, f.rechecked_at.is_(None))
+                .values(rechecked_at=func.now())
+            )
+
+    async def finals_to_recheck(self) -> list[tuple[str, str]]:
+        """Final statements not yet reconciled once more since they were stored (their finalize
+        stopped before it), oldest first."""
+        f = tables.final_statements.c
+        query = select(f.contract_id, f.period).where(f.rechecked_at.is_(None)).order_by(f.finalized_at)
+        async with self._engine.connect() as conn:
+            return [(r.contract_id, r.period) for r in await conn.execute(query)]
 
     async def finals_touched_by(
         self, tenant: str, facility: str, kpi: str, day: date
@@ -346,7 +372,7 @@ def _versions() -> Any:
 
 
 def _stored(row: Any) -> StoredContract:
-    return StoredContract(parse_contract(row.document), row.version, row.created_at, row.updated_at)
+    return StoredContract(load_contract(row.document), row.version, row.created_at, row.updated_at)
 
 
 async def _document(conn: AsyncConnection, contract_id: str, version: int) -> dict[str, Any] | None:

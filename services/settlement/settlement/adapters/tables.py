@@ -6,6 +6,8 @@ frozen with everything needed to recompute it; adjustments and the audit log are
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
 
@@ -80,8 +83,11 @@ final_statements = Table(
     Column("idempotency_key", Text),
     Column("finalized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finalized_by", Text, nullable=False),
+    # Null until it was reconciled once more after it was stored (docs/settlement.md, "Finalize").
+    Column("rechecked_at", DateTime(timezone=True)),
     PrimaryKeyConstraint("contract_id", "period"),
     Index("final_statements_by_scope", "health_system", "period_start"),
+    Index("final_statements_to_recheck", "finalized_at", postgresql_where=text("rechecked_at IS NULL")),
 )
 
 adjustments = Table(
@@ -116,6 +122,16 @@ audit_log = Table(
 
 # --- billing-system notifications (docs/webhooks.md) -------------------------------------------------
 
+
+class TransactionId(UserDefinedType[int]):
+    """PostgreSQL's `xid8`: which transaction wrote a row."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
+
+
 # The outbox and the pull feed: every settlement event, written in the transaction of its fact.
 settlement_events = Table(
     "settlement_events",
@@ -129,9 +145,11 @@ settlement_events = Table(
     Column("vendor", Text, nullable=False),
     Column("data", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("settlement_events_by_health_system", "health_system", "seq"),
-    Index("settlement_events_by_vendor", "vendor", "seq"),
-)
+    Column("xid", TransactionId(), nullable=False, server_default=text("pg_current_xact_id()")),
+    Index("settlement_events_in_commit_order", "xid", "seq"),
+    Index("settlement_events_by_health_system", "health_system", "xid", "seq"),
+    Index("settlement_events_by_vendor", "vendor", "xid", "seq"),
+)  # read in commit order: docs/decisions/0007-commit-order.md
 
 # The last announced state of each period (ready / blocked / nothing): an event when it changes.
 period_states = Table(

@@ -1,6 +1,9 @@
-"""Sends one delivery: resolves the endpoint's host, refuses private addresses the deployment does not
-allow (checked again at every attempt, so a name that later points inside the network is caught), signs
-by Standard Webhooks and posts with a timeout, following no redirect (docs/webhooks.md).
+"""Sends one delivery (docs/webhooks.md): resolves the endpoint's host once, refuses it unless every
+address it resolves to may be reached, and connects only to those checked addresses — the name stays
+in the Host header and, over TLS, in the SNI and the certificate check, so a name that answers
+differently the next time it is looked up (DNS rebinding) never reaches an address the check did not
+see. Signs by Standard Webhooks and posts within one deadline for the whole attempt, following no
+redirect.
 """
 
 from __future__ import annotations
@@ -9,19 +12,20 @@ import asyncio
 import ipaddress
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from settlement.adapters.webhooks import DueDelivery
-from settlement.domain.webhooks import Address, Network, refused_address, signature_header
+from settlement.domain.webhooks import Address, Network, refused_address, signature_header, url_errors
 
 USER_AGENT = "ValueRealization-Webhooks/1"
+
+Resolver = Callable[[str, int], Awaitable[list[Address]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,55 +44,126 @@ class Attempt:
         }
 
 
-class AddressCheck:
-    """Which addresses a URL's host resolves to, and whether the deployment lets us reach them."""
-
-    def __init__(self, allowed: Sequence[Network]) -> None:
-        self._allowed = tuple(allowed)
-
-    async def refusal(self, url: str) -> str | None:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
-        return refused_address(parts.scheme, await _resolve(host, port), self._allowed)
+class AddressRefused(Exception):
+    """The endpoint may not be reached: the message says why."""
 
 
-async def _resolve(host: str, port: int) -> list[Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
+async def system_resolver(host: str, port: int) -> list[Address]:
+    """Every address the system's resolver gives for a name, in its order (the order to try them)."""
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return []
-    return sorted({ipaddress.ip_address(info[4][0]) for info in found}, key=str)
+    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """An endpoint's URL and the addresses its host resolved to — each one checked, the only ones an
+    attempt connects to."""
+
+    url: httpx.URL
+    addresses: tuple[Address, ...]
+
+    def request_to(self, address: Address) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+        """The URL with the checked address in place of the name, the Host header naming the host as
+        written and, over TLS, the name for SNI and the certificate check (httpx's documented
+        `sni_hostname` extension): the receiver sees a request to its name, sent where we checked."""
+        host = self.url.raw_host.decode("ascii")
+        extensions = {"sni_hostname": host} if self.url.scheme == "https" and not _is_ip(host) else {}
+        headers = {"host": self.url.netloc.decode("ascii")}
+        return self.url.copy_with(host=str(address)), headers, extensions
+
+
+class AddressCheck:
+    """Which addresses a URL's host resolves to, and whether the deployment lets us reach them."""
+
+    def __init__(self, allowed: Sequence[Network], resolver: Resolver = system_resolver) -> None:
+        self._allowed, self._resolver = tuple(allowed), resolver
+
+    async def destination(self, url: str) -> Destination:
+        """Resolves the host once and checks every address; raises AddressRefused."""
+        if malformed := url_errors(url):
+            raise AddressRefused(f"not a URL the sender can use: {malformed[0].message}")
+        try:
+            parsed = httpx.URL(url)  # the parser of the client that connects: one reading of the URL
+        except httpx.InvalidURL as exc:
+            raise AddressRefused(f"not a URL the sender can use: {exc}") from exc
+        host = parsed.raw_host.decode("ascii")
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        addresses = [ipaddress.ip_address(host)] if _is_ip(host) else await self._resolver(host, port)
+        if (refusal := refused_address(parsed.scheme, addresses, self._allowed)) is not None:
+            raise AddressRefused(refusal)
+        return Destination(parsed, tuple(addresses))
+
+    async def refusal(self, url: str) -> str | None:
+        try:
+            await self.destination(url)
+        except AddressRefused as refused:
+            return str(refused)
+        return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class WebhookSender:
-    def __init__(self, http: httpx.AsyncClient, addresses: AddressCheck) -> None:
-        self._http, self._addresses = http, addresses
+    """One attempt per call, over within `deadline_s` whatever the receiver does: the client's own
+    timeouts bound each read, not their sum, so a receiver trickling its answer a byte at a time would
+    otherwise hold the attempt (and the worker's slot) as long as it liked."""
+
+    def __init__(self, http: httpx.AsyncClient, addresses: AddressCheck, *, deadline_s: float) -> None:
+        self._http, self._addresses, self._deadline_s = http, addresses, deadline_s
 
     async def send(self, due: DueDelivery) -> Attempt:
         started = time.perf_counter()
-        if (refusal := await self._addresses.refusal(due.url)) is not None:
-            return Attempt(False, None, f"refused: {refusal}", time.perf_counter() - started)
+
+        def failed(error: str) -> Attempt:
+            return Attempt(False, None, error[:300], time.perf_counter() - started)
+
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                destination = await self._addresses.destination(due.url)
+                status = await self._post(destination, due)
+        except AddressRefused as refused:
+            return failed(f"refused: {refused}")
+        except (TimeoutError, httpx.TimeoutException):
+            return failed(f"timed out (the attempt's deadline is {self._deadline_s:g} s)")
+        except httpx.HTTPError as exc:
+            return failed(f"{type(exc).__name__}: {exc}")
+        ok = 200 <= status < 300
+        return Attempt(ok, status, None if ok else f"answered {status}", time.perf_counter() - started)
+
+    async def _post(self, destination: Destination, due: DueDelivery) -> int:
+        """Tries the checked addresses in the resolver's order until one accepts the connection."""
         body = orjson.dumps(due.body).decode()
         now = datetime.now(UTC)
-        headers = {
+        signed = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
             "webhook-id": due.event_id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature_header(due.signing_secrets, due.event_id, now, body),
         }
-        try:
-            # The answer's body is not read: a receiver acknowledges with its status alone.
-            async with self._http.stream("POST", due.url, content=body, headers=headers) as answer:
-                status = answer.status_code
-        except httpx.TimeoutException:
-            return Attempt(False, None, "timed out", time.perf_counter() - started)
-        except httpx.HTTPError as exc:
-            return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:300], time.perf_counter() - started)
-        ok = 200 <= status < 300
-        error = None if ok else f"answered {status}"
-        return Attempt(ok, status, error, time.perf_counter() - started)
+        *others, last = destination.addresses
+        for address in others:
+            try:
+                return await self._post_to(destination, address, body, signed)
+            except (httpx.ConnectError, httpx.ConnectTimeout):  # nothing was sent: try the next one
+                continue
+        return await self._post_to(destination, last, body, signed)
+
+    async def _post_to(
+        self, destination: Destination, address: Address, body: str, signed: dict[str, str]
+    ) -> int:
+        url, host, extensions = destination.request_to(address)
+        # The answer's body is not read: a receiver acknowledges with its status alone.
+        async with self._http.stream(
+            "POST", url, content=body, headers={**signed, **host}, extensions=extensions
+        ) as answer:
+            return answer.status_code

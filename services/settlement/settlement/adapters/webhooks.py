@@ -8,15 +8,19 @@ delivery after the lease — at least once, never lost. Every time is the databa
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, text, update
+from sqlalchemy import bindparam, delete, func, literal, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from settlement.adapters import tables
+from settlement.adapters.outbox import FeedPosition
+from settlement.adapters.tables import TransactionId
 from settlement.domain.notifications import payload
 from settlement.domain.webhooks import Delivery, Endpoint, new_endpoint_id, new_secret
 
@@ -27,6 +31,7 @@ class DueDelivery:
 
     id: int
     endpoint_id: str
+    tenant: str
     url: str
     signing_secrets: tuple[str, ...]  # the current secret, and the previous one during an overlap
     event_id: str
@@ -40,19 +45,28 @@ class Backlog:
     oldest_seconds: float
 
 
+# Due deliveries, oldest first, at most `share` of one tenant's in this worker's sends at once (those it
+# is sending already count): one tenant's slow receivers never take every slot. `due` ranks without
+# locking (a window function cannot take row locks); `claimed` locks and checks again what it locks.
 _CLAIM = text(
     """
     WITH due AS (
-        SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+        SELECT d.id, e.tenant, d.next_attempt_at,
+            row_number() OVER (PARTITION BY e.tenant ORDER BY d.next_attempt_at, d.id) AS place
+        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.disabled_at IS NULL
-        ORDER BY d.next_attempt_at
+    ), claimed AS (
+        SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
+        WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+            AND due.place <= :share - coalesce((CAST(:sending AS jsonb) ->> due.tenant)::int, 0)
+        ORDER BY due.next_attempt_at
         LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
     )
     UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => :lease)
-    FROM due, webhook_endpoints e, settlement_events ev
-    WHERE d.id = due.id AND e.id = d.endpoint_id AND ev.seq = d.event_seq
-    RETURNING d.id, d.endpoint_id, d.failed_attempts, e.url, e.secret,
+    FROM claimed, webhook_endpoints e, settlement_events ev
+    WHERE d.id = claimed.id AND e.id = d.endpoint_id AND ev.seq = d.event_seq
+    RETURNING d.id, d.endpoint_id, e.tenant, d.failed_attempts, e.url, e.secret,
         CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
         ev.id AS event_id, ev.type, ev.created_at, ev.data
     """
@@ -185,13 +199,24 @@ class PostgresWebhookStore:
             row = (await conn.execute(_deliveries().where(d.id == delivery_id))).one()
         return _delivery(row)
 
-    async def claim_due(self, limit: int, lease_seconds: float) -> list[DueDelivery]:
+    async def claim_due(
+        self,
+        limit: int,
+        lease_seconds: float,
+        *,
+        share: int | None = None,
+        sending: Mapping[str, int] | None = None,
+    ) -> list[DueDelivery]:
+        """Up to `limit` due deliveries, leased; of one tenant at most `share` less what the caller is
+        `sending` of that tenant's already (no bound for None)."""
+        bounds = {"share": limit if share is None else share, "sending": json.dumps(dict(sending or {}))}
         async with self._engine.begin() as conn:
-            rows = (await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds})).all()
+            rows = (await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds, **bounds})).all()
         return [
             DueDelivery(
                 id=row.id,
                 endpoint_id=row.endpoint_id,
+                tenant=row.tenant,
                 url=row.url,
                 signing_secrets=tuple(s for s in (row.secret, row.previous_secret) if s),
                 event_id=row.event_id,
@@ -271,16 +296,36 @@ class PostgresWebhookStore:
 
     # --- the pull feed ---------------------------------------------------------------------------
 
-    async def events(self, tenant: str | None, *, after: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        """Events of contracts the tenant is party to (every one for None: a platform admin), in the
-        order they were written, after a feed position; (position, item)."""
+    async def events(
+        self, tenant: str | None, *, after: FeedPosition, limit: int
+    ) -> list[tuple[FeedPosition, dict[str, Any]]]:
+        """Events of contracts the tenant is party to (every one for None: a platform admin), in commit
+        order, after a feed position; (position, item). Only events that no transaction still running
+        can precede are handed out (docs/decisions/0007-commit-order.md): a later page never holds an
+        event that belongs before this one's."""
         ev = tables.settlement_events.c
-        query = select(tables.settlement_events).where(ev.seq > after).order_by(ev.seq).limit(limit)
+        after_position = tuple_(ev.xid, ev.seq) > tuple_(
+            literal(after.xid, TransactionId()), literal(after.seq)
+        )
+        query = (
+            select(tables.settlement_events)
+            .where(after_position, ev.xid < _COMMIT_HORIZON)
+            .order_by(ev.xid, ev.seq)
+            .limit(limit)
+        )
         if tenant is not None:
             query = query.where(or_(ev.health_system == tenant, ev.vendor == tenant))
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [(row.seq, {"id": row.id, **payload(row.type, row.created_at, row.data)}) for row in rows]
+        return [
+            (FeedPosition(row.xid, row.seq), {"id": row.id, **payload(row.type, row.created_at, row.data)})
+            for row in rows
+        ]
+
+
+# Transactions older than the oldest one still running have all ended: nothing can commit before their
+# events any more (pg_current_snapshot is the statement's own snapshot).
+_COMMIT_HORIZON = select(func.pg_snapshot_xmin(func.pg_current_snapshot())).scalar_subquery()
 
 
 def _seconds(seconds: float) -> Any:

@@ -41,6 +41,8 @@ _DECIMAL = re.compile(r"^-?\d{1,18}(\.\d{1,12})?$")
 # compute: far above any contract negotiated (a handful of terms, a few tiers each).
 MAX_LIST = 50  # terms, tiers, bands, caps
 MAX_FACILITIES = 500
+# The dates a contract may name: a year mistyped (0026, 20260) is refused, not stored to be computed.
+EARLIEST_DATE, LATEST_DATE = date(2000, 1, 1), date(2099, 12, 31)
 
 
 def _decimal(value: Any) -> Any:
@@ -333,6 +335,12 @@ def parse_contract(document: Any, *, path_id: str | None = None) -> Contract:
     return contract
 
 
+def load_contract(document: Any) -> Contract:
+    """A stored contract: its rules were checked when it was written, so only its shape is read here —
+    a rule added since must not make a stored contract unreadable (it is refused at its next write)."""
+    return Contract.model_validate(document, strict=False)
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err in exc.errors(include_url=False, include_input=False):
@@ -366,6 +374,9 @@ def _rule_errors(contract: Contract) -> list[FieldError]:
         error("$.vendor", "the vendor must be another tenant than the health system")
     if len(set(contract.facilities)) != len(contract.facilities):
         error("$.facilities", "facilities must not repeat")
+    for name in ("start", "end"):
+        if not EARLIEST_DATE <= getattr(contract, name) <= LATEST_DATE:
+            error(f"$.{name}", f"must be a date from {EARLIEST_DATE} to {LATEST_DATE}", "date_range")
     if contract.end < contract.start:
         error("$.end", "must not be before start")
     seen: set[str] = set()

@@ -128,10 +128,12 @@ def period_state(contract: Contract, statement: dict[str, Any], state: str) -> S
 
 def statement_state(statement: dict[str, Any], *, ended: bool) -> str | None:
     """`ready` when a period that has ended can be finalized, `blocked` when it is past its run-out and
-    cannot; otherwise nothing to announce (still open, final, or maturing without its data)."""
+    cannot; otherwise nothing to announce (still open, final, maturing without its data, or resting on
+    a reading still within its KPI's maturation)."""
     if statement["status"] == "blocked":
         return "blocked"
-    if ended and statement["status"] in ("maturing", "draft") and statement["data_complete"]:
+    mature = not statement.get("maturing")
+    if ended and statement["status"] in ("maturing", "draft") and statement["data_complete"] and mature:
         return "ready"
     return None
 

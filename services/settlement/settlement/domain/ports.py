@@ -12,8 +12,16 @@ from settlement.domain.stored import Adjustment, FinalStatement
 from vr_shared.identity import Identity
 
 
+class ReadingsUnavailable(Exception):
+    """The KPI readings could not be read (the reader's adapter says why): an error, never "no data"."""
+
+
 class SettlementStore(Protocol):
     async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]: ...
+
+    async def put_inputs(
+        self, contract_id: str, period: str, inputs: dict[str, Decimal], actor: Identity
+    ) -> dict[str, str]: ...
 
     async def final(self, contract_id: str, period: str) -> FinalStatement | None: ...
 
@@ -28,6 +36,8 @@ class SettlementStore(Protocol):
         actor: Identity,
         event: SettlementEvent,
     ) -> FinalStatement: ...
+
+    async def mark_rechecked(self, contract_id: str, period: str) -> None: ...
 
     async def adjustments(self, contract_id: str, period: str) -> list[Adjustment]: ...
 

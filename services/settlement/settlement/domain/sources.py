@@ -8,7 +8,7 @@ keeps its numerator, denominator and sample size, so the statement can show what
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -26,7 +26,7 @@ from pydantic import (
 
 from settlement.domain.money import decimal_text
 from vr_shared.events.types import Label
-from vr_shared.kpis import KPI_DIMENSIONS
+from vr_shared.kpis import KPI_DIMENSIONS, KPI_MATURATION_DAYS
 
 
 class KpiSource(BaseModel):
@@ -115,6 +115,10 @@ class KpiReading:
     def complete(self) -> bool:
         return not self.missing
 
+    @property
+    def mature(self) -> bool:
+        return self.status == "mature"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "value": None if self.value is None else decimal_text(self.value),
@@ -170,6 +174,7 @@ class Values:
     kpis: dict[KpiRequest, KpiReading]
     used: dict[str, Any] = field(default_factory=dict)
     incomplete: list[tuple[KpiSource, KpiReading]] = field(default_factory=list)  # of the current line
+    maturing: list[tuple[KpiSource, date]] = field(default_factory=list)  # of the current line
 
     def number(self, name: str, param: Param, start: date, end: date) -> Decimal:
         if isinstance(param, Decimal):
@@ -195,4 +200,14 @@ class Values:
         self.used[name] = {"kpi": source.kpi, "dimension": dict(source.dimension), **reading.as_json()}
         if not reading.complete:
             self.incomplete.append((source, reading))
+        if not reading.mature:
+            matures_on = maturity_date(source.kpi, end)
+            self.used[name]["matures_on"] = matures_on.isoformat()
+            self.maturing.append((source, matures_on))
         return reading
+
+
+def maturity_date(kpi: str, end: date) -> date:
+    """The first local day on which a reading of `kpi` ending at `end` (exclusive) is mature: the
+    engine calls it provisional until its KPI's maturation has passed after the range's end."""
+    return end + timedelta(days=KPI_MATURATION_DAYS.get(kpi, 0))

@@ -63,7 +63,7 @@ def _kpi_sources(model: Any) -> Iterator[KpiSource]:
 
 
 def compute_line(term: Term, contract: Contract, period: Period, values: Values) -> Line:
-    values.used, values.incomplete = {}, []
+    values.used, values.incomplete, values.maturing = {}, [], []
     steps = Steps()
     try:
         outcome = _outcome(term, contract, period, values, steps)
@@ -79,6 +79,7 @@ def compute_line(term: Term, contract: Contract, period: Period, values: Values)
         outcome.detail,
         outcome.amount,
         complete=not values.incomplete and outcome.reason not in INCOMPLETE_REASONS,
+        maturing=tuple(sorted({(source.label(), day) for source, day in values.maturing})),
     )
 
 
@@ -136,15 +137,21 @@ def statement(
         lines = [*lines, capped]
     total = sum((line.amount for line in lines), ZERO)
     complete = all(line.complete for line in lines)
+    maturing = [
+        {"term_id": line.term_id, "kpi": kpi, "matures_on": day.isoformat()}
+        for line in lines
+        for kpi, day in line.maturing
+    ]
     return {
         "contract_id": contract.id,
         "contract_version": version,
         "period": period.id,
         "period_start": period.start.isoformat(),
         "period_end": (period.end - timedelta(days=1)).isoformat(),  # the last day, inclusive
-        # Past its run-out and still incomplete: the parties must see it, not discover it at invoice time.
-        "status": "blocked" if status == "draft" and not complete else status,
+        "status": _status(status, complete=complete, maturing=bool(maturing)),
         "data_complete": complete,
+        # Readings still within their KPI's maturation: no money is final from them (docs/settlement.md).
+        "maturing": maturing,
         "data_completeness": contract.data_completeness,
         "currency": contract.currency,
         "total": decimal_text(round_money(total, contract.currency)),
@@ -153,6 +160,14 @@ def statement(
         "computed_at": computed_at.isoformat(),
         "adjustments": [],
     }
+
+
+def _status(by_calendar: Status, *, complete: bool, maturing: bool) -> Status:
+    if by_calendar != "draft":
+        return by_calendar
+    if not complete:  # past its run-out and still incomplete: the parties must see it, not at invoice time
+        return "blocked"
+    return "maturing" if maturing else "draft"  # a reading that can still change is not money yet
 
 
 def canonical_hash(statement_json: dict[str, Any]) -> str:

@@ -41,6 +41,8 @@ class FinalStatement:
     statement: dict[str, Any]
     basis: dict[str, Any]
     idempotency_key: str | None
+    # Reconciled once more after it was stored (what changed while it was finalized is booked).
+    rechecked: bool = True
 
 
 @dataclass(frozen=True, slots=True)

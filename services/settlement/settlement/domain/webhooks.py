@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from standardwebhooks.webhooks import Webhook
 
@@ -129,32 +129,109 @@ def endpoint_errors(url: Any, events: Any, description: Any) -> list[FieldError]
 
 
 def url_errors(url: str) -> list[FieldError]:
-    parts = urlsplit(url)
+    """What is wrong with an endpoint's URL as written (its addresses are checked by the sender)."""
     if len(url) > MAX_URL_LENGTH:
-        return [FieldError("$.url", f"at most {MAX_URL_LENGTH} characters", "url")]
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        return [FieldError("$.url", "must be an absolute https URL", "url")]
-    if parts.username or parts.password:
-        return [FieldError("$.url", "must not carry credentials; the signature authenticates", "url")]
+        return [_url_error(f"at most {MAX_URL_LENGTH} characters")]
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return [_url_error("must not contain spaces or control characters")]
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed bracket, or brackets around what is not an IPv6 address
+        return [_url_error("brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks")]
+    if parts.scheme not in ("https", "http"):
+        return [_url_error("must be an absolute https URL")]
+    if parts.netloc.count(":") > 1 and "[" not in parts.netloc:
+        return [_url_error("an IPv6 address is written in brackets: https://[2001:db8::1]/hooks")]
+    if not parts.hostname:
+        return [_url_error("must name a host: https://billing.example/hooks")]
+    if "@" in parts.netloc:
+        return [_url_error("must not carry credentials; the signature authenticates")]
+    if "[" in parts.netloc and not _is_ipv6(parts.hostname):
+        return [_url_error("brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks")]
+    if (port_error := _port_error(parts)) is not None:
+        return [_url_error(port_error)]
     return []
+
+
+def _url_error(message: str) -> FieldError:
+    return FieldError("$.url", message, "url")
+
+
+def _is_ipv6(host: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def _port_error(parts: SplitResult) -> str | None:
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or over 65535
+        port = 0
+    return None if port != 0 else "the port must be a number from 1 to 65535"
 
 
 def refused_address(scheme: str, addresses: Iterable[Address], allowed: Sequence[Network]) -> str | None:
     """Why an endpoint may not be reached at these addresses, or None. Addresses that are not public
-    (loopback, private, link-local — the cloud metadata service —, reserved, multicast) are refused
-    unless the deployment allows their network; plain http only to such an allowed network (local
-    development), never across the internet."""
+    (loopback, private, link-local — the cloud metadata service —, reserved, multicast, and IPv6 forms
+    that carry such an IPv4 address) are refused unless the deployment allows their network; plain
+    http only to such an allowed network (local development), never across the internet."""
     found = list(addresses)
     if not found:
         return "the host does not resolve"
     for address in found:
-        address = getattr(address, "ipv4_mapped", None) or address
-        if any(address in network for network in allowed):
+        if _allowed(address, allowed):
             continue
-        if not address.is_global or address.is_multicast:
-            return f"the host resolves to {address}, a private or reserved address"
+        if (reason := _not_public(address)) is not None:
+            return f"the host resolves to {address}, {reason}"
         if scheme != "https":
             return "must be https (plain http only to a network the deployment allows)"
+    return None
+
+
+# IPv6 forms that carry an IPv4 address. Two are that IPv4 address, and are judged as it: IPv4-mapped
+# (a dual-stack socket connects to the IPv4 address itself) and NAT64's well-known prefix (RFC 6052: a
+# DNS64 resolver's name for an IPv4-only host, which the translator reaches — refusing it would leave an
+# IPv6-only deployment unable to reach any IPv4-only receiver).
+IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
+# The others are refused whatever they carry: a receiver has no reason to use them, and what they
+# reach is not the address they carry alone (a translator or relay of someone's choosing).
+IPV4_CARRIERS_REFUSED = (
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215): the network's own mapping
+    ipaddress.IPv6Network("2002::/16"),  # 6to4 (RFC 3056), deprecated
+    ipaddress.IPv6Network("2001::/32"),  # Teredo (RFC 4380), deprecated; its IPv4 address is obfuscated
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (RFC 4291), deprecated
+)
+
+
+def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped or NAT64 (64:ff9b::/96) address is, or None."""
+    if isinstance(address, ipaddress.IPv6Address) and (address in IPV4_MAPPED or address in NAT64_WELL_KNOWN):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _allowed(address: Address, allowed: Sequence[Network]) -> bool:
+    """In a network the deployment allows: the address, or the IPv4 address an IPv4-mapped one is.
+    Not NAT64's: the well-known prefix never carries a non-public IPv4 address (RFC 6052, 3.1)."""
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return any(
+        candidate in network
+        for candidate in (address, mapped)
+        if candidate is not None
+        for network in allowed
+    )
+
+
+def _not_public(address: Address) -> str | None:
+    if (inner := embedded_ipv4(address)) is not None:
+        return None if _not_public(inner) is None else f"which is {inner}, a private or reserved address"
+    if not address.is_global or address.is_multicast:
+        return "a private or reserved address"
+    if any(address in network for network in IPV4_CARRIERS_REFUSED):
+        return "an IPv6 form that carries an IPv4 address (6to4, Teredo, local NAT64, IPv4-compatible)"
     return None
 
 

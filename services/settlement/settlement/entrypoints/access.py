@@ -9,6 +9,7 @@ the same KPIs (and dimension values), facilities and periods.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from settlement.domain.contract import Contract, ContractInvalid
 from settlement.domain.periods import Period
@@ -117,7 +118,7 @@ def _not_shown(contract: Contract, periods: Sequence[Period], shared: Sequence[C
                     facility in c.facilities
                     and (grant is None or grant in kpi_grants(c))
                     and c.start <= period.start
-                    and period.end <= c.end
+                    and period.end <= c.end + timedelta(days=1)  # a period's end is exclusive, c.end is not
                     for c in shared
                 ):
                     return f"{grant or 'the facility'} of {facility!r} in {period.id}"

@@ -90,5 +90,9 @@ def create_app(settings: Settings) -> FastAPI:
     for path, method in (("/v1/contracts", "post"), ("/v1/contracts/{contract_id}", "put")):
         document_request_body(app, path, method, TypeAdapter(Contract), ("application/json",))
     database = database_check(lambda: getattr(getattr(app.state, "components", None), "engine", None))
-    app.include_router(ops_router({"database": database, "change_feed": tasks.check("consume-kpi-updates")}))
+    app.include_router(
+        ops_router(
+            {"database": database, "change_feed": tasks.check("consume-kpi-updates")}, stopped=tasks.stopped
+        )
+    )
     return app

@@ -9,7 +9,7 @@ from settlement.adapters.kpi_client import KpiEngineUnavailable
 from settlement.adapters.repository import ContractExists
 from settlement.domain.contract import ContractInvalid
 from settlement.domain.periods import PeriodError
-from settlement.handlers import PeriodNotEnded, StatementIncomplete
+from settlement.handlers import PeriodNotEnded, StatementIncomplete, StatementMaturing
 from vr_shared.web import ErrorMapping
 
 
@@ -28,6 +28,11 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
             "Statement incomplete",
             members=_missing,
         ),
+        StatementMaturing: ErrorMapping(
+            409,
+            "Statement maturing",
+            members=_maturing,
+        ),
         KpiEngineUnavailable: ErrorMapping(
             503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
         ),
@@ -42,3 +47,8 @@ def _field_errors(exc: Exception) -> Mapping[str, Any]:
 def _missing(exc: Exception) -> Mapping[str, Any]:
     assert isinstance(exc, StatementIncomplete)
     return exc.missing
+
+
+def _maturing(exc: Exception) -> Mapping[str, Any]:
+    assert isinstance(exc, StatementMaturing)
+    return {"maturing": exc.maturing}

@@ -203,9 +203,8 @@ async def put_inputs(
     parsed = parse_inputs(document)
     if errors := input_errors(stored.contract, parsed):
         raise InputsInvalid(errors)
-    inputs = await store.put_inputs(contract_id, checked.id, parsed, caller)
     # An input of a final period changes what is owed: that is an adjustment, never an edit.
-    await service.reconcile(contract_id, checked.id, "inputs", "period inputs changed after finalization")
+    inputs = await service.put_inputs(contract_id, checked.id, parsed, caller)
     return {"contract_id": contract_id, "period": checked.id, "inputs": inputs}
 
 

@@ -62,6 +62,14 @@ class AdjustmentPage(_Answer):
     next: str | None
 
 
+class MaturingReading(_Answer):
+    """A KPI reading a statement uses that is still within its KPI's maturation (provisional)."""
+
+    term_id: str
+    kpi: str
+    matures_on: str = Field(description="the first day the reading is mature (the period is finalizable)")
+
+
 class Statement(_Answer):
     contract_id: str
     contract_version: int
@@ -70,6 +78,9 @@ class Statement(_Answer):
     period_end: str = Field(description="the period's last day (inclusive)")
     status: Literal["open", "maturing", "draft", "blocked", "final", "simulated"]
     data_complete: bool
+    maturing: list[MaturingReading] = Field(
+        default_factory=list, description="readings still provisional: no money is final from them"
+    )
     data_completeness: Literal["declared", "runout"]
     currency: str
     total: str = DecimalString

@@ -3,7 +3,8 @@
 Consumes: `vr.kpi-updates.v1` (compact notices of changed KPI cells, from the KPI engine). Produces:
 adjustment records for final statements whose period and scope the change touches. Offsets are
 committed after the batch's reconciliations, so a crash re-reads the notices; reconciling twice is
-harmless (a second recomputation finds no new difference).
+harmless (a second recomputation finds no new difference). The KPI engine or the database being away is
+waited out with growing pauses; any other error stops the loop and fails `/healthz`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from settlement import metrics
 from settlement.adapters.kpi_client import KpiEngineUnavailable
@@ -23,6 +25,8 @@ from settlement.handlers import SettlementService
 
 log = logging.getLogger(__name__)
 Change = tuple[str, str, str, date]  # tenant, facility, kpi, day
+# Failures that pass: the KPI engine or the database away (a restart, a failover, a network blip).
+RETRIED = (KpiEngineUnavailable, OperationalError, DBAPIError, OSError)
 
 
 class KpiUpdatesConsumer:
@@ -33,9 +37,10 @@ class KpiUpdatesConsumer:
         service: SettlementService,
         *,
         retry_backoff_s: float = 2.0,
+        max_backoff_s: float = 60.0,
     ) -> None:
         self._consumer, self._store, self._service = consumer, store, service
-        self._retry_backoff_s = retry_backoff_s
+        self._retry_backoff_s, self._max_backoff_s = retry_backoff_s, max_backoff_s
 
     async def run(self) -> None:
         while True:
@@ -52,13 +57,22 @@ class KpiUpdatesConsumer:
                 log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
 
     async def _reconcile_until_done(self, changes: set[Change]) -> None:
+        """Retry what can pass (the KPI engine or the database away), waiting twice as long each time up
+        to `max_backoff_s`; anything else stops the loop, and `/healthz` then fails (a restart resumes
+        from the last commit)."""
+        delay = self._retry_backoff_s
         while True:
             try:
                 await self.reconcile(changes)
                 return
-            except KpiEngineUnavailable:
-                log.warning("KPI engine unavailable; change notices wait")
-                await asyncio.sleep(self._retry_backoff_s)
+            except RETRIED as exc:
+                metrics.RECONCILIATION_RETRIES.labels(_cause(exc)).inc()
+                log.warning(
+                    "change notices wait: reconciliation failed",
+                    extra={"error": type(exc).__name__, "retry_in_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff_s)
 
     async def reconcile(self, changes: set[Change]) -> None:
         touched: set[tuple[str, str, str]] = set()
@@ -69,6 +83,10 @@ class KpiUpdatesConsumer:
         for contract_id, period in sorted({(c, p) for c, p, _ in touched}):
             kpis = ", ".join(sorted(k for c, p, k in touched if (c, p) == (contract_id, period)))
             await self._service.reconcile(contract_id, period, "kpi_update", f"late KPI data: {kpis}")
+
+
+def _cause(exc: BaseException) -> str:
+    return "kpi_engine" if isinstance(exc, KpiEngineUnavailable) else "database"
 
 
 def _change(value: bytes | None) -> Change | None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict
 
+from settlement.adapters.outbox import FeedPosition
 from settlement.bootstrap import Components
 from settlement.domain.notifications import EventType
 from settlement.domain.webhooks import MAX_ENDPOINTS_PER_TENANT, endpoint_errors
@@ -34,6 +35,7 @@ from vr_shared.pages import (
     Limit,
     decode_cursor,
     encode_cursor,
+    invalid_cursor,
     numeric_position,
     page,
 )
@@ -214,10 +216,21 @@ async def settlement_events(
     caller: Reader, composed: Composed, limit: Limit = DEFAULT_LIMIT, after: After = None
 ) -> dict[str, Any]:
     """A feed never ends: `next` is always the position after the last event seen (the one asked from
-    when there is nothing new), so a poller stores it and asks again with it — resumable, in order,
-    each event once."""
+    when there is nothing new), so a poller stores it and asks again with it — resumable, in commit
+    order, each event once (docs/decisions/0007-commit-order.md)."""
     tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
-    position = numeric_position(after)
+    position = _feed_position(after)
     found = await composed.webhooks.events(tenant, after=position, limit=limit)
     last = found[-1][0] if found else position
-    return {"items": [item for _, item in found], "next": encode_cursor(str(last))}
+    return {"items": [item for _, item in found], "next": encode_cursor(last.text())}
+
+
+def _feed_position(cursor: str | None) -> FeedPosition:
+    """The start for no cursor; 422 naming `$.query.after` for a cursor the feed did not hand out."""
+    text = decode_cursor(cursor)
+    if text is None:
+        return FeedPosition()
+    position = FeedPosition.parse(text)
+    if position is None:
+        raise invalid_cursor()
+    return position

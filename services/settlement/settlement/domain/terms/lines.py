@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -54,6 +55,8 @@ class Line:
     detail: str | None = None
     unrounded: Decimal = field(default=ZERO)
     complete: bool = True  # every value it rests on is there and every feed behind it is complete
+    # KPI readings it used that are still within their KPI's maturation: (KPI label, first mature day).
+    maturing: tuple[tuple[str, date], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         line: dict[str, Any] = {
