@@ -91,7 +91,7 @@ async def test_public_adt_messages_are_acknowledged_message_by_message(stack: Ga
     assert _err(acks[5])[-1].startswith("PV1-44 (admit date/time) '20130211100052+2400' is not a date/time")
 
     # The derived ids find the events, as a pipeline looks up any event.
-    for stored in ("31644:admitted:20130211T100052Z", "eh:discharged:20130211T100000Z"):
+    for stored in ("31644:admitted:20130211T100052Z:c20d9724", "eh:discharged:20130211T100000Z:c20d9724"):
         await _stored(stack, pipeline, stored)
 
 
@@ -119,11 +119,11 @@ CANCEL_DISCHARGE = ["CancelDischarge_03_A03", "CancelDischarge_04_A13", "CancelD
 @pytest.mark.parametrize(
     ("sequence", "blank", "cancelled_id"),
     [
-        (CANCEL_ADMIT, (), "31644:admitted:20130211T110052Z"),
+        (CANCEL_ADMIT, (), "31644:admitted:20130211T110052Z:c20d9724"),
         # Without PV1-44 in the admissions and cancel (the A03 keeps it: a discharge requires it).
-        (CANCEL_ADMIT, ("PV1-44",), "31644:admitted:20130211T110052Z"),
-        (CANCEL_DISCHARGE, (), "31644ZZZ:discharged:20130211T123052Z"),
-        (CANCEL_DISCHARGE, ("PV1-45",), "31644ZZZ:discharged:20130211T123052Z"),
+        (CANCEL_ADMIT, ("PV1-44",), "31644:admitted:20130211T110052Z:c20d9724"),
+        (CANCEL_DISCHARGE, (), "31644ZZZ:discharged:20130211T123052Z:c20d9724"),
+        (CANCEL_DISCHARGE, ("PV1-45",), "31644ZZZ:discharged:20130211T123052Z:c20d9724"),
     ],
     ids=[
         "A01-A11-A01-A02-A03",
@@ -145,7 +145,7 @@ async def test_real_cancel_sequences_end_in_the_stay_that_stands(
         )
     assert [str(a["MSA.F1"]) for a in acks] == ["AA"] * (len(sequence) + 2)
     # The last message's event is stored: one patient, one partition, so every earlier one is in too.
-    last = "/v1/events/hl7v2-epic/31644ZZZ:admitted:20130311T100052Z"
+    last = "/v1/events/hl7v2-epic/31644ZZZ:admitted:20130311T100052Z:c20d9724"
     await eventually(
         lambda: stack.client.get(last, headers=bearer(pipeline)),
         lambda r: r.status_code == 200 and r.json()["status"] == "stored",
@@ -173,10 +173,16 @@ async def _stored(stack: GatewayStack, pipeline: str, event_id: str) -> None:
 @pytest.mark.parametrize(
     ("texts", "cancel_id"),
     [
-        (_without(CANCEL_DISCHARGE[:2], ()), "31644ZZZ:discharge_cancelled:20130211T123052Z"),
-        (_without(CANCEL_DISCHARGE[:2], ("PV1-45",)), "31644ZZZ:discharge_cancelled:20130211T123052Z"),
+        (_without(CANCEL_DISCHARGE[:2], ()), "31644ZZZ:discharge_cancelled:20130211T123052Z:c20d9724"),
+        (
+            _without(CANCEL_DISCHARGE[:2], ("PV1-45",)),
+            "31644ZZZ:discharge_cancelled:20130211T123052Z:c20d9724",
+        ),
         # Emap's generic A13 names the discharge by PV1-45 only (its EVN-6 is a 2010 time).
-        (_without(["generic_A03", "generic_A13"], ()), "100000:discharge_cancelled:20130211T100000Z"),
+        (
+            _without(["generic_A03", "generic_A13"], ()),
+            "100000:discharge_cancelled:20130211T100000Z:c20d9724",
+        ),
     ],
     ids=["A03-A13", "A03-A13-without-PV1-45", "generic-A03-A13"],
 )
@@ -188,6 +194,28 @@ async def test_a_cancelled_discharge_stops_counting(
     acks = await _send(stack, headers, *texts)
     assert [_msa(a)[1] for a in acks] == ["AA", "AA"]
     await _stored(stack, pipeline, cancel_id)
+    ops = bearer(await key(stack, tenant_id, "ops"))
+    params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
+    values = await stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops)
+    (month,) = values.json()["values"]
+    assert month["sample_size"] in (None, "0") and month["value"] is None
+
+
+async def test_a_cancelled_admission_given_to_the_second_takes_the_discharge_given_to_the_minute(
+    stack: GatewayStack,
+) -> None:
+    """Emap's generic A01 (PV1-44 10:00:52) and A03 (PV1-45 10:00, to the minute: its admission is
+    stated at 10:00), then an A11 naming 10:00:52: it names 10:00 too, so the cancelled admission takes
+    the stay's discharge with it and the month has none."""
+    tenant_id, pipeline, headers = await _london_hospital(stack)
+    a11 = hl7_sample("CancelAdmit_02_A11").replace("20130211110052", "20130211100052")
+    acks = await _send(stack, headers, hl7_sample("generic_A01"), hl7_sample("generic_A03"), a11)
+    assert [_msa(a)[1] for a in acks] == ["AA", "AA", "AA"]
+    await _stored(stack, pipeline, "31644:admission_cancelled:20130211T100052Z:c20d9724")
+    discharge = await stack.client.get(
+        "/v1/events/hl7v2-epic/eh:discharged:20130211T100000Z:c20d9724", headers=bearer(pipeline)
+    )
+    assert discharge.json()["status"] == "retracted"
     ops = bearer(await key(stack, tenant_id, "ops"))
     params = {"from": "2013-02-01", "to": "2013-03-01", "granularity": "month"}
     values = await stack.client.get("/v1/kpis/alos_days/values", params=params, headers=ops)

@@ -117,9 +117,11 @@ class Relay:
 
 
 def _ack_code(ack: str) -> str:
+    """MSA-1, whatever delimiters the ACK is written with (the platform answers with the message's)."""
     for segment in ack.split("\r"):
-        if segment.startswith("MSA|"):
-            return segment.split("|")[1] or "?"
+        if segment.startswith("MSA") and len(segment) > 3:
+            fields = segment.split(segment[3])
+            return fields[1] if len(fields) > 1 and fields[1] else "?"
     return "?"
 
 
@@ -139,16 +141,43 @@ def _detail(response: httpx.Response) -> str:
 
 
 def _refuse(message: str, code: str, reason: str) -> str:
-    """An AE or AR made here, for a message the platform did not take (python-hl7 builds the ACK)."""
+    """An AE or AR made here, for a message the platform did not take (python-hl7 builds the ACK), with
+    the message's own delimiters (MSH-1, MSH-2), which its sender parses the answer with."""
     try:
         parsed = hl7.parse(message)
         ack = parsed.create_ack(code, application="VR-RELAY")
-    except (hl7.ParseException, IndexError, KeyError, ValueError):
-        now = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-        return f"MSH|^~\\&|VR-RELAY||||{now}||ACK|ACK|P|2.5\rMSA|{code}|"
-    text = str(parsed.escape(reason))
+    except Exception:
+        return _refuse_unparsed(message, code, reason)
+    separators = str(parsed.separators)  # segment, field, repetition, component, subcomponent
+    field_, component = separators[1], separators[3]
+    text = _escaped(reason, separators[1:], str(parsed.esc))
     header = str(ack).rstrip("\r")  # python-hl7 ends the ACK's last segment (MSA) with CR
-    return f"{header}|{text}\rERR||MSH^1^10|207^Application internal error^HL70357|E||||{text}"
+    location = component.join(("MSH", "1", "10"))
+    condition = component.join(("207", "Application internal error", "HL70357"))
+    err = field_.join(("ERR", "", location, condition, "E", "", "", "", text))
+    return f"{header}{field_}{text}\r{err}"
+
+
+def _refuse_unparsed(message: str, code: str, reason: str) -> str:
+    """The same for a text python-hl7 cannot parse: its MSH-1, MSH-2 and MSH-10 as far as they can be
+    read (else HL7's defaults and no MSA-2)."""
+    delimiters, control_id = "|^~\\&", ""
+    first = message.split("\r", 1)[0]
+    if first.startswith("MSH") and len(first) >= 8 and len(set(first[3:8])) == 5:
+        delimiters = first[3:8]
+        fields = first.split(first[3])
+        control_id = fields[9].strip() if len(fields) > 9 else ""
+    f = delimiters[0]
+    now = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    text = _escaped(reason, delimiters[0] + delimiters[2] + delimiters[1] + delimiters[4], delimiters[3])
+    msh = f.join(("MSH", delimiters[1:], "VR-RELAY", "", "", "", now, "", "ACK", "ACK", "P", "2.5"))
+    return f"{msh}\r{f.join(('MSA', code, control_id, text))}"
+
+
+def _escaped(text: str, separators: str, escape: str) -> str:
+    """Text safe inside a field: `separators` are field, repetition, component, subcomponent."""
+    codes = dict(zip(separators, "FRST", strict=True)) | {escape: "E"}
+    return "".join(f"{escape}{codes[c]}{escape}" if c in codes else " " if c in "\r\n" else c for c in text)
 
 
 async def run_relay(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ import orjson
 
 from ingest import metrics
 from ingest.domain import hl7v2
+from ingest.domain.er7 import DEFAULT, Delimiters, header_of
 from ingest.domain.fhir import Issue, Mapped, information, map_resource, operation_outcome
-from ingest.domain.fhir_references import BundleIndex
+from ingest.domain.fhir_references import MAX_URL, BundleIndex
 from ingest.domain.hl7v2 import (
     Hl7Error,
     Hl7Events,
@@ -147,10 +149,11 @@ class Hl7Message:
 
     message: hl7.Message | None  # None: not a message python-hl7 could parse
     mapped: Hl7Events
+    delimiters: Delimiters = DEFAULT  # of an unparsed message, as far as they could be read
 
     def ack(self, code: str, error: Hl7Error | None = None, text: str = "") -> str:
         if self.message is None:
-            return acknowledgement_without_message(code, error)
+            return acknowledgement_without_message(code, error, self.mapped.control_id, self.delimiters)
         return acknowledgement(self.message, code, error, text)
 
 
@@ -161,17 +164,32 @@ def read_hl7(texts: Sequence[str], zone: str, facility: str | None) -> list[Hl7M
 def _read_one(text: str, zone: str, facility: str | None) -> Hl7Message:
     try:
         message = hl7.parse(text)
-    except (hl7.ParseException, IndexError, ValueError):
+    except Exception:
+        delimiters, control_id = header_of(text)
         error = Hl7Error("MSH^1^1", hl7v2.DATA_TYPE_ERROR, "not an HL7 v2 message (ER7)")
-        return Hl7Message(None, Hl7Events("", error=error))
+        return Hl7Message(None, Hl7Events(control_id, error=error), delimiters)
     try:
         return Hl7Message(message, map_message(message, zone, facility))
-    except Exception:
-        # A fault of ours answers for its own message only, never for the request's others: AR, which
-        # HL7 keeps for an internal error — the sender keeps the message and sends it again.
-        log.exception("an HL7 v2 message could not be mapped")
-        error = Hl7Error("MSH^1^10", hl7v2.APPLICATION_ERROR, "the platform failed on it; send it again")
-        return Hl7Message(message, Hl7Events(hl7v2.message_control_id(message), rejected=error))
+    except Exception as exc:
+        return Hl7Message(message, _unmappable(message, exc))
+
+
+def _unmappable(message: hl7.Message, exc: Exception) -> Hl7Events:
+    """A fault of the mapping on this message answers for it alone, never for the request's others. It
+    is deterministic — the same message fails the same way — so AE (do not send it again as it is: the
+    engine keeps it as errored while its queue moves on), never AR, which would have it sent for ever.
+    Logged by where it failed, never by what the message says (a patient's data)."""
+    where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    log.error(
+        "an HL7 v2 message could not be mapped: %s at %s:%s",
+        type(exc).__name__,
+        where.filename if where else "?",
+        where.lineno if where else "?",
+    )
+    why = "the platform could not map this message (a fault of the platform, logged); it is not stored"
+    return Hl7Events(
+        hl7v2.message_control_id(message), error=Hl7Error("MSH^1^10", hl7v2.APPLICATION_ERROR, why)
+    )
 
 
 async def ingest_hl7(
@@ -208,8 +226,6 @@ def broker_unavailable_acks(messages: Sequence[Hl7Message]) -> list[str]:
 
 def _hl7_ack(message: Hl7Message, results: list[dict[str, Any]]) -> str:
     mapped = message.mapped
-    if mapped.rejected is not None:
-        return message.ack("AR", mapped.rejected)
     if mapped.error is not None:
         return message.ack("AE", mapped.error)
     for result in results:
@@ -237,6 +253,12 @@ def read_fhir_bundle(bundle: Mapping[str, Any], zone: str, facility: str | None)
             mapped.append(
                 Mapped(issues=[Issue("required", "entry.resource is required", path)], status="422")
             )
+            continue
+        full_url = entry.get("fullUrl")
+        if isinstance(full_url, str) and len(full_url) > MAX_URL:  # not indexed: refused, never guessed
+            too_long = f"fullUrl has {len(full_url)} characters; at most {MAX_URL}"
+            where = f"Bundle.entry[{number}].fullUrl"
+            mapped.append(Mapped(issues=[Issue("too-long", too_long, where)], status="422"))
             continue
         mapped.append(map_resource(resource, index, zone, facility, path))
     return mapped

@@ -31,6 +31,10 @@ BATCH_DURATION = Histogram(
 )
 BATCH_RETRIES = Counter("vr_kpi_batch_retries_total", "Batch attempts repeated because the database failed")
 CELL_UPDATES = Counter("vr_kpi_cell_updates_total", "KPI cells changed (one change notice each)")
+NOTICE_PUBLISH_FAILURES = Counter(
+    "vr_kpi_notice_publish_failures_total",
+    "Drains of the change-notice outbox the broker failed (the notices stay queued; retried after a pause)",
+)
 OLDEST_NOTICE_AGE = Gauge(
     "vr_kpi_oldest_queued_notice_seconds",
     "Age of the first change notice still queued after a drain (0: none); grows while a transaction "

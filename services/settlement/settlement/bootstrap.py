@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from settlement.adapters.kpi_client import HttpKpiReader
+from settlement.adapters.name_lookups import NameLookups
 from settlement.adapters.repository import PostgresSettlementStore
 from settlement.adapters.webhook_sender import AddressCheck, WebhookSender
 from settlement.adapters.webhooks import PostgresWebhookStore
@@ -30,6 +31,7 @@ class Components:
     webhooks: PostgresWebhookStore
     webhook_http: httpx.AsyncClient  # its own client: receivers' slowness never holds KPI reads
     addresses: AddressCheck
+    name_lookups: NameLookups  # webhook hosts' look-ups, on threads of their own (closed at shutdown)
     sender: WebhookSender
     secret_overlap_s: float  # how long a rotated-out secret still signs
 
@@ -68,7 +70,12 @@ def build(settings: Settings) -> Components:
         trust_env=False,
         limits=httpx.Limits(max_connections=settings.webhook_concurrency * 2, max_keepalive_connections=0),
     )
-    addresses = AddressCheck(settings.allowed_networks())
+    # Two look-up threads per send slot: a name server that never answers holds a thread past the
+    # attempt's deadline, until the system resolver gives up (docs/webhooks.md, "Looking names up").
+    name_lookups = NameLookups(threads=settings.webhook_concurrency * 2)
+    addresses = AddressCheck(
+        settings.allowed_networks(), name_lookups, lookup_timeout_s=settings.webhook_timeout_seconds
+    )
     return Components(
         engine,
         http,
@@ -79,6 +86,7 @@ def build(settings: Settings) -> Components:
         PostgresWebhookStore(engine),
         webhook_http,
         addresses,
+        name_lookups,
         WebhookSender(webhook_http, addresses, deadline_s=settings.webhook_timeout_seconds),
         settings.webhook_secret_overlap_seconds,
     )

@@ -41,7 +41,7 @@ from settlement.domain.statement import (
     statement,
     what_is_missing,
 )
-from settlement.domain.stored import Adjustment, StoredContract
+from settlement.domain.stored import Adjustment, FinalStatement, StoredContract
 from settlement.domain.targets import kpi_targets
 from vr_shared.identity import Identity
 
@@ -192,8 +192,8 @@ class SettlementService:
         period = self.period(contract, period_id)
         existing = await self._store.final(contract.id, period.id)
         if existing is not None:
-            if not existing.rechecked:  # its finalize stopped before the recheck: do it now
-                await self._recheck_or_leave_it(contract.id, period.id)
+            if not existing.rechecked:  # a reconciliation is pending (its finalize stopped before it…)
+                await self._recheck_or_leave_it(contract.id, period.id, "finalize")
             return await self._final_with_adjustments(contract.id, existing.statement), False
         if not has_ended(period, contract.timezone, self._clock()):
             raise PeriodNotEnded(f"period {period.id} has not ended; it can be finalized from {period.end}")
@@ -229,38 +229,62 @@ class SettlementService:
         if created:
             metrics.FINALIZATIONS.inc()
         if not stored_final.rechecked:
-            await self._recheck_or_leave_it(contract.id, period.id)
+            await self._recheck_or_leave_it(contract.id, period.id, "finalize")
         return await self._final_with_adjustments(contract.id, stored_final.statement), created
 
-    async def recheck(self, contract_id: str, period_id: str) -> Adjustment | None:
-        """Reconcile a period just finalized once more, then mark it rechecked.
+    async def recheck(self, contract_id: str, period_id: str, trigger: str = "recheck") -> Adjustment | None:
+        """Do a final period's pending reconciliation, then mark it done.
 
         Finalize reads the data, then stores the statement. A change landing in between — a late event's
         change notice, an input put — found nothing final to reconcile, and the statement does not hold
         it. Read again after the statement is stored, every such change is in the final statement or in
         this one adjustment; any later change finds the statement final and is reconciled as usual.
-        Concurrent reconciliations book each difference once (`add_adjustment`)."""
-        adjustment = await self.reconcile(
-            contract_id, period_id, "finalize", "data changed while the period was being finalized"
-        )
-        await self._store.mark_rechecked(contract_id, period_id)
+        The same pending mark carries what must not be lost after a commit: an input put, a
+        reconciliation that waited for readings to mature or that failed. It stays when this one is
+        deferred too, and when another request came while this one ran (its data may be newer than
+        what this one read). Concurrent reconciliations book each difference once (`add_adjustment`)."""
+        final = await self._store.final(contract_id, period_id)
+        if final is None or final.rechecked:
+            return None
+        reason = final.recheck_reason or "data changed while the period was being finalized"
+        deferred, adjustment = await self._reconcile(final, contract_id, period_id, trigger, reason)
+        if not deferred:
+            await self._store.mark_rechecked(contract_id, period_id, final.recheck_requests)
         return adjustment
 
-    async def _recheck_or_leave_it(self, contract_id: str, period_id: str) -> None:
-        """The statement is final whatever the recheck meets: when the KPI engine cannot answer, the
-        recheck stays pending and the period watch (or a repeated finalize) does it."""
+    async def _recheck_or_leave_it(self, contract_id: str, period_id: str, trigger: str) -> None:
+        """After a committed write (a final statement, a final period's inputs), its reconciliation is
+        tried at once — but whatever it meets, the write stands and its answer is a success: the
+        reconciliation stays pending and the period watch (or a repeated finalize) does it."""
         try:
-            await self.recheck(contract_id, period_id)
+            await self.recheck(contract_id, period_id, trigger)
         except ReadingsUnavailable as exc:
-            log.warning("recheck after finalize deferred", extra={"contract": contract_id, "error": str(exc)})
+            log.warning(
+                "reconciliation left to the period watch",
+                extra={"contract": contract_id, "period": period_id, "error": str(exc)},
+            )
+        except Exception:  # the write has committed: its answer stands; the watch retries, counting failures
+            metrics.RECONCILIATION_FAILURES.labels(trigger).inc()
+            log.exception(
+                "reconciliation left to the period watch",
+                extra={"contract": contract_id, "period": period_id},
+            )
 
     async def reconcile(
         self, contract_id: str, period_id: str, trigger: str, reason: str
     ) -> Adjustment | None:
-        """Recompute a final period on today's data; a difference becomes an adjustment record."""
+        """Recompute a final period on today's data; a difference becomes an adjustment record. When the
+        readings are not complete or not mature yet it books nothing and leaves the period pending a
+        reconciliation: no change notice comes when a reading matures, the period watch does it then."""
         final = await self._store.final(contract_id, period_id)
         if final is None:
             return None
+        return (await self._reconcile(final, contract_id, period_id, trigger, reason))[1]
+
+    async def _reconcile(
+        self, final: FinalStatement, contract_id: str, period_id: str, trigger: str, reason: str
+    ) -> tuple[bool, Adjustment | None]:
+        """(deferred, the adjustment booked, if any)."""
         contract = load_contract(final.basis["contract"])
         period = self.period(contract, period_id)
         while True:  # another reconciliation booked first: recompute against what it booked
@@ -272,11 +296,12 @@ class SettlementService:
             if not current.statement["data_complete"] or current.statement["maturing"]:
                 # A late change is booked only from complete, mature readings: the same rule as finalize.
                 metrics.RECONCILIATIONS_DEFERRED.inc()
-                return None
+                await self._store.ask_recheck(contract_id, period_id, reason)
+                return True, None
             baseline = await self._latest_amounts(contract_id, period_id, final.statement)
             deltas, total_delta = line_deltas(baseline, current.statement)
             if not deltas and total_delta == 0:
-                return None
+                return False, None
             event = notifications.adjusted(
                 contract, current.statement, decimal_text(total_delta), deltas, reason
             )
@@ -291,14 +316,16 @@ class SettlementService:
                 event,
             ):
                 metrics.ADJUSTMENTS.labels(trigger).inc()
-                return (await self._store.adjustments(contract_id, period_id))[-1]
+                return False, (await self._store.adjustments(contract_id, period_id))[-1]
 
     async def put_inputs(
         self, contract_id: str, period_id: str, inputs: dict[str, Decimal], actor: Identity
     ) -> dict[str, str]:
-        """Store a period's inputs; for a final period the change is an adjustment, never an edit."""
+        """Store a period's inputs; for a final period the change is an adjustment, never an edit. The
+        store leaves a final period pending a reconciliation in the put's own transaction; it is tried at
+        once, and left to the period watch when it cannot be done now (the put has succeeded)."""
         stored = await self._store.put_inputs(contract_id, period_id, inputs, actor)
-        await self.reconcile(contract_id, period_id, "inputs", "period inputs changed after finalization")
+        await self._recheck_or_leave_it(contract_id, period_id, "inputs")
         return stored
 
     async def _latest_amounts(

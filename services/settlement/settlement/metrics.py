@@ -48,16 +48,30 @@ WATCH_FAILURES = Counter(
 )
 RECONCILIATIONS_DEFERRED = Counter(
     "vr_settlement_reconciliations_deferred_total",
-    "Reconciliations of a final period that booked nothing because the readings were not complete",
+    "Reconciliations of a final period that booked nothing yet: readings not complete or not mature "
+    "(the period is left pending; the period watch does it later)",
+)
+RECONCILIATION_FAILURES = Counter(
+    "vr_settlement_reconciliation_failures_total",
+    "Reconciliations of one final period that failed on an error retrying cannot pass (a refusal of "
+    "the KPI engine, a statement the database refuses, a bug), by where; the period is left pending "
+    "and the period watch tries it again each round",
+    ["source"],
+)
+FINALS_PENDING = Gauge(
+    "vr_settlement_finals_pending_reconciliation",
+    "Final periods with a reconciliation pending, as the period watch last counted them",
 )
 
 # Known label values start at 0, so dashboards and alerts see a series before the first occurrence.
-for _trigger in ("kpi_update", "inputs", "on_demand", "finalize"):
+for _trigger in ("kpi_update", "inputs", "on_demand", "finalize", "recheck"):
     ADJUSTMENTS.labels(_trigger)
 for _effect in ("touches_final", "no_final"):
     KPI_UPDATES.labels(_effect)
 for _retried in ("kpi_engine", "database"):
     RECONCILIATION_RETRIES.labels(_retried)
+for _source in ("change_feed", "period_watch", "inputs", "finalize"):
+    RECONCILIATION_FAILURES.labels(_source)
 
 # Webhooks (docs/webhooks.md).
 WEBHOOK_ATTEMPTS = Counter(

@@ -218,6 +218,103 @@ async def test_after_the_upgrade_the_rebuild_corrects_cells_recorded_under_the_o
     )
 
 
+async def test_the_upgrade_keeps_cancelled_discharges_governing_and_announces_every_uptime_cell(
+    kpi_schema: tuple[AsyncEngine, str], infrastructure: Infrastructure
+) -> None:
+    """Before 0006 a cancelled discharge was forgotten (its stay row deleted), so the one it replaced
+    stood again. The upgrade gives it back its row, marked cancelled, in its place in the record order —
+    a retracted one stays gone — and queues a change notice for every stored uptime cell, whose
+    tenant-wide value the new rule for systems moves without a cell changing."""
+    engine, schema = kpi_schema
+    origin = Origin(f"t-{uuid.uuid4().hex[:12]}", ZONE)
+    stay = admit("R", "1", at("01-01"))
+    first, corrected = (
+        discharge("R", "1", at("01-01"), at("01-05")),
+        discharge("R", "1", at("01-01"), at("01-08")),
+    )
+    cancel = ev(
+        "encounter.discharge_cancelled",
+        at("01-09"),
+        patient_ref="R",
+        encounter_ref="1",
+        discharged_at=at("01-08"),
+    )
+    withdrawn = [admit("W", "1", at("01-01")), discharge("W", "1", at("01-01"), at("01-03"))]
+    cancel_withdrawn = ev(
+        "encounter.discharge_cancelled",
+        at("01-04"),
+        patient_ref="W",
+        encounter_ref="1",
+        discharged_at=at("01-03"),
+    )
+    retraction = ev("event.retracted", at("01-04"), retracted_id=withdrawn[1].id, source=withdrawn[1].source)
+    outages = [
+        ev(
+            "system.outage",
+            at("02-03"),
+            facility=facility,
+            system=system,
+            started_at=at("02-03", "08:00"),
+            ended_at=at("02-03", "09:00"),
+            planned=False,
+        )
+        for facility, system in (("north", "ehr"), ("south", "pacs"))
+    ]
+    await record(engine, schema, origin, [stay, first, corrected, *withdrawn, *outages], 0)
+    await record(engine, schema, origin, [cancel, cancel_withdrawn], 10)
+    await record(engine, schema, origin, [retraction], 20)
+    async with engine.connect() as conn:
+        cancelled_before = (await conn.execute(_CANCELLED_STAYS, {"t": origin.tenant})).all()
+    assert cancelled_before == [(corrected.id,)]
+
+    await _migrations(engine, schema, command.downgrade, "0005")  # as the old code left them
+    async with engine.begin() as conn:
+        assert (await conn.execute(_STAY_IDS, {"t": origin.tenant})).scalars().all() == [
+            stay.id,
+            first.id,
+            withdrawn[0].id,
+        ]
+        await conn.execute(text("DELETE FROM outbox"))
+    await _migrations(engine, schema, command.upgrade, "head")
+
+    async with engine.connect() as conn:
+        ordered = (await conn.execute(_STAY_IDS_IN_RECORD_ORDER, {"t": origin.tenant})).all()
+        notices = (await conn.execute(text("SELECT payload FROM outbox ORDER BY seq"))).scalars().all()
+    # The cancelled discharge is back, after the one it replaced; the retracted one is not.
+    assert [(r.id, r.cancelled) for r in ordered] == [
+        (stay.id, False),
+        (first.id, False),
+        (corrected.id, True),
+        (withdrawn[0].id, False),
+    ]
+    assert {(n["tenant"], n["facility"], n["kpi"], n["bucket"]) for n in notices} == {
+        (origin.tenant, "north", "uptime_pct", "2026-02-03"),
+        (origin.tenant, "south", "uptime_pct", "2026-02-03"),
+    }
+    assert all(set(n) == _NOTICE_FIELDS for n in notices)
+    code, output = await rebuild(infrastructure, schema, "--tenant", origin.tenant)
+    assert code == 0, output
+    cells = await stored_cells(engine, origin.tenant)
+    assert _cells(cells, "alos_days") == {}  # R/1's latest word: not discharged; W/1 never discharged
+    stored = [stay, first, corrected, *withdrawn[:1], *outages, cancel, cancel_withdrawn]
+    assert cells == compute_cells(stored, TenantCalendar.of(ZONE))
+
+
+_NOTICE_FIELDS = {
+    "kpi",
+    "tenant",
+    "facility",
+    "bucket",
+    "dimension",
+    "numerator",
+    "denominator",
+    "sample_size",
+}
+_CANCELLED_STAYS = text("SELECT id FROM stays WHERE tenant = :t AND cancelled")
+_STAY_IDS = text("SELECT id FROM stays WHERE tenant = :t ORDER BY id")
+_STAY_IDS_IN_RECORD_ORDER = text("SELECT id, cancelled FROM stays WHERE tenant = :t ORDER BY received")
+
+
 # The first discharge was of stay R/1 and the erroneous one named its cancelled admission all along.
 _SAME_STAY = text(
     "WITH e AS (UPDATE events SET payload = jsonb_set(payload, '{data,encounter_ref}', '\"1\"') "

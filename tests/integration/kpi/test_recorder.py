@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kpi_engine.adapters import tables as t
+from kpi_engine.adapters.rebuild import Difference, PostgresRebuild
 from kpi_engine.adapters.recorder import PostgresRecorder
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import compute_cells
@@ -330,3 +331,93 @@ async def test_a_class_change_at_the_same_admission_time_governs_when_recorded_l
     cells = await stored_cells(engine, TENANT)
     assert _kpi(cells, "readmission_rate_30d") == {date(2026, 1, 5): Cell(Decimal(1), Decimal(1), 1)}
     assert cells == compute_cells([*index, observation, upgraded], CALENDAR)
+
+
+async def _rebuilt_differences(engine: AsyncEngine, tenant: str) -> list[Difference]:
+    """What the rebuild, reading the stored events with their stay rows, finds different from the cells
+    the engine kept incrementally (none: the two agree)."""
+    return (await PostgresRebuild(engine).compare(tenant, CALENDAR)).differences
+
+
+async def test_a_cancel_of_the_discharge_received_last_never_brings_back_the_one_it_replaced(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """HL7 A03 at Jan 5, the A03 re-sent corrected to Jan 8, then an A13 cancelling the Jan 8 discharge:
+    the feed's latest word is "not discharged" — no discharge of the stay counts, and the rebuild agrees.
+    A new A03 then stands; a retraction (sent in error) of that one lets the one before it govern again:
+    the cancelled one, so still nothing."""
+    engine, schema = kpi_schema
+    stay = admit("R", "1", at("01-01"))
+    first, corrected = (
+        discharge("R", "1", at("01-01"), at("01-05")),
+        discharge("R", "1", at("01-01"), at("01-08")),
+    )
+    cancel = ev(
+        "encounter.discharge_cancelled",
+        at("01-09"),
+        patient_ref="R",
+        encounter_ref="1",
+        discharged_at=at("01-08"),
+    )
+    await record(engine, messages([stay, first]), schema)
+    await record(engine, messages([corrected], first_offset=2), schema)
+    await record(engine, messages([cancel], first_offset=3), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {} and _kpi(cells, "readmission_rate_30d") == {}
+    assert cells == compute_cells([stay, first, corrected, cancel], CALENDAR)
+    assert await _rebuilt_differences(engine, TENANT) == []
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(t.stays.c.id, t.stays.c.cancelled).order_by(t.stays.c.received))
+        assert [(r.id, r.cancelled) for r in rows] == [
+            (stay.id, False),
+            (first.id, False),
+            (corrected.id, True),
+        ]
+        assert (await conn.execute(select(t.readmission_index.c.id))).all() == []
+    # Discharged after all (a new A03): it stands.
+    again = discharge("R", "1", at("01-01"), at("01-10"))
+    await record(engine, messages([again], first_offset=4), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 10): Cell(Decimal(9), Decimal(1), 1)}
+    assert await _rebuilt_differences(engine, TENANT) == []
+    # That A03 withdrawn as sent in error: the discharge received before it governs — the cancelled one.
+    retraction = ev("event.retracted", at("01-11"), retracted_id=again.id, source=again.source)
+    await record(engine, messages([retraction], first_offset=5), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {}
+    assert cells == compute_cells([stay, first, corrected, cancel], CALENDAR)
+    assert await _rebuilt_differences(engine, TENANT) == []
+    # The cancelled discharge withdrawn as sent in error too: the first one stands again.
+    withdrawn = ev("event.retracted", at("01-12"), retracted_id=corrected.id, source=corrected.source)
+    await record(engine, messages([withdrawn], first_offset=6), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert _kpi(cells, "alos_days") == {date(2026, 1, 5): Cell(Decimal(4), Decimal(1), 1)}
+    assert cells == compute_cells([stay, first], CALENDAR)
+    assert await _rebuilt_differences(engine, TENANT) == []
+
+
+async def test_a_discharge_received_last_naming_a_cancelled_admission_stops_the_one_before(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """The admission at 08:00 cancelled (stored first); a discharge naming an admission at 06:00 (no
+    cancel matches it) counts; the discharge re-sent naming the cancelled 08:00 admission governs the
+    stay — the cancelled stay: nothing counts any more, incrementally as in the rebuild."""
+    engine, schema = kpi_schema
+    cancel = ev(
+        "encounter.admission_cancelled",
+        at("01-01", "09:00"),
+        patient_ref="R",
+        encounter_ref="1",
+        admitted_at=at("01-01", "08:00"),
+    )
+    first = discharge("R", "1", at("01-01", "06:00"), at("01-05"))
+    corrected = discharge("R", "1", at("01-01", "08:00"), at("01-05"))
+    await record(engine, messages([cancel]), schema)
+    await record(engine, messages([first], first_offset=1), schema)
+    assert _kpi(await stored_cells(engine, TENANT), "alos_days") == {
+        date(2026, 1, 5): Cell(Decimal(4), Decimal(1), 1)
+    }
+    await record(engine, messages([corrected], first_offset=2), schema)
+    cells = await stored_cells(engine, TENANT)
+    assert cells == {} == compute_cells([cancel, first, corrected], CALENDAR)
+    assert await _rebuilt_differences(engine, TENANT) == []

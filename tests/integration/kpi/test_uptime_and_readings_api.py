@@ -31,7 +31,12 @@ from vr_shared.events import Origin, encode_event, event_document, validate_even
 
 FACILITY, QUIET = "asheville-main", "mission-west"  # the second never reports an outage
 SIXTH_DECEMBER_10AM = datetime(2026, 12, 6, 15, 0, tzinfo=UTC)  # 10:00 in New York
-HEADERS = {"X-VR-Identity": token(role="ops")}
+
+
+def headers() -> dict[str, str]:
+    """A fresh identity per request: a token made at import would expire before a long suite reaches it."""
+    return {"X-VR-Identity": token(role="ops")}
+
 
 Api = Callable[[Callable[[], datetime]], httpx.AsyncClient]
 
@@ -73,7 +78,7 @@ async def api(kpi_schema: tuple[AsyncEngine, str]) -> AsyncIterator[Api]:
 
 async def read(client: httpx.AsyncClient, *readings: dict[str, Any], facility: str = FACILITY) -> list[Any]:
     response = await client.post(
-        "/v1/kpis/readings", json={"facility": [facility], "readings": list(readings)}, headers=HEADERS
+        "/v1/kpis/readings", json={"facility": [facility], "readings": list(readings)}, headers=headers()
     )
     assert response.status_code == 200, response.text
     return list(response.json()["readings"])
@@ -141,7 +146,7 @@ async def test_an_open_month_counts_only_the_minutes_before_the_apps_clock(
             "granularity": "month",
             "dimension": "ehr",
         },
-        headers=HEADERS,
+        headers=headers(),
     )
     assert response.status_code == 200, response.text
     [december] = response.json()["values"]
@@ -158,7 +163,7 @@ async def test_an_open_month_counts_only_the_minutes_before_the_apps_clock(
     week = await client.get(
         "/v1/kpis/uptime_pct/rolling",
         params={"facility": FACILITY, "window": "7d", "at": "2026-12-06", "dimension": "ehr"},
-        headers=HEADERS,
+        headers=headers(),
     )
     # 30 November and 1–5 December whole, 6 December until 10:00.
     assert (week.json()["values"][0]["numerator"], week.json()["values"][0]["denominator"]) == (
@@ -181,7 +186,9 @@ async def test_a_readings_request_is_bounded_per_reading_and_in_total(api: Api) 
     client = api(lambda: SIXTH_DECEMBER_10AM)
 
     async def refused(*readings: dict[str, Any]) -> dict[str, Any]:
-        response = await client.post("/v1/kpis/readings", json={"readings": list(readings)}, headers=HEADERS)
+        response = await client.post(
+            "/v1/kpis/readings", json={"readings": list(readings)}, headers=headers()
+        )
         assert response.status_code == 422, response.text
         assert response.headers["content-type"].startswith("application/problem+json")
         return dict(response.json())
@@ -211,6 +218,56 @@ async def test_a_readings_request_is_bounded_per_reading_and_in_total(api: Api) 
     assert total["errors"][0]["path"] == "$.readings"
 
 
+async def test_a_reading_names_a_dimension_only_as_a_values_query_may(api: Api) -> None:
+    """An empty dimension is how uptime names no system (ALL_SYSTEMS): a reading asking for it, or for
+    another KPI's dimension, is refused as the values API refuses it — 422 naming the reading's field."""
+    client = api(lambda: SIXTH_DECEMBER_10AM)
+    january = {"kpi": "uptime_pct", "from": "2026-01-01", "to": "2026-02-01"}
+    for dimension, detail in (
+        ("", "dimension needs a value, e.g. ehr"),
+        ("system:", "dimension needs a value, e.g. ehr"),
+        ("category:ehr", "the dimension of uptime_pct is system"),
+    ):
+        response = await client.post(
+            "/v1/kpis/readings",
+            json={
+                "readings": [
+                    {"kpi": "alos_days", "from": "2026-01-01", "to": "2026-02-01"},
+                    {**january, "dimension": dimension},
+                ]
+            },
+            headers=headers(),
+        )
+        assert response.status_code == 422, (dimension, response.text)
+        assert response.json()["errors"][0]["path"] == "$.readings[1].dimension"
+        assert response.json()["detail"] == detail
+        values = await client.get(
+            "/v1/kpis/uptime_pct/values",
+            params={"from": "2026-01-01", "to": "2026-02-01", "dimension": dimension},
+            headers=headers(),
+        )
+        assert (values.status_code, values.json()["detail"]) == (422, detail)
+    # The values API's spelling `system:ehr` is a reading's too, answered as the system it names.
+    [ehr] = await read(client, {**january, "dimension": "system:ehr"})
+    assert ehr["dimension"] == {"system": "ehr"}
+
+
+async def test_a_rolling_window_spans_at_most_what_a_values_query_may(api: Api) -> None:
+    client = api(lambda: SIXTH_DECEMBER_10AM)
+
+    async def rolling(window: str) -> httpx.Response:
+        return await client.get(
+            "/v1/kpis/alos_days/rolling", params={"window": window, "at": "2026-12-01"}, headers=headers()
+        )
+
+    assert (await rolling(f"{MAX_RANGE_DAYS}d")).status_code == 200
+    longer = await rolling(f"{MAX_RANGE_DAYS + 1}d")
+    assert longer.status_code == 422, longer.text
+    assert longer.json()["errors"][0]["path"] == "$.query.window"
+    assert f"1d to {MAX_RANGE_DAYS}d" in longer.json()["detail"]
+    assert (await rolling("9999d")).status_code == 422
+
+
 async def announced(engine: AsyncEngine) -> set[tuple[str, str]]:
     """The (day, system) of every queued uptime notice, then the outbox emptied as a publisher would."""
     async with engine.begin() as conn:
@@ -236,3 +293,54 @@ async def test_a_system_becoming_known_announces_the_days_its_facility_had_other
     retractions = [event("event.retracted", retracted_id=e["id"]) for e in (first_pacs, second_pacs)]
     await record(engine, schema, retractions)
     assert await announced(engine) == {("2026-03-03", "pacs"), ("2026-04-05", "pacs"), ("2026-01-10", "ehr")}
+
+
+async def announced_by_facility(engine: AsyncEngine) -> set[tuple[str, str]]:
+    """The (facility, day) of every queued uptime notice — what settlement matches final statements by —
+    then the outbox emptied as a publisher would."""
+    async with engine.begin() as conn:
+        rows = await conn.execute(select(tables.outbox.c.payload))
+        await conn.execute(delete(tables.outbox))
+    return {(r.payload["facility"], r.payload["bucket"]) for r in rows if r.payload["kpi"] == "uptime_pct"}
+
+
+async def test_a_system_becoming_known_names_its_facility_on_every_day_another_facility_was_down(
+    kpi_schema: tuple[AsyncEngine, str], api: Api
+) -> None:
+    """A statement over two facilities reads the tenant-wide uptime of both; settlement finds the final
+    statements a notice touches by the facility it names. So when a facility names a system, a notice
+    naming that facility goes out on every day the tenant had an outage — the other facility's too."""
+    engine, schema = kpi_schema
+    other_down = outage("2026-01-10T10:00:00-05:00", "2026-01-10T11:00:00-05:00")
+    await record(engine, schema, [{**other_down, "facility": QUIET}])
+    assert await announced_by_facility(engine) == {(QUIET, "2026-01-10")}
+    first_system = outage("2026-03-03T10:00:00-05:00", "2026-03-03T11:00:00-05:00", system="pacs")
+    await record(engine, schema, [first_system])
+    assert await announced_by_facility(engine) == {(FACILITY, "2026-03-03"), (FACILITY, "2026-01-10")}
+
+    client = api(lambda: SIXTH_DECEMBER_10AM)
+
+    async def january_of_both() -> tuple[str, str]:
+        response = await client.post(
+            "/v1/kpis/readings",
+            json={
+                "facility": [FACILITY, QUIET],
+                "readings": [{"kpi": "uptime_pct", "from": "2026-01-01", "to": "2026-02-01"}],
+            },
+            headers=headers(),
+        )
+        assert response.status_code == 200, response.text
+        [january] = response.json()["readings"]
+        return january["numerator"], january["denominator"]
+
+    assert await january_of_both() == (str(2 * 44640 - 60), str(2 * 44640))  # PACS of one, EHR of the other
+    # A second system of the first facility: January over both now counts three systems' minutes — the
+    # final statement over both that January moves, and a notice naming the first facility reaches it.
+    second_system = outage("2026-04-05T10:00:00-04:00", "2026-04-05T11:00:00-04:00", system="lab")
+    await record(engine, schema, [second_system])
+    assert await announced_by_facility(engine) == {
+        (FACILITY, "2026-04-05"),
+        (FACILITY, "2026-03-03"),  # its PACS day, announced again (another of its systems)
+        (FACILITY, "2026-01-10"),
+    }
+    assert await january_of_both() == (str(3 * 44640 - 60), str(3 * 44640))

@@ -1,9 +1,11 @@
-"""A KPI engine that refuses, fails or hangs is an error that is retried — never "no data", never an
-adjustment (docs/settlement.md).
+"""A KPI engine that refuses, fails or hangs is an error — never "no data", never an adjustment
+(docs/settlement.md).
 
 Settlement reads the real KPI engine through a switch that can pass requests on, answer 401 or 503, or
 hang past settlement's timeout. A final period receives a late outage; while the engine cannot be read,
-reconciling answers 503 and books nothing; once it can, exactly one adjustment is booked.
+reconciling answers 503 and books nothing; once it can, exactly one adjustment is booked. The refusal
+(401) meets the change notice: the change-feed consumer does not retry a refusal in a loop, it leaves the
+period pending and the period watch (every second here) books it once the engine answers.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ async def through_switch(
     switch = EngineSwitch(stack.settings.kpi_engine_url)
     async with serving(switch.app) as switch_url:
         settings = settlement_settings(infrastructure, switch_url, stack.settings.updates_topic)
-        settings = settings.model_copy(update={"kpi_timeout_seconds": 1.0})
+        settings = settings.model_copy(
+            update={"kpi_timeout_seconds": 1.0, "blocked_check_interval_seconds": 1.0}
+        )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

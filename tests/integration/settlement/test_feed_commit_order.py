@@ -229,3 +229,37 @@ async def test_a_delivery_that_commits_after_a_later_one_is_still_claimed(quiet_
         await slow.commit()
     assert [d.body["data"]["name"] for d in await store.claim_due(10, 60)] == ["first"]
     assert await store.claim_due(10, 60) == []  # both leased
+
+
+async def test_a_tenant_on_either_side_of_its_contracts_is_paged_once_in_commit_order(feed: Feed) -> None:
+    """A tenant's page merges its events as health system and as vendor (two index scans): every event
+    once, in commit order, also one where the tenant is both parties."""
+    tenant, other = f"hs-{uuid.uuid4().hex[:8]}", f"v-{uuid.uuid4().hex[:8]}"
+    sides = [(tenant, other), (other, tenant), (tenant, tenant), (other, tenant), (tenant, other)]
+    for number, (health_system, vendor) in enumerate(sides):
+        async with feed.engine.begin() as conn:
+            event = SettlementEvent(
+                EventType.CONTRACT_UPDATED, "c", None, health_system, vendor, {"name": f"e{number}"}
+            )
+            await outbox.record(conn, event)
+    expected = [f"e{n}" for n in range(len(sides))]
+    assert await Poller(feed, tenant).poll_until(len(sides)) == expected
+    paged = Poller(feed, tenant)
+    pages = [await paged.poll(limit=2) for _ in range(4)]
+    assert pages == [["e0", "e1"], ["e2", "e3"], ["e4"], []]
+    assert await Poller(feed, other).poll_until(4) == ["e0", "e1", "e3", "e4"]
+
+
+async def test_a_cursor_from_another_database_is_refused_naming_after(feed: Feed) -> None:
+    """After a restore into another PostgreSQL cluster, a poller's cursor can name a transaction this
+    one has not reached: paging after it would hand out nothing until the server's ids reach it. It is
+    refused, so the poller starts again (docs/operations.md, "Restoring into another cluster")."""
+    got = await feed.client.get(
+        "/v1/settlement-events",
+        params={"after": encode_cursor(f"{2**62}.7")},
+        headers=as_party(f"hs-{uuid.uuid4().hex[:8]}", "billing"),
+    )
+    assert got.status_code == 409, got.text
+    assert got.headers["content-type"].startswith("application/problem+json")
+    assert got.json()["errors"][0]["path"] == "$.query.after"
+    assert "start again without `after`" in got.json()["detail"]

@@ -1,7 +1,8 @@
 """Webhook delivery on the real PostgreSQL (docs/webhooks.md): replicas never claim one delivery twice,
 an endpoint that keeps failing is given up on — each delivery failed after its schedule, the
 endpoint disabled (and saying why), its metrics counted — and a receiver that holds its answer holds
-one of the worker's slots until the attempt's deadline, never the worker nor other tenants' deliveries."""
+one of the worker's slots until the attempt's deadline, never the worker nor other tenants' deliveries —
+however many tenants' receivers are slow, the last free slot waits for a tenant sending nothing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from settlement.adapters import outbox
 from settlement.adapters.migrate import migrate
+from settlement.adapters.name_lookups import NameLookups
 from settlement.adapters.webhook_sender import AddressCheck, WebhookSender
 from settlement.adapters.webhooks import PostgresWebhookStore
 from settlement.domain.notifications import EventType, SettlementEvent
@@ -51,6 +53,11 @@ async def _event(engine: AsyncEngine, tenant: str) -> None:
         await outbox.record(conn, event)
 
 
+def _loopback_check() -> AddressCheck:
+    """Loopback allowed: the receivers under test listen there."""
+    return AddressCheck(parse_networks("127.0.0.0/8"), NameLookups(threads=4), lookup_timeout_s=5)
+
+
 async def test_two_replicas_never_claim_the_same_delivery(engine: AsyncEngine) -> None:
     store, tenant = PostgresWebhookStore(engine), f"hs-{uuid.uuid4().hex[:8]}"
     await store.create_endpoint(tenant, CLOSED_PORT_URL, ["contract.updated"], None, "k")
@@ -60,6 +67,25 @@ async def test_two_replicas_never_claim_the_same_delivery(engine: AsyncEngine) -
     claimed = [d.id for d in first] + [d.id for d in second]
     assert len(claimed) == len(set(claimed)) == 30
     assert await store.claim_due(30, 60) == []  # leased: not due again until the lease passes
+
+
+async def test_a_claim_leaves_the_last_free_slot_to_a_tenant_sending_nothing(engine: AsyncEngine) -> None:
+    """Four free slots, a share of two: two tenants with three due deliveries each get three slots
+    between them, not four; while they send, neither gets the fourth — a third tenant's delivery does."""
+    store = PostgresWebhookStore(engine)
+    first, second, third = (f"hs-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    for tenant in (first, second, third):
+        await store.create_endpoint(tenant, CLOSED_PORT_URL, ["contract.updated"], None, "k")
+    for tenant in (first, first, first, second, second, second):
+        await _event(engine, tenant)
+
+    claimed = await store.claim_due(4, 60, share=2, sending={})
+    assert [d.tenant for d in claimed] == [first, first, second]
+    sending = {first: 2, second: 1}
+    assert await store.claim_due(1, 60, share=2, sending=sending) == []  # the last slot is kept
+
+    await _event(engine, third)
+    assert [d.tenant for d in await store.claim_due(1, 60, share=2, sending=sending)] == [third]
 
 
 async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(engine: AsyncEngine) -> None:
@@ -73,7 +99,7 @@ async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(eng
     async with httpx.AsyncClient(timeout=2) as http:
         worker = WebhookDeliveryWorker(
             store,
-            WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8")), deadline_s=2),
+            WebhookSender(http, _loopback_check(), deadline_s=2),
             schedule=(0.2, 0.2),
             disable_after_s=0.3,
             poll_interval_s=0.1,
@@ -106,15 +132,15 @@ async def test_an_endpoint_failing_past_its_schedule_is_failed_then_disabled(eng
 
 
 def _worker(
-    store: PostgresWebhookStore, http: httpx.AsyncClient, *, deadline_s: float
+    store: PostgresWebhookStore, http: httpx.AsyncClient, *, deadline_s: float, concurrency: int = 2
 ) -> WebhookDeliveryWorker:
     return WebhookDeliveryWorker(
         store,
-        WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8")), deadline_s=deadline_s),
+        WebhookSender(http, _loopback_check(), deadline_s=deadline_s),
         schedule=(60.0,),
         disable_after_s=86400,
         poll_interval_s=0.05,
-        concurrency=2,
+        concurrency=concurrency,
         lease_s=60,
     )
 
@@ -179,6 +205,47 @@ async def test_a_slot_freed_is_filled_while_a_slow_send_is_still_under_way(engin
                 timeout_s=10,
             )
             assert slow.open_connections == 1 and len(fast.requests) == 1  # the slow send goes on
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+    assert delivered.attempts[0]["status_code"] == 204
+
+
+async def test_two_tenants_trickling_receivers_never_hold_a_third_tenants_delivery(
+    engine: AsyncEngine,
+) -> None:
+    """Four slots, a share of two each: two tenants whose receivers trickle their answers (deadline
+    20 s) hold three slots between them, so a third tenant's delivery — due only once their sends are
+    all under way — goes out while every slow send still waits for its answer, not after a deadline."""
+    store = PostgresWebhookStore(engine)
+    slow_tenants, other_tenant = (
+        [f"hs-{uuid.uuid4().hex[:8]}" for _ in range(2)],
+        f"hs-{uuid.uuid4().hex[:8]}",
+    )
+    async with (
+        receiving(Receiver("127.0.0.1", trickle=True)) as slow,
+        receiving(Receiver("127.0.0.1")) as fast,
+        httpx.AsyncClient(timeout=5, trust_env=False) as http,
+    ):
+        for tenant in slow_tenants:
+            await _subscribed(store, tenant, f"http://127.0.0.1:{slow.port}/hooks")
+            for _ in range(3):
+                await _event(engine, tenant)
+        fast_endpoint, _ = await _subscribed(store, other_tenant, f"http://127.0.0.1:{fast.port}/hooks")
+        running = asyncio.create_task(_worker(store, http, deadline_s=20, concurrency=4).run())
+        try:
+
+            async def slow_sends() -> int:
+                return len(slow.requests)
+
+            await eventually(slow_sends, lambda n: n == 3, timeout_s=10)
+            await _event(engine, other_tenant)
+            (delivered,) = await eventually(
+                lambda: store.deliveries(fast_endpoint, after=0, limit=5),
+                lambda found: found[0].status == "delivered",
+                timeout_s=10,
+            )
+            assert slow.open_connections == 3 and len(slow.requests) == 3  # every slow send goes on
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)

@@ -21,9 +21,10 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from settlement.adapters.webhook_sender import AddressCheck, WebhookSender, system_resolver
+from settlement.adapters.name_lookups import NameLookups
+from settlement.adapters.webhook_sender import AddressCheck, WebhookSender
 from settlement.adapters.webhooks import DueDelivery
-from settlement.domain.webhooks import Address, new_secret, parse_networks
+from settlement.domain.webhooks import Address, Network, new_secret, parse_networks
 from tests.integration.settlement.webhook_receivers import Receiver, receiving, tls_for
 from tests.support.waiting import eventually
 
@@ -54,6 +55,11 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+def _looking_up(allowed: tuple[Network, ...]) -> AddressCheck:
+    """The check as settlement makes it: the system resolver on look-up threads of its own."""
+    return AddressCheck(allowed, NameLookups(threads=2), lookup_timeout_s=5)
+
+
 def _rebinding(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[str]:
     """The system resolver, answering NAME with the next of `answers` on each lookup (the last one
     from then on), as an attacker's DNS server with a zero TTL does; the lookups are returned."""
@@ -71,8 +77,8 @@ def _rebinding(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[str]
     return looked_up
 
 
-def _resolving_to(*addresses: str) -> Callable[[str, int], Any]:
-    async def resolve(host: str, port: int) -> list[Address]:
+def _resolving_to(*addresses: str) -> Callable[[str, int, str], Any]:
+    async def resolve(host: str, port: int, tenant: str) -> list[Address]:
         assert host == NAME
         return [ipaddress.ip_address(a) for a in addresses]
 
@@ -90,7 +96,7 @@ async def test_a_name_rebound_to_a_refused_address_is_still_reached_only_where_i
     async with receiving(Receiver(CHECKED)) as checked, receiving(Receiver(REFUSED, checked.port)) as refused:
         looked_up = _rebinding(monkeypatch, [CHECKED, REFUSED])
         secret, url = new_secret(), f"http://{NAME}:{checked.port}/hooks"
-        sender = WebhookSender(http, AddressCheck(ONLY_CHECKED, system_resolver), deadline_s=5)
+        sender = WebhookSender(http, _looking_up(ONLY_CHECKED), deadline_s=5)
 
         attempt = await sender.send(due := _due(url, secret))
 
@@ -104,7 +110,7 @@ async def test_a_name_rebound_to_a_refused_address_is_still_reached_only_where_i
         # the check refuses.
         assert looked_up == [CHECKED]
         assert "127.0.0.1, a private or reserved address" in (
-            await AddressCheck(ONLY_CHECKED).refusal(url) or ""
+            await _looking_up(ONLY_CHECKED).refusal(url, "t-sender") or ""
         )
 
 
@@ -113,7 +119,7 @@ async def test_a_name_answering_a_refused_address_first_is_refused_without_a_con
 ) -> None:
     async with receiving(Receiver(CHECKED)) as checked, receiving(Receiver(REFUSED, checked.port)) as refused:
         _rebinding(monkeypatch, [REFUSED, CHECKED])
-        sender = WebhookSender(http, AddressCheck(ONLY_CHECKED), deadline_s=5)
+        sender = WebhookSender(http, _looking_up(ONLY_CHECKED), deadline_s=5)
 
         attempt = await sender.send(_due(f"http://{NAME}:{checked.port}/hooks", new_secret()))
 
@@ -133,7 +139,9 @@ async def test_over_tls_the_checked_address_is_reached_under_the_endpoints_name(
         httpx.AsyncClient(verify=tls.client, trust_env=False, timeout=5) as http,
     ):
         secret, url = new_secret(), f"https://{NAME}:{receiver.port}/hooks/vr?x=1"
-        sender = WebhookSender(http, AddressCheck(ONLY_CHECKED, _resolving_to(CHECKED)), deadline_s=5)
+        sender = WebhookSender(
+            http, AddressCheck(ONLY_CHECKED, _resolving_to(CHECKED), lookup_timeout_s=5), deadline_s=5
+        )
 
         attempt = await sender.send(due := _due(url, secret))
 
@@ -149,7 +157,9 @@ async def test_a_checked_address_that_refuses_the_connection_gives_way_to_the_ne
 ) -> None:
     nothing_listens = "127.0.0.3"
     async with receiving(Receiver(CHECKED)) as receiver:
-        check = AddressCheck(parse_networks("127.0.0.2/31"), _resolving_to(nothing_listens, CHECKED))
+        check = AddressCheck(
+            parse_networks("127.0.0.2/31"), _resolving_to(nothing_listens, CHECKED), lookup_timeout_s=5
+        )
         sender = WebhookSender(http, check, deadline_s=5)
 
         attempt = await sender.send(_due(f"http://{NAME}:{receiver.port}/hooks", new_secret()))
@@ -162,7 +172,7 @@ async def test_a_receiver_trickling_its_answer_is_given_up_at_the_deadline(http:
     """The answer would take 30 s, one byte per 0.2 s: no read waits the client's 5 s, so only the
     attempt's own deadline (0.5 s) ends it."""
     async with receiving(Receiver(REFUSED, trickle=True)) as slow:
-        sender = WebhookSender(http, AddressCheck(parse_networks("127.0.0.0/8")), deadline_s=0.5)
+        sender = WebhookSender(http, _looking_up(parse_networks("127.0.0.0/8")), deadline_s=0.5)
 
         attempt = await sender.send(_due(f"http://{REFUSED}:{slow.port}/hooks", new_secret()))
 

@@ -54,3 +54,36 @@ async def test_a_platform_that_stays_busy_is_ar_after_the_wait() -> None:
     relay = _relay(503, "{}", {"retry-after": "1"})
     segments = _segments(await relay.forward(MESSAGE))
     assert segments["MSA"][1:3] == ["AR", "31644"] and relay.counts.gave_up == 1
+
+
+# A feed with its own delimiters (MSH-1 `#`, MSH-2 `%~\&`): its sender parses the ACK with them.
+OWN_DELIMITERS = MESSAGE.replace("|", "#").replace("^", "%")
+
+
+def _own_segments(ack: str) -> dict[str, list[str]]:
+    return {segment[:3]: segment.split("#") for segment in ack.split("\r") if segment}
+
+
+async def test_an_ack_made_here_uses_the_messages_own_delimiters() -> None:
+    problem = '{"title": "Refused", "detail": "no #good"}'
+    relay = _relay(422, problem, {"content-type": "application/problem+json"})
+    segments = _own_segments(await relay.forward(OWN_DELIMITERS))
+    assert segments["MSA"][1:4] == ["AE", "31644", "the platform answered 422: no \\F\\good"]
+    assert segments["ERR"][2:4] == ["MSH%1%10", "207%Application internal error%HL70357"]
+    assert relay.counts.by_answer == {"AE": 1}
+
+
+async def test_the_platforms_ack_in_the_messages_delimiters_is_counted_by_its_code() -> None:
+    platform_ack = "MSH#%~\\&#VR##EPIC#UCLH#20261207##ACK%A01%ACK#ACK31644#T#2.4\rMSA#AA#31644"
+    relay = _relay(200, platform_ack)
+    assert await relay.forward(OWN_DELIMITERS) == platform_ack
+    assert relay.counts.by_answer == {"AA": 1}
+
+
+async def test_a_header_too_short_to_answer_from_still_gets_its_control_id_back() -> None:
+    """python-hl7 cannot build an ACK of an MSH without MSH-11 / MSH-12: the answer is made from what
+    can be read of it — its delimiters and MSH-10."""
+    short = "MSH#%~\\&#EPIC#UCLH#####ADT%A01#C7\rPID#1##M1"
+    segments = _own_segments(await _relay(500, "{}").forward(short))
+    assert segments["MSH"][1] == "%~\\&"
+    assert segments["MSA"][1:3] == ["AR", "C7"]

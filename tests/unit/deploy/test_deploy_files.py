@@ -77,6 +77,7 @@ def test_every_service_with_code_is_in_compose_and_in_make_up() -> None:
                 "0002_settlement_events_and_webhooks.py",
                 "0003_feed_in_commit_order.py",
                 "0004_final_statements_rechecked.py",
+                "0005_due_deliveries_by_endpoint.py",
             ],
         ),
         ("gateway", ["0001_initial_schema.py", "0002_shared_rate_limits.py", "0003_idempotency_records.py"]),

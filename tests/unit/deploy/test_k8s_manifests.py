@@ -67,3 +67,15 @@ def test_the_topic_job_creates_what_the_services_use_from_the_configured_setting
     )
     specs = {s.name: (s.partitions, s.replication_factor) for s in platform_topics(settings)}
     assert specs == {topics.EVENTS: (12, 3), topics.EVENTS_DLQ: (1, 3), topics.KPI_UPDATES: (12, 3)}
+
+
+def test_services_that_migrate_at_start_up_have_time_to_before_liveness_counts() -> None:
+    """The KPI engine and settlement run their schema migrations before /healthz answers; one migration
+    can rewrite a large table (docs/operations.md, "Rebuilding KPIs"), so a start-up probe gives them half an
+    hour — the liveness probe alone would restart the pod after a minute, in a loop."""
+    deployments = _of("Deployment")
+    for name in ("kpi-engine", "settlement"):
+        container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
+        startup, liveness = container["startupProbe"], container["livenessProbe"]
+        assert startup["httpGet"] == liveness["httpGet"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 * 60

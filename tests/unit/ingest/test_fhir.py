@@ -64,7 +64,7 @@ def test_a_synthea_inpatient_stay_is_an_admission_and_a_discharge() -> None:
     assert admitted["id"] == f"Encounter:{line['id']}:admitted:19880316T020616Z"
     assert admitted["facility"] == "8a990ec7-9b5c-389f-9806-59d1113dfaae"  # the conditional reference's value
     assert discharged["data"]["admitted_at"] == line["period"]["start"]
-    assert discharged["data"]["patient_ref"] == line["subject"]["reference"]  # no Patient at hand
+    assert discharged["data"]["patient_ref"] == line["subject"]["reference"]  # `Patient/<id>`
 
 
 @pytest.mark.parametrize(
@@ -154,9 +154,10 @@ def test_references_resolve_inside_the_bundle() -> None:
         ]
     )
     by_uuid = _encounter(subject={"reference": "urn:uuid:aaa"}, serviceProvider={"reference": "urn:uuid:bbb"})
-    for resource in (by_uuid, _encounter()):  # urn:uuid, Type/id and the conditional reference
-        event = _map(resource, index).events[0]
-        assert (event["data"]["patient_ref"], event["facility"]) == ("MRN-7", "org-1")
+    event = _map(by_uuid, index).events[0]
+    assert (event["data"]["patient_ref"], event["facility"]) == ("MRN-7", "org-1")
+    event = _map(_encounter(), index).events[0]  # Type/id and the conditional reference
+    assert (event["data"]["patient_ref"], event["facility"]) == ("Patient/p1", "org-1")  # as it names it
     assert _map(_encounter(), facility="main").events[0]["facility"] == "main"  # ?facility= wins
 
 
@@ -364,23 +365,61 @@ def test_a_suspect_that_resolves_to_nothing_is_422_naming_it_never_a_silent_drop
     assert reference in issue.diagnostics
 
 
-def test_a_relative_reference_resolves_against_the_base_of_its_entrys_full_url() -> None:
-    def patient(mrn: str) -> dict[str, Any]:
-        identifier = {"type": {"coding": [{"code": "MR"}]}, "value": mrn}
-        return {"resourceType": "Patient", "id": "p1", "identifier": [identifier]}
+def _stay_at(id_: str, ref: str) -> dict[str, Any]:
+    return _encounter(id=id_, identifier=[{"value": ref}])
 
-    at_a, at_b = _encounter(), _encounter(id="e2")
+
+def _order(encounter: str) -> dict[str, Any]:
+    return _of(
+        "MedicationRequest", authoredOn="2026-03-02T09:00:00-05:00", encounter={"reference": encounter}
+    )
+
+
+def test_a_relative_reference_resolves_against_the_base_of_its_entrys_full_url() -> None:
+    at_a, at_b = _order("Encounter/e1"), _order("Encounter/e1")
     index = BundleIndex(
         [
-            {"fullUrl": "http://a.example/fhir/Patient/p1", "resource": patient("MRN-A")},
-            {"fullUrl": "http://a.example/fhir/Encounter/e1", "resource": at_a},
-            {"fullUrl": "http://b.example/fhir/Encounter/e2", "resource": at_b},
-            {"fullUrl": "http://b.example/fhir/Patient/p1", "resource": patient("MRN-B")},
+            {"fullUrl": "http://a.example/fhir/Encounter/e1", "resource": _stay_at("e1", "V-A")},
+            {"fullUrl": "http://a.example/fhir/MedicationRequest/m1", "resource": at_a},
+            {"fullUrl": "http://b.example/fhir/MedicationRequest/m1", "resource": at_b},
+            {"fullUrl": "http://b.example/fhir/Encounter/e1", "resource": _stay_at("e1", "V-B")},
         ]
     )
-    # `Patient/p1` in each: the Patient of the Encounter's own server, whatever the entries' order.
-    assert _map(at_a, index).events[0]["data"]["patient_ref"] == "MRN-A"
-    assert _map(at_b, index).events[0]["data"]["patient_ref"] == "MRN-B"
+    # `Encounter/e1` in each: the Encounter of the order's own server, whatever the entries' order.
+    assert _one(at_a, index, **MAIN)["data"]["encounter_ref"] == "V-A"
+    assert _one(at_b, index, **MAIN)["data"]["encounter_ref"] == "V-B"
+
+
+def test_a_relative_reference_never_resolves_to_another_servers_resource() -> None:
+    """An order at a.example naming `Encounter/e9`, which the Bundle holds only at b.example: it names
+    e9 by itself (its id), never b's Encounter — another server's e9 is another stay."""
+    order = _order("Encounter/e9")
+    index = BundleIndex(
+        [
+            {"fullUrl": "http://a.example/fhir/MedicationRequest/m1", "resource": order},
+            {"fullUrl": "http://b.example/fhir/Encounter/e9", "resource": _stay_at("e9", "V-B")},
+        ]
+    )
+    assert _one(order, index, **MAIN)["data"]["encounter_ref"] == "e9"
+
+
+def test_a_relative_reference_from_an_entry_without_a_server_names_one_entry_or_none() -> None:
+    order = _order("Encounter/e1")
+    one = BundleIndex(
+        [
+            {"fullUrl": "urn:uuid:0a", "resource": order},
+            {"fullUrl": "http://a.example/fhir/Encounter/e1", "resource": _stay_at("e1", "V-A")},
+        ]
+    )
+    assert _one(order, one, **MAIN)["data"]["encounter_ref"] == "V-A"
+    two = BundleIndex(
+        [
+            {"fullUrl": "urn:uuid:0a", "resource": order},
+            {"fullUrl": "http://a.example/fhir/Encounter/e1", "resource": _stay_at("e1", "V-A")},
+            {"fullUrl": "http://b.example/fhir/Encounter/e1", "resource": _stay_at("e1", "V-B")},
+        ]
+    )
+    assert _one(order, two, **MAIN)["data"]["encounter_ref"] == "e1"  # ambiguous: named by itself
 
 
 def test_a_conditional_reference_outside_the_bundle_names_its_identifier_value() -> None:

@@ -46,7 +46,7 @@ def test_a_public_a01_is_an_admission_with_its_time_class_and_mr_number() -> Non
     mapped = map_message(_message(hl7_sample("generic_A01")), LONDON, None)
     (event,) = mapped.events
     assert event == {
-        "id": "31644:admitted:20130211T100052Z",
+        "id": "31644:admitted:20130211T100052Z:c20d9724",
         "source": "hl7v2-epic",
         "type": "encounter.admitted",
         "time": "2013-02-11T10:00:52+00:00",
@@ -78,7 +78,7 @@ def test_an_outpatient_registration_is_understood_and_not_measured() -> None:
 
 def test_a_transfer_is_understood_without_an_event() -> None:
     mapped = map_message(_message(hl7_sample("CancelAdmit_04_A02")), LONDON, None)
-    assert mapped.events == [] and mapped.rejected is None and "A02" in (mapped.note or "")
+    assert mapped.events == [] and mapped.error is None and "A02" in (mapped.note or "")
 
 
 def test_a08_states_the_stays_class_as_it_is_now() -> None:
@@ -160,20 +160,20 @@ def test_other_adt_triggers_are_understood_and_other_message_types_are_errors() 
     store: AA with a note, so a feed sending every ADT event never has its queue held by it. Another
     message type is the sender's routing error: AE 200 — sent again as it is, it would be refused."""
     a05 = map_message(_adt("A05", {2: "I", 19: "V1"}), "UTC", None)
-    assert (a05.events, a05.error, a05.rejected) == ([], None, None)
+    assert (a05.events, a05.error) == ([], None)
     assert a05.note == "ADT A05 states nothing the platform measures"
     orm = map_message(
         _message("MSH|^~\\&|EPIC|MAIN|||20260301080000||ORM^O01|X1|P|2.5\nPID|1||M1"), "UTC", None
     )
-    assert orm.rejected is None and orm.error is not None
+    assert orm.error is not None
     assert (orm.error.location, orm.error.code) == ("MSH^1^9", "200")
 
 
 def test_cancels_name_the_fact_they_cancel_by_its_time() -> None:
-    (a11,) = map_message(_message(hl7_sample("CancelAdmit_02_A11")), LONDON, None).events
+    at_minute, a11 = map_message(_message(hl7_sample("CancelAdmit_02_A11")), LONDON, None).events
     assert (a11["type"], a11["id"], a11["time"]) == (
         "encounter.admission_cancelled",
-        "31644:admission_cancelled:20130211T110052Z",
+        "31644:admission_cancelled:20130211T110052Z:c20d9724",
         "2013-02-11T12:05:52+00:00",  # EVN-2: when the cancel was recorded
     )
     assert a11["data"] == {
@@ -181,6 +181,8 @@ def test_cancels_name_the_fact_they_cancel_by_its_time() -> None:
         "patient_ref": "40800000",
         "admitted_at": "2013-02-11T11:00:52+00:00",  # EVN-6: the admission it cancels
     }
+    # The same admission as a discharge given to the minute states it (point 3 of the review).
+    assert at_minute["data"]["admitted_at"] == "2013-02-11T11:00:00+00:00"
     (a13,) = map_message(_message(hl7_sample("CancelDischarge_04_A13")), LONDON, None).events
     assert a13["type"] == "encounter.discharge_cancelled"
     assert a13["data"]["discharged_at"] == "2013-02-11T12:30:52+00:00"  # the discharge of 03_A03
@@ -194,7 +196,7 @@ def test_a_re_sent_message_has_the_same_ids_and_a_reused_control_id_keeps_facts_
     readmitted = map_message(_message(hl7_sample("CancelAdmit_03_A01")), LONDON, None).events
     assert first == again
     assert first[0]["id"] != readmitted[0]["id"]  # same control id 31644, another admission time
-    assert readmitted[0]["id"] == "31644:admitted:20130211T130052Z"
+    assert readmitted[0]["id"] == "31644:admitted:20130211T130052Z:c20d9724"
 
 
 def test_times_with_and_without_an_offset() -> None:
@@ -239,7 +241,7 @@ def test_a_fact_without_its_pv1_time_is_timed_when_it_occurred_as_its_cancel_nam
     was recorded, an hour later) — the time the A11 / A13 names, so the cancel matches."""
     as_sent = map_message(_message(hl7_sample(original)), LONDON, None).events
     (fact,) = map_message(parsed(blanked(original, blank)), LONDON, None).events
-    (cancelling,) = map_message(_message(hl7_sample(cancel)), LONDON, None).events
+    *_, cancelling = map_message(_message(hl7_sample(cancel)), LONDON, None).events  # the A11: and at 11:00
     named = cancelling["data"].get("admitted_at") or cancelling["data"]["discharged_at"]
     assert fact["time"] == named == as_sent[0]["time"]
     assert fact["id"] == as_sent[0]["id"]  # the same fact, whichever field timed it
@@ -256,8 +258,8 @@ def test_a_cancel_names_each_distinct_time_its_message_gives() -> None:
     ]
     assert discharge["time"] == cancels[1]["data"]["discharged_at"]
     assert [c["id"] for c in cancels] == [
-        "100000:discharge_cancelled:20100916T100000Z",
-        "100000:discharge_cancelled:20130211T100000Z",
+        "100000:discharge_cancelled:20100916T100000Z:c20d9724",
+        "100000:discharge_cancelled:20130211T100000Z:c20d9724",
     ]
     assert validate_events(cancels) == [validate_event(c) for c in cancels]
 
@@ -326,7 +328,7 @@ def test_an_admission_without_a_visit_number_is_keyed_by_the_account_number() ->
     assert mapped.error is None
     (event,) = mapped.events
     assert event == {
-        "id": "01052901:admitted:20060529T140000Z",
+        "id": "01052901:admitted:20060529T140000Z:3781e3d1",
         "source": "hl7v2-megareg",
         "type": "encounter.admitted",
         "time": "2006-05-29T09:00:00-05:00",  # PV1-44 without an offset: the tenant's local time

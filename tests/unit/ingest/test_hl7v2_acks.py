@@ -22,6 +22,7 @@ from vr_shared.identity import Identity
 from vr_shared.roles import Role
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+STAY = "0eb2491a"  # the tag of the stay (V1, MRN1) in event ids
 CALLER = Identity("uclh", Role.PIPELINE, "key-1", frozenset({"UCLH"}), timezone="Europe/London")
 
 
@@ -68,7 +69,7 @@ async def test_a_time_with_a_24_hour_offset_is_an_error_of_its_message_alone() -
     assert [_msa(a)[1:3] for a in acks] == [["AA", "GOOD"], ["AE", "BAD"]]
     assert _err(acks[1])[2:5] == ["PV1^1^44", "102^Data type error^HL70357", "E"]
     assert _err(acks[1])[8].startswith("PV1-44 (admit date/time) '202603010800+2400' is not a date/time")
-    assert [d["id"] for d in publisher.published] == ["GOOD:admitted:20260301T080000Z"]
+    assert [d["id"] for d in publisher.published] == [f"GOOD:admitted:20260301T080000Z:{STAY}"]
 
 
 async def test_a_time_in_the_future_is_a_rule_of_the_platform_not_a_data_type_error() -> None:
@@ -120,18 +121,30 @@ async def test_a_message_that_is_not_adt_or_not_er7_is_an_error_not_a_rejection(
     assert _err(acks[1])[2:4] == ["MSH^1^1", "102^Data type error^HL70357"]
 
 
-async def test_a_fault_of_ours_is_ar_for_its_message_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An internal error is what HL7 keeps AR for (send again later); the request's other messages are
-    answered as they deserve, never a 500 for all of them."""
+async def test_a_fault_of_the_mapping_is_ae_for_its_message_alone(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A mapping that fails on a message fails on it every time: AE 207 (do not send it again as it
+    is — the engine keeps it as errored and its queue moves on), never AR, which had it sent for ever.
+    The request's other messages are answered as they deserve, and the log names no field content."""
     real = handlers.map_message
 
     def failing_on_bad(message: hl7.Message, zone: str, facility: str | None) -> Hl7Events:
         if "|BAD|" in str(message):
-            raise RuntimeError("a bug")
+            raise RuntimeError("a bug near MRN1")
         return real(message, zone, facility)
 
     monkeypatch.setattr(handlers, "map_message", failing_on_bad)
     acks, publisher = await _acks(_a01("202603010800", "BAD"), _a01("202603010800", "GOOD"))
-    assert [_msa(a)[1:3] for a in acks] == [["AR", "BAD"], ["AA", "GOOD"]]
+    assert [_msa(a)[1:3] for a in acks] == [["AE", "BAD"], ["AA", "GOOD"]]
     assert _err(acks[0])[2:4] == ["MSH^1^10", "207^Application internal error^HL70357"]
     assert len(publisher.published) == 1
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "RuntimeError" in logged and "MRN1" not in logged
+
+
+async def test_the_broker_away_is_still_ar_send_again() -> None:
+    """AR stays for what sending the same message again cures: the platform could not store it now."""
+    messages = read_hl7([_a01("202603010800", "LATER")], CALLER.timezone, None)
+    (ack,) = handlers.broker_unavailable_acks(messages)
+    assert _msa(ack.split("\r"))[1:3] == ["AR", "LATER"]

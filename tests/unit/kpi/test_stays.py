@@ -4,13 +4,15 @@ admission takes its stay with it; admissions at the same time are ordered as the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import CellComputation, compute_cells
-from kpi_engine.domain.effects import Effects, StoredStay, stay_changes
+from kpi_engine.domain.effects import Effects, StoredStay, batch_effects, stay_changes, stays_now
 from tests.unit.kpi.builders import CALENDAR, d, ev, value
+from tests.unit.kpi.test_batch_effects import decoded
 from tests.unit.kpi.test_readmissions import admit, at, discharge
 
 TENANT = "mission-health"
@@ -60,11 +62,46 @@ def test_the_discharge_received_last_stands_even_when_its_time_is_earlier() -> N
     assert readmission == {date(2026, 1, 5)}  # the index stay is dated by the discharge that stands
 
 
-def test_the_replaced_discharge_stands_again_when_the_one_after_it_is_cancelled() -> None:
-    # A13 names the corrected discharge: as if it had never come, the one before it stands.
-    events = [STAY, FIRST, CORRECTED, _cancel_discharge("R", "1", at("01-08"))]
+def test_a_cancel_of_the_discharge_received_last_leaves_the_stay_without_a_discharge() -> None:
+    # A03 at Jan 5, A03 re-sent corrected to Jan 8, then A13 cancelling the Jan 8 discharge: the feed's
+    # latest word is "not discharged" — the replaced Jan 5 discharge never stands again.
+    cancel = _cancel_discharge("R", "1", at("01-08"))
+    for events in ([STAY, FIRST, CORRECTED, cancel], [STAY, cancel, FIRST, CORRECTED]):  # cancel early too
+        cells = compute_cells(events, CALENDAR)
+        assert {key.kpi for key in cells} == set()  # no length of stay, patient days, nor index stay
+
+
+def test_a_discharge_received_after_a_cancelled_one_stands() -> None:
+    # A03, A13, then A03 again: the patient was discharged after all.
+    events = [STAY, CORRECTED, _cancel_discharge("R", "1", at("01-08")), FIRST]
     alos = value("alos_days", events)
     assert (alos.numerator, alos.denominator) == (d("4"), d("1"))
+
+
+def test_a_discharge_naming_a_cancelled_admission_leaves_its_stay_without_a_discharge() -> None:
+    # The admission at 08:00 cancelled (stored first); D1 names another admission time (not matched);
+    # D2, received last, names the cancelled admission: the stay is the cancelled one — nothing counts.
+    cancel = _cancel_admission("R", "1", at("01-01", "08:00"))
+    first = discharge("R", "1", at("01-01", "06:00"), at("01-05"))
+    corrected = discharge("R", "1", at("01-01", "08:00"), at("01-05"))
+    assert compute_cells([cancel, first], CALENDAR) != {}  # D1 alone counts
+    assert compute_cells([cancel, first, corrected], CALENDAR) == {}
+
+
+def test_only_a_retraction_lets_the_discharge_received_before_stand_again() -> None:
+    # Retracted (sent in error) the corrected discharge is as if never sent: the rebuild no longer
+    # streams it, and the one received before it governs the stay.
+    computation = CellComputation(CALENDAR)
+    for event, received in ((STAY, 1), (FIRST, 2)):  # CORRECTED (3) retracted: not streamed
+        computation.take(event, received)
+    alos = {key.day: cell for key, cell in computation.cells().items() if key.kpi == "alos_days"}
+    assert alos == {date(2026, 1, 5): Cell(d("4"), d("1"), 1)}
+    # Cancelled, it is streamed as cancelled, and governs: no discharge.
+    computation = CellComputation(CALENDAR)
+    computation.take(STAY, 1)
+    computation.take(FIRST, 2)
+    computation.take(CORRECTED, 3, cancelled=True)
+    assert computation.cells() == {}
 
 
 def test_the_standing_discharge_decides_whether_a_readmission_follows_it() -> None:
@@ -168,3 +205,33 @@ def test_a_newer_discharge_of_a_stay_takes_the_older_ones_length_of_stay_back() 
     assert effects.deltas[(TENANT, CellKey("alos_days", "north", date(2026, 3, 5)))] == Cell(
         Decimal(4), Decimal(1), 1
     )
+
+
+def test_a_cancel_of_the_newer_discharge_takes_its_length_of_stay_back_and_restores_nothing() -> None:
+    older, newer = _stored_discharge("d1", "03-05", 10), _stored_discharge("d2", "03-07", 11)
+    effects = Effects()
+    stay_changes(TENANT, [older, newer], [older, replace(newer, cancelled=True)], CALENDAR, effects)
+    alos = {key.day: cell for (_, key), cell in effects.deltas.items() if key.kpi == "alos_days"}
+    assert alos == {date(2026, 3, 7): Cell(Decimal(-6), Decimal(-1), -1)}  # Mar 5 stays uncounted
+
+
+def test_a_stored_discharge_cancelled_by_a_batch_keeps_its_row_marked_cancelled() -> None:
+    cancel = _cancel_discharge("p1", "e1", at("03-07"))
+    newer = discharge("p1", "e1", at("03-01"), at("03-07"))
+    key = (TENANT, newer.source, newer.id)
+    effects, counted = batch_effects(
+        [decoded(cancel, offset=1)],
+        {key: newer},
+        {TENANT: CALENDAR},
+        cancelled={key},
+    )
+    assert effects.cancelled_stays == {key} and not effects.removed.get("stays")
+    assert effects.patients == {(TENANT, "p1")}
+    older_row = _stored_discharge("d1", "03-05", 10)
+    newer_row = replace(_stored_discharge(newer.id, "03-07", 11), source=newer.source)
+    now = stays_now({(TENANT, "p1"): [older_row, newer_row]}, effects)
+    assert [stay.cancelled for stay in now[(TENANT, "p1")]] == [False, True]
+    # A new discharge that arrives cancelled is written too, marked, after the stored ones.
+    arriving = decoded(newer, offset=2)
+    effects, counted = batch_effects([arriving], {arriving.key: newer}, {TENANT: CALENDAR}, cancelled={key})
+    assert counted == [] and [row["cancelled"] for row in effects.added["stays"]] == [True]

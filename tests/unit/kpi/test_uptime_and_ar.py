@@ -6,7 +6,7 @@ from decimal import Decimal
 from kpi_engine.domain.catalogue import CATALOGUE
 from kpi_engine.domain.computation import compute_cells
 from kpi_engine.domain.query import UptimeFacts, period_value, systems_of
-from kpi_engine.domain.uptime import Outage
+from kpi_engine.domain.uptime import Outage, elapsed_minutes
 from tests.unit.kpi.builders import CALENDAR, d, ev, value
 
 UPTIME = CATALOGUE["uptime_pct"]
@@ -154,6 +154,20 @@ def test_an_open_dst_day_counts_its_elapsed_hours_in_utc() -> None:
     noon = datetime(2026, 3, 8, 16, 0, tzinfo=UTC)  # 12:00 EDT; the clocks jumped from 02:00 to 03:00
     day = period_value(UPTIME, {}, {"north"}, date(2026, 3, 8), date(2026, 3, 9), "ehr", CALENDAR, noon)
     assert (day.numerator, day.denominator) == (d("660"), d("660"))
+
+
+def test_elapsed_minutes_compare_instants_not_wall_clocks_when_dst_ends() -> None:
+    # 1 November 2026 in New York: 01:00–02:00 happens twice (EDT, then EST). The bucket ends at 01:45
+    # EDT; `now`, in the tenant's zone, is 01:15 EST — half an hour after that end, though its wall clock
+    # reads earlier. All of [00:00, 01:45 EDT) has passed: 105 minutes, not the 135 up to now.
+    zone = CALENDAR.zone
+    start = datetime(2026, 11, 1, 0, 0, tzinfo=zone)
+    end = datetime(2026, 11, 1, 1, 45, tzinfo=zone)  # fold 0: EDT
+    now = datetime(2026, 11, 1, 1, 15, fold=1, tzinfo=zone)  # fold 1: EST
+    assert now.astimezone(UTC) > end.astimezone(UTC)
+    assert elapsed_minutes(start, end, now) == d("105")
+    # Before the end (01:15 EDT), only the minutes up to now have passed.
+    assert elapsed_minutes(start, end, now.replace(fold=0)) == d("75")
 
 
 def test_days_in_ar_takes_the_latest_snapshot_of_each_facility_in_the_period() -> None:

@@ -30,13 +30,25 @@ class FakeSettlementStore:
         self, contract_id: str, period: str, inputs: dict[str, Decimal], actor: Identity
     ) -> dict[str, str]:
         self.period_inputs[(contract_id, period)] = dict(inputs)
+        await self.ask_recheck(contract_id, period, "period inputs changed after finalization")
         return {name: format(value, "f") for name, value in sorted(inputs.items())}
 
     async def final(self, contract_id: str, period: str) -> FinalStatement | None:
         return self.finals.get((contract_id, period))
 
-    async def mark_rechecked(self, contract_id: str, period: str) -> None:
-        self.finals[(contract_id, period)] = replace(self.finals[(contract_id, period)], rechecked=True)
+    async def ask_recheck(self, contract_id: str, period: str, reason: str) -> None:
+        final = self.finals.get((contract_id, period))
+        if final is not None:
+            self.finals[(contract_id, period)] = replace(
+                final, rechecked=False, recheck_requests=final.recheck_requests + 1, recheck_reason=reason
+            )
+
+    async def mark_rechecked(self, contract_id: str, period: str, requests: int) -> bool:
+        final = self.finals[(contract_id, period)]
+        if final.rechecked or final.recheck_requests != requests:
+            return False
+        self.finals[(contract_id, period)] = replace(final, rechecked=True)
+        return True
 
     async def finalize(
         self,
@@ -100,6 +112,8 @@ class FakeSettlementStore:
     async def note_period_state(
         self, contract_id: str, period: str, state: str | None, event: SettlementEvent | None
     ) -> bool:
+        if (contract_id, period) in self.finals:  # the state was computed before a finalize
+            return False
         if self.period_states.get((contract_id, period), "unknown") == state:
             return False
         self.period_states[(contract_id, period)] = state

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from settlement.domain.contract import load_contract
 from settlement.domain.periods import parse_period
 from settlement.entrypoints.access import ensure_may_simulate
 from tests.unit.settlement.builders import contract
@@ -39,3 +40,17 @@ def test_a_vendor_may_not_simulate_a_period_after_its_contract() -> None:
     with pytest.raises(Problem) as refused:
         ensure_may_simulate(VENDOR, what_if, [q4], [own])
     assert refused.value.status == 403 and "2026-Q4" in refused.value.detail
+
+
+def test_a_shared_contract_ending_on_the_last_representable_day_is_compared_without_overflow() -> None:
+    """A contract stored before dates were bounded may end on 9999-12-31: it shows every period from
+    its start (it answered 500 — the day after its end does not exist), and one it does not cover
+    (before its start) is refused like any other."""
+    stored = load_contract({**contract(INCENTIVE).as_document(), "start": "2026-07-01", "end": "9999-12-31"})
+    what_if = contract(INCENTIVE, id="what-if")
+    q4 = parse_period(what_if.period, "2026-Q4", what_if.start, what_if.end)
+    ensure_may_simulate(VENDOR, what_if, [q4], [stored])
+    q1 = parse_period(what_if.period, "2026-Q1", what_if.start, what_if.end)
+    with pytest.raises(Problem) as refused:
+        ensure_may_simulate(VENDOR, what_if, [q1], [stored])
+    assert refused.value.status == 403 and "2026-Q1" in refused.value.detail

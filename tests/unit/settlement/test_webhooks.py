@@ -41,6 +41,10 @@ LOOPBACK = parse_networks("127.0.0.0/8,::1/128")
         "fe80::1",
         "::ffff:10.0.0.1",  # a private IPv4 address written as IPv6
         "224.0.0.1",
+        "fec0::1",  # site-local, deprecated (RFC 3879): Python calls it global
+        "fec0:0:0:ffff::5db8:d822",
+        "3fff::1",  # documentation (RFC 9637)
+        "5f00::1",  # a segment routing identifier (RFC 9602)
     ],
 )
 def test_private_and_reserved_addresses_are_refused_unless_allowed(address: str) -> None:
@@ -87,10 +91,37 @@ def test_ipv6_forms_of_a_private_ipv4_address_are_judged_as_that_address(address
         "::5db8:d822",  # IPv4-compatible ::93.184.216.34
         "::7f00:1",  # IPv4-compatible ::127.0.0.1
         "2001:0:5db8:d822::1",  # Teredo
+        "::ffff:0:5db8:d822",  # IPv4-translated (RFC 2765) ::ffff:0:93.184.216.34
+        "::ffff:0:7f00:1",  # IPv4-translated ::ffff:0:127.0.0.1
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated ::ffff:0:169.254.169.254, the cloud metadata service
     ],
 )
 def test_ipv6_forms_that_carry_an_ipv4_address_through_someone_elses_relay_are_refused(address: str) -> None:
     assert refused_address("https", [ipaddress.ip_address(address)], ()) is not None
+
+
+@pytest.mark.parametrize(
+    ("address", "form"),
+    [
+        ("::ffff:0:7f00:1", "IPv4-translated"),
+        ("::ffff:0:5db8:d822", "IPv4-translated"),
+        ("2002:7f00:1::1", "6to4"),
+        ("64:ff9b:1::5db8:d822", "local-use NAT64"),
+        ("::5db8:d822", "IPv4-compatible"),
+    ],
+)
+def test_a_refused_ipv4_carrier_is_named_by_its_form(address: str, form: str) -> None:
+    assert refused_address("https", [ipaddress.ip_address(address)], ()) == (
+        f"the host resolves to {address}, an IPv6 form that carries an IPv4 address ({form}), "
+        "reached only through a relay"
+    )
+
+
+def test_the_ipv4_translated_form_is_not_taken_for_ipv4_mapped() -> None:
+    """::ffff:0:a.b.c.d is SIIT's translated form, ::ffff:a.b.c.d the mapped one: allowing loopback
+    allows the mapped loopback only."""
+    assert refused_address("http", [ipaddress.ip_address("::ffff:7f00:1")], LOOPBACK) is None
+    assert refused_address("http", [ipaddress.ip_address("::ffff:0:7f00:1")], LOOPBACK) is not None
 
 
 def test_ipv6_forms_of_a_public_ipv4_address_are_reached_like_it() -> None:
@@ -153,15 +184,16 @@ def test_well_formed_urls_pass_to_the_address_check(url: str) -> None:
 
 
 async def test_the_address_check_answers_a_refusal_for_any_url_it_is_given_never_an_error() -> None:
-    async def resolve(host: str, port: int) -> list[Address]:
-        assert (host, port) == ("xn--bcher-kva.example", 8443)  # the IDNA name, the URL's port
+    async def resolve(host: str, port: int, tenant: str) -> list[Address]:
+        # the IDNA name, the URL's port, and whose look-up it is
+        assert (host, port, tenant) == ("xn--bcher-kva.example", 8443, "t-a")
         return [ipaddress.ip_address("93.184.216.34")]
 
-    check = AddressCheck((), resolve)
-    assert await check.refusal("https://bücher.example:8443/hooks") is None
-    assert (await check.refusal("https://billing.example:99999/hooks") or "").startswith("not a URL")
-    assert (await check.refusal("https://[v1.fe]/hooks") or "").startswith("not a URL")
-    assert await check.refusal("https://[::ffff:10.0.0.1]/") == (
+    check = AddressCheck((), resolve, lookup_timeout_s=5)
+    assert await check.refusal("https://bücher.example:8443/hooks", "t-a") is None
+    assert (await check.refusal("https://billing.example:99999/hooks", "t-a") or "").startswith("not a URL")
+    assert (await check.refusal("https://[v1.fe]/hooks", "t-a") or "").startswith("not a URL")
+    assert await check.refusal("https://[::ffff:10.0.0.1]/", "t-a") == (
         "the host resolves to ::ffff:a00:1, which is 10.0.0.1, a private or reserved address"
     )
 

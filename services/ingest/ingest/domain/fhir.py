@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,6 +71,10 @@ DISCHARGE_DISPOSITIONS = {
     **DISPOSITIONS_0112,  # NUBC / HL7 table 0112 codes, as HL7 v2 feeds send them
 }
 CANCELLED_STATUSES = frozenset({"entered-in-error", "cancelled"})
+MAX_SUSPECTS = 100  # suspectEntity entries looked at; a real AdverseEvent names a handful
+# The catalogue's money (docs/events.md): at most 18 integer digits and 4 decimal places.
+MAX_INTEGER_DIGITS = 18
+CENTS_AND_BELOW = Decimal("0.0001")
 NOT_AN_ADMISSION = frozenset({"planned", "unknown"})  # nobody was admitted (yet), or nobody knows
 
 
@@ -154,6 +158,11 @@ def _encounter(
     status = _string(encounter.get("status"), f"{path}.status")
     if status in NOT_AN_ADMISSION:
         return Mapped(note=f"an Encounter {status} is not an admission")
+    if status == "cancelled" and _get(encounter, "period", "start") is None:
+        # R4: "the Encounter has ended before it has begun" — usually without a period: no admission
+        # was stated, so there is none to retract. (`entered-in-error` must name the admission it
+        # withdraws: without `period.start` it is a 422 like any Encounter.)
+        return Mapped(note="a cancelled Encounter without period.start: nothing to retract")
     start = _instant(_get(encounter, "period", "start"), f"{path}.period.start", zone, required=True)
     assert start is not None
     end = _instant(_get(encounter, "period", "end"), f"{path}.period.end", zone, required=False)
@@ -218,14 +227,29 @@ def _class(encounter: Mapping[str, Any], path: str) -> str | None:
 
 
 def _patient_ref(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> str:
-    """The subject Patient's MR identifier when the Bundle holds the Patient, else the reference."""
-    reference = _reference(encounter, "subject", f"{path}.subject", "the Patient")
-    patient = _resolved(reference, encounter, index, f"{path}.subject")
-    if patient is not None:
-        for identifier in _list(patient.get("identifier")):
-            if "MR" in _codes(identifier, "type") and isinstance(identifier.get("value"), str):
-                return str(identifier["value"])
-    return reference
+    """What names the patient the same however the Encounter is sent — alone or with its Patient: what
+    `subject` names by itself (a logical reference's `identifier` value, a conditional reference's
+    identifier value, `Patient/<id>` for a relative or RESTful absolute reference), else, for a
+    reference only the Bundle gives a meaning to (`urn:uuid:`, `#id`), the Patient's identifier of type
+    MR. Never a `urn:` string: a bundle-local name would name another patient in the next Bundle."""
+    where = f"{path}.subject"
+    logical = _get(encounter, "subject", "identifier", "value")
+    if isinstance(logical, str) and logical:
+        return logical
+    reference = _reference(encounter, "subject", where, "the Patient")
+    if not is_local(reference):
+        named = named_by(reference)
+        if "?" in reference and named.name:
+            return named.name
+        if named.kind and named.name:
+            return f"{named.kind}/{named.name}"  # as a relative reference writes it, without _history
+        raise Invalid(Issue("not-found", f"subject {reference!r} names no Patient id or identifier", where))
+    patient = _resolved(reference, encounter, index, where)
+    for identifier in _list(patient.get("identifier") if patient is not None else None):
+        if "MR" in _codes(identifier, "type") and isinstance(value := identifier.get("value"), str) and value:
+            return value
+    message = f"the Patient {reference!r} has no identifier of type MR, and the reference names none"
+    raise Invalid(Issue("required", message, where))
 
 
 def _facility(encounter: Mapping[str, Any], index: BundleIndex, path: str) -> str:
@@ -295,7 +319,12 @@ def _instant(value: Any, path: str, zone: ZoneInfo, *, required: bool) -> dateti
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Invalid(Issue("value", f"{value!r} is not a FHIR dateTime", path)) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+    try:
+        moment.astimezone(UTC)  # ids and the catalogue are in UTC: the instant must have a year there
+    except OverflowError:
+        raise Invalid(Issue("value", f"{value!r} is outside the years 0001–9999 in UTC", path)) from None
+    return moment
 
 
 def _string(value: Any, path: str) -> str:
@@ -362,7 +391,12 @@ def _adverse_event(c: Context) -> Mapped:
     category from the project's extension (required)."""
     if c.resource.get("actuality") != "actual":
         return Mapped(note="a potential adverse event is not measured")
-    if not any(kind in DRUG_RESOURCES for kind in _suspect_types(c)):
+    kinds = _suspect_types(c)
+    if not any(kind in DRUG_RESOURCES for kind in kinds):
+        # A suspect whose type nothing tells may be the drug: refused only when no suspect is a known
+        # one (a clear drug event is never refused for another suspect the Bundle does not hold).
+        if unknown := next((issue for issue in kinds if isinstance(issue, Issue)), None):
+            raise Invalid(unknown)
         return Mapped(note="no medication among suspectEntity: not an adverse drug event")
     category = _extension_code(c, HARM_CATEGORY, frozenset("ABCDEFGHI"))
     if category is None:
@@ -379,12 +413,16 @@ def _adverse_event(c: Context) -> Mapped:
     return Mapped([event], locations=_locations(c, "date", encounter="encounter"))
 
 
-def _suspect_types(c: Context) -> list[str]:
+def _suspect_types(c: Context) -> list[str | Issue]:
     """The resource type of each suspect: the resolved resource's, else `Reference.type`, else what the
-    reference names (`Type/id`, a RESTful URL, `Type?identifier=…`). A suspect whose type none of these
-    tell (a `urn:uuid:` outside the Bundle, an opaque URL) is a 422 naming it: it may be the drug."""
-    kinds = []
-    for number, suspect in enumerate(_list(c.resource.get("suspectEntity"))):
+    reference names (`Type/id`, a RESTful URL, `Type?identifier=…`); for a suspect whose type none of
+    these tell (a `urn:uuid:` outside the Bundle, an opaque URL), the issue naming it."""
+    suspects = _list(c.resource.get("suspectEntity"))
+    if len(suspects) > MAX_SUSPECTS:
+        message = f"{len(suspects)} suspectEntity; at most {MAX_SUSPECTS} are taken"
+        raise Invalid(Issue("too-costly", message, f"{c.path}.suspectEntity"))
+    kinds: list[str | Issue] = []
+    for number, suspect in enumerate(suspects):
         where = f"{c.path}.suspectEntity[{number}].instance"
         instance = _get(suspect, "instance")
         reference, declared = _get(instance, "reference"), _get(instance, "type")
@@ -397,8 +435,9 @@ def _suspect_types(c: Context) -> list[str]:
         if not isinstance(kind, str):
             named = repr(reference) if isinstance(reference, str) else "(no reference)"
             message = f"suspect {named} resolves to no entry of the Bundle and names no type"
-            raise Invalid(Issue("not-found", message, where))
-        kinds.append(kind)
+            kinds.append(Issue("not-found", message, where))
+        else:
+            kinds.append(kind)
     return kinds
 
 
@@ -606,9 +645,31 @@ def _money_or_none(value: Any, path: str) -> Decimal | None:
     amount = _get(value, "value")
     if isinstance(amount, bool) or not isinstance(amount, Decimal | int):
         raise Invalid(Issue("value", "Money.value must be a JSON number", f"{path}.value"))
+    amount = Decimal(amount)
+    if not amount.is_finite():
+        raise Invalid(Issue("value", "Money.value must be a finite number", f"{path}.value"))
     if amount < 0:
         raise Invalid(Issue("value", "Money.value must not be negative", f"{path}.value"))
-    return Decimal(amount)
+    return _catalogue_money(amount, f"{path}.value")
+
+
+def _catalogue_money(amount: Decimal, where: str) -> Decimal:
+    """The amount as the catalogue takes money — at most 18 integer digits and 4 decimal places — judged
+    from its exponent, never by writing it out: `1e999999999` is a gigabyte of digits."""
+    if amount.is_zero():
+        return Decimal(0)
+    if amount.adjusted() >= MAX_INTEGER_DIGITS:
+        raise Invalid(Issue("value", f"Money.value has more than {MAX_INTEGER_DIGITS} integer digits", where))
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -4:  # trailing zeros beyond the 4th place are taken
+        try:
+            rounded = amount.quantize(CENTS_AND_BELOW)
+        except InvalidOperation:
+            rounded = None
+        if rounded != amount:
+            raise Invalid(Issue("value", "Money.value has more than 4 decimal places", where))
+        return rounded
+    return amount
 
 
 def _total(response: Mapping[str, Any], category: str, path: str) -> Decimal | None:

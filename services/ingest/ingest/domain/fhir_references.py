@@ -2,18 +2,23 @@
 "Resolving references in Bundles"), and what a reference names by itself when its target is elsewhere.
 
 Pure. The forms, and where each resolves:
-- `#id`: a resource `contained` in the one that refers to it;
+- `#id`: a resource `contained` in the one that refers to it — or, written in a contained resource, a
+  sibling in its container (`#` alone: the container);
 - an absolute URL or a `urn:uuid:` / `urn:oid:`: the entry whose `fullUrl` it is (a version-specific
   `…/_history/n` names the same entry);
 - `Type/id`: against the base of the referring entry's RESTful `fullUrl`
-  (`http://example.org/fhir/Observation/1` refers by `Patient/7` to `http://example.org/fhir/Patient/7`),
-  else the entry of that type and id;
+  (`http://example.org/fhir/Observation/1` refers by `Patient/7` to `http://example.org/fhir/Patient/7`,
+  and to nothing else: never to `Patient/7` of another server); written in an entry without a RESTful
+  base, the one entry of that type and id (several: ambiguous, unresolved);
 - a conditional reference `Type?identifier=system|value` (the search forms `value` — any system —
   and `|value` — none — too): the one entry of that type with that identifier, or whose
   `request.url` / `request.ifNoneExist` states that condition.
 
 A `#id` or `urn:` reference that resolves to nothing names nothing at all (only the Bundle gives it a
 meaning); the other forms still name a type, and an id or an identifier value, by themselves.
+
+The work is linear in the Bundle: each entry's base and each holder's contained resources are indexed
+once, and a `fullUrl` longer than `MAX_URL` is not indexed (the mapping refuses that entry).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+MAX_URL = 4096  # characters of a fullUrl; real ones are a few dozen
 RESTFUL_URL = re.compile(
     r"(?P<base>https?://[^?#]+?)/(?P<type>[A-Z][A-Za-z]{1,63})/(?P<id>[A-Za-z0-9\-.]{1,64})"
     r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
@@ -69,9 +75,13 @@ class BundleIndex:
 
     def __init__(self, entries: Iterable[Mapping[str, Any]] = ()) -> None:
         self._by_full_url: dict[str, Resource] = {}
-        self._by_type_id: dict[str, Resource] = {}
+        self._by_type_id: dict[str, dict[int, Resource]] = {}
         self._by_condition: dict[Condition, dict[int, Resource]] = {}
-        self._full_url_of: dict[int, str] = {}  # id(resource) → its entry's fullUrl
+        self._base_of: dict[int, str] = {}  # id(resource) → the RESTful base of its entry's fullUrl
+        # id(holder) → (holder, its contained resources by id); id(contained) → its container. The
+        # holder is kept with its index so that its id() cannot be reused while the index lives.
+        self._contained: dict[int, tuple[Resource, dict[str, Resource]]] = {}
+        self._container_of: dict[int, Resource] = {}
         for entry in entries:
             resource = entry.get("resource")
             if isinstance(resource, Mapping):
@@ -79,44 +89,59 @@ class BundleIndex:
 
     def _add(self, entry: Mapping[str, Any], resource: Resource) -> None:
         full_url = entry.get("fullUrl")
-        if isinstance(full_url, str) and full_url:
+        if isinstance(full_url, str) and 0 < len(full_url) <= MAX_URL:
             self._by_full_url.setdefault(_without_history(full_url), resource)
-            self._full_url_of[id(resource)] = full_url
+            if (match := RESTFUL_URL.fullmatch(full_url)) is not None:
+                self._base_of[id(resource)] = match["base"]
         kind, id_ = resource.get("resourceType"), resource.get("id")
         if not isinstance(kind, str):
             return
         if isinstance(id_, str) and id_:
-            self._by_type_id.setdefault(f"{kind}/{id_}", resource)
+            self._by_type_id.setdefault(f"{kind}/{id_}", {})[id(resource)] = resource
         for condition in _conditions_met(kind, resource, entry.get("request")):
             self._by_condition.setdefault(condition, {})[id(resource)] = resource
 
     def resolve(self, reference: str, holder: Resource | None = None) -> Resource | None:
         """The resource `reference` (written in `holder`) names in this Bundle, or None."""
         if reference.startswith("#"):
-            return _contained(holder, reference[1:])
+            return self._contained_in(holder, reference[1:])
         if "?" in reference:
-            matches = self._by_condition.get(_condition(reference), {})
-            return next(iter(matches.values())) if len(matches) == 1 else None  # several: ambiguous
+            return _only(self._by_condition.get(_condition(reference), {}))  # several: ambiguous
         reference = _without_history(reference)
         if reference in self._by_full_url or "://" in reference or is_local(reference):
             return self._by_full_url.get(reference)
-        base = self._base_of(holder)
-        if base is not None and (found := self._by_full_url.get(f"{base}/{reference}")) is not None:
-            return found
-        return self._by_type_id.get(reference)
+        root = self._container_of.get(id(holder), holder) if holder is not None else None
+        base = self._base_of.get(id(root)) if root is not None else None
+        if base is not None:  # a RESTful entry's relative reference means its own server's resource
+            return self._by_full_url.get(f"{base}/{reference}")
+        return _only(self._by_type_id.get(reference, {}))
 
-    def _base_of(self, holder: Resource | None) -> str | None:
-        full_url = self._full_url_of.get(id(holder)) if holder is not None else None
-        match = RESTFUL_URL.fullmatch(full_url) if full_url else None
-        return match["base"] if match else None
+    def _contained_in(self, holder: Resource | None, id_: str) -> Resource | None:
+        """`#id` written in `holder`: its own contained resource — or, when `holder` is itself contained,
+        its container's (FHIR: contained resources refer to their siblings through the container)."""
+        if holder is None:
+            return None
+        root = self._container_of.get(id(holder), holder)
+        if not id_:
+            return root  # `#`: the container itself
+        return self._contained_of(root).get(id_)
+
+    def _contained_of(self, holder: Resource) -> dict[str, Resource]:
+        known = self._contained.get(id(holder))
+        if known is not None:
+            return known[1]
+        by_id: dict[str, Resource] = {}
+        contained = holder.get("contained")
+        for resource in contained if isinstance(contained, list) else []:
+            if isinstance(resource, Mapping) and isinstance(id_ := resource.get("id"), str):
+                by_id.setdefault(id_, resource)
+                self._container_of[id(resource)] = holder
+        self._contained[id(holder)] = (holder, by_id)
+        return by_id
 
 
-def _contained(holder: Resource | None, id_: str) -> Resource | None:
-    contained = holder.get("contained") if holder is not None else None
-    for resource in contained if isinstance(contained, list) else []:
-        if isinstance(resource, Mapping) and resource.get("id") == id_:
-            return resource
-    return None
+def _only(matches: Mapping[int, Resource]) -> Resource | None:
+    return next(iter(matches.values())) if len(matches) == 1 else None
 
 
 def _without_history(url: str) -> str:

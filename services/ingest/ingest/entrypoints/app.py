@@ -107,5 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Ready means "can serve": while the broker is away ingest still answers every request, with 503 and
     # Retry-After for events. Taken out of its Service instead, pipelines would meet the gateway's 502.
-    app.include_router(ops_router({"started": started}, reported={"broker": broker_answers}))
+    app.include_router(
+        ops_router({"started": started}, reported={"broker": broker_answers}, stopped=tasks.stopped)
+    )
     return app

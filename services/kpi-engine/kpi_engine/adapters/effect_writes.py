@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, Text, and_, delete, select, text
+from sqlalchemy import Date, DateTime, Table, Text, and_, delete, select, text, update
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -89,8 +89,13 @@ async def _write_rows(conn: AsyncConnection, effects: Effects) -> None:
             table = DERIVED_TABLES[kind]
             keys = event_keys(sorted(removed))
             await conn.execute(delete(table).where(on_event_key(table, keys)))
+    if effects.cancelled_stays:
+        keys = event_keys(sorted(effects.cancelled_stays))
+        await conn.execute(
+            update(tables.stays).where(on_event_key(tables.stays, keys)).values(cancelled=True)
+        )
     for kind, rows in effects.added.items():
-        # Rows of events counted for the first time: their keys are new, so COPY cannot conflict.
+        # Rows of events recorded for the first time: their keys are new, so COPY cannot conflict.
         await _copy(conn, DERIVED_TABLES[kind].name, rows)
 
 
@@ -247,13 +252,15 @@ _STAY_COLUMNS = (
     "disposition",
     "admitted_at",
     "received",
+    "cancelled",
 )
 
 
 async def stays_of(
     conn: AsyncConnection, patients: Sequence[tuple[str, str]]
 ) -> list[tuple[str, StoredStay]]:
-    """The counting stays (admissions and discharges) of these (tenant, patient) pairs, with their tenant."""
+    """The stays (admissions and discharges, cancelled discharges included) of these (tenant, patient)
+    pairs, with their tenant."""
     touched = as_table("p", {"tenant": Text, "patient": Text}, patients)
     s = tables.stays.c
     rows = await conn.execute(
@@ -391,14 +398,33 @@ _ANNOUNCE_OTHER_SYSTEMS = text(
 )
 
 
+# The tenant's other uptime days, where the facility has no uptime cell: its cell of the system is
+# empty there, and the notice says so (as a deleted cell's does); settlement reads only whose day it is.
+_ANNOUNCE_TENANT_DAYS = text(
+    """INSERT INTO outbox (payload)
+    SELECT jsonb_build_object('kpi', CAST(:kpi AS text), 'tenant', CAST(:tenant AS text),
+        'facility', CAST(:facility AS text), 'bucket', d.day::text, 'dimension', CAST(:system AS text),
+        'numerator', '0', 'denominator', '0', 'sample_size', 0)
+    FROM (SELECT DISTINCT day FROM cells WHERE tenant = :tenant AND kpi = :kpi) d
+    WHERE NOT EXISTS (
+        SELECT FROM cells c
+        WHERE c.tenant = :tenant AND c.kpi = :kpi AND c.facility = :facility AND c.day = d.day
+    )
+    ORDER BY d.day"""
+)
+
+
 async def _announce_systems_known(
     conn: AsyncConnection, before: set[tuple[str, str, str]], after: set[tuple[str, str, str]]
 ) -> None:
     """A system that becomes known to a facility (its first outage) or stops being known (its last one
-    retracted) changes that facility's uptime without a system in every bucket where another of its
-    systems was down — buckets this batch did not touch. Those days' cells are announced again (unchanged),
-    so settlement reconciles a final statement over them. The system's own days are announced as written."""
+    retracted) changes the uptime without a system of every statement over that facility, in every
+    bucket where any system of any facility of the tenant was down — buckets this batch did not touch.
+    Settlement finds the final statements a notice touches by the facility it names, so the facility
+    whose systems changed is named on each such day: its other systems' cells are announced again
+    (unchanged), and on the days it has no uptime cell, an empty one of the system. The system's own days
+    are announced as written."""
     for tenant, facility, system in sorted(before ^ after):
-        await conn.execute(
-            _ANNOUNCE_OTHER_SYSTEMS, {"tenant": tenant, "kpi": UPTIME, "facility": facility, "system": system}
-        )
+        named = {"tenant": tenant, "kpi": UPTIME, "facility": facility, "system": system}
+        await conn.execute(_ANNOUNCE_OTHER_SYSTEMS, named)
+        await conn.execute(_ANNOUNCE_TENANT_DAYS, named)

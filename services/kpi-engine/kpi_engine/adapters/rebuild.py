@@ -4,7 +4,9 @@ Comparing reads the stored effective events and the stored cells in one snapshot
 the two agree in time however long the read takes, and streams the events through the from-scratch
 computation (kpi_engine.domain.computation) — the same code the "incremental equals recomputed" tests
 compare the engine with — each admission and discharge with its place in the engine's record order (its
-stay row's `received`), which decides a stay's standing discharge.
+stay row's `received`), which decides a stay's standing discharge; a cancelled discharge (its event
+marked retracted, its stay row kept and marked cancelled) is streamed too, as cancelled: while it is its
+stay's last received, the stay has no discharge.
 
 Correcting runs while the engine records: an additive cell gets the difference between what was
 rebuilt and what was stored at the snapshot as a delta (deltas commute with the engine's own); a
@@ -76,18 +78,23 @@ class PostgresRebuild:
             async with conn.begin():
                 # An admission's or a discharge's place in the record order is its stay row's.
                 events = await conn.stream(
-                    select(e.payload, s.received)
+                    select(e.payload, s.received, s.cancelled)
                     .select_from(
                         tables.events.outerjoin(
                             tables.stays, and_(s.tenant == e.tenant, s.source == e.source, s.id == e.id)
                         )
                     )
-                    .where(e.tenant == tenant, e.retracted.is_(False), e.type != "event.retracted")
+                    .where(
+                        e.tenant == tenant,
+                        or_(e.retracted.is_(False), s.cancelled.is_(True)),
+                        e.type != "event.retracted",
+                    )
                     .execution_options(yield_per=_READ_CHUNK)
                 )
                 async for chunk in events.partitions():
                     for row in chunk:
-                        computation.take(validate_event(row.payload), row.received)
+                        event = validate_event(row.payload)
+                        computation.take(event, row.received, cancelled=bool(row.cancelled))
                     if progress is not None:
                         progress(computation.events)
                 cells = select(tables.cells).where(c.tenant == tenant)

@@ -12,7 +12,9 @@ The batch's transaction, in order:
    the tenant's pending ones whose event is there now (new, or new retractions of stored events) are
    resolved and their events marked retracted;
 4. the scopes the batch recomputes (a patient, a system's outages, a facility's A/R) locked, in key order;
-5. cancels resolved under their patient's lock (a cancelled admission takes its stay's discharges);
+5. cancels resolved under their patient's lock (a cancelled admission takes its stay's discharges; a
+   cancelled discharge keeps its stay row, marked cancelled: the last received of a stay's discharges
+   decides whether it has one);
 6. effects (kpi_engine.domain.effects): stored events that stop counting are taken back, new ones
    added; derived rows, recomputed non-additive cells, cells with their change notices, feed activity.
 The consumer commits offsets only after this transaction commits.
@@ -140,7 +142,8 @@ class PostgresRecorder:
         stored_retracted = [(key[0], event) for key, event in retracted.items() if key not in new_keys]
         await lock_scopes(conn, _scopes([(d.origin.tenant, d.event) for d in new] + stored_retracted))
         cancelled = await _resolve_cancels(conn, new, already=set(retracted))
-        effects, counted = batch_effects(new, {**retracted, **cancelled}, calendars)
+        stopped = {**retracted, **cancelled}
+        effects, counted = batch_effects(new, stopped, calendars, cancelled=set(cancelled))
         for decoded in counted:
             if now - decoded.event.time > self._late_after:
                 outcome.late += 1
@@ -338,7 +341,7 @@ _RETRACT = text(
     UPDATE events e SET retracted = true
     FROM found
     WHERE e.tenant = found.tenant AND e.source = found.source AND e.id = found.retracted_id
-        AND NOT e.retracted AND e.type <> 'event.retracted'
+        AND e.type <> 'event.retracted'
     RETURNING e.tenant, e.source, e.id, e.payload
     """
 )
@@ -347,7 +350,11 @@ _RETRACT = text(
 async def _retract(conn: AsyncConnection, tenants: Sequence[str]) -> dict[EventKey, Any]:
     """Pending retractions of these tenants whose event is now stored (either arrival order): the event
     is marked retracted and returned. A retraction's row lock and `pending` make one transaction, of
-    any number racing, the one that resolves it — and takes its event back."""
+    any number racing, the one that resolves it — and takes its event back. An event a cancel marked
+    already is returned too: a cancelled discharge withdrawn as sent in error stops governing its stay
+    (its row goes), and taking back a cancelled admission, which counts nowhere, changes nothing. Only
+    admissions and discharges are ever marked by a cancel, and a key is retracted at most once (one
+    retraction row per key), so nothing is taken back twice."""
     rows = await conn.execute(_RETRACT, {"tenants": sorted(set(tenants))})
     return {(r.tenant, r.source, r.id): validate_event(r.payload) for r in rows}
 
@@ -378,8 +385,9 @@ async def _resolve_cancels(
     """Admissions and discharges that stop counting now (docs/events.md): new ones a cancel names
     (stored, or in this batch — its cancels are stored first), and stored ones new cancels name; a
     cancelled admission names its stay's discharges too (those admitted at its time). They are marked
-    retracted, like the target of a retraction; returned with their events. `already`: those this batch
-    retracted (their stay rows go with this batch's writes): not taken back twice."""
+    retracted, like the target of a retraction; returned with their events (a discharge's stay row is
+    kept, marked cancelled). `already`: those this batch retracted (their stay rows go with this batch's
+    writes): not taken back twice."""
     facts: dict[tuple[Any, ...], list[Decoded]] = defaultdict(list)
     for d in new:
         for stopping in stopping_facts(d.event):
@@ -404,6 +412,7 @@ async def _resolve_cancels(
                     s.tenant == named.c.tenant,
                     s.patient == named.c.patient,
                     s.encounter == named.c.encounter,
+                    s.cancelled.is_(False),  # a discharge cancelled before is cancelled once
                     or_(
                         and_(s.type == named.c.fact, s.at == named.c.at),
                         and_(named.c.fact == ADMITTED, s.type == DISCHARGED, s.admitted_at == named.c.at),

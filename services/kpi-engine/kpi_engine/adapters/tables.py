@@ -155,6 +155,9 @@ stays = Table(
     # The engine's record order: taken when the row is written, under its patient's scope lock, so a
     # patient's later-recorded stays have higher numbers (docs/kpis.md, one standing discharge per stay).
     Column("received", BigInteger, nullable=False, server_default=text("nextval('stays_received')")),
+    # A discharge a cancel stops (its own, or its stay's admission's): kept, since while it is its stay's
+    # last received the stay has no discharge; its event is marked retracted like any cancelled fact.
+    Column("cancelled", Boolean, nullable=False, server_default="false"),
     PrimaryKeyConstraint("tenant", "source", "id"),
     Index("stays_by_patient", "tenant", "patient"),
 )

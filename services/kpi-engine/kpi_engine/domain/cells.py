@@ -19,9 +19,10 @@ class CellKey:
 
 @dataclass(slots=True)
 class Cell:
-    """Sums for one cell. `sample_size` counts the events that make up the denominator (for a total,
-    the events summed; for uptime, the unplanned outages), so a reader can judge how much data stands
-    behind a value."""
+    """Sums for one cell. `sample_size` counts the events that stand behind the value: those of the
+    denominator (for a total, the events summed; for uptime, the unplanned outages), plus any the KPI
+    counts but keeps out of its denominator (a claim of unknown cleanliness), so a reader can judge how
+    much data stands behind a value."""
 
     numerator: Decimal = ZERO
     denominator: Decimal = ZERO

@@ -1,10 +1,11 @@
 """Every KPI cell computed from scratch from a tenant's effective events.
 
 "Effective" means what the engine has resolved before: the first delivery of each (source, id), and no
-event that has been retracted; admissions and discharges that a cancel among them names, and the
-discharges of a cancelled admission's stay, are left out here (kpi_engine.domain.stays). Events are taken
+event that has been retracted; no admission that a cancel names; discharges that a cancel names, or
+whose stay's admission a cancel names, are taken as cancelled (kpi_engine.domain.stays): they count
+nowhere, but the last received of a stay's discharges decides whether the stay has one. Events are taken
 in the order the engine recorded them (or with that order given): of a stay's discharges, the one
-recorded last stands, and admissions at the same time are ordered by it. This is the reference the
+recorded last governs, and admissions at the same time are ordered by it. This is the reference the
 incremental engine must equal at all times, and the tool to rebuild cells after a change of rules.
 """
 
@@ -19,7 +20,7 @@ from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import Cell, CellKey, CellTable
 from kpi_engine.domain.contributions import contributions, stay_contributions
 from kpi_engine.domain.readmissions import Admission, Discharge, readmission_cells, standing_discharges
-from kpi_engine.domain.stays import without_cancelled_stays
+from kpi_engine.domain.stays import cancelled_facts, is_cancelled
 from kpi_engine.domain.uptime import Outage, uptime_cells
 from vr_shared.events.catalogue import ArSnapshot, EncounterAdmitted, EncounterDischarged, Event, SystemOutage
 
@@ -35,7 +36,7 @@ class _Derived:
     admissions: list[Admission] = field(default_factory=list)
     discharges: list[Discharge] = field(default_factory=list)
 
-    def take(self, event: Event, calendar: TenantCalendar, received: int) -> None:
+    def take(self, event: Event, calendar: TenantCalendar, received: int, cancelled: bool) -> None:
         match event:
             case SystemOutage() if not event.data.planned:
                 self.outages[(event.facility, event.data.system)].append(
@@ -49,7 +50,7 @@ class _Derived:
             case EncounterAdmitted():
                 self.admissions.append(admission_of(event, received))
             case EncounterDischarged():
-                self.discharges.append(discharge_of(event, received))
+                self.discharges.append(discharge_of(event, received, cancelled=cancelled))
 
 
 class CellComputation:
@@ -63,12 +64,14 @@ class CellComputation:
         self._derived = _Derived()
         self.events = 0
 
-    def take(self, event: Event, received: int | None = None) -> None:
+    def take(self, event: Event, received: int | None = None, *, cancelled: bool = False) -> None:
         """Take the next event; `received`: its place in the engine's record order (default: the order
-        of taking)."""
-        for key, delta in contributions(event, self._calendar):
-            self._table.apply(key, delta)
-        self._derived.take(event, self._calendar, self.events if received is None else received)
+        of taking); `cancelled`: a discharge a cancel stops (it counts nowhere, but governs its stay
+        while it is the last received)."""
+        if not cancelled:
+            for key, delta in contributions(event, self._calendar):
+                self._table.apply(key, delta)
+        self._derived.take(event, self._calendar, self.events if received is None else received, cancelled)
         self.events += 1
 
     def cells(self) -> dict[CellKey, Cell]:
@@ -90,11 +93,16 @@ class CellComputation:
 
 
 def compute_cells(events: Iterable[Event], calendar: TenantCalendar) -> dict[CellKey, Cell]:
-    """Every cell of these events, taken in their order; a cancel among them keeps the fact it names
-    out (and a cancelled admission its stay's discharges)."""
+    """Every cell of these events, taken in their order; a cancel among them keeps the admission it
+    names out, and cancels the discharge it names (or whose admission it names)."""
+    listed = list(events)
+    cancelled = cancelled_facts(listed)
     computation = CellComputation(calendar)
-    for event in without_cancelled_stays(events):
-        computation.take(event)
+    for event in listed:
+        if not is_cancelled(event, cancelled):
+            computation.take(event)
+        elif isinstance(event, EncounterDischarged):
+            computation.take(event, cancelled=True)
     return computation.cells()
 
 
@@ -114,7 +122,7 @@ def admission_of(event: EncounterAdmitted, received: int) -> Admission:
     )
 
 
-def discharge_of(event: EncounterDischarged, received: int) -> Discharge:
+def discharge_of(event: EncounterDischarged, received: int, *, cancelled: bool = False) -> Discharge:
     data = event.data
     return Discharge(
         data.encounter_ref,
@@ -125,4 +133,5 @@ def discharge_of(event: EncounterDischarged, received: int) -> Discharge:
         data.disposition,
         data.admitted_at,
         received,
+        cancelled,
     )

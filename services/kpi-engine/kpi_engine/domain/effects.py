@@ -4,14 +4,16 @@ The recorder (kpi_engine.adapters.recorder) reads what it must from PostgreSQL a
 module decides: each event's additive deltas, the rows the non-additive KPIs are recomputed from, the
 scopes to recompute and lock, and the feed activity. Applying with sign −1 undoes an event exactly (a
 retraction or a cancel). A discharge's length of stay and patient days are its stay's: the patient's
-recomputation moves them as the stay's standing discharge changes (`stay_changes`).
+recomputation moves them as the stay's standing discharge changes (`stay_changes`). A cancelled
+discharge keeps its stay row, marked cancelled: it never stands, but while it is its stay's last
+received, the stay has no discharge (kpi_engine.domain.readmissions.standing_discharges).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -56,6 +58,7 @@ class Effects:
     patients: set[tuple[str, str]] = field(default_factory=set)
     added: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     removed: dict[str, set[EventKey]] = field(default_factory=lambda: defaultdict(set))
+    cancelled_stays: set[EventKey] = field(default_factory=set)  # stored discharges a cancel stops now
     # (tenant, facility, feed, local day) → [events, newest event time]
     activity: dict[tuple[str, str, str, date], list[Any]] = field(default_factory=dict)
 
@@ -70,6 +73,25 @@ class Effects:
                 self.added[kind].append({"tenant": tenant, "source": event.source, "id": event.id, **values})
             else:
                 self.removed[kind].add((tenant, event.source, event.id))
+        self._mark_recomputed_scopes(tenant, event, calendar)
+
+    def cancel_discharge(
+        self, tenant: str, event: EncounterDischarged, calendar: TenantCalendar, *, stored: bool
+    ) -> None:
+        """A discharge a cancel stops: its stay row is kept (a new discharge's is written), marked
+        cancelled, so it still governs its stay while it is the last received; the patient is
+        recomputed."""
+        if stored:
+            self.cancelled_stays.add((tenant, event.source, event.id))
+        else:
+            values = _stay(
+                event,
+                planned=False,
+                disposition=event.data.disposition,
+                admitted_at=event.data.admitted_at,
+                cancelled=True,
+            )
+            self.added[STAYS].append({"tenant": tenant, "source": event.source, "id": event.id, **values})
         self._mark_recomputed_scopes(tenant, event, calendar)
 
     def add(self, tenant: str, key: CellKey, delta: Cell, sign: int) -> None:
@@ -111,21 +133,34 @@ class Effects:
 
 
 def batch_effects(
-    new: Sequence[Decoded], stopped: Mapping[EventKey, Event], calendars: Mapping[str, TenantCalendar]
+    new: Sequence[Decoded],
+    stopped: Mapping[EventKey, Event],
+    calendars: Mapping[str, TenantCalendar],
+    *,
+    cancelled: Collection[EventKey] = (),
 ) -> tuple[Effects, list[Decoded]]:
-    """A batch's effects: stored events that stop counting now (`stopped`: retracted or cancelled) are
-    taken back, new events that count are added, and every new event of a tracked feed counts as
-    delivered. Returns the effects and the new events that count."""
+    """A batch's effects: stored events that stop counting now (`stopped`: retracted, or cancelled —
+    those of them in `cancelled`) are taken back, new events that count are added, and every new event
+    of a tracked feed counts as delivered. A cancelled discharge, stored or new, is kept as its stay's
+    cancelled discharge rather than forgotten. Returns the effects and the new events that count."""
     effects = Effects()
     new_keys = {d.key for d in new}
     for key, event in stopped.items():
-        if key not in new_keys:  # it counted until now
+        if key in new_keys:
+            continue
+        if key in cancelled and isinstance(event, EncounterDischarged):
+            effects.cancel_discharge(key[0], event, calendars[key[0]], stored=True)
+        else:  # it counted until now
             effects.apply(key[0], event, calendars[key[0]], -1)
     counted = [d for d in new if d.key not in stopped and d.event.type != "event.retracted"]
     for decoded in new:
         effects.received(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant])
-    for decoded in counted:
-        effects.apply(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant], 1)
+    for decoded in new:  # batch order: the order the stay rows are numbered in
+        tenant, event = decoded.origin.tenant, decoded.event
+        if decoded.key not in stopped and event.type != "event.retracted":
+            effects.apply(tenant, event, calendars[tenant], 1)
+        elif decoded.key in cancelled and isinstance(event, EncounterDischarged):
+            effects.cancel_discharge(tenant, event, calendars[tenant], stored=False)
     return effects, counted
 
 
@@ -174,11 +209,17 @@ def derived_row(event: Event, calendar: TenantCalendar) -> tuple[str, dict[str, 
                 "avg_daily_net_revenue": event.data.avg_daily_net_revenue,
             }
         case EncounterAdmitted():
-            return STAYS, _stay(event, planned=event.data.planned, disposition=None, admitted_at=None)
+            return STAYS, _stay(
+                event, planned=event.data.planned, disposition=None, admitted_at=None, cancelled=False
+            )
         case EncounterDischarged():
             discharge = event.data
             return STAYS, _stay(
-                event, planned=False, disposition=discharge.disposition, admitted_at=discharge.admitted_at
+                event,
+                planned=False,
+                disposition=discharge.disposition,
+                admitted_at=discharge.admitted_at,
+                cancelled=False,
             )
         case FeedComplete():
             return FEED_DECLARATIONS, {
@@ -196,6 +237,7 @@ def _stay(
     planned: bool,
     disposition: str | None,
     admitted_at: datetime | None,
+    cancelled: bool,
 ) -> dict[str, Any]:
     return {
         "patient": event.data.patient_ref,
@@ -207,6 +249,7 @@ def _stay(
         "planned": planned,
         "disposition": disposition,
         "admitted_at": admitted_at,
+        "cancelled": cancelled,
     }
 
 
@@ -226,6 +269,7 @@ class StoredStay:
     disposition: str | None
     admitted_at: datetime | None
     received: int  # the engine's record order (a sequence taken under the patient's scope lock)
+    cancelled: bool = False  # a discharge a cancel stops (its own, or its stay's admission's)
 
     def admission(self) -> Admission:
         return Admission(
@@ -243,6 +287,7 @@ class StoredStay:
             self.disposition,
             self.admitted_at,
             self.received,
+            self.cancelled,
         )
 
 
@@ -251,7 +296,7 @@ class StoredStay:
 BATCH_RECEIVED = 1 << 62
 _STAY_FIELDS = (
     *("source", "id", "type", "encounter", "patient", "facility", "at", "encounter_class"),
-    *("planned", "disposition", "admitted_at"),
+    *("planned", "disposition", "admitted_at", "cancelled"),
 )
 
 
@@ -259,10 +304,14 @@ def stays_now(
     stored: Mapping[tuple[str, str], list[StoredStay]], effects: Effects
 ) -> dict[tuple[str, str], list[StoredStay]]:
     """The patients' stays once these effects are written: the stored ones (by tenant and patient)
-    less those the effects remove, plus those they add, received last."""
-    removed = effects.removed.get(STAYS, set())
+    less those the effects remove, those they cancel marked so, plus those they add, received last."""
+    removed, cancelled = effects.removed.get(STAYS, set()), effects.cancelled_stays
     now = {
-        (tenant, patient): [stay for stay in stays if (tenant, stay.source, stay.id) not in removed]
+        (tenant, patient): [
+            replace(stay, cancelled=True) if (tenant, stay.source, stay.id) in cancelled else stay
+            for stay in stays
+            if (tenant, stay.source, stay.id) not in removed
+        ]
         for (tenant, patient), stays in stored.items()
     }
     for n, row in enumerate(effects.added.get(STAYS, [])):
@@ -279,8 +328,8 @@ def stay_changes(
     effects: Effects,
 ) -> None:
     """Length of stay and patient days follow each stay's standing discharge: a discharge that stops
-    standing (replaced by a later one, retracted, cancelled) is taken back, one that starts standing
-    (new, or standing again) is added."""
+    standing (replaced by a later one, cancelled, retracted, or its stay's last received cancelled) is
+    taken back, one that starts standing (new, or standing again after a retraction) is added."""
     was = standing_discharges(stays_as_facts(before)[1])
     is_ = standing_discharges(stays_as_facts(now)[1])
     for key in sorted(was.keys() - is_.keys()):

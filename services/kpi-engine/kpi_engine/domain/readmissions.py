@@ -1,11 +1,11 @@
 """30-day readmissions: which discharges are index stays, and which admissions readmit them (docs/kpis.md).
 
-A stay is a patient's encounter; it has one standing discharge, the one the engine received last
-(`standing_discharges`), and only that one counts. An index discharge is an inpatient discharge whose
-disposition is not expired, transfer_acute or ama. It is readmitted when the same patient (any facility
-of the tenant) has an unplanned inpatient admission after the discharge and at most 30 local calendar
-days later. A readmission's own discharge can be an index stay in turn. The rate is attributed to the
-index discharge's local date.
+A stay is a patient's encounter; it has at most one standing discharge, the one the engine received last
+when that one is not cancelled (`standing_discharges`), and only that one counts. An index discharge is
+an inpatient discharge whose disposition is not expired, transfer_acute or ama. It is readmitted when the
+same patient (any facility of the tenant) has an unplanned inpatient admission after the discharge and at
+most 30 local calendar days later. A readmission's own discharge can be an index stay in turn. The rate
+is attributed to the index discharge's local date.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ class Discharge:
     encounter_class: str
     disposition: str
     admitted_at: datetime
-    received: int = 0  # the engine's record order: of a stay's discharges, the last received stands
+    received: int = 0  # the engine's record order: of a stay's discharges, the last received governs
+    # A cancel names it, or the admission it names (its `admitted_at`): it never stands, and while it is
+    # the stay's last received, the stay has no discharge.
+    cancelled: bool = False
 
     @property
     def is_index(self) -> bool:
@@ -59,16 +62,19 @@ class Discharge:
 
 
 def standing_discharges(discharges: Mapping[K, Discharge]) -> dict[K, Discharge]:
-    """The one standing discharge of each stay (a patient's encounter): the one received last. A
-    discharge re-sent with a corrected time (its event id carries the time: another event) replaces the
-    one before; if the newer one is retracted or cancelled, the one received before it stands again."""
+    """The standing discharge of each stay (a patient's encounter), chosen among all its discharges,
+    cancelled ones included: the one received last. A discharge re-sent with a corrected time (its event
+    id carries the time: another event) replaces the one before. If the last received is cancelled (A13,
+    or the admission it names cancelled), the stay has no discharge: the feed's latest word is "not
+    discharged", and an older discharge never stands again. Only a retraction (an event withdrawn as
+    sent in error: the caller no longer passes it) leaves the one received before it governing."""
     latest: dict[tuple[str, str], tuple[K, Discharge]] = {}
     for key, discharge in discharges.items():
         stay = (discharge.patient, discharge.encounter)
         found = latest.get(stay)
         if found is None or discharge.received > found[1].received:
             latest[stay] = (key, discharge)
-    return dict(latest.values())
+    return {key: discharge for key, discharge in latest.values() if not discharge.cancelled}
 
 
 def readmits(index: Discharge, admission: Admission, calendar: TenantCalendar) -> bool:

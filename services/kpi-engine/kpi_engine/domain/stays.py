@@ -1,7 +1,11 @@
 """A cancelled admission takes its whole stay with it (docs/events.md): the stay's discharges that name
-that admission (their `admitted_at` is its time) stop counting too — as a discharge, as an index stay
-and as a readmission. An admission of the encounter at another time is another stay's start (HL7 A11
-then A01 again): its discharges still count.
+that admission (their `admitted_at` is its time) are cancelled too — no length of stay, no index stay,
+no readmission. An admission of the encounter at another time is another stay's start (HL7 A11 then A01
+again): its discharges still count.
+
+A cancelled discharge still takes part in choosing its stay's standing discharge
+(kpi_engine.domain.readmissions.standing_discharges): when it is the one received last, the stay has no
+discharge. A cancelled admission simply stops counting.
 
 Which cancel names which fact is kpi_engine.domain.cancellations'; this module only says which facts an
 admission or a discharge stops counting for.
@@ -27,9 +31,11 @@ def stopping_facts(event: Event) -> list[Fact]:
     return [own]
 
 
-def without_cancelled_stays(events: Iterable[Event]) -> list[Event]:
-    """The events less the admissions and discharges a cancel among them stops (their own cancel, or
-    their stay's admission's)."""
-    listed = list(events)
-    cancelled = {fact for event in listed if (fact := cancelled_by(event)) is not None}
-    return [event for event in listed if not any(fact in cancelled for fact in stopping_facts(event))]
+def cancelled_facts(events: Iterable[Event]) -> set[Fact]:
+    """The facts the cancels among these events name."""
+    return {fact for event in events if (fact := cancelled_by(event)) is not None}
+
+
+def is_cancelled(event: Event, cancelled: set[Fact]) -> bool:
+    """Whether a cancel stops this admission or discharge (its own, or its stay's admission's)."""
+    return any(fact in cancelled for fact in stopping_facts(event))

@@ -62,8 +62,9 @@ def outage_minutes_by_day(
 
 def elapsed_minutes(start: datetime, end: datetime, now: datetime) -> Decimal:
     """Scheduled minutes of [start, end) that have passed by `now` (the calendar is the denominator, so
-    minutes still to come are not scheduled yet). In UTC: a local day is 23, 24 or 25 hours."""
-    since, until = start.astimezone(UTC), min(end, now).astimezone(UTC)
+    minutes still to come are not scheduled yet). In UTC: a local day is 23, 24 or 25 hours, and two
+    datetimes of one zone compare by their wall clocks, which repeat an hour when DST ends."""
+    since, until = start.astimezone(UTC), min(end.astimezone(UTC), now.astimezone(UTC))
     return minutes(until - since) if until > since else Decimal(0)
 
 

@@ -90,5 +90,7 @@ def create_app(settings: Settings, clock: Clock = system_clock) -> FastAPI:
     add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
     database = database_check(lambda: getattr(getattr(app.state, "components", None), "engine", None))
-    app.include_router(ops_router({"database": database, "consumer": tasks.check("consume-events")}))
+    app.include_router(
+        ops_router({"database": database, "consumer": tasks.check("consume-events")}, stopped=tasks.stopped)
+    )
     return app

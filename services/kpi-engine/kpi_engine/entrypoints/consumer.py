@@ -36,6 +36,7 @@ from vr_shared.runtime import collector_paused
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTBOX_CHUNK = 5_000
+_MAX_DRAIN_PAUSE_S = 60.0
 
 
 class LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -64,6 +65,9 @@ class EventConsumer:
         self._batch_max_records, self._retry_backoff_s = batch_max_records, retry_backoff_s
         self._notices = BatchPublisher(producer, updates_topic)
         self._outbox = PostgresNoticeOutbox(engine)
+        # While the broker refuses the notices, drains are spaced out (doubling up to a minute); the
+        # notices wait in the outbox and the loop goes on recording and committing meanwhile.
+        self._drain_pause_s, self._drain_not_before = 0.0, 0.0
         self.database_ok = True
         self.processed_batches = 0
         self.timezones: dict[str, str] = {}  # tenant → IANA zone, as its latest events carry it
@@ -196,11 +200,27 @@ class EventConsumer:
     async def drain_outbox(self) -> None:
         """Publish queued change notices in commit order (at least once, record batches per partition),
         then forget exactly those; notices a transaction still running may precede wait for the next
-        drain (docs/decisions/0007-commit-order.md)."""
-        while published := await self._with_database(
-            functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
-        ):
-            metrics.CELL_UPDATES.inc(published)
+        drain (docs/decisions/0007-commit-order.md). A broker error ends the drain, not the loop: the
+        notices stay queued (their transaction rolled back) and the drain is tried again after a pause
+        that doubles up to a minute."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._drain_not_before:
+            return
+        try:
+            while published := await self._with_database(
+                functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
+            ):
+                metrics.CELL_UPDATES.inc(published)
+        except KafkaError as exc:
+            self._drain_pause_s = min(max(self._drain_pause_s * 2, self._retry_backoff_s), _MAX_DRAIN_PAUSE_S)
+            self._drain_not_before = loop.time() + self._drain_pause_s
+            metrics.NOTICE_PUBLISH_FAILURES.inc()
+            log.warning(
+                "change notices wait in the outbox: publishing failed",
+                extra={"error": type(exc).__name__, "retry_in_s": self._drain_pause_s},
+            )
+        else:
+            self._drain_pause_s = 0.0
         # Notices still queued now wait on a transaction that is still running (or on another instance's
         # drain): their age is how late settlement hears of a change.
         metrics.OLDEST_NOTICE_AGE.set(await self._with_database(self._outbox.first_waiting_age))

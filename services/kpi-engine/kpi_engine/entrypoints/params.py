@@ -19,6 +19,7 @@ MAX_READINGS_DAYS = MAX_READINGS * 366
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2200, 1, 1)
 _DAYS_ALLOWED = f"between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
 _WINDOW = re.compile(r"^([1-9][0-9]{0,3})d$")
+_WINDOW_ALLOWED = f"a number of days such as 30d (1d to {MAX_RANGE_DAYS}d, a values query's bound)"
 
 
 def invalid(parameter: str, message: str) -> Problem:
@@ -100,21 +101,39 @@ def invalid_reading(index: int, field: str, message: str) -> Problem:
 
 
 def window_days(raw: str) -> int:
+    """A rolling window spans at most what a values query may (MAX_RANGE_DAYS)."""
     match = _WINDOW.match(raw)
-    if not match:
-        raise invalid("window", "window must be a number of days such as 30d (1d to 9999d)")
+    if not match or int(match[1]) > MAX_RANGE_DAYS:
+        raise invalid("window", f"window must be {_WINDOW_ALLOWED}")
     return int(match[1])
 
 
 def dimension_value(kpi: KpiDefinition, raw: str | None) -> str | None:
-    """`ehr` or `system:ehr` for a KPI whose dimension is `system`."""
+    """`ehr` or `system:ehr` for a KPI whose dimension is `system` (a values or rolling query)."""
+    try:
+        return dimension_of(kpi, raw)
+    except ValueError as refused:
+        raise invalid("dimension", str(refused)) from None
+
+
+def reading_dimension(index: int, kpi: KpiDefinition, raw: str | None) -> str | None:
+    """A reading's dimension, refused exactly as a values query refuses it, naming the reading's field."""
+    try:
+        return dimension_of(kpi, raw)
+    except ValueError as refused:
+        raise invalid_reading(index, "dimension", str(refused)) from None
+
+
+def dimension_of(kpi: KpiDefinition, raw: str | None) -> str | None:
+    """The dimension value asked (None: none asked); ValueError says why it cannot be one. An empty
+    value is never one: it is how no system is named (uptime's facilities without a system)."""
     if raw is None:
         return None
     if kpi.dimension is None:
-        raise invalid("dimension", f"{kpi.name} has no dimension")
+        raise ValueError(f"{kpi.name} has no dimension")
     name, _, value = raw.rpartition(":")
     if name and name != kpi.dimension:
-        raise invalid("dimension", f"the dimension of {kpi.name} is {kpi.dimension}")
+        raise ValueError(f"the dimension of {kpi.name} is {kpi.dimension}")
     if not value:
-        raise invalid("dimension", "dimension needs a value, e.g. ehr")
+        raise ValueError("dimension needs a value, e.g. ehr")
     return value

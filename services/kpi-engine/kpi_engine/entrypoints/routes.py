@@ -44,6 +44,7 @@ from kpi_engine.entrypoints.params import (
     dimension_value,
     invalid_reading,
     reading_days,
+    reading_dimension,
     window_days,
 )
 from kpi_engine.entrypoints.schemas import FeedPage
@@ -225,11 +226,10 @@ async def readings(body: ReadingsRequest, caller: ReadingsReader, reader: Reader
         if definition is None:
             raise invalid_reading(index, "kpi", f"{item.kpi!r} is not in the catalogue (GET /v1/kpis)")
         _ensure_may_know_kpi(definition.name, caller)
-        if item.dimension is not None and definition.dimension is None:
-            raise invalid_reading(index, "dimension", f"{definition.name} has no dimension")
-        if not may_read_kpi(caller, definition.name, item.dimension):
-            raise _not_granted(definition.name, item.dimension)
-        requests.append(SumRequest(definition, item.start, item.end, item.dimension))
+        dimension = reading_dimension(index, definition, item.dimension)  # as the values API reads it
+        if not may_read_kpi(caller, definition.name, dimension):
+            raise _not_granted(definition.name, dimension)
+        requests.append(SumRequest(definition, item.start, item.end, dimension))
     points = await _values(reader, caller.tenant, facilities, requests, calendar, now)
     return {
         "facilities": facilities,

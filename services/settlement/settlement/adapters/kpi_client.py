@@ -23,9 +23,24 @@ from vr_shared.readings import ReadingRequest, ReadingsAnswer, ReadingsRequest
 from vr_shared.roles import Role
 
 
-class KpiEngineUnavailable(ReadingsUnavailable):
-    """The KPI engine did not answer, or answered with an error: a statement is not computed on partial
-    data, and an error is never read as "no data" (docs/settlement.md)."""
+class KpiEngineError(ReadingsUnavailable):
+    """The KPI engine gave no readings: a statement is not computed on partial data, and an error is never
+    read as "no data" (docs/settlement.md)."""
+
+
+class KpiEngineUnavailable(KpiEngineError):
+    """The engine did not answer (`unreachable`: no connection, no answer in time) or answered a server
+    error (5xx) or 429: it can pass, so background work retries it."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
+
+
+class KpiEngineRefused(KpiEngineError):
+    """The engine refused the request (4xx: a token, a scope, a range it does not take) or answered what
+    is not a readings answer: asking the same again gets the same, so background work does not retry it
+    in a loop (docs/settlement.md, "Adjustments")."""
 
 
 class HttpKpiReader:
@@ -34,8 +49,8 @@ class HttpKpiReader:
         self._signer = signer
 
     async def read(self, contract: Contract, requests: list[KpiRequest]) -> dict[KpiRequest, KpiReading]:
-        """Every request's reading, or KpiEngineUnavailable for any answer but 200 (a refused scope,
-        a refused token, a server error) and for no answer at all."""
+        """Every request's reading; KpiEngineUnavailable for no answer at all or a server error,
+        KpiEngineRefused for a refusal (a token, a scope) or an answer that is not readings."""
         if not requests:
             return {}
         identity = Identity(
@@ -68,15 +83,18 @@ class HttpKpiReader:
                 headers={HEADER: self._signer.sign(identity, audience("kpi-engine"))},
             )
         except httpx.HTTPError as exc:
-            raise KpiEngineUnavailable(f"KPI engine unreachable: {type(exc).__name__}") from exc
+            unreachable = f"KPI engine unreachable: {type(exc).__name__}"
+            raise KpiEngineUnavailable(unreachable, unreachable=True) from exc
         finally:
             metrics.KPI_READ_SECONDS.observe(time.perf_counter() - started)
         if response.status_code != 200:
-            raise KpiEngineUnavailable(f"KPI engine answered {response.status_code}: {_detail(response)}")
+            answered = f"KPI engine answered {response.status_code}: {_detail(response)}"
+            passes = response.is_server_error or response.status_code == 429  # busy: asked to come back
+            raise KpiEngineUnavailable(answered) if passes else KpiEngineRefused(answered)
         try:
             points = ReadingsAnswer.model_validate_json(response.content).readings
         except ValidationError as exc:
-            raise KpiEngineUnavailable(f"KPI engine answered what is not a readings answer: {exc}") from exc
+            raise KpiEngineRefused(f"KPI engine answered what is not a readings answer: {exc}") from exc
         return {r: KpiReading.from_json(p.model_dump()) for r, p in zip(requests, points, strict=True)}
 
 

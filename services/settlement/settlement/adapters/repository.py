@@ -142,6 +142,9 @@ class PostgresSettlementStore:
                 )
             )
             await _audit(conn, contract_id, "inputs.put", actor, previous, document, period=period)
+            # A final period's change is booked as an adjustment; asked for in this transaction, it is
+            # not lost whatever happens after the commit (the period watch does it if nothing else does).
+            await _ask_recheck(conn, contract_id, period, "period inputs changed after finalization")
         return document
 
     async def inputs(self, contract_id: str, period: str) -> dict[str, Decimal]:
@@ -166,6 +169,7 @@ class PostgresSettlementStore:
         return the one that is final."""
         health_system, facilities, kpis, start, end = scope
         async with self._engine.begin() as conn:
+            await _lock_period(conn, contract_id, period)
             inserted = await conn.execute(
                 pg_insert(tables.final_statements)
                 .values(
@@ -198,27 +202,53 @@ class PostgresSettlementStore:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(f.statement, f.basis, f.idempotency_key, f.rechecked_at).where(
-                        f.contract_id == contract_id, f.period == period
-                    )
+                    select(
+                        f.statement,
+                        f.basis,
+                        f.idempotency_key,
+                        f.rechecked_at,
+                        f.recheck_requests,
+                        f.recheck_reason,
+                    ).where(f.contract_id == contract_id, f.period == period)
                 )
             ).first()
         if row is None:
             return None
-        return FinalStatement(row.statement, row.basis, row.idempotency_key, row.rechecked_at is not None)
+        return FinalStatement(
+            row.statement,
+            row.basis,
+            row.idempotency_key,
+            rechecked=row.rechecked_at is not None,
+            recheck_requests=row.recheck_requests,
+            recheck_reason=row.recheck_reason,
+        )
 
-    async def mark_rechecked(self, contract_id: str, period: str) -> None:
+    async def ask_recheck(self, contract_id: str, period: str, reason: str) -> None:
+        """Leave a final statement pending a reconciliation (none when the period is not final)."""
+        async with self._engine.begin() as conn:
+            await _ask_recheck(conn, contract_id, period, reason)
+
+    async def mark_rechecked(self, contract_id: str, period: str, requests: int) -> bool:
+        """Mark the pending reconciliation done — unless another was asked for since the caller read the
+        statement (`requests`, as `final` answered it before the reconciliation read its data)."""
         f = tables.final_statements.c
         async with self._engine.begin() as conn:
-            await conn.execute(
+            done = await conn.execute(
                 update(tables.final_statements)
-                .where(f.contract_id == contract_id, f.period == period, f.rechecked_at.is_(None))
+                .where(
+                    f.contract_id == contract_id,
+                    f.period == period,
+                    f.rechecked_at.is_(None),
+                    f.recheck_requests == requests,
+                )
                 .values(rechecked_at=func.now())
+                .returning(f.period)
             )
+            return done.first() is not None
 
     async def finals_to_recheck(self) -> list[tuple[str, str]]:
-        """Final statements not yet reconciled once more since they were stored (their finalize
-        stopped before it), oldest first."""
+        """Final statements with a reconciliation pending (their finalize stopped before its recheck, an
+        input put, a reconciliation that waited for maturation or failed), oldest first."""
         f = tables.final_statements.c
         query = select(f.contract_id, f.period).where(f.rechecked_at.is_(None)).order_by(f.finalized_at)
         async with self._engine.connect() as conn:
@@ -318,8 +348,16 @@ class PostgresSettlementStore:
         self, contract_id: str, period: str, state: str | None, event: SettlementEvent | None
     ) -> bool:
         """Remember a period's announced state; when it changed to one worth announcing, write its event
-        in the same transaction (several replicas noticing the change write it once)."""
+        in the same transaction (several replicas noticing the change write it once). Nothing is written
+        once the period is final: the state was computed before a finalize that has committed since, and
+        `statement.ready` must never follow `statement.finalized`. The period's lock (finalize takes it
+        too) orders the two: whichever takes it second sees the other's commit."""
         async with self._engine.begin() as conn:
+            await _lock_period(conn, contract_id, period)
+            f = tables.final_statements.c
+            final = select(f.period).where(f.contract_id == contract_id, f.period == period)
+            if (await conn.execute(final)).first() is not None:
+                return False
             values = pg_insert(tables.period_states).values(
                 contract_id=contract_id, period=period, state=state
             )
@@ -385,6 +423,23 @@ async def _inputs(conn: AsyncConnection, contract_id: str, period: str) -> dict[
     p = tables.period_inputs.c
     query = select(p.inputs).where(p.contract_id == contract_id, p.period == period)
     return (await conn.execute(query)).scalar_one_or_none()
+
+
+async def _lock_period(conn: AsyncConnection, contract_id: str, period: str) -> None:
+    """Finalize and the period-state note of one period, one at a time: taken first in the transaction
+    (before it writes, so before it has a transaction id), the one that waits then also comes later in
+    the feed (docs/decisions/0007-commit-order.md)."""
+    key = func.hashtextextended(f"period:{contract_id}:{period}", 0)
+    await conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _ask_recheck(conn: AsyncConnection, contract_id: str, period: str, reason: str) -> None:
+    f = tables.final_statements.c
+    await conn.execute(
+        update(tables.final_statements)
+        .where(f.contract_id == contract_id, f.period == period)
+        .values(rechecked_at=None, recheck_requests=f.recheck_requests + 1, recheck_reason=reason)
+    )
 
 
 async def _audit(

@@ -83,8 +83,12 @@ final_statements = Table(
     Column("idempotency_key", Text),
     Column("finalized_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finalized_by", Text, nullable=False),
-    # Null until it was reconciled once more after it was stored (docs/settlement.md, "Finalize").
+    # Null while a reconciliation is pending: once more after it was stored, after an input put, after
+    # one that waited for maturation or failed (docs/settlement.md, "Finalize"); the watch does it.
     Column("rechecked_at", DateTime(timezone=True)),
+    # Requests so far: a recheck marks it done only if none came after it read the data.
+    Column("recheck_requests", BigInteger, nullable=False, server_default=text("0")),
+    Column("recheck_reason", Text),  # the adjustment's reason when the pending recheck books one
     PrimaryKeyConstraint("contract_id", "period"),
     Index("final_statements_by_scope", "health_system", "period_start"),
     Index("final_statements_to_recheck", "finalized_at", postgresql_where=text("rechecked_at IS NULL")),
@@ -199,6 +203,14 @@ webhook_deliveries = Table(
     Index(
         "webhook_deliveries_due",
         "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+    ),
+    # The claim's few oldest due deliveries of each endpoint (adapters/webhooks.py, _CLAIM).
+    Index(
+        "webhook_deliveries_due_by_endpoint",
+        "endpoint_id",
+        "next_attempt_at",
+        "id",
         postgresql_where=text("status = 'pending'"),
     ),
 )

@@ -1,16 +1,15 @@
-"""Sends one delivery (docs/webhooks.md): resolves the endpoint's host once, refuses it unless every
-address it resolves to may be reached, and connects only to those checked addresses — the name stays
-in the Host header and, over TLS, in the SNI and the certificate check, so a name that answers
-differently the next time it is looked up (DNS rebinding) never reaches an address the check did not
-see. Signs by Standard Webhooks and posts within one deadline for the whole attempt, following no
-redirect.
+"""Sends one delivery (docs/webhooks.md): resolves the endpoint's host once (on the name lookups' own
+threads, a few per tenant: adapters/name_lookups.py), refuses it unless every address it resolves to
+may be reached, and connects only to those checked addresses — the name stays in the Host header and,
+over TLS, in the SNI and the certificate check, so a name that answers differently the next time it is
+looked up (DNS rebinding) never reaches an address the check did not see. Signs by Standard Webhooks
+and posts within one deadline for the whole attempt, following no redirect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,12 +19,15 @@ from typing import Any
 import httpx
 import orjson
 
+from settlement.adapters.name_lookups import NoLookupThread
 from settlement.adapters.webhooks import DueDelivery
 from settlement.domain.webhooks import Address, Network, refused_address, signature_header, url_errors
 
 USER_AGENT = "ValueRealization-Webhooks/1"
 
-Resolver = Callable[[str, int], Awaitable[list[Address]]]
+# (host, port, tenant) → the addresses, in the order to try them; settlement's is NameLookups, which
+# bounds the threads one tenant's look-ups hold.
+Resolver = Callable[[str, int, str], Awaitable[list[Address]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +48,6 @@ class Attempt:
 
 class AddressRefused(Exception):
     """The endpoint may not be reached: the message says why."""
-
-
-async def system_resolver(host: str, port: int) -> list[Address]:
-    """Every address the system's resolver gives for a name, in its order (the order to try them)."""
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        return []
-    return list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in found))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +71,12 @@ class Destination:
 class AddressCheck:
     """Which addresses a URL's host resolves to, and whether the deployment lets us reach them."""
 
-    def __init__(self, allowed: Sequence[Network], resolver: Resolver = system_resolver) -> None:
-        self._allowed, self._resolver = tuple(allowed), resolver
+    def __init__(self, allowed: Sequence[Network], resolver: Resolver, *, lookup_timeout_s: float) -> None:
+        self._allowed, self._resolver, self._lookup_timeout_s = tuple(allowed), resolver, lookup_timeout_s
 
-    async def destination(self, url: str) -> Destination:
-        """Resolves the host once and checks every address; raises AddressRefused."""
+    async def destination(self, url: str, tenant: str) -> Destination:
+        """Resolves the host once (as a look-up of `tenant`'s) and checks every address; raises
+        AddressRefused, or NoLookupThread when the look-up may not start now."""
         if malformed := url_errors(url):
             raise AddressRefused(f"not a URL the sender can use: {malformed[0].message}")
         try:
@@ -91,16 +85,23 @@ class AddressCheck:
             raise AddressRefused(f"not a URL the sender can use: {exc}") from exc
         host = parsed.raw_host.decode("ascii")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = [ipaddress.ip_address(host)] if _is_ip(host) else await self._resolver(host, port)
+        addresses = [ipaddress.ip_address(host)] if _is_ip(host) else await self._resolver(host, port, tenant)
         if (refusal := refused_address(parsed.scheme, addresses, self._allowed)) is not None:
             raise AddressRefused(refusal)
         return Destination(parsed, tuple(addresses))
 
-    async def refusal(self, url: str) -> str | None:
+    async def refusal(self, url: str, tenant: str) -> str | None:
+        """Why an endpoint with this URL could not be delivered to, or None: its host looked up within
+        the lookup timeout (a name whose servers do not answer in time is refused, not waited for)."""
         try:
-            await self.destination(url)
+            async with asyncio.timeout(self._lookup_timeout_s):
+                await self.destination(url, tenant)
         except AddressRefused as refused:
             return str(refused)
+        except TimeoutError:
+            return f"the host could not be resolved in time ({self._lookup_timeout_s:g} s): check its DNS"
+        except NoLookupThread as busy:
+            return f"the host could not be looked up now: {busy}; try again in a minute"
         return None
 
 
@@ -128,10 +129,12 @@ class WebhookSender:
 
         try:
             async with asyncio.timeout(self._deadline_s):
-                destination = await self._addresses.destination(due.url)
+                destination = await self._addresses.destination(due.url, due.tenant)
                 status = await self._post(destination, due)
         except AddressRefused as refused:
             return failed(f"refused: {refused}")
+        except NoLookupThread as busy:
+            return failed(f"not looked up: {busy}")
         except (TimeoutError, httpx.TimeoutException):
             return failed(f"timed out (the attempt's deadline is {self._deadline_s:g} s)")
         except httpx.HTTPError as exc:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import bindparam, delete, func, literal, select, text, tuple_, union_all, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,21 +45,39 @@ class Backlog:
     oldest_seconds: float
 
 
-# Due deliveries, oldest first, at most `share` of one tenant's in this worker's sends at once (those it
-# is sending already count): one tenant's slow receivers never take every slot. `due` ranks without
-# locking (a window function cannot take row locks); `claimed` locks and checks again what it locks.
+# Due deliveries, oldest first, shared out among tenants (docs/webhooks.md, "Who sends"): of one tenant at
+# most `share` in this worker's sends at once (those it is sending already count, `holding` is what the
+# tenant would hold with this one), and a tenant already sending never takes the last free slot (a row
+# past `sending_up_to` goes to a tenant's first send only): it stays for a tenant sending nothing, so
+# two or more slow tenants never take every slot.
+# `candidates` reads at most `share` per endpoint (a tenant takes no more) through the partial index
+# (endpoint, next attempt): the claim's work grows with the number of endpoints, not with the backlog.
+# The ranking locks nothing (a window function cannot take row locks); `claimed` locks and checks again
+# what it locks.
 _CLAIM = text(
     """
-    WITH due AS (
-        SELECT d.id, e.tenant, d.next_attempt_at,
-            row_number() OVER (PARTITION BY e.tenant ORDER BY d.next_attempt_at, d.id) AS place
-        FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
-        WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND e.disabled_at IS NULL
+    WITH candidates AS (
+        SELECT c.id, e.tenant, c.next_attempt_at
+        FROM webhook_endpoints e CROSS JOIN LATERAL (
+            SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+            WHERE d.endpoint_id = e.id AND d.status = 'pending' AND d.next_attempt_at <= now()
+            ORDER BY d.next_attempt_at, d.id
+            LIMIT :share
+        ) c
+        WHERE e.disabled_at IS NULL
+    ), ranked AS (
+        SELECT id, next_attempt_at,
+            coalesce((CAST(:sending AS jsonb) ->> tenant)::int, 0)
+                + row_number() OVER (PARTITION BY tenant ORDER BY next_attempt_at, id) AS holding
+        FROM candidates
+    ), due AS (
+        SELECT id, next_attempt_at, holding, row_number() OVER (ORDER BY next_attempt_at, id) AS place
+        FROM ranked WHERE holding <= :share
     ), claimed AS (
         SELECT d.id FROM webhook_deliveries d JOIN due ON due.id = d.id
         WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-            AND due.place <= :share - coalesce((CAST(:sending AS jsonb) ->> due.tenant)::int, 0)
-        ORDER BY due.next_attempt_at
+            AND (due.holding = 1 OR due.place <= :sending_up_to)
+        ORDER BY due.next_attempt_at, due.id
         LIMIT :limit
         FOR UPDATE OF d SKIP LOCKED
     )
@@ -207,9 +225,15 @@ class PostgresWebhookStore:
         share: int | None = None,
         sending: Mapping[str, int] | None = None,
     ) -> list[DueDelivery]:
-        """Up to `limit` due deliveries, leased; of one tenant at most `share` less what the caller is
-        `sending` of that tenant's already (no bound for None)."""
-        bounds = {"share": limit if share is None else share, "sending": json.dumps(dict(sending or {}))}
+        """Up to `limit` due deliveries, leased: the caller's free slots. With a `share`, one tenant gets
+        at most `share` less what the caller is `sending` of that tenant's already, and a tenant already
+        sending (or given one in this claim) never the last of the `limit` — it is kept for a tenant
+        sending nothing. Without one, no bound."""
+        bounds = {
+            "share": limit if share is None else share,
+            "sending": json.dumps(dict(sending or {})),
+            "sending_up_to": limit if share is None else limit - 1,
+        }
         async with self._engine.begin() as conn:
             rows = (await conn.execute(_CLAIM, {"limit": limit, "lease": lease_seconds, **bounds})).all()
         return [
@@ -302,30 +326,80 @@ class PostgresWebhookStore:
         """Events of contracts the tenant is party to (every one for None: a platform admin), in commit
         order, after a feed position; (position, item). Only events that no transaction still running
         can precede are handed out (docs/decisions/0007-commit-order.md): a later page never holds an
-        event that belongs before this one's."""
-        ev = tables.settlement_events.c
-        after_position = tuple_(ev.xid, ev.seq) > tuple_(
-            literal(after.xid, TransactionId()), literal(after.seq)
-        )
-        query = (
-            select(tables.settlement_events)
-            .where(after_position, ev.xid < _COMMIT_HORIZON)
-            .order_by(ev.xid, ev.seq)
-            .limit(limit)
-        )
-        if tenant is not None:
-            query = query.where(or_(ev.health_system == tenant, ev.vendor == tenant))
+        event that belongs before this one's. FeedPositionAhead: the position names a transaction this
+        database has not reached — it was handed out by another PostgreSQL cluster (a restore)."""
         async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(_feed_page(tenant, after, limit))).all()
+            if not rows and after.xid and not await conn.scalar(_REACHED, {"xid": after.xid}):
+                raise FeedPositionAhead(after)
         return [
             (FeedPosition(row.xid, row.seq), {"id": row.id, **payload(row.type, row.created_at, row.data)})
             for row in rows
         ]
 
 
+class FeedPositionAhead(Exception):
+    """A feed position beyond every transaction of this database: it cannot have been handed out here,
+    and paging from it would skip everything written until the server's transaction ids reach it."""
+
+    def __init__(self, position: FeedPosition) -> None:
+        super().__init__(
+            f"the position names transaction {position.xid}, which this database has not reached: the "
+            "database was restored or moved since it was handed out; start again without `after` and "
+            "skip the event ids already seen (docs/webhooks.md)"
+        )
+
+
+def _feed_page(tenant: str | None, after: FeedPosition, limit: int) -> Any:
+    """One page in (xid, seq) order. A tenant's page merges two scans that each stop after `limit` rows:
+    its events as health system, along `(health_system, xid, seq)`, and as vendor, along
+    `(vendor, xid, seq)` (an event where the tenant is both parties comes from the first). Each scan
+    is a range of its index from `(tenant, after)` up to the tenant's last entry, ordered by the whole
+    key, so no other index can serve it: with `health_system = tenant` PostgreSQL may walk the commit
+    order index and filter, which reads every later event of every tenant when this one has nothing new
+    (decision 0007 has the figures)."""
+    ev = tables.settlement_events.c
+    xid, seq = literal(after.xid, TransactionId()), literal(after.seq)
+    horizon = ev.xid < _COMMIT_HORIZON
+    if tenant is None:
+        after_position = tuple_(ev.xid, ev.seq) > tuple_(xid, seq)
+        return (
+            select(tables.settlement_events)
+            .where(after_position, horizon)
+            .order_by(ev.xid, ev.seq)
+            .limit(limit)
+        )
+    as_health_system = (
+        select(tables.settlement_events)
+        .where(
+            tuple_(ev.health_system, ev.xid, ev.seq) > tuple_(literal(tenant), xid, seq),
+            ev.health_system <= tenant,
+            horizon,
+        )
+        .order_by(ev.health_system, ev.xid, ev.seq)
+        .limit(limit)
+    )
+    as_vendor = (
+        select(tables.settlement_events)
+        .where(
+            tuple_(ev.vendor, ev.xid, ev.seq) > tuple_(literal(tenant), xid, seq),
+            ev.vendor <= tenant,
+            ev.health_system != tenant,
+            horizon,
+        )
+        .order_by(ev.vendor, ev.xid, ev.seq)
+        .limit(limit)
+    )
+    both = union_all(as_health_system, as_vendor).subquery()
+    return select(both).order_by(both.c.xid, both.c.seq).limit(limit)
+
+
 # Transactions older than the oldest one still running have all ended: nothing can commit before their
 # events any more (pg_current_snapshot is the statement's own snapshot).
 _COMMIT_HORIZON = select(func.pg_snapshot_xmin(func.pg_current_snapshot())).scalar_subquery()
+# Whether a transaction id was ever handed out here: below the snapshot's xmax (the next id to be
+# assigned). Unlike pg_current_xact_id() it gives the reading transaction no id of its own.
+_REACHED = text("SELECT CAST(:xid AS xid8) < pg_snapshot_xmax(pg_current_snapshot())")
 
 
 def _seconds(seconds: float) -> Any:

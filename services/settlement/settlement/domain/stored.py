@@ -41,8 +41,11 @@ class FinalStatement:
     statement: dict[str, Any]
     basis: dict[str, Any]
     idempotency_key: str | None
-    # Reconciled once more after it was stored (what changed while it was finalized is booked).
+    # No reconciliation pending: reconciled once more after it was stored (what changed while it was
+    # finalized is booked), and after every later request (an input put, a deferred or failed one).
     rechecked: bool = True
+    recheck_requests: int = 0  # how many were asked for: a recheck is done only if none came meanwhile
+    recheck_reason: str | None = None  # why the pending one was asked for (its adjustment's reason)
 
 
 @dataclass(frozen=True, slots=True)

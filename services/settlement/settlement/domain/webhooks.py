@@ -198,11 +198,20 @@ IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 # The others are refused whatever they carry: a receiver has no reason to use them, and what they
 # reach is not the address they carry alone (a translator or relay of someone's choosing).
-IPV4_CARRIERS_REFUSED = (
-    ipaddress.IPv6Network("64:ff9b:1::/48"),  # local-use NAT64 (RFC 8215): the network's own mapping
-    ipaddress.IPv6Network("2002::/16"),  # 6to4 (RFC 3056), deprecated
-    ipaddress.IPv6Network("2001::/32"),  # Teredo (RFC 4380), deprecated; its IPv4 address is obfuscated
-    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (RFC 4291), deprecated
+IPV4_CARRIERS_REFUSED = {
+    ipaddress.IPv6Network("64:ff9b:1::/48"): "local-use NAT64",  # RFC 8215: the network's own mapping
+    ipaddress.IPv6Network("2002::/16"): "6to4",  # RFC 3056, deprecated
+    ipaddress.IPv6Network("2001::/32"): "Teredo",  # RFC 4380, deprecated; its IPv4 address is obfuscated
+    ipaddress.IPv6Network("::/96"): "IPv4-compatible",  # RFC 4291, deprecated
+    # SIIT's IPv4-translated form (RFC 2765, ::ffff:0:a.b.c.d — not IPv4-mapped's ::ffff:a.b.c.d),
+    # obsoleted by RFC 6052's prefixes: only a stateless translator somewhere on the path reaches it.
+    ipaddress.IPv6Network("::ffff:0:0:0/96"): "IPv4-translated",
+}
+# Not public although Python's address tables (of the Python we run on) call them global.
+IPV6_NOT_PUBLIC = (
+    ipaddress.IPv6Network("fec0::/10"),  # site-local (RFC 3879 deprecated it; some networks still route it)
+    ipaddress.IPv6Network("3fff::/20"),  # documentation (RFC 9637)
+    ipaddress.IPv6Network("5f00::/16"),  # segment routing identifiers (RFC 9602), never a host
 )
 
 
@@ -228,10 +237,11 @@ def _allowed(address: Address, allowed: Sequence[Network]) -> bool:
 def _not_public(address: Address) -> str | None:
     if (inner := embedded_ipv4(address)) is not None:
         return None if _not_public(inner) is None else f"which is {inner}, a private or reserved address"
-    if not address.is_global or address.is_multicast:
+    if not address.is_global or address.is_multicast or any(address in n for n in IPV6_NOT_PUBLIC):
         return "a private or reserved address"
-    if any(address in network for network in IPV4_CARRIERS_REFUSED):
-        return "an IPv6 form that carries an IPv4 address (6to4, Teredo, local NAT64, IPv4-compatible)"
+    for network, form in IPV4_CARRIERS_REFUSED.items():
+        if address in network:
+            return f"an IPv6 form that carries an IPv4 address ({form}), reached only through a relay"
     return None
 
 

@@ -118,7 +118,9 @@ def _not_shown(contract: Contract, periods: Sequence[Period], shared: Sequence[C
                     facility in c.facilities
                     and (grant is None or grant in kpi_grants(c))
                     and c.start <= period.start
-                    and period.end <= c.end + timedelta(days=1)  # a period's end is exclusive, c.end is not
+                    # A period's end is exclusive, c.end is not; counted back from the period (a
+                    # stored contract may end on 9999-12-31, whose next day does not exist).
+                    and period.end - timedelta(days=1) <= c.end
                     for c in shared
                 ):
                     return f"{grant or 'the facility'} of {facility!r} in {period.id}"

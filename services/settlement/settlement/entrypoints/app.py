@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
             await components.consumer.stop()
             await components.http.aclose()
             await components.webhook_http.aclose()
+            components.name_lookups.close()
             await components.engine.dispose()
 
     app = FastAPI(

@@ -4,8 +4,9 @@ It runs inside settlement, beside the API, because the outbox is settlement's ow
 role reads no other schema) and a separate process would add a deployment unit with the same role and
 nothing of its own; replicas share the work through `SKIP LOCKED` claims. Sends run side by side, at
 most `concurrency` at once, each over within the sender's deadline; a slot that frees is filled at
-once, never after the slowest send of a batch, and one tenant holds at most `tenant_share` of the
-slots — so a receiver that trickles its answer holds one slot for one deadline, not the worker, nor
+once, never after the slowest send of a batch; one tenant holds at most `tenant_share` of the slots,
+and a tenant already sending never takes the last free one (the claim keeps it for a tenant sending
+nothing) — so a receiver that trickles its answer holds one slot for one deadline, not the worker, nor
 other tenants' deliveries, nor an API request.
 
 Consumes: pending deliveries. Produces: signed POSTs; each attempt recorded; the next attempt on the
@@ -31,7 +32,8 @@ log = logging.getLogger(__name__)
 
 
 def tenant_share(concurrency: int) -> int:
-    """How many of a worker's sends one tenant may hold: half, so other tenants always keep the rest."""
+    """How many of a worker's sends one tenant may hold: half, so one tenant never holds most of them
+    (the claim also keeps the last free slot for a tenant sending nothing: PostgresWebhookStore)."""
     return max(1, concurrency // 2)
 
 

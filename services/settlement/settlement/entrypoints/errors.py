@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from settlement.adapters.kpi_client import KpiEngineUnavailable
+from settlement.adapters.kpi_client import KpiEngineError
 from settlement.adapters.repository import ContractExists
 from settlement.domain.contract import ContractInvalid
 from settlement.domain.periods import PeriodError
@@ -33,7 +33,9 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
             "Statement maturing",
             members=_maturing,
         ),
-        KpiEngineUnavailable: ErrorMapping(
+        # Away or refusing, the engine gave no readings: the caller retries later (a refusal is our
+        # configuration's fault, not the caller's request's, and is fixed on our side).
+        KpiEngineError: ErrorMapping(
             503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
         ),
     }

@@ -4,7 +4,10 @@ Consumes: `vr.kpi-updates.v1` (compact notices of changed KPI cells, from the KP
 adjustment records for final statements whose period and scope the change touches. Offsets are
 committed after the batch's reconciliations, so a crash re-reads the notices; reconciling twice is
 harmless (a second recomputation finds no new difference). The KPI engine or the database being away is
-waited out with growing pauses; any other error stops the loop and fails `/healthz`.
+waited out with growing pauses (`adapters/failures.py` says which errors can pass). A final period whose
+reconciliation fails on an error that cannot pass is left pending — durably, for the period watch — and
+counted, and the batch goes on: one such period never holds back the others. Any other error stops the
+loop and fails `/healthz`.
 """
 
 from __future__ import annotations
@@ -16,17 +19,14 @@ from datetime import date
 import orjson
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from settlement import metrics
-from settlement.adapters.kpi_client import KpiEngineUnavailable
+from settlement.adapters.failures import can_pass, database_away
 from settlement.adapters.repository import PostgresSettlementStore
 from settlement.handlers import SettlementService
 
 log = logging.getLogger(__name__)
 Change = tuple[str, str, str, date]  # tenant, facility, kpi, day
-# Failures that pass: the KPI engine or the database away (a restart, a failover, a network blip).
-RETRIED = (KpiEngineUnavailable, OperationalError, DBAPIError, OSError)
 
 
 class KpiUpdatesConsumer:
@@ -65,7 +65,9 @@ class KpiUpdatesConsumer:
             try:
                 await self.reconcile(changes)
                 return
-            except RETRIED as exc:
+            except Exception as exc:
+                if not can_pass(exc):
+                    raise
                 metrics.RECONCILIATION_RETRIES.labels(_cause(exc)).inc()
                 log.warning(
                     "change notices wait: reconciliation failed",
@@ -82,11 +84,27 @@ class KpiUpdatesConsumer:
         metrics.KPI_UPDATES.labels("touches_final" if touched else "no_final").inc(len(changes))
         for contract_id, period in sorted({(c, p) for c, p, _ in touched}):
             kpis = ", ".join(sorted(k for c, p, k in touched if (c, p) == (contract_id, period)))
-            await self._service.reconcile(contract_id, period, "kpi_update", f"late KPI data: {kpis}")
+            await self._reconcile_or_leave_pending(contract_id, period, f"late KPI data: {kpis}")
+
+    async def _reconcile_or_leave_pending(self, contract_id: str, period: str, reason: str) -> None:
+        """One final period's reconciliation. An error that can pass goes up (the batch is retried); one
+        that cannot leaves the period pending a reconciliation — stored before the offsets are
+        committed, so it is never lost — for the period watch, which tries it each round."""
+        try:
+            await self._service.reconcile(contract_id, period, "kpi_update", reason)
+        except Exception as exc:
+            if can_pass(exc):
+                raise
+            await self._store.ask_recheck(contract_id, period, reason)
+            metrics.RECONCILIATION_FAILURES.labels("change_feed").inc()
+            log.exception(
+                "reconciliation failed; left pending for the period watch",
+                extra={"contract": contract_id, "period": period},
+            )
 
 
 def _cause(exc: BaseException) -> str:
-    return "kpi_engine" if isinstance(exc, KpiEngineUnavailable) else "database"
+    return "database" if database_away(exc) else "kpi_engine"
 
 
 def _change(value: bytes | None) -> Change | None:

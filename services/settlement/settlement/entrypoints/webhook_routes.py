@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Response
 from pydantic import BaseModel, ConfigDict
 
 from settlement.adapters.outbox import FeedPosition
+from settlement.adapters.webhooks import FeedPositionAhead
 from settlement.bootstrap import Components
 from settlement.domain.notifications import EventType
 from settlement.domain.webhooks import MAX_ENDPOINTS_PER_TENANT, endpoint_errors
@@ -79,7 +80,7 @@ async def create_endpoint(
     url, events, description = document.get("url"), document.get("events"), document.get("description")
     errors = endpoint_errors(url, events, description)
     errors += [_unknown_member(name) for name in sorted(set(document) - {"url", "events", "description"})]
-    if not errors and (refusal := await addresses.refusal(str(url))) is not None:
+    if not errors and (refusal := await addresses.refusal(str(url), caller.tenant)) is not None:
         errors.append(_url_error(refusal))
     if errors:
         raise Problem(
@@ -220,7 +221,16 @@ async def settlement_events(
     order, each event once (docs/decisions/0007-commit-order.md)."""
     tenant = None if caller.role == Role.PLATFORM_ADMIN else caller.tenant
     position = _feed_position(after)
-    found = await composed.webhooks.events(tenant, after=position, limit=limit)
+    try:
+        found = await composed.webhooks.events(tenant, after=position, limit=limit)
+    except FeedPositionAhead as exc:
+        raise Problem(
+            409,
+            "Cursor from another database",
+            str(exc),
+            type_="/problems/cursor-ahead",
+            errors=[{"path": "$.query.after", "message": str(exc), "code": "cursor_ahead"}],
+        ) from exc
     last = found[-1][0] if found else position
     return {"items": [item for _, item in found], "next": encode_cursor(last.text())}
 
