@@ -49,6 +49,7 @@ from tests.support.waiting import eventually, metric_value
 from vr_cli.demo_data import events as demo_events
 from vr_shared.db import create_engine
 from vr_shared.kafka import create_producer
+from vr_shared.secrets import new_key_pair
 
 HEALTH, VENDOR, CONTRACT = "ops-health", "ops-vendor", "ops-partnership"
 UNDECLARED = "ops-cost-savings"
@@ -338,6 +339,24 @@ async def observed(
             update={"blocked_check_interval_seconds": 2.0, "webhook_allowed_networks": "127.0.0.0/8"}
         )
         settlement = start("settlement", "settlement", settlement_config)
+        # Two replicas of settlement on its database, each with its own group on the change notices so
+        # that both see the late data: one deployed with a key the KPI engine does not trust (refused:
+        # each reconciliation fails, the period is left pending for the watch), one that cannot reach
+        # the engine (its change-feed consumer retries with growing pauses).
+        broken = {"db_schema": settlement_config.db_schema, "blocked_check_interval_seconds": 2.0}
+        untrusted_key, _ = new_key_pair()
+        refused_settlement = start(
+            "refused-settlement",
+            "settlement",
+            settlement_settings(
+                infra, engine, engine_config.updates_topic, service_private_key=untrusted_key, **broken
+            ),
+        )
+        cut_off_settlement = start(
+            "cut-off-settlement",
+            "settlement",
+            settlement_settings(infra, "http://127.0.0.1:9", engine_config.updates_topic, **broken),
+        )
         upstreams = {"ingest": ingest, "kpi-engine": engine, "settlement": settlement}
         gateway_config = gateway_settings(infra, upstreams, rate_limit_per_second=10, rate_limit_burst=40)
         gateway = start("gateway", "gateway", gateway_config)
@@ -357,12 +376,16 @@ async def observed(
                     "gateway": [gateway.metrics],
                     "ingest": [ingest.metrics, failing_ingest.metrics],
                     "kpi-engine": [engine.metrics, lagging_engine.metrics],
-                    "settlement": [settlement.metrics],
+                    "settlement": [
+                        settlement.metrics,
+                        refused_settlement.metrics,
+                        cut_off_settlement.metrics,
+                    ],
                 },
             )
         )
         await eventually(
-            lambda: awaitable(prometheus.query, "sum(up)"), lambda r: bool(r) and r[0]["value"][1] == "6"
+            lambda: awaitable(prometheus.query, "sum(up)"), lambda r: bool(r) and r[0]["value"][1] == "8"
         )
         started = time.time()
         async with httpx.AsyncClient(base_url=gateway, timeout=30) as client:
