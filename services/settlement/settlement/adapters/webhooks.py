@@ -369,29 +369,23 @@ def _feed_page(tenant: str | None, after: FeedPosition, limit: int) -> Any:
             .order_by(ev.xid, ev.seq)
             .limit(limit)
         )
-    as_health_system = (
-        select(tables.settlement_events)
-        .where(
-            tuple_(ev.health_system, ev.xid, ev.seq) > tuple_(literal(tenant), xid, seq),
-            ev.health_system <= tenant,
-            horizon,
-        )
-        .order_by(ev.health_system, ev.xid, ev.seq)
-        .limit(limit)
-    )
-    as_vendor = (
-        select(tables.settlement_events)
-        .where(
-            tuple_(ev.vendor, ev.xid, ev.seq) > tuple_(literal(tenant), xid, seq),
-            ev.vendor <= tenant,
-            ev.health_system != tenant,
-            horizon,
-        )
-        .order_by(ev.vendor, ev.xid, ev.seq)
-        .limit(limit)
-    )
+    as_health_system = _party_scan(ev.health_system, tenant, xid, seq, limit, horizon)
+    as_vendor = _party_scan(ev.vendor, tenant, xid, seq, limit, horizon, ev.health_system != tenant)
     both = union_all(as_health_system, as_vendor).subquery()
     return select(both).order_by(both.c.xid, both.c.seq).limit(limit)
+
+
+def _party_scan(party: Any, tenant: str, xid: Any, seq: Any, limit: int, *conditions: Any) -> Any:
+    """A tenant's events as one party, after (xid, seq): a range of the `(party, xid, seq)` index."""
+    ev = tables.settlement_events.c
+    return (
+        select(tables.settlement_events)
+        .where(
+            tuple_(party, ev.xid, ev.seq) > tuple_(literal(tenant), xid, seq), party <= tenant, *conditions
+        )
+        .order_by(party, ev.xid, ev.seq)
+        .limit(limit)
+    )
 
 
 # Transactions older than the oldest one still running have all ended: nothing can commit before their
