@@ -96,6 +96,16 @@ def database_unavailable(exc: BaseException) -> bool:
     )
 
 
+# Two transactions crossed — deadlock detected, serialization failure: the one PostgreSQL broke was rolled
+# back whole and can simply run again.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+def transaction_conflict(exc: BaseException) -> bool:
+    """Whether PostgreSQL rolled the transaction back for crossing another (run it again)."""
+    return sqlstate_of(exc) in _CONFLICT_STATES
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     """The first SQLSTATE along the error's chain (None: not an error PostgreSQL reported)."""
     return next((state for seen in error_chain(exc) if isinstance(state := _own_sqlstate(seen), str)), None)

@@ -10,7 +10,15 @@ from decimal import Decimal
 
 from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.computation import CellComputation, compute_cells
-from kpi_engine.domain.effects import Effects, StoredStay, batch_effects, stay_changes, stays_now
+from kpi_engine.domain.effects import (
+    Effects,
+    StoredStay,
+    batch_effects,
+    stay_changes,
+    stays_as_facts,
+    stays_now,
+)
+from kpi_engine.domain.readmissions import Discharge, standing_discharges
 from tests.unit.kpi.builders import CALENDAR, d, ev, value
 from tests.unit.kpi.test_batch_effects import decoded
 from tests.unit.kpi.test_readmissions import admit, at, discharge
@@ -190,10 +198,14 @@ def _stored_discharge(id_: str, day: str, received: int) -> StoredStay:
     )
 
 
+def _standing(stays: list[StoredStay]) -> dict[tuple[str, str], Discharge]:
+    return standing_discharges(stays_as_facts(stays)[1])
+
+
 def test_a_newer_discharge_of_a_stay_takes_the_older_ones_length_of_stay_back() -> None:
     effects = Effects()
     older, newer = _stored_discharge("d1", "03-05", 10), _stored_discharge("d2", "03-07", 11)
-    stay_changes(TENANT, [older], [older, newer], CALENDAR, effects)
+    stay_changes(TENANT, _standing([older]), _standing([older, newer]), CALENDAR, effects)
     alos = {key.day: cell for (_, key), cell in effects.deltas.items() if key.kpi == "alos_days"}
     assert alos == {
         date(2026, 3, 5): Cell(Decimal(-4), Decimal(-1), -1),
@@ -201,7 +213,7 @@ def test_a_newer_discharge_of_a_stay_takes_the_older_ones_length_of_stay_back() 
     }
     # The newer one retracted: the older one stands again.
     effects = Effects()
-    stay_changes(TENANT, [older, newer], [older], CALENDAR, effects)
+    stay_changes(TENANT, _standing([older, newer]), _standing([older]), CALENDAR, effects)
     assert effects.deltas[(TENANT, CellKey("alos_days", "north", date(2026, 3, 5)))] == Cell(
         Decimal(4), Decimal(1), 1
     )
@@ -210,7 +222,13 @@ def test_a_newer_discharge_of_a_stay_takes_the_older_ones_length_of_stay_back() 
 def test_a_cancel_of_the_newer_discharge_takes_its_length_of_stay_back_and_restores_nothing() -> None:
     older, newer = _stored_discharge("d1", "03-05", 10), _stored_discharge("d2", "03-07", 11)
     effects = Effects()
-    stay_changes(TENANT, [older, newer], [older, replace(newer, cancelled=True)], CALENDAR, effects)
+    stay_changes(
+        TENANT,
+        _standing([older, newer]),
+        _standing([older, replace(newer, cancelled=True)]),
+        CALENDAR,
+        effects,
+    )
     alos = {key.day: cell for (_, key), cell in effects.deltas.items() if key.kpi == "alos_days"}
     assert alos == {date(2026, 3, 7): Cell(Decimal(-6), Decimal(-1), -1)}  # Mar 5 stays uncounted
 

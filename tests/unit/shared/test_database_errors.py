@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError
 
-from vr_shared.db import database_unavailable, sqlstate_of
+from vr_shared.db import database_unavailable, sqlstate_of, transaction_conflict
 
 
 class _AdaptedError(Exception):
@@ -48,3 +48,19 @@ def test_the_sqlstate_is_read_bare_and_wrapped(error: asyncpg.PostgresError, sta
     assert sqlstate_of(error) == state
     assert sqlstate_of(DBAPIError("statement", {}, _AdaptedError(error))) == state
     assert sqlstate_of(ValueError("not from PostgreSQL")) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "crossed"),
+    [
+        (asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), True),
+        (asyncpg.exceptions.SerializationError("could not serialize access"), True),
+        (asyncpg.exceptions.UniqueViolationError("duplicate key"), False),
+        (asyncpg.exceptions.CannotConnectNowError("not yet accepting connections"), False),
+    ],
+)
+def test_a_transaction_conflict_is_recognised_bare_and_wrapped(
+    error: asyncpg.PostgresError, crossed: bool
+) -> None:
+    assert transaction_conflict(error) is crossed
+    assert transaction_conflict(DBAPIError("statement", {}, _AdaptedError(error))) is crossed

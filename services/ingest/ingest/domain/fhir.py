@@ -488,7 +488,7 @@ def _claim_response(c: Context) -> Mapped:
     time = _required_instant(c, "created")
     event = _fact(c, "adjudicated", time, "claim.adjudicated", None, provider="requestor", via=claim)
     event["data"] = {
-        "claim_ref": _claim_ref(claim, request),
+        "claim_ref": _ref_of(claim, request),
         "outcome": outcome,
         "initial": _initial(c, claim, request),
         "paid_amount": _decimal_text(paid),
@@ -511,10 +511,10 @@ def _initial(c: Context, claim: Mapping[str, Any] | None, request: str) -> bool:
     return not any("prior" in _codes(related, "relationship") for related in _list(claim.get("related")))
 
 
-def _claim_ref(claim: Mapping[str, Any] | None, request: str) -> str:
-    """The Claim's own ref (in the Bundle), else what the reference names: its id, a conditional
-    reference's identifier value, or the reference itself (an opaque URL)."""
-    return _own_ref(claim) if claim is not None else named_by(request).name or request
+def _ref_of(resource: Mapping[str, Any] | None, reference: str) -> str:
+    """The referenced resource's own ref (found in the Bundle), else what the reference names: its id,
+    a conditional reference's identifier value, or the reference itself (an opaque URL)."""
+    return _own_ref(resource) if resource is not None else named_by(reference).name or reference
 
 
 def _fact(
@@ -585,13 +585,9 @@ def _own_ref(resource: Mapping[str, Any]) -> str:
 
 
 def _encounter_ref_of(c: Context, element: str) -> str:
-    """The Encounter's own ref (in the Bundle), else what the reference names: its id, or a conditional
-    reference's identifier value."""
+    """The Encounter's ref (`_ref_of`)."""
     reference = _reference(c.resource, element, f"{c.path}.{element}", "the Encounter")
-    encounter = _resolved(reference, c.resource, c.index, f"{c.path}.{element}")
-    if encounter is not None:
-        return _own_ref(encounter)
-    return named_by(reference).name or reference
+    return _ref_of(_resolved(reference, c.resource, c.index, f"{c.path}.{element}"), reference)
 
 
 def _extensions(c: Context, url: str) -> list[Mapping[str, Any]]:

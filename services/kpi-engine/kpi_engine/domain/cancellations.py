@@ -6,7 +6,6 @@ cancelled fact out of every KPI, as it does a retracted event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from vr_shared.events.catalogue import (
@@ -37,10 +36,3 @@ def fact_of(event: Event) -> Fact | None:
         case EncounterAdmitted() | EncounterDischarged():
             return (event.data.patient_ref, event.data.encounter_ref, event.type, event.time)
     return None
-
-
-def without_cancelled(events: Iterable[Event]) -> list[Event]:
-    """The events less the admissions and discharges a cancel among them names."""
-    listed = list(events)
-    cancelled = {fact for event in listed if (fact := cancelled_by(event)) is not None}
-    return [event for event in listed if fact_of(event) not in cancelled]

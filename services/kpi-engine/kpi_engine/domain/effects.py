@@ -23,7 +23,7 @@ from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.contributions import contributions, stay_contributions
 from kpi_engine.domain.messages import Decoded
 from kpi_engine.domain.readmissions import KPI as READMISSION
-from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome, standing_discharges
+from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome
 from vr_shared.events.catalogue import (
     ArSnapshot,
     EncounterAdmitted,
@@ -152,12 +152,13 @@ def batch_effects(
             effects.cancel_discharge(key[0], event, calendars[key[0]], stored=True)
         else:  # it counted until now
             effects.apply(key[0], event, calendars[key[0]], -1)
-    counted = [d for d in new if d.key not in stopped and d.event.type != "event.retracted"]
+    counted: list[Decoded] = []
     for decoded in new:
         effects.received(decoded.origin.tenant, decoded.event, calendars[decoded.origin.tenant])
     for decoded in new:  # batch order: the order the stay rows are numbered in
         tenant, event = decoded.origin.tenant, decoded.event
         if decoded.key not in stopped and event.type != "event.retracted":
+            counted.append(decoded)
             effects.apply(tenant, event, calendars[tenant], 1)
         elif decoded.key in cancelled and isinstance(event, EncounterDischarged):
             effects.cancel_discharge(tenant, event, calendars[tenant], stored=False)
@@ -322,16 +323,16 @@ def stays_now(
 
 def stay_changes(
     tenant: str,
-    before: Iterable[StoredStay],
-    now: Iterable[StoredStay],
+    was: Mapping[tuple[str, str], Discharge],
+    is_: Mapping[tuple[str, str], Discharge],
     calendar: TenantCalendar,
     effects: Effects,
 ) -> None:
-    """Length of stay and patient days follow each stay's standing discharge: a discharge that stops
-    standing (replaced by a later one, cancelled, retracted, or its stay's last received cancelled) is
-    taken back, one that starts standing (new, or standing again after a retraction) is added."""
-    was = standing_discharges(stays_as_facts(before)[1])
-    is_ = standing_discharges(stays_as_facts(now)[1])
+    """Length of stay and patient days follow each stay's standing discharge (`was`, `is_`: the
+    patient's standing discharges before and after the batch, `standing_discharges`): a discharge that
+    stops standing (replaced by a later one, cancelled, retracted, or its stay's last received
+    cancelled) is taken back, one that starts standing (new, or standing again after a retraction) is
+    added."""
     for key in sorted(was.keys() - is_.keys()):
         for cell, delta in stay_contributions(was[key], calendar):
             effects.add(tenant, cell, delta, -1)

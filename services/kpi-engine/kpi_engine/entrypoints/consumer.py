@@ -29,7 +29,7 @@ from kpi_engine.adapters.notices import PostgresNoticeOutbox
 from kpi_engine.adapters.recorder import BatchOutcome, NewestEventTimes, PostgresRecorder
 from kpi_engine.domain.messages import DeadLetter, Decoded, Message
 from kpi_engine.handlers import decode
-from vr_shared.db import database_unavailable, error_chain, sqlstate_of
+from vr_shared.db import database_unavailable, error_chain, transaction_conflict
 from vr_shared.kafka import BatchPublisher
 from vr_shared.runtime import collector_paused
 
@@ -132,7 +132,7 @@ class EventConsumer:
             ) as exc:
                 self._database_down(exc)
             except (DBAPIError, asyncpg.PostgresError) as exc:
-                if sqlstate_of(exc) in _TRANSIENT_CONFLICTS:
+                if transaction_conflict(exc):
                     # Two instances crossed (the lock order rules deadlocks out; PostgreSQL breaking one
                     # anyway must not dead-letter a batch): the transaction rolled back, run it again.
                     log.warning("batch transaction conflicted; retrying", extra={"error": type(exc).__name__})
@@ -248,9 +248,6 @@ class EventConsumer:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
             total = None if total is None else total + lag
         return total
-
-
-_TRANSIENT_CONFLICTS = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 
 
 def _refusal_name(error: BaseException) -> str:

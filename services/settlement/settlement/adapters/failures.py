@@ -11,9 +11,7 @@ retrying it in a loop would hold back every other reconciliation behind it.
 from __future__ import annotations
 
 from settlement.adapters.kpi_client import KpiEngineUnavailable
-from vr_shared.db import database_unavailable, error_chain, sqlstate_of
-
-_CROSSED = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+from vr_shared.db import database_unavailable, error_chain, transaction_conflict
 
 
 def can_pass(exc: BaseException) -> bool:
@@ -24,7 +22,7 @@ def can_pass(exc: BaseException) -> bool:
 def database_away(exc: BaseException) -> bool:
     return (
         database_unavailable(exc)
-        or sqlstate_of(exc) in _CROSSED
+        or transaction_conflict(exc)
         or any(
             isinstance(seen, OSError) or getattr(seen, "connection_invalidated", False)
             for seen in error_chain(exc)

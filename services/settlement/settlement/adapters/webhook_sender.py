@@ -9,7 +9,6 @@ and posts within one deadline for the whole attempt, following no redirect.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +20,14 @@ import orjson
 
 from settlement.adapters.name_lookups import NoLookupThread
 from settlement.adapters.webhooks import DueDelivery
-from settlement.domain.webhooks import Address, Network, refused_address, signature_header, url_errors
+from settlement.domain.webhooks import (
+    Address,
+    Network,
+    ip_literal,
+    refused_address,
+    signature_header,
+    url_errors,
+)
 
 USER_AGENT = "ValueRealization-Webhooks/1"
 
@@ -63,7 +69,7 @@ class Destination:
         written and, over TLS, the name for SNI and the certificate check (httpx's documented
         `sni_hostname` extension): the receiver sees a request to its name, sent where we checked."""
         host = self.url.raw_host.decode("ascii")
-        extensions = {"sni_hostname": host} if self.url.scheme == "https" and not _is_ip(host) else {}
+        extensions = {"sni_hostname": host} if self.url.scheme == "https" and ip_literal(host) is None else {}
         headers = {"host": self.url.netloc.decode("ascii")}
         return self.url.copy_with(host=str(address)), headers, extensions
 
@@ -85,7 +91,8 @@ class AddressCheck:
             raise AddressRefused(f"not a URL the sender can use: {exc}") from exc
         host = parsed.raw_host.decode("ascii")
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = [ipaddress.ip_address(host)] if _is_ip(host) else await self._resolver(host, port, tenant)
+        literal = ip_literal(host)
+        addresses = [literal] if literal is not None else await self._resolver(host, port, tenant)
         if (refusal := refused_address(parsed.scheme, addresses, self._allowed)) is not None:
             raise AddressRefused(refusal)
         return Destination(parsed, tuple(addresses))
@@ -103,14 +110,6 @@ class AddressCheck:
         except NoLookupThread as busy:
             return f"the host could not be looked up now: {busy}; try again in a minute"
         return None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class WebhookSender:

@@ -146,7 +146,7 @@ def url_errors(url: str) -> list[FieldError]:
         return [_url_error("must name a host: https://billing.example/hooks")]
     if "@" in parts.netloc:
         return [_url_error("must not carry credentials; the signature authenticates")]
-    if "[" in parts.netloc and not _is_ipv6(parts.hostname):
+    if "[" in parts.netloc and not isinstance(ip_literal(parts.hostname), ipaddress.IPv6Address):
         return [_url_error("brackets enclose an IPv6 address only: https://[2001:db8::1]/hooks")]
     if (port_error := _port_error(parts)) is not None:
         return [_url_error(port_error)]
@@ -157,11 +157,12 @@ def _url_error(message: str) -> FieldError:
     return FieldError("$.url", message, "url")
 
 
-def _is_ipv6(host: str) -> bool:
+def ip_literal(host: str) -> Address | None:
+    """The address a host names by itself (an IP literal), or None for a name to look up."""
     try:
-        return isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        return None
 
 
 def _port_error(parts: SplitResult) -> str | None:
