@@ -126,6 +126,27 @@ async def test_a_notice_committed_while_others_are_published_is_not_forgotten_wi
     assert await queued(engine) == []
 
 
+async def test_notices_go_out_by_transaction_id_as_a_number_and_are_forgotten_by_that_order(
+    kpi_schema: tuple[AsyncEngine, str],
+) -> None:
+    """Transaction ids compared as numbers: 9 before 10 (as text "10" sorts first), whatever the seq."""
+    engine, _ = kpi_schema
+    outbox, published = PostgresNoticeOutbox(engine), Published()
+    async with engine.begin() as conn:
+        for name, xid in (("ten", 10), ("nine", 9), ("ten-again", 10)):
+            notice = {"tenant": "t", "kpi": "alos", "facility": "f", "bucket": "2026-03-01", "name": name}
+            await conn.execute(
+                text("INSERT INTO outbox (payload, xid) VALUES (CAST(:notice AS jsonb), CAST(:xid AS xid8))"),
+                {"notice": orjson.dumps(notice).decode(), "xid": xid},
+            )
+    assert await outbox.publish_ready(published, 2) == 2
+    assert published.names == ["nine", "ten"]
+    assert await queued(engine) == ["ten-again"]  # the range forgotten ends at the last one published
+    await drain(outbox, published)
+    assert published.names == ["nine", "ten", "ten-again"]
+    assert await queued(engine) == []
+
+
 async def test_writers_racing_a_reader_have_every_notice_published_once_in_commit_order(
     kpi_schema: tuple[AsyncEngine, str],
 ) -> None:

@@ -35,11 +35,12 @@ from kpi_engine.domain.effects import (
     TenantCell,
     cell_order,
     readmission_changes,
+    standing_of,
     stay_changes,
     stays_as_facts,
     stays_now,
 )
-from kpi_engine.domain.readmissions import IndexOutcome, index_outcomes, standing_discharges
+from kpi_engine.domain.readmissions import IndexOutcome, standing_outcomes
 from kpi_engine.domain.uptime import KPI as UPTIME
 from kpi_engine.domain.uptime import Outage, outage_minutes_by_day
 
@@ -228,12 +229,11 @@ async def _recompute_patients(
     before = await _index_before(conn, patients)
     changes = IndexChanges()
     for tenant, patient in patients:
-        # Each side's stays read once: the standing discharges serve both length of stay and readmissions.
-        was = standing_discharges(stays_as_facts(stored[(tenant, patient)])[1])
-        admissions, discharges = stays_as_facts(now.get((tenant, patient), []))
-        standing = standing_discharges(discharges)
+        # The standing discharges serve both length of stay and readmissions.
+        was = standing_of(stored[(tenant, patient)])
+        admissions, standing = stays_as_facts(now.get((tenant, patient), []))
         stay_changes(tenant, was, standing, calendars[tenant], effects)
-        outcomes = index_outcomes(standing, admissions, calendars[tenant])
+        outcomes = standing_outcomes(standing, admissions, calendars[tenant])
         readmission_changes(tenant, patient, before[(tenant, patient)], outcomes, effects, changes)
     index = tables.readmission_index
     if changes.removed:

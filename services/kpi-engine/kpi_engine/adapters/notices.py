@@ -5,17 +5,16 @@ transaction's id. Two instances, or an instance and a rebuild, queue at once, so
 `seq` can commit after one with a higher `seq`. A reader therefore hands out only notices written by
 transactions older than the oldest one still running (the snapshot's `xmin`): nothing can commit before
 them any more. It hands them out by transaction, then by `seq`, and deletes exactly the rows it
-published — never "everything up to n", which would take a notice that committed meanwhile with it.
+published: those up to the last of them in that order — never "every `seq` up to n", which would take a
+notice that committed meanwhile with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.types import BigInteger
 
 from vr_shared.kafka import OutgoingMessage
 
@@ -25,7 +24,7 @@ Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
 # their copies, so a consumer could see an older notice of a cell after a newer one.
 _TAKE_TURN = text("SELECT pg_try_advisory_xact_lock(hashtextextended(current_schema() || '.outbox', 0))")
 _READY = text(
-    """SELECT seq, payload::text AS value,
+    """SELECT xid, seq, payload::text AS value,
         concat_ws('|', payload->>'tenant', payload->>'kpi', payload->>'facility') AS key
     FROM outbox
     WHERE xid < (SELECT pg_snapshot_xmin(pg_current_snapshot()))
@@ -35,9 +34,10 @@ _READY = text(
 _FIRST_WAITING_AGE = text(
     "SELECT coalesce(extract(epoch FROM now() - (SELECT queued_at FROM outbox ORDER BY xid, seq LIMIT 1)), 0)"
 )
-_FORGET = text("DELETE FROM outbox WHERE seq = ANY(:seqs)").bindparams(
-    bindparam("seqs", type_=ARRAY(BigInteger()))
-)
+# Exactly the rows published: the first ones in (xid, seq) order below the horizon. A row committed
+# since was written by a transaction still running when they were read, whose xid is at or above that
+# horizon — above every row read — so the range cannot take it (and one drainer at a time deletes).
+_FORGET = text("DELETE FROM outbox WHERE (xid, seq) <= (CAST(:xid AS xid8), :seq)")
 
 
 class PostgresNoticeOutbox:
@@ -54,7 +54,7 @@ class PostgresNoticeOutbox:
             rows = (await conn.execute(_READY, {"limit": limit})).all()
             if rows:
                 await publish([OutgoingMessage(row.key.encode(), row.value.encode(), []) for row in rows])
-                await conn.execute(_FORGET, {"seqs": [row.seq for row in rows]})
+                await conn.execute(_FORGET, {"xid": rows[-1].xid, "seq": rows[-1].seq})
         return len(rows)
 
     async def first_waiting_age(self) -> float:

@@ -23,7 +23,7 @@ from kpi_engine.domain.cells import Cell, CellKey
 from kpi_engine.domain.contributions import contributions, stay_contributions
 from kpi_engine.domain.messages import Decoded
 from kpi_engine.domain.readmissions import KPI as READMISSION
-from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome
+from kpi_engine.domain.readmissions import Admission, Discharge, IndexOutcome, standing_discharges
 from vr_shared.events.catalogue import (
     ArSnapshot,
     EncounterAdmitted,
@@ -295,10 +295,6 @@ class StoredStay:
 # Above every stored `received`: a batch's stays are recorded after every stored one of their patient
 # (whose scope is locked), in batch order — the order the sequence numbers them in when they are written.
 BATCH_RECEIVED = 1 << 62
-_STAY_FIELDS = (
-    *("source", "id", "type", "encounter", "patient", "facility", "at", "encounter_class"),
-    *("planned", "disposition", "admitted_at", "cancelled"),
-)
 
 
 def stays_now(
@@ -308,17 +304,40 @@ def stays_now(
     less those the effects remove, those they cancel marked so, plus those they add, received last."""
     removed, cancelled = effects.removed.get(STAYS, set()), effects.cancelled_stays
     now = {
-        (tenant, patient): [
-            replace(stay, cancelled=True) if (tenant, stay.source, stay.id) in cancelled else stay
-            for stay in stays
-            if (tenant, stay.source, stay.id) not in removed
-        ]
+        (tenant, patient): _less(tenant, stays, removed, cancelled) if removed or cancelled else list(stays)
         for (tenant, patient), stays in stored.items()
     }
     for n, row in enumerate(effects.added.get(STAYS, [])):
-        stay = StoredStay(**{name: row[name] for name in _STAY_FIELDS}, received=BATCH_RECEIVED + n)
-        now.setdefault((row["tenant"], row["patient"]), []).append(stay)
+        now.setdefault((row["tenant"], row["patient"]), []).append(_stored(row, BATCH_RECEIVED + n))
     return now
+
+
+def _stored(row: Mapping[str, Any], received: int) -> StoredStay:
+    return StoredStay(
+        row["source"],
+        row["id"],
+        row["type"],
+        row["encounter"],
+        row["patient"],
+        row["facility"],
+        row["at"],
+        row["encounter_class"],
+        row["planned"],
+        row["disposition"],
+        row["admitted_at"],
+        received,
+        row["cancelled"],
+    )
+
+
+def _less(
+    tenant: str, stays: Iterable[StoredStay], removed: set[EventKey], cancelled: set[EventKey]
+) -> list[StoredStay]:
+    return [
+        replace(stay, cancelled=True) if (tenant, stay.source, stay.id) in cancelled else stay
+        for stay in stays
+        if (tenant, stay.source, stay.id) not in removed
+    ]
 
 
 def stay_changes(
@@ -380,13 +399,15 @@ def readmission_changes(
             )
 
 
-def stays_as_facts(stays: Iterable[StoredStay]) -> tuple[list[Admission], dict[tuple[str, str], Discharge]]:
-    """A patient's stored stays as the admissions and (keyed) discharges readmissions are decided from."""
-    admissions: list[Admission] = []
-    discharges: dict[tuple[str, str], Discharge] = {}
-    for stay in stays:
-        if stay.type == ADMITTED:
-            admissions.append(stay.admission())
-        else:
-            discharges[(stay.source, stay.id)] = stay.discharge()
-    return admissions, discharges
+def stays_as_facts(stays: Sequence[StoredStay]) -> tuple[list[Admission], dict[tuple[str, str], Discharge]]:
+    """A patient's stored stays as the admissions and the standing discharges (by event key) that
+    readmissions and length of stay are decided from."""
+    return [stay.admission() for stay in stays if stay.type == ADMITTED], standing_of(stays)
+
+
+def standing_of(stays: Iterable[StoredStay]) -> dict[tuple[str, str], Discharge]:
+    """A patient's standing discharges (by event key), chosen among its stored stays' discharges
+    (`standing_discharges`): only those that stand are built — a year's backfill recomputes each
+    touched patient's whole history twice a batch."""
+    rows = {(stay.source, stay.id): stay for stay in stays if stay.type != ADMITTED}
+    return {key: stay.discharge() for key, stay in standing_discharges(rows).items()}

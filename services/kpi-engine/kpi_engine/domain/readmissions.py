@@ -15,12 +15,28 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from kpi_engine.domain.calendar import TenantCalendar
 from kpi_engine.domain.cells import Cell, CellKey
 
 K = TypeVar("K", bound=Hashable)
+
+
+class Received(Protocol):
+    """A discharge as the choice of a stay's standing one sees it: a Discharge, or its stored row."""
+
+    @property
+    def patient(self) -> str: ...
+    @property
+    def encounter(self) -> str: ...
+    @property
+    def received(self) -> int: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+
+D = TypeVar("D", bound=Received)
 KPI = "readmission_rate_30d"
 WINDOW_DAYS = 30
 NOT_INDEX_DISPOSITIONS = frozenset({"expired", "transfer_acute", "ama"})
@@ -61,14 +77,14 @@ class Discharge:
         )
 
 
-def standing_discharges(discharges: Mapping[K, Discharge]) -> dict[K, Discharge]:
+def standing_discharges(discharges: Mapping[K, D]) -> dict[K, D]:
     """The standing discharge of each stay (a patient's encounter), chosen among all its discharges,
     cancelled ones included: the one received last. A discharge re-sent with a corrected time (its event
     id carries the time: another event) replaces the one before. If the last received is cancelled (A13,
     or the admission it names cancelled), the stay has no discharge: the feed's latest word is "not
     discharged", and an older discharge never stands again. Only a retraction (an event withdrawn as
     sent in error: the caller no longer passes it) leaves the one received before it governing."""
-    latest: dict[tuple[str, str], tuple[K, Discharge]] = {}
+    latest: dict[tuple[str, str], tuple[K, D]] = {}
     for key, discharge in discharges.items():
         stay = (discharge.patient, discharge.encounter)
         found = latest.get(stay)
@@ -130,7 +146,14 @@ def index_outcomes(
 ) -> dict[K, IndexOutcome]:
     """For each standing index discharge (by the caller's key), where it counts and whether it was
     readmitted; a discharge a later one of its stay replaced has no outcome."""
-    standing = standing_discharges(discharges)
+    return standing_outcomes(standing_discharges(discharges), admissions, calendar)
+
+
+def standing_outcomes(
+    standing: Mapping[K, Discharge], admissions: Iterable[Admission], calendar: TenantCalendar
+) -> dict[K, IndexOutcome]:
+    """`index_outcomes` of discharges already chosen as their stays' standing ones (the engine's
+    recomputation of a patient has them at hand)."""
     by_patient: dict[str, list[Admission]] = defaultdict(list)
     for admission in known_admissions(admissions, standing.values()):
         by_patient[admission.patient].append(admission)

@@ -207,10 +207,12 @@ class EventConsumer:
         if loop.time() < self._drain_not_before:
             return
         try:
-            while published := await self._with_database(
-                functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
-            ):
-                metrics.CELL_UPDATES.inc(published)
+            # A chunk's thousands of notices live until the broker has them, as a batch's events do.
+            with collector_paused():
+                while published := await self._with_database(
+                    functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
+                ):
+                    metrics.CELL_UPDATES.inc(published)
         except KafkaError as exc:
             self._drain_pause_s = min(max(self._drain_pause_s * 2, self._retry_backoff_s), _MAX_DRAIN_PAUSE_S)
             self._drain_not_before = loop.time() + self._drain_pause_s
