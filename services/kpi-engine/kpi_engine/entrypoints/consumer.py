@@ -207,12 +207,8 @@ class EventConsumer:
         if loop.time() < self._drain_not_before:
             return
         try:
-            # A chunk's thousands of notices live until the broker has them, as a batch's events do.
-            with collector_paused():
-                while published := await self._with_database(
-                    functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
-                ):
-                    metrics.CELL_UPDATES.inc(published)
+            while published := await self._publish_chunk():
+                metrics.CELL_UPDATES.inc(published)
         except KafkaError as exc:
             self._drain_pause_s = min(max(self._drain_pause_s * 2, self._retry_backoff_s), _MAX_DRAIN_PAUSE_S)
             self._drain_not_before = loop.time() + self._drain_pause_s
@@ -226,6 +222,14 @@ class EventConsumer:
         # Notices still queued now wait on a transaction that is still running (or on another instance's
         # drain): their age is how late settlement hears of a change.
         metrics.OLDEST_NOTICE_AGE.set(await self._with_database(self._outbox.first_waiting_age))
+
+    async def _publish_chunk(self) -> int:
+        # A chunk's thousands of notices live until the broker has them, as a batch's events do: the
+        # collector is paused for the chunk (and collects after it), not for a whole backlog.
+        with collector_paused():
+            return await self._with_database(
+                functools.partial(self._outbox.publish_ready, self._notices.publish, _OUTBOX_CHUNK)
+            )
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:
