@@ -7,7 +7,7 @@ UV := .tools/bin/uv
 RUN := $(UV) run --frozen
 
 .DEFAULT_GOAL := help
-.PHONY: help install prometheus up test test-unit bench lint format token demo clean
+.PHONY: help install prometheus up down soak test test-unit bench lint format token demo clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -35,9 +35,18 @@ $(PROMTOOL):
 
 prometheus: $(PROMTOOL) ## fetch Prometheus + promtool (Debian package) into .tools/prometheus
 
-up: install ## start PostgreSQL, the broker, the services and Prometheus locally; Ctrl-C stops them in order
+# `up` runs the orchestrator as make's own child (not under `uv run`), so a signal make gets reaches it
+# (deploy/devstack/devstack/parent.py).
+up: install ## start PostgreSQL, the broker, the services and Prometheus locally, supervised; Ctrl-C stops them in order
 	@$(MAKE) --no-print-directory $(PROMTOOL) || echo "Prometheus (Debian's package) unavailable here: starting without it"
-	$(RUN) python -m devstack --root $(CURDIR) up
+	.venv/bin/python -m devstack --root $(CURDIR) up
+
+down: install ## stop a `make up` of this folder that runs elsewhere (a background job, another terminal), in order
+	.venv/bin/python -m devstack --root $(CURDIR) down
+
+SOAK_MINUTES ?= 10
+soak: install ## the stack under load with a random process SIGKILLed every 20–60 s (SOAK_MINUTES, SOAK_SEED); report in docs/reliability.md
+	.venv/bin/python -m devstack.soak --root $(CURDIR)/.local/soak --minutes $(SOAK_MINUTES) $(if $(SOAK_SEED),--seed $(SOAK_SEED)) --report docs/reliability.md
 
 test: install $(PROMTOOL) ## run the whole suite against a real broker and PostgreSQL
 	$(RUN) pytest $(PYTEST_ARGS)

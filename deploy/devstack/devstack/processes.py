@@ -4,17 +4,90 @@ from outside (Prometheus scraping each service's /metrics)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from devstack.ports import free_port, wait_listening
+
+_PR_SET_PDEATHSIG = 1
+# Set by the orchestrator of `make up` (stack.run): every part it starts from then on gets a death
+# signal from the kernel when the orchestrator ends, however it ends (SIGKILL, OOM included).
+_bound_to: list[int] = []
+
+
+def bind_children_to_this_process() -> None:
+    """From now on, parts started by `spawn` die with this process (Linux: PR_SET_PDEATHSIG). The
+    kernel sends the signal when the *thread* that started the child ends, so parts are started from
+    the main thread only (the supervisor's loop)."""
+    _bound_to[:] = [os.getpid()]
+
+
+def _death_pact(death_signal: int) -> Callable[[], None] | None:
+    if not _bound_to or not sys.platform.startswith("linux"):
+        return None
+    parent = _bound_to[0]
+
+    def in_child() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != parent:  # the orchestrator died between fork and prctl: no pact to make
+            os._exit(1)
+
+    return in_child
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    log_path: Path | None,
+    death_signal: int = signal.SIGTERM,
+    **options: Any,
+) -> subprocess.Popen[bytes]:
+    """Start a part of the local stack in a session of its own (a terminal's Ctrl-C reaches only the
+    orchestrator, which stops the parts in order), its output appended to `log_path`; bound to the
+    orchestrator by `death_signal` once `bind_children_to_this_process` was called."""
+    log = log_path.open("ab") if log_path else None
+    try:
+        return subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log or subprocess.DEVNULL,
+            stderr=log or subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_death_pact(death_signal),  # prctl must run in the child
+            **options,
+        )
+    finally:
+        if log:
+            log.close()  # the child has its own descriptor
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started (clock ticks since boot, /proc/<pid>/stat field 22), None if it is
+    gone: with the pid, it names one process, never a later one that reused the pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def exit_status(returncode: int) -> str:
+    """`exit 3`, or `killed by SIGKILL` for a signal (Popen's negative return codes)."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-returncode).name}"
+    return f"exit {returncode}"
 
 
 def terminate(process: subprocess.Popen[bytes], *, grace_s: float) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.ports import wait_listening
-from devstack.processes import terminate
+from devstack.processes import spawn, terminate
 
 
 def prometheus_binary(root: Path, name: str = "prometheus") -> Path | None:
@@ -48,7 +48,8 @@ class LocalPrometheus:
     ) -> None:
         self.binary, self.workdir, self.port = binary, workdir, port
         self.targets, self.rules, self.interval = targets, rules, interval
-        self._process: subprocess.Popen[bytes] | None = None
+        self.name, self.log_path = "prometheus", workdir / "prometheus.log"
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -67,8 +68,7 @@ class LocalPrometheus:
 
     def start(self) -> None:
         self.write_config()
-        log = (self.workdir / "prometheus.log").open("ab")
-        self._process = subprocess.Popen(
+        self.process = spawn(
             [
                 str(self.binary),
                 f"--config.file={self.config_path}",
@@ -76,17 +76,14 @@ class LocalPrometheus:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=self.log_path,
         )
-        log.close()  # the child has its own descriptor
         if not wait_listening(self.port, timeout_s=30):
             self.stop()
             raise RuntimeError(f"Prometheus did not start; see {self.workdir / 'prometheus.log'}")
 
     def stop(self) -> None:
-        if self._process is None:
+        if self.process is None:
             return
-        terminate(self._process, grace_s=15)
-        self._process = None
+        terminate(self.process, grace_s=15)
+        self.process = None

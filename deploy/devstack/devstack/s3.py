@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.ports import free_port, port_is_free, wait_listening
-from devstack.processes import terminate
+from devstack.processes import spawn, terminate
 
 BUCKET = "tansu"
 # MiniStack accepts any credentials; the broker's S3 client needs some to sign its requests.
@@ -36,7 +36,8 @@ class LocalS3:
     data_dir: Path
     port: int
     log_path: Path | None = None
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    name = "s3"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
     def endpoint(self) -> str:
@@ -50,7 +51,6 @@ class LocalS3:
         if not port_is_free(self.port):
             raise RuntimeError(f"port {self.port} is taken; set another port for the local S3 server")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         environment = {
             **os.environ,
             "BIND_HOST": "127.0.0.1",  # loopback only (its default is every interface)
@@ -59,15 +59,13 @@ class LocalS3:
             "S3_PERSIST": "1",
             "S3_DATA_DIR": str(self.data_dir),
             "LOG_LEVEL": "WARNING",  # a log line per request costs the broker latency
+            # Its IoT emulation opens an MQTT/TLS listener on 0.0.0.0:8883 and its SFTP emulation one
+            # more, whatever SERVICES says: neither is wanted, and no port may leave loopback.
+            "IOT_MTLS_ENABLED": "0",
+            "SFTP_ENABLED": "0",
         }
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "ministack"],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            env=environment,
-            cwd=self.data_dir,
-            start_new_session=True,
+        self.process = spawn(
+            [sys.executable, "-m", "ministack"], log_path=self.log_path, env=environment, cwd=self.data_dir
         )
         if not wait_listening(self.port, timeout_s=30):
             self.stop()
@@ -84,16 +82,16 @@ class LocalS3:
                 raise
 
     def stop(self) -> None:
-        if self._process is None:
+        if self.process is None:
             return
-        terminate(self._process, grace_s=10)
-        self._process = None
+        terminate(self.process, grace_s=10)
+        self.process = None
 
     def kill(self) -> None:
-        if self._process is not None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait(timeout=10)
-            self._process = None
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+            self.process = None
 
 
 @contextlib.contextmanager

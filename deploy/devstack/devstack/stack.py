@@ -1,78 +1,100 @@
-"""`make up`: the whole local stack in one process tree, stopped in order on Ctrl-C.
+"""`make up`: the whole local stack in one process tree, supervised, stopped in order however it is
+asked to stop.
 
 Nothing accepted is lost (deploy/devstack/README.md): PostgreSQL runs with fsync on, the broker keeps
 its topics, messages and group offsets in a file-backed local S3 server under `.local/s3`, and the stop
-is orderly. Order of start: PostgreSQL, S3 server, broker, topics, services. Order of stop: the gateway
-and ingest (no event is taken any more), then the KPI engine is left to consume to the end of the topic
-(bounded, with progress), then settlement and the engine, the broker, its storage, the database.
-`DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`, when set, are used as they are and nothing is started for them.
+is orderly. Order of start: PostgreSQL, S3 server, broker, topics, services; "up" is said once every
+service's /readyz answers. While it runs, a part that exits is reported and restarted
+(devstack.supervisor). Order of stop: the gateway and ingest (no event is taken any more), then the KPI
+engine is left to consume to the end of the topic (what it needs brought back first; bounded, with
+progress it can vouch for), then settlement and the engine, the broker, its storage, the database.
+Every part dies with the orchestrator (a death signal), and `.local/stack.json` records them for the
+next `make up` and for `make down` (devstack.record). `DATABASE_URL` / `KAFKA_BOOTSTRAP_SERVERS`, when
+set, are used as they are and nothing is started for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack.broker import LocalBroker
-from devstack.drain import wait_until_drained
-from devstack.ports import wait_listening
+from devstack.drain import UNCONFIRMED, wait_until_drained
+from devstack.parent import MakeWatch, die_with_parent
 from devstack.postgres import LocalPostgres
-from devstack.processes import terminate
+from devstack.processes import bind_children_to_this_process
 from devstack.prometheus import LocalPrometheus, prometheus_binary
+from devstack.record import StackRecord
 from devstack.s3 import LocalS3
 from devstack.secrets import database_passwords, service_environment
+from devstack.services import LocalService, ServiceSpec, wait_ready
+from devstack.supervisor import GaveUp, Part, Supervisor
 from vr_shared.create_topics import platform_topics
 from vr_shared.db_roles import provision
 from vr_shared.kafka import ensure_topics
 from vr_shared.settings import KafkaSettings
 
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    module: str
-    port: int
-    metrics_port: int  # /metrics is served here only, never on the API port (docs/security.md)
-
-
-def _port(variable: str, default: int) -> int:
-    return int(os.environ.get(variable, str(default)))
-
-
-SERVICES = (
-    ServiceSpec("ingest", "ingest", _port("VR_INGEST_PORT", 8001), _port("VR_INGEST_METRICS_PORT", 9101)),
-    ServiceSpec(
-        "kpi-engine",
-        "kpi_engine",
-        _port("VR_KPI_ENGINE_PORT", 8002),
-        _port("VR_KPI_ENGINE_METRICS_PORT", 9102),
-    ),
-    ServiceSpec(
-        "settlement",
-        "settlement",
-        _port("VR_SETTLEMENT_PORT", 8003),
-        _port("VR_SETTLEMENT_METRICS_PORT", 9103),
-    ),
-    ServiceSpec("gateway", "gateway", _port("VR_GATEWAY_PORT", 8000), _port("VR_GATEWAY_METRICS_PORT", 9100)),
-)
-# Where each service finds the others (the gateway routes to all three; settlement reads KPIs).
-UPSTREAMS = {
-    "VR_INGEST_URL": f"http://127.0.0.1:{SERVICES[0].port}",
-    "VR_KPI_ENGINE_URL": f"http://127.0.0.1:{SERVICES[1].port}",
-    "VR_SETTLEMENT_URL": f"http://127.0.0.1:{SERVICES[2].port}",
+# Every port of the local stack, by the variable that moves it (deploy/devstack/README.md); each is
+# bound on 127.0.0.1 only. Tests and the soak start a stack of their own on free ports through these.
+PORT_VARIABLES = {
+    "VR_GATEWAY_PORT": 8000,
+    "VR_INGEST_PORT": 8001,
+    "VR_KPI_ENGINE_PORT": 8002,
+    "VR_SETTLEMENT_PORT": 8003,
+    "VR_GATEWAY_METRICS_PORT": 9100,
+    "VR_INGEST_METRICS_PORT": 9101,
+    "VR_KPI_ENGINE_METRICS_PORT": 9102,
+    "VR_SETTLEMENT_METRICS_PORT": 9103,
+    "VR_LOCAL_PG_PORT": 15432,
+    "VR_LOCAL_S3_PORT": 19000,
+    "VR_LOCAL_BROKER_PORT": 19092,
+    "VR_PROMETHEUS_PORT": 9090,
 }
 
 
-PROMETHEUS_PORT = int(os.environ.get("VR_PROMETHEUS_PORT", "9090"))
+def _port(variable: str) -> int:
+    return int(os.environ.get(variable, str(PORT_VARIABLES[variable])))
+
+
+def _service(name: str, module: str) -> ServiceSpec:
+    prefix = f"VR_{name.upper().replace('-', '_')}"
+    return ServiceSpec(
+        name,
+        module,
+        _port(f"{prefix}_PORT"),
+        _port(f"{prefix}_METRICS_PORT"),
+        f"{prefix}_PORT",
+        f"{prefix}_METRICS_PORT",
+    )
+
+
+SERVICES = (
+    _service("ingest", "ingest"),
+    _service("kpi-engine", "kpi_engine"),
+    _service("settlement", "settlement"),
+    _service("gateway", "gateway"),
+)
+# Where each service finds the others (the gateway routes to all three; settlement reads KPIs).
+UPSTREAMS = {
+    "VR_INGEST_URL": SERVICES[0].url,
+    "VR_KPI_ENGINE_URL": SERVICES[1].url,
+    "VR_SETTLEMENT_URL": SERVICES[2].url,
+}
+
+
+PROMETHEUS_PORT = _port("VR_PROMETHEUS_PORT")
 # How long a stop waits for the KPI engine to consume what ingest accepted (a burst drains at the
 # engine's pace: about 4,000 events/s here).
 DRAIN_TIMEOUT_SECONDS = float(os.environ.get("VR_DRAIN_TIMEOUT_SECONDS", "600"))
+# Beyond the drain, a stop takes at most: bringing back what the drain needs (start timeouts) and each
+# part's grace before SIGKILL. `make down` waits this long over the drain's bound.
+STOP_MARGIN_S = 240.0
 # One KPI engine runs here, so one partition serves it; each partition of a produce request costs the
 # durable storage a few object writes, so more would only slow ingest down (docs/benchmarks.md).
 LOCAL_EVENTS_PARTITIONS = os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "1")
@@ -81,28 +103,33 @@ LOCAL_EVENTS_PARTITIONS = os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "1")
 LOCAL_WEBHOOK_NETWORKS = os.environ.get("VR_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 # Stopped first, so nothing new is accepted while the engine drains.
 TAKING_EVENTS = ("gateway", "ingest")
+# What the drain needs running: brought back (if down) before it waits.
+DRAIN_NEEDS = ("postgres", "s3", "broker", "kpi-engine")
+# One KPI engine runs here: after a crash its successor waits this long for the dead member's session
+# to expire before it is given the partition (the default, 10 s, suits several engines).
+LOCAL_SESSION_TIMEOUT_MS = "6000"
+READY_TIMEOUT_S = 120.0
 
 
 class Stack:
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.state_dir = root / ".local"
-        self.prometheus: LocalPrometheus | None = None
-        self.postgres: LocalPostgres | None = None
-        self.broker: LocalBroker | None = None
-        self.s3: LocalS3 | None = None
-        self.services: list[tuple[ServiceSpec, subprocess.Popen[bytes]]] = []
+        self.root = root.resolve()
+        self.state_dir = self.root / ".local"
+        self.record = StackRecord(self.state_dir)
+        self.parts: list[Part] = []
+        self.services: list[LocalService] = []
+        self.supervisor = Supervisor([], _say, self._write_record)
         self.database_url = os.environ.get("DATABASE_URL")
         self.service_database_urls: dict[str, str] = {}
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
     def start(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._stop_leftovers()
         if not self.database_url:
-            self.postgres = LocalPostgres(
-                self.state_dir / "pgdata", int(os.environ.get("VR_LOCAL_PG_PORT", "15432"))
-            )
-            _step("PostgreSQL", self.postgres.start)
-            self.database_url = self.postgres.url
+            postgres = LocalPostgres(self.state_dir / "pgdata", _port("VR_LOCAL_PG_PORT"))
+            self._start("PostgreSQL", postgres)
+            self.database_url = postgres.url
         admin_url = self.database_url
 
         def provision_roles() -> None:
@@ -110,19 +137,13 @@ class Stack:
 
         _step("one database role per service", provision_roles)
         if not self.bootstrap_servers:
-            self.s3 = LocalS3(
-                self.state_dir / "s3",
-                int(os.environ.get("VR_LOCAL_S3_PORT", "19000")),
-                log_path=self.state_dir / "s3.log",
+            s3 = LocalS3(self.state_dir / "s3", _port("VR_LOCAL_S3_PORT"), log_path=self.state_dir / "s3.log")
+            self._start("the broker's storage (S3 server, files in .local/s3)", s3)
+            broker = LocalBroker(
+                _port("VR_LOCAL_BROKER_PORT"), log_path=self.state_dir / "broker.log", storage=s3
             )
-            _step("the broker's storage (S3 server, files in .local/s3)", self.s3.start)
-            self.broker = LocalBroker(
-                int(os.environ.get("VR_LOCAL_BROKER_PORT", "19092")),
-                log_path=self.state_dir / "broker.log",
-                storage=self.s3,
-            )
-            _step("Kafka-protocol broker (Tansu, durable storage)", self.broker.start)
-            self.bootstrap_servers = self.broker.bootstrap_servers
+            self._start("Kafka-protocol broker (Tansu, durable storage)", broker)
+            self.bootstrap_servers = broker.bootstrap_servers
         settings = KafkaSettings(
             kafka_bootstrap_servers=self.bootstrap_servers or "",
             events_topic_partitions=int(LOCAL_EVENTS_PARTITIONS),
@@ -131,20 +152,64 @@ class Stack:
             "topics",
             lambda: asyncio.run(ensure_topics(settings.kafka_bootstrap_servers, platform_topics(settings))),
         )
-        for spec in SERVICES:
-            _step(f"service {spec.name}", lambda spec=spec: self._start_service(spec))
+        self.services = [
+            LocalService(
+                spec, functools.partial(self._service_environment, spec), self.state_dir / f"{spec.name}.log"
+            )
+            for spec in SERVICES
+        ]
+        _step(f"services {', '.join(s.name for s in self.services)}", self._start_services)
         if binary := prometheus_binary(self.root):  # `make prometheus` unpacked it (Debian's package)
-            self.prometheus = LocalPrometheus(
+            prometheus = LocalPrometheus(
                 binary,
                 self.state_dir / "prometheus",
                 PROMETHEUS_PORT,
                 {spec.name: [f"http://127.0.0.1:{spec.metrics_port}"] for spec in SERVICES},
                 rules=self.root / "deploy" / "prometheus" / "alerts.yml",
             )
-            _step("Prometheus (alert rules of deploy/prometheus)", self.prometheus.start)
+            self._start("Prometheus (alert rules of deploy/prometheus)", prometheus)
+        _step("every service ready (/readyz)", self._wait_ready)
 
-    def _start_service(self, spec: ServiceSpec) -> None:
-        env = {
+    def _stop_leftovers(self) -> None:
+        running = self.record.running_orchestrator()
+        if running is not None:
+            raise RuntimeError(
+                f"make up already runs for {self.root} (pid {running.pid}); stop it with `make down` or"
+                " Ctrl-C in its terminal"
+            )
+        if leftovers := self.record.stop_leftovers():
+            named = ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
+            _say(f"stopped what an earlier make up left running: {named}")
+
+    def _start(self, title: str, part: Part) -> None:
+        self.parts.append(part)  # before it starts: a half-started part is stopped too
+        _step(title, part.start)
+        self.supervisor.watch(part)
+        self._write_record(part)
+
+    def _start_services(self) -> None:
+        """All four at once (each spends seconds importing and migrating), then each until it listens."""
+        for service in self.services:
+            self.parts.append(service)
+            service.launch()
+        for service in self.services:
+            service.wait_started()
+            self.supervisor.watch(service)
+            self._write_record(service)
+
+    def _write_record(self, _part: Part) -> None:
+        pids = {p.name: p.process.pid for p in self.parts if p.process is not None}
+        self.record.write(pids, self.supervisor.restarts)
+
+    def _wait_ready(self) -> None:
+        late = wait_ready(self.services, READY_TIMEOUT_S, self.supervisor.check)
+        if late:
+            raise RuntimeError(
+                f"not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(late)}; see .local/*.log"
+            )
+
+    def _service_environment(self, spec: ServiceSpec) -> dict[str, str]:
+        return {
             **os.environ,
             **service_environment(self.state_dir, spec.name),
             "DATABASE_URL": self.service_database_urls.get(spec.name, ""),
@@ -153,83 +218,78 @@ class Stack:
             "VR_METRICS_PORT": str(spec.metrics_port),
             "VR_EVENTS_TOPIC_PARTITIONS": LOCAL_EVENTS_PARTITIONS,
             "VR_WEBHOOK_ALLOWED_NETWORKS": LOCAL_WEBHOOK_NETWORKS,
+            "VR_SESSION_TIMEOUT_MS": os.environ.get("VR_SESSION_TIMEOUT_MS", LOCAL_SESSION_TIMEOUT_MS),
             **UPSTREAMS,
         }
-        log = open(self.state_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        process = subprocess.Popen(
-            [sys.executable, "-m", spec.module], env=env, stdout=log, stderr=log, start_new_session=True
-        )
-        self.services.append((spec, process))
-        if not wait_listening(spec.port, timeout_s=30):
-            raise RuntimeError(f"{spec.name} did not start; see {self.state_dir / (spec.name + '.log')}")
 
-    def stop(self) -> None:
-        if self.prometheus:
-            print("  stopping Prometheus", flush=True)
-            self.prometheus.stop()
-        taking = [(spec, p) for spec, p in self.services if spec.name in TAKING_EVENTS]
-        for spec, process in reversed(taking):
-            _stop_process(spec, process)
-        engine = next(((spec, p) for spec, p in self.services if spec.module == "kpi_engine"), None)
-        if engine is not None and engine[1].poll() is None:
-            url = f"http://127.0.0.1:{engine[0].metrics_port}/metrics"
-            wait_until_drained(url, DRAIN_TIMEOUT_SECONDS, lambda line: print(f"  {line}", flush=True))
-        for spec, process in reversed(self.services):
-            if spec.name not in TAKING_EVENTS:
-                _stop_process(spec, process)
-        self.services.clear()
-        if self.broker:
-            print("  stopping broker", flush=True)
-            self.broker.stop()
-        if self.s3:
-            print("  stopping the broker's storage", flush=True)
-            self.s3.stop()
-        if self.postgres:
-            print("  stopping PostgreSQL", flush=True)
-            self.postgres.stop()
+    def supervise(self, watch: MakeWatch) -> None:
+        """Until a stop is asked for: restart what exits; a signal make got stops us as our own would."""
+        while True:
+            self.supervisor.check()
+            if (signum := watch.signalled()) is not None:
+                _say(f"make got {signum.name}")
+                raise KeyboardInterrupt
+            time.sleep(0.5)
+
+    def stop(self, *, drain: bool = True) -> None:
+        for part in [*self._named("prometheus"), *(p for name in TAKING_EVENTS for p in self._named(name))]:
+            _stop(part)
+        engine = next(iter(self._named("kpi-engine")), None)
+        if drain and engine is not None:
+            self._drain(engine)
+        for part in reversed(self.parts):
+            _stop(part)
+        self.parts.clear()
+        self.record.forget()
+
+    def _drain(self, engine: Part) -> None:
+        missing = self.supervisor.bring_back([n for n in DRAIN_NEEDS if self._named(n)])
+        if missing:
+            _say(f"could not start {', '.join(missing)} again to finish counting; {UNCONFIRMED}")
+            return
+        spec = next(s.spec for s in self.services if s is engine)
+        wait_until_drained(spec.metrics_url, DRAIN_TIMEOUT_SECONDS, _say)
+
+    def _named(self, *names: str) -> list[Part]:
+        return [p for p in self.parts if p.name in names]
 
     def print_urls(self) -> None:
         gateway = SERVICES[-1]
         admin_key = service_environment(self.state_dir, "gateway")["VR_BOOTSTRAP_ADMIN_KEY"]
         print("\nValue Realization is up.")
-        print(
-            f"\n  API (gateway)  http://127.0.0.1:{gateway.port}    docs: http://127.0.0.1:{gateway.port}/docs"
-        )
+        print(f"\n  API (gateway)  {gateway.url}    docs: {gateway.url}/docs")
         print(f"  admin key      {admin_key}")
         print("\n  services behind it (each: /healthz /readyz; /metrics on its own port):")
         for spec in SERVICES:
-            print(f"    {spec.name:<11} http://127.0.0.1:{spec.port}    metrics :{spec.metrics_port}")
-        if self.prometheus:
-            print(f"  prometheus     {self.prometheus.url}    alerts: {self.prometheus.url}/alerts")
+            print(f"    {spec.name:<11} {spec.url}    metrics :{spec.metrics_port}")
+        prometheus = next(iter(self._named("prometheus")), None)
+        if isinstance(prometheus, LocalPrometheus):
+            print(f"  prometheus     {prometheus.url}    alerts: {prometheus.url}/alerts")
         print(f"  postgres       {self.database_url}")
         print(f"  kafka          {self.bootstrap_servers}")
         print(f"  logs           {self.state_dir}/*.log")
         print("\nFirst steps: README.md, 'A first session'.")
         print(
-            "\nCtrl-C stops the gateway and ingest, lets the KPI engine count what they accepted, then stops"
-            " the rest.\n",
+            "\nA part that exits is restarted. Ctrl-C (or `make down` from another terminal) stops the"
+            " gateway and ingest, lets the KPI engine count what they accepted, then stops the rest.\n",
             flush=True,
         )
 
-    def wait(self) -> None:
-        while True:
-            for spec, process in self.services:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{spec.name} exited with {process.returncode}; see .local/{spec.name}.log"
-                    )
-            time.sleep(0.5)
+
+def _stop(part: Part) -> None:
+    if part.process is not None:
+        _say(f"stopping {part.name}")
+    part.stop()
 
 
-def _stop_process(spec: ServiceSpec, process: subprocess.Popen[bytes]) -> None:
-    print(f"  stopping {spec.name}", flush=True)
-    terminate(process, grace_s=15)
+def _say(line: str) -> None:
+    print(f"  {line}", flush=True)
 
 
-def _step(name: str, action: object) -> None:
+def _step(name: str, action: Callable[[], None]) -> None:
     print(f"  starting {name} …", end=" ", flush=True)
     started = time.monotonic()
-    action()  # type: ignore[operator]
+    action()
     print(f"ok ({time.monotonic() - started:.1f} s)", flush=True)
 
 
@@ -239,21 +299,52 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 
 def run(root: Path) -> int:
-    stack = Stack(root)
     # Installed explicitly: a parent may have left SIGINT ignored (background jobs of a script), and
-    # Ctrl-C, a closed terminal or `kill` must all end in the same orderly stop.
+    # Ctrl-C, a closed terminal, `kill` and `make down` must all end in the same orderly stop.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
+    die_with_parent(signal.SIGTERM)  # make (or whoever started us) gone: stop in order
+    bind_children_to_this_process()  # we gone, however: every part goes too
+    watch = MakeWatch()
+    stack = Stack(root)
+    drain = True
     try:
         stack.start()
         stack.print_urls()
-        stack.wait()
+        stack.supervise(watch)
     except KeyboardInterrupt:
         print("\nstopping …", flush=True)
         return 0
-    except Exception as exc:
+    except GaveUp as exc:
         print(f"\nerror: {exc}", file=sys.stderr, flush=True)
         return 1
+    except Exception as exc:
+        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+        drain = False  # it never was up: nothing was accepted that needs counting
+        return 1
     finally:
-        stack.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        stack.stop(drain=drain)
+    return 0
+
+
+def down(root: Path) -> int:
+    """`make down`: the running `make up` of this folder stopped as Ctrl-C would (SIGTERM), waiting
+    for its orderly stop; else its leftovers stopped; else nothing to do."""
+    record = StackRecord(root.resolve() / ".local")
+    running = record.running_orchestrator()
+    if running is not None:
+        print(f"stopping make up (pid {running.pid}) in order; its own output shows the progress", flush=True)
+        os.kill(running.pid, signal.SIGTERM)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS + STOP_MARGIN_S
+        while running.alive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if running.alive():
+            os.kill(running.pid, signal.SIGKILL)  # its parts die with it (their death signal)
+    leftovers = record.stop_leftovers()
+    for part in leftovers:
+        print(f"stopped {part.name} (pid {part.pid}), left by an earlier make up", flush=True)
+    if running is None and not leftovers:
+        print(f"nothing of make up runs for {root.resolve()}")
     return 0

@@ -61,3 +61,7 @@ CAUGHT_UP = Gauge(
     "vr_kpi_consumer_caught_up",
     "1 when the last fetch found nothing and nothing is left to fetch: every event fetched is recorded",
 )
+LAST_FETCH = Gauge(
+    "vr_kpi_consumer_last_fetch_timestamp_seconds",
+    "When the oldest of the engine's partitions last had a fetch answered (its lag is as of then)",
+)

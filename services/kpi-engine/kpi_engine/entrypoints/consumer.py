@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _OUTBOX_CHUNK = 5_000
 _MAX_DRAIN_PAUSE_S = 60.0
+# A fetch answer older than this does not say the engine is caught up (its fetches wait 0.5 s at most).
+FRESH_FETCH_S = 5.0
 
 
 class LoggingRebalanceListener(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -78,9 +80,10 @@ class EventConsumer:
         while True:
             records = await self._consumer.getmany(timeout_ms=500, max_records=self._batch_max_records)
             lag = await self.report_lag()
-            # Caught up: nothing fetched and nothing left to fetch, so everything fetched before was
-            # recorded and committed (an orderly stop waits for this: deploy/devstack/README.md).
-            metrics.CAUGHT_UP.set(not records and lag == 0)
+            # Caught up: nothing fetched and nothing left to fetch, as a fetch answered just now says,
+            # so everything fetched before was recorded and committed (an orderly stop waits for this:
+            # deploy/devstack/README.md). A lag read from an old fetch answer (the broker away) is not.
+            metrics.CAUGHT_UP.set(not records and lag == 0 and self._fetched_within(FRESH_FETCH_S))
             if not records:
                 await self.drain_outbox()  # notices a rebuild queued (docs/operations.md) go out too
                 continue
@@ -238,6 +241,16 @@ class EventConsumer:
             # The partitions moved to another instance; it will replay what was not committed, and the
             # recorder recognises the replay. Nothing to undo here.
             log.warning("offset commit failed after a rebalance", extra={"error": type(exc).__name__})
+
+    def _fetched_within(self, seconds: float) -> bool:
+        """Every assigned partition had a fetch answered in the last `seconds` (its high watermark is
+        current); exports the oldest of those times for the orderly stop to check too."""
+        polled = [self._consumer.last_poll_timestamp(tp) for tp in self._consumer.assignment()]
+        if not polled or None in polled:
+            return False
+        oldest_s = min(p for p in polled if p is not None) / 1000
+        metrics.LAST_FETCH.set(oldest_s)
+        return time.time() - oldest_s <= seconds
 
     async def report_lag(self) -> int | None:
         """High watermark from the last fetch response minus our position: correct on brokers whose
