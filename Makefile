@@ -36,13 +36,14 @@ $(PROMTOOL):
 prometheus: $(PROMTOOL) ## fetch Prometheus + promtool (Debian package) into .tools/prometheus
 
 # `up` runs the orchestrator as make's own child (not under `uv run`), so a signal make gets reaches it
-# (deploy/devstack/devstack/parent.py).
+# (deploy/devstack/devstack/parent.py). UP_ROOT: where its state goes (ROOT/.local); tests move it.
+UP_ROOT ?= $(CURDIR)
 up: install ## start PostgreSQL, the broker, the services and Prometheus locally, supervised; Ctrl-C stops them in order
 	@$(MAKE) --no-print-directory $(PROMTOOL) || echo "Prometheus (Debian's package) unavailable here: starting without it"
-	.venv/bin/python -m devstack --root $(CURDIR) up
+	.venv/bin/python -m devstack --root $(UP_ROOT) up
 
 down: install ## stop a `make up` of this folder that runs elsewhere (a background job, another terminal), in order
-	.venv/bin/python -m devstack --root $(CURDIR) down
+	.venv/bin/python -m devstack --root $(UP_ROOT) down
 
 SOAK_MINUTES ?= 10
 soak: install ## the stack under load with a random process SIGKILLed every 20–60 s (SOAK_MINUTES, SOAK_SEED); report in docs/reliability.md

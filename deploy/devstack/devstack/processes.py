@@ -74,12 +74,13 @@ def spawn(
 
 def start_time(pid: int) -> int | None:
     """When the process started (clock ticks since boot, /proc/<pid>/stat field 22), None if it is
-    gone: with the pid, it names one process, never a later one that reused the pid."""
+    gone or has ended (a zombie): with the pid, it names one process, never a later one that reused
+    the pid."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def exit_status(returncode: int) -> str:

@@ -40,6 +40,8 @@ from vr_shared.db_roles import provision
 from vr_shared.kafka import ensure_topics
 from vr_shared.settings import KafkaSettings
 
+# The clone this runs from (its tools and alert rules); the stack's state may live elsewhere (--root).
+REPOSITORY = Path(__file__).resolve().parents[3]
 # Every port of the local stack, by the variable that moves it (deploy/devstack/README.md); each is
 # bound on 127.0.0.1 only. Tests and the soak start a stack of their own on free ports through these.
 PORT_VARIABLES = {
@@ -159,13 +161,13 @@ class Stack:
             for spec in SERVICES
         ]
         _step(f"services {', '.join(s.name for s in self.services)}", self._start_services)
-        if binary := prometheus_binary(self.root):  # `make prometheus` unpacked it (Debian's package)
+        if binary := prometheus_binary(REPOSITORY):  # `make prometheus` unpacked it (Debian's package)
             prometheus = LocalPrometheus(
                 binary,
                 self.state_dir / "prometheus",
                 PROMETHEUS_PORT,
                 {spec.name: [f"http://127.0.0.1:{spec.metrics_port}"] for spec in SERVICES},
-                rules=self.root / "deploy" / "prometheus" / "alerts.yml",
+                rules=REPOSITORY / "deploy" / "prometheus" / "alerts.yml",
             )
             self._start("Prometheus (alert rules of deploy/prometheus)", prometheus)
         _step("every service ready (/readyz)", self._wait_ready)

@@ -250,7 +250,7 @@ class EventConsumer:
             return False
         oldest_s = min(p for p in polled if p is not None) / 1000
         metrics.LAST_FETCH.set(oldest_s)
-        return time.time() - oldest_s <= seconds
+        return bool(time.time() - oldest_s <= seconds)
 
     async def report_lag(self) -> int | None:
         """High watermark from the last fetch response minus our position: correct on brokers whose
