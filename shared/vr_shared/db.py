@@ -6,6 +6,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 
+import asyncpg
 import orjson
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -104,6 +105,27 @@ _CONFLICT_STATES = frozenset({"40P01", "40001"})
 def transaction_conflict(exc: BaseException) -> bool:
     """Whether PostgreSQL rolled the transaction back for crossing another (run it again)."""
     return sqlstate_of(exc) in _CONFLICT_STATES
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether the database could not do the work now, though it refused nothing: it is away (a restart,
+    a failover, too many connections — `database_unavailable`; a connection refused, reset or timed
+    out; a connection the pool or the driver found closed) or it rolled the transaction back for
+    crossing another. The same work, tried again a little later, can succeed."""
+    return (
+        database_unavailable(exc)
+        or transaction_conflict(exc)
+        or any(_connection_lost(seen) for seen in error_chain(exc))
+    )
+
+
+def _connection_lost(error: BaseException) -> bool:
+    return (
+        isinstance(error, OSError | OperationalError)  # OSError: refused, reset, timed out (TimeoutError)
+        or getattr(error, "connection_invalidated", False)  # SQLAlchemy found the connection dead
+        # asyncpg's other interface errors are the caller's mistakes (a wrong argument): never retried.
+        or (isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error))
+    )
 
 
 def sqlstate_of(exc: BaseException) -> str | None:

@@ -1,7 +1,9 @@
 """HTTP plumbing every service uses: problem+json errors (RFC 9457), request ids, ops endpoints.
 
 Each service declares its own error map (domain exception → status and title); this module turns it
-into exception handlers so that every error a client sees has the same shape.
+into exception handlers so that every error a client sees has the same shape. An entry may hold for
+some errors of its type only (`when`): `database_away_errors` answers the database away 503 with
+`Retry-After` — a driver's other errors stay unexpected (500).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vr_shared.db import database_away
 from vr_shared.limits import RequestBoundsMiddleware
 from vr_shared.logging import request_id
 from vr_shared.metrics import (
@@ -47,6 +52,48 @@ class ErrorMapping:
     headers: Mapping[str, str] | None = None
     # Extra members of the problem document taken from the exception (e.g. a field-error list).
     members: Callable[[Exception], Mapping[str, Any]] | None = None
+    # A fixed detail instead of the exception's message (a driver's message carries SQL and parameters).
+    detail: str | None = None
+    # Only the errors of the type this holds for are mapped; the others stay unexpected errors (500).
+    when: Callable[[Exception], bool] | None = None
+
+    def problem(self, exc: Exception) -> Problem:
+        extra = self.members(exc) if self.members else {}
+        return Problem(self.status, self.title, self.detail or str(exc), headers=self.headers, **extra)
+
+
+# What a database that cannot answer now raises: SQLAlchemy's wrapped driver errors, asyncpg's own, an
+# OSError on connect (refused, reset, timed out); `database_away` tells which of them say "away".
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+
+
+def database_away_mapping(retry_after_s: int) -> ErrorMapping:
+    """503 with `Retry-After` for the database away (a restart, a failover, too many connections): the
+    client simply retries, nothing was refused."""
+    return ErrorMapping(
+        503,
+        "Service unavailable",
+        headers={"Retry-After": str(retry_after_s)},
+        detail=f"the database cannot answer now; retry in {retry_after_s} s",
+        when=database_away,
+    )
+
+
+def database_away_errors(retry_after_s: int) -> dict[type[Exception], ErrorMapping]:
+    """Error-map entries answering the database away 503 (`database_away_mapping`); every other error of
+    those types is still an unexpected error."""
+    return dict.fromkeys(DATABASE_ERRORS, database_away_mapping(retry_after_s))
+
+
+def database_away_problem(exc: Exception, retry_after_s: int) -> Problem | None:
+    """The 503 for an error that says the database is away, None for any other error — for code that
+    runs outside the exception handlers (a middleware)."""
+    return database_away_mapping(retry_after_s).problem(exc) if database_away(exc) else None
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> Response:
@@ -86,10 +133,9 @@ def install_error_map(app: FastAPI, error_map: Mapping[type[Exception], ErrorMap
 
 def _mapped_handler(mapping: ErrorMapping) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
-        extra = mapping.members(exc) if mapping.members else {}
-        return problem_response(
-            Problem(mapping.status, mapping.title, str(exc), headers=mapping.headers, **extra), request
-        )
+        if mapping.when is not None and not mapping.when(exc):
+            raise exc  # not this mapping's error: on to the unexpected-error handler, as if unmapped
+        return problem_response(mapping.problem(exc), request)
 
     return handle
 

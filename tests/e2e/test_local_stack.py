@@ -1,13 +1,6 @@
 """`make up` as a user meets it (deploy/devstack/README.md): run by make, signalled through make's own
-process, its parts killed with SIGKILL.
-
-1. A burst accepted, then the broker killed and its port taken by another program so it cannot come
-   back; Ctrl-C (SIGINT to make): the stop says plainly what is unconfirmed and where it is safe, never
-   a number it cannot know, ends within the stated bound, and leaves nothing running. The next `make up`
-   counts every accepted event; PostgreSQL and the broker killed under it are restarted and every
-   service recovers by itself; SIGHUP to make stops it in order. Every listener is on 127.0.0.1.
-2. The orchestrator itself killed with SIGKILL: no part survives it. A service's port taken: named
-   with the variable that moves it, before anything is said to be up. SIGTERM to make stops it in order.
+process (SIGINT, SIGHUP, SIGTERM), its parts and the orchestrator itself killed with SIGKILL, a stop
+that cannot drain, a port taken — one stack folder through five runs, each step named in the test.
 """
 
 from __future__ import annotations
@@ -100,21 +93,38 @@ async def _recovered(up: MakeUp, part: str) -> None:
     await eventually(lambda: asyncio.to_thread(_all_ready, up), bool, 90)
 
 
-async def test_broker_killed_then_ctrl_c_stops_honestly_within_the_bound_and_the_next_make_up_counts_it_all(
-    tmp_path: Path,
-) -> None:
+async def _burst(up: MakeUp, pipeline_key: str, tag: str, count: int) -> None:
+    async with httpx.AsyncClient(base_url=up.gateway, timeout=60) as client:
+        pipeline = Pipeline(client, pipeline_key)
+        events = claims(tag, count)
+        pending = iter([events[i : i + BATCH] for i in range(0, len(events), BATCH)])
+
+        async def send_all() -> None:
+            for batch in pending:
+                await pipeline.send_until_accepted(batch)
+
+        await asyncio.gather(*(send_all() for _ in range(4)))  # four requests in flight, as `vr` sends
+    assert len(pipeline.accepted) == count
+
+
+async def _counted(up: MakeUp, ops_key: str, expected: int) -> None:
+    async with httpx.AsyncClient(base_url=up.gateway, timeout=60) as client:
+        assert await eventually(lambda: counted(client, ops_key), lambda n: n == expected, 180) == expected
+
+
+async def test_make_up_as_a_user_meets_it_signals_crashes_and_a_stop_it_cannot_drain(tmp_path: Path) -> None:
     root, ports = tmp_path / "stack", stack_ports()
     bound = {"VR_DRAIN_TIMEOUT_SECONDS": str(DRAIN_BOUND_S)}
-    first, second = MakeUp(root, ports, bound, "first"), MakeUp(root, ports, bound, "second")
-    events = claims("burst", 20_000)
+    runs = {label: MakeUp(root, ports, bound, label) for label in ("a", "b", "c", "blocked", "d")}
     try:
-        await asyncio.to_thread(first.start)
-        # Every listener of every part (PostgreSQL's and the S3 server's helpers included) on loopback.
-        sockets = listening_sockets(_stack_pids(first))
+        # A: every listener on loopback; fsync on; a burst, then Ctrl-C at once (SIGINT to make): the
+        # engine, far behind, is left to count it all before the rest stops.
+        a = runs["a"]
+        await asyncio.to_thread(a.start)
+        sockets = listening_sockets(_stack_pids(a))
         assert {address for address, _ in sockets} == {"127.0.0.1"}, sockets
-        prometheus = ports["VR_PROMETHEUS_PORT"] if "prometheus" in first.record() else None
-        expected = {p for v, p in ports.items() if v != "VR_PROMETHEUS_PORT"} | ({prometheus} - {None})
-        assert {port for _, port in sockets} == expected, sockets
+        without = set() if "prometheus" in a.record() else {"VR_PROMETHEUS_PORT"}
+        assert {port for _, port in sockets} == {p for v, p in ports.items() if v not in without}, sockets
         database = await asyncpg.connect(
             f"postgresql://postgres@127.0.0.1:{ports['VR_LOCAL_PG_PORT']}/postgres"
         )
@@ -122,27 +132,42 @@ async def test_broker_killed_then_ctrl_c_stops_honestly_within_the_bound_and_the
             assert await database.fetchval("SHOW fsync") == "on"
         finally:
             await database.close()
-        async with httpx.AsyncClient(base_url=first.gateway, timeout=60) as client:
-            pipeline_key, ops_key = await _tenant(client, first.admin_key, "burst-health")
-            pipeline = Pipeline(client, pipeline_key)
-            pending = iter([events[i : i + BATCH] for i in range(0, len(events), BATCH)])
+        async with httpx.AsyncClient(base_url=a.gateway, timeout=60) as client:
+            pipeline_key, ops_key = await _tenant(client, a.admin_key, "burst-health")
+        await _burst(a, pipeline_key, "burst", 20_000)
+        pids = _stack_pids(a)
+        a.signal_make(signal.SIGINT)
+        code, _ = await asyncio.to_thread(a.wait_stopped, DRAIN_BOUND_S + STOP_MARGIN_S)
+        assert code == -signal.SIGINT, a.output[-3000:]  # make, having waited for the stop, dies of it
+        assert "make got SIGINT" in a.output
+        assert "the KPI engine has counted every accepted event" in a.output
+        _assert_stopped_in_order(a.output, pids)
 
-            async def send_all() -> None:
-                for batch in pending:
-                    await pipeline.send_until_accepted(batch)
-
-            await asyncio.gather(*(send_all() for _ in range(4)))  # four requests in flight, as `vr` sends
-        assert len(pipeline.accepted) == 20_000
-        pids = _stack_pids(first)
-        os.kill(first.pid("broker"), signal.SIGKILL)
-        killed_at = len(first.output)
-        with taken(ports["VR_LOCAL_BROKER_PORT"]):  # so it cannot come back
-            await asyncio.to_thread(first.wait_for, "broker did not start (port", 30)
-            first.signal_make(signal.SIGINT)
-            code, took = await asyncio.to_thread(first.wait_stopped, DRAIN_BOUND_S + STOP_MARGIN_S)
-        stopped = first.output[killed_at:]
-        assert code == -signal.SIGINT, stopped  # make, having waited for the orderly stop, dies of it
-        assert "make got SIGINT" in stopped
+        # B: all counted; PostgreSQL, then the broker, killed under it: restarted, and every service
+        # recovers by itself (its database pool, its Kafka clients), as new events counted show. Then a
+        # burst, the broker killed and its port taken so it cannot come back, and a closed terminal
+        # (SIGHUP to make): the stop says what is unconfirmed and where it is safe, never a number it
+        # cannot know, within the stated bound, and leaves nothing running.
+        b = runs["b"]
+        await asyncio.to_thread(b.start)
+        assert "stopped what an earlier make up left running" not in b.output
+        await _counted(b, ops_key, 20_000)
+        async with httpx.AsyncClient(base_url=b.gateway, timeout=60) as client:
+            for part, tag in (("postgres", "after-db"), ("broker", "after-broker")):
+                await _recovered(b, part)
+                await Pipeline(client, pipeline_key).send_until_accepted(claims(tag, 10))
+        await _counted(b, ops_key, 20_020)
+        await _burst(b, pipeline_key, "late-burst", 5_000)
+        pids = _stack_pids(b)
+        os.kill(b.pid("broker"), signal.SIGKILL)
+        killed_at = len(b.output)
+        with taken(ports["VR_LOCAL_BROKER_PORT"]):
+            await asyncio.to_thread(b.wait_for, "broker did not start (port", 30)
+            b.signal_make(signal.SIGHUP)
+            code, took = await asyncio.to_thread(b.wait_stopped, DRAIN_BOUND_S + STOP_MARGIN_S)
+        stopped = b.output[killed_at:]
+        assert code == -signal.SIGHUP, stopped
+        assert "make got SIGHUP" in stopped
         assert (
             "could not start broker again to finish counting; what the KPI engine has not counted yet is safe"
             " in the broker's durable storage (.local/s3) and is counted at the next start"
@@ -151,43 +176,28 @@ async def test_broker_killed_then_ctrl_c_stops_honestly_within_the_bound_and_the
         assert took < STOP_MARGIN_S, took
         _assert_stopped_in_order(stopped, pids, [line for line in STOP_ORDER if "broker" not in line])
 
-        await asyncio.to_thread(second.start)
-        assert "stopped what an earlier make up left running" not in second.output
-        async with httpx.AsyncClient(base_url=second.gateway, timeout=60) as client:
-            assert await eventually(lambda: counted(client, ops_key), lambda n: n == 20_000, 180) == 20_000
-            # PostgreSQL, then the broker, killed under the running stack: restarted, and every service
-            # recovers by itself (its database pool, its Kafka clients) — proven by new events counted.
-            for part, tag in (("postgres", "after-db"), ("broker", "after-broker")):
-                await _recovered(second, part)
-                await Pipeline(client, pipeline_key).send_until_accepted(claims(tag, 10))
-            assert await eventually(lambda: counted(client, ops_key), lambda n: n == 20_020, 120) == 20_020
-        pids = _stack_pids(second)
-        second.signal_make(signal.SIGHUP)  # a closed terminal
-        code, _ = await asyncio.to_thread(second.wait_stopped, DRAIN_BOUND_S + STOP_MARGIN_S)
-        assert code == -signal.SIGHUP
-        assert "make got SIGHUP" in second.output
-        assert "the KPI engine has counted every accepted event" in second.output
-        _assert_stopped_in_order(second.output, pids)
-    finally:
-        first.kill_all()
-        second.kill_all()
-
-
-async def test_no_part_outlives_a_killed_make_up_and_a_taken_port_is_named_before_up(tmp_path: Path) -> None:
-    root, ports = tmp_path / "stack", stack_ports()
-    killed, blocked, last = (MakeUp(root, ports, label=label) for label in ("killed", "blocked", "last"))
-    try:
-        await asyncio.to_thread(killed.start)
-        pids = _stack_pids(killed)
-        os.kill(killed.pid("orchestrator"), signal.SIGKILL)  # OOM, a closed CI job: no stop in order
-        await asyncio.to_thread(killed.wait_stopped, 30)
+        # C: the next make up counts everything. Then the orchestrator itself SIGKILLed (OOM, a closed
+        # CI job: no stop in order): no part survives it.
+        c = runs["c"]
+        await asyncio.to_thread(c.start)
+        await _counted(c, ops_key, 25_020)
+        pids = _stack_pids(c)
+        os.kill(c.pid("orchestrator"), signal.SIGKILL)
+        await asyncio.to_thread(c.wait_stopped, 30)
         survivors = await eventually(
             lambda: asyncio.to_thread(lambda: [pid for pid in pids if alive(pid)]), lambda left: not left, 20
         )
         assert not survivors, "parts outlived their orchestrator"
-        assert all(port_is_free(port) for port in ports.values())
+        taken_ports = await eventually(
+            lambda: asyncio.to_thread(lambda: [v for v, p in ports.items() if not port_is_free(p)]),
+            lambda left: not left,
+            20,
+        )
+        assert not taken_ports
 
-        variable = "VR_SETTLEMENT_METRICS_PORT"
+        # A service's port taken by another program: named with the variable that moves it, before
+        # anything is said to be up, and nothing is left running.
+        blocked, variable = runs["blocked"], "VR_SETTLEMENT_METRICS_PORT"
         with taken(ports[variable]):
             await asyncio.to_thread(blocked.start, wait_up=False)
             code, _ = await asyncio.to_thread(blocked.wait_stopped, 180)
@@ -199,14 +209,16 @@ async def test_no_part_outlives_a_killed_make_up_and_a_taken_port_is_named_befor
         assert UP not in blocked.output
         assert all(port_is_free(port) for v, port in ports.items() if v != variable)
 
-        await asyncio.to_thread(last.start)
-        pids = _stack_pids(last)
-        last.signal_make(signal.SIGTERM)
-        code, _ = await asyncio.to_thread(last.wait_stopped, 300)
+        # D: SIGTERM to make (a CI job cancelled) stops it in order too.
+        d = runs["d"]
+        await asyncio.to_thread(d.start)
+        pids = _stack_pids(d)
+        d.signal_make(signal.SIGTERM)
+        code, _ = await asyncio.to_thread(d.wait_stopped, DRAIN_BOUND_S + STOP_MARGIN_S)
         assert code == -signal.SIGTERM
-        _assert_stopped_in_order(last.output, pids)
+        _assert_stopped_in_order(d.output, pids)
     finally:
-        for up in (killed, blocked, last):
+        for up in runs.values():
             up.kill_all()
 
 

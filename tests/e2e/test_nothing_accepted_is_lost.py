@@ -4,34 +4,27 @@ file-backed S3 server), ingest, the KPI engine and the gateway.
 
 1. 55,000 events through the gateway while, in turn, the broker and its storage, the KPI engine, ingest
    and PostgreSQL are killed with SIGKILL and started again. A pipeline resends what was not answered
-   202 (503 from ingest while the broker is away, 502 from the gateway while ingest is). Afterwards the
+   202 (503 from ingest while the broker is away, 503 from the gateway while ingest is). Afterwards the
    engine has counted every event exactly once: the KPI's sample size through the API is 55,000.
-2. `make up`'s own process tree: 60,000 events pushed, Ctrl-C at once, `make up` again: 60,000 counted.
-3. The durable local broker alone: topics, messages and a group's committed offsets survive SIGKILL of
+   (`make up`'s own process tree — a burst, Ctrl-C at once, the next `make up` — is in test_local_stack.py.)
+2. The durable local broker alone: topics, messages and a group's committed offsets survive SIGKILL of
    the broker and its storage server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 
 from devstack.broker import LocalBroker
-from devstack.ports import free_port, wait_listening
+from devstack.ports import free_port
 from devstack.postgres import LocalPostgres
 from devstack.processes import ManagedService, settings_environment
 from devstack.s3 import LocalS3
@@ -135,7 +128,9 @@ class Pipeline:
                 assert answer.json()["rejected"] == 0, answer.text[:500]
                 self.accepted.update(e["id"] for e in batch)
                 return
-            assert answer.status_code in (429, 500, 502, 503, 504), answer.text[:500]
+            assert answer.status_code in (429, 503, 504), answer.text[:500]
+            if answer.status_code == 503:  # a transient failure: the client is told when to retry
+                assert "Retry-After" in answer.headers, answer.text[:500]
             await asyncio.sleep(float(answer.headers.get("Retry-After", "1")))
 
 
@@ -206,9 +201,11 @@ async def test_every_accepted_event_counts_once_while_each_part_is_killed_in_tur
         assert total == 55_000
         await asyncio.sleep(3)  # nothing more trickles in: counted once, not at least once
         assert await counted(client, ops_key) == 55_000
-        # The pipeline met the crashes: 503 while the broker was away, 502 while ingest was.
+        # The pipeline met the crashes: 503 while the broker was away and while ingest was; never a 500
+        # or a 502.
         assert pipeline.answers[202] >= len(batches)
-        assert pipeline.answers.get(503, 0) >= 1 and pipeline.answers.get(502, 0) >= 1, pipeline.answers
+        assert pipeline.answers.get(503, 0) >= 2, pipeline.answers
+        assert pipeline.answers.get(500, 0) == 0 and pipeline.answers.get(502, 0) == 0, pipeline.answers
         print("answers seen by the pipeline:", pipeline.answers)
 
 
@@ -232,78 +229,6 @@ async def _round(
             await crash()
 
     await asyncio.gather(send_all(), send_all(), crash_mid_round())
-
-
-@contextlib.asynccontextmanager
-async def make_up(root: Path, ports: dict[str, int]) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """`python -m devstack up` (what `make up` runs) as its own process tree, stopped with SIGINT."""
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")},
-        **{name: str(port) for name, port in ports.items()},
-    }
-    process = _spawn([sys.executable, "-m", "devstack", "--root", str(root), "up"], env, root / "up.log")
-    try:
-        assert await asyncio.to_thread(wait_listening, ports["VR_GATEWAY_PORT"], timeout_s=120), (
-            root / "up.log"
-        ).read_text()
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            await asyncio.to_thread(process.wait, 600)
-
-
-def _spawn(command: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        return subprocess.Popen(command, env=env, stdout=log, stderr=log, cwd=ROOT)
-
-
-async def test_ctrl_c_of_make_up_right_after_a_burst_loses_nothing(tmp_path: Path) -> None:
-    ports = {
-        name: free_port()
-        for name in (
-            "VR_GATEWAY_PORT",
-            "VR_INGEST_PORT",
-            "VR_KPI_ENGINE_PORT",
-            "VR_SETTLEMENT_PORT",
-            "VR_GATEWAY_METRICS_PORT",
-            "VR_INGEST_METRICS_PORT",
-            "VR_KPI_ENGINE_METRICS_PORT",
-            "VR_SETTLEMENT_METRICS_PORT",
-            "VR_LOCAL_PG_PORT",
-            "VR_LOCAL_BROKER_PORT",
-            "VR_LOCAL_S3_PORT",
-            "VR_PROMETHEUS_PORT",
-        )
-    }
-    gateway = f"http://127.0.0.1:{ports['VR_GATEWAY_PORT']}"
-    events = claims("burst", 60_000)
-    async with make_up(tmp_path, ports) as up:
-        database = await asyncpg.connect(
-            f"postgresql://postgres@127.0.0.1:{ports['VR_LOCAL_PG_PORT']}/postgres"
-        )
-        try:  # a commit is on disk before it is acknowledged
-            assert await database.fetchval("SHOW fsync") == "on"
-        finally:
-            await database.close()
-        admin = json.loads((tmp_path / ".local" / "secrets.json").read_text())["bootstrap_admin_key"]
-        async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
-            pipeline_key, ops_key = await _tenant(client, admin, "burst-health")
-            pipeline = Pipeline(client, pipeline_key)
-            pending = iter([events[i : i + BATCH] for i in range(0, len(events), BATCH)])
-
-            async def send_all() -> None:
-                for batch in pending:
-                    await pipeline.send_until_accepted(batch)
-
-            await asyncio.gather(*(send_all() for _ in range(4)))  # four requests in flight, as `vr` sends
-            assert len(pipeline.accepted) == 60_000
-        up.send_signal(signal.SIGINT)  # Ctrl-C at once: the engine is still far behind
-        assert await asyncio.to_thread(up.wait, 600) == 0
-    stopped = (tmp_path / "up.log").read_text()
-    assert "the KPI engine has counted every accepted event" in stopped, stopped[-3000:]
-    async with make_up(tmp_path, ports), httpx.AsyncClient(base_url=gateway, timeout=60) as client:
-        assert await eventually(lambda: counted(client, ops_key), lambda n: n >= 0, 60) == 60_000
 
 
 async def test_the_local_broker_keeps_topics_messages_and_group_offsets_across_sigkill(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import re
 import socket
@@ -244,7 +245,7 @@ def _listening_socket() -> socket.socket:
     return sock
 
 
-async def test_upstream_failures_are_502_and_504(
+async def test_an_unreachable_upstream_is_503_with_retry_after_and_a_hung_one_504(
     infrastructure: Infrastructure, services: dict[str, str]
 ) -> None:
     hung = _listening_socket()
@@ -259,12 +260,52 @@ async def test_upstream_failures_are_502_and_504(
             health = await tenant(gateway, facilities=("main",))
             ops = await key(gateway, health, "ops")
             unreachable = await gateway.client.get("/v1/kpis", headers=bearer(ops))
-            assert unreachable.status_code == 502
+            assert unreachable.status_code == 503, unreachable.text
+            assert unreachable.headers["retry-after"] == "2"
             assert unreachable.headers["content-type"].startswith("application/problem+json")
+            assert unreachable.json()["detail"].startswith("kpi-engine is unavailable")
             slow = await gateway.client.get("/v1/contracts", headers=bearer(ops))
             assert slow.status_code == 504
+            assert "retry-after" not in slow.headers
     finally:
         hung.close()
+
+
+async def test_a_stopped_service_is_503_with_retry_after(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    """A service that answered a moment ago and is stopped now (a restart): the client is told to retry
+    in 2 s, as problem+json naming the service — not a 502 or a 500."""
+    service = FastAPI()
+
+    @service.get("/v1/kpis")
+    async def kpis() -> dict[str, list[str]]:
+        return {"kpis": []}
+
+    running = contextlib.AsyncExitStack()
+    service_url = await running.enter_async_context(serving(service))
+    try:
+        async with gateway_in_front(infrastructure, {**services, "kpi-engine": service_url}) as gw:
+            health = await tenant(gw, facilities=("main",))
+            ops = await key(gw, health, "ops")
+            served = await gw.client.get("/v1/kpis", headers=bearer(ops))
+            assert (served.status_code, served.json()) == (200, {"kpis": []})
+            before = metric_value(exposed_metrics(), _UNREACHABLE_ENGINE)
+            await running.aclose()  # the service stops; the gateway keeps its pooled connection
+            for _ in range(2):  # the connection it held, then a new one refused
+                stopped = await gw.client.get("/v1/kpis", headers=bearer(ops))
+                assert stopped.status_code == 503, stopped.text
+                assert stopped.headers["retry-after"] == "2"
+                assert stopped.headers["content-type"] == "application/problem+json"
+                problem = stopped.json()
+                assert (problem["status"], problem["title"]) == (503, "Service unavailable")
+                assert problem["detail"].startswith("kpi-engine is unavailable")
+            assert metric_value(exposed_metrics(), _UNREACHABLE_ENGINE) == before + 2
+    finally:
+        await running.aclose()
+
+
+_UNREACHABLE_ENGINE = 'vr_gateway_upstream_errors_total{kind="unreachable",upstream="kpi-engine"}'
 
 
 async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> None:

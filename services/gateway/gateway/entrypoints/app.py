@@ -12,16 +12,16 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
 from gateway import bootstrap, metrics
-from gateway.adapters.directory import TenantExists
 from gateway.adapters.migrate import migrate
 from gateway.config import Settings
 from gateway.domain.keys import PLATFORM_TENANT
+from gateway.entrypoints.errors import error_map
 from gateway.entrypoints.idempotency import IdempotencyMiddleware
 from gateway.entrypoints.openapi import MergedOpenApi
 from gateway.entrypoints.routes import router
 from vr_shared.db import database_reachable
 from vr_shared.runtime import settle_heap
-from vr_shared.web import ErrorMapping, add_common_middleware, install_error_map, ops_router
+from vr_shared.web import add_common_middleware, install_error_map, ops_router
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         "events in, exact KPIs, explained settlements. Every call needs `Authorization: Bearer <API key>`.",
     )
     app.state.settings = settings
-    install_error_map(app, {TenantExists: ErrorMapping(409, "Tenant exists")})
+    install_error_map(app, error_map())
     # Added before the common middleware, so it runs inside it: the body is bounded before this reads it.
     app.add_middleware(IdempotencyMiddleware)
     add_common_middleware(app, settings.service_name, settings.max_body_bytes, on_answer=count_answer)

@@ -5,10 +5,17 @@ batch the same answer.
 
 It runs inside the request bounds (the body is already limited) and authenticates the caller first
 (records belong to an API key). Without the header nothing changes.
+
+It runs outside the app's exception handlers, so it answers its own errors as they would: the
+database away (vr_shared.db.database_away) while it authenticates or claims the key → 503 with
+`Retry-After`; while it keeps or releases an answer, the answer still goes out and the claim, left
+unanswered, is free again after `ABANDONED_AFTER_SECONDS`.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi.responses import Response
@@ -28,8 +35,12 @@ from gateway.domain.idempotency import (
     keeps,
 )
 from gateway.entrypoints.deps import authenticated
+from gateway.entrypoints.proxy import UNAVAILABLE_RETRY_S
+from vr_shared.db import database_away
 from vr_shared.metrics import ASGIApp, Message, Receive, Scope, Send
-from vr_shared.web import Problem, problem_response
+from vr_shared.web import Problem, database_away_problem, problem_response
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyMiddleware:
@@ -45,20 +56,16 @@ class IdempotencyMiddleware:
             key = checked_key(raw_key)
             composed: Components = scope["app"].state.components
             address = (scope.get("client") or ("unknown",))[0]
-            caller = await authenticated(composed, _header(scope, b"authorization"), address)
-        except InvalidIdempotencyKey as exc:
-            await _respond(scope, receive, send, problem_response(Problem(400, "Bad request", str(exc))))
+            owner = (await authenticated(composed, _header(scope, b"authorization"), address)).key.id
+            body = await _whole_body(receive)
+            outcome = await composed.idempotency.claim(owner, key, _fingerprint(scope, body))
+        except Exception as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            await _respond(scope, receive, send, problem_response(refusal))
             return
-        except Problem as problem:
-            await _respond(scope, receive, send, problem_response(problem))
-            return
-        body = await _whole_body(receive)
-        target = scope["path"] + (
-            f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
-        )
-        print_ = fingerprint("POST", target, _header(scope, b"content-type") or "", body)
-        owner = caller.key.id
-        match await composed.idempotency.claim(owner, key, print_):
+        match outcome:
             case Replay(answer):
                 replayed = Response(
                     answer.body,
@@ -122,16 +129,43 @@ class IdempotencyMiddleware:
                     settled = True
                     if keeps(answer["status"]) and answer["size"] <= MAX_KEPT_ANSWER_BYTES:
                         whole = Answer(answer["status"], answer["content_type"], b"".join(answer["chunks"]))
-                        await composed.idempotency.complete(owner, key, whole)
+                        await _unless_database_away(composed.idempotency.complete(owner, key, whole))
                     else:
-                        await composed.idempotency.release(owner, key)
+                        await _unless_database_away(composed.idempotency.release(owner, key))
             await send(message)
 
         try:
             await self.app(scope, replay_body, keep_and_send)
         finally:
             if not settled:  # no whole answer (the client left, an error): the key is free again
-                await composed.idempotency.release(owner, key)
+                await _unless_database_away(composed.idempotency.release(owner, key))
+
+
+def _refusal(exc: Exception) -> Problem | None:
+    """The answer to an error met before the request is processed; None: not one answered here."""
+    if isinstance(exc, InvalidIdempotencyKey):
+        return Problem(400, "Bad request", str(exc))
+    if isinstance(exc, Problem):
+        return exc
+    return database_away_problem(exc, UNAVAILABLE_RETRY_S)
+
+
+async def _unless_database_away(record: Awaitable[None]) -> None:
+    """Keeping or releasing a key's answer: with the database away, the client still gets its answer
+    (the request was processed) and the claim stays until it counts as abandoned."""
+    try:
+        await record
+    except Exception as exc:
+        if not database_away(exc):
+            raise
+        log.warning(
+            "idempotency record left unanswered: the database is away", extra={"error": type(exc).__name__}
+        )
+
+
+def _fingerprint(scope: Scope, body: bytes) -> bytes:
+    target = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else "")
+    return fingerprint("POST", target, _header(scope, b"content-type") or "", body)
 
 
 async def _whole_body(receive: Receive) -> bytes:

@@ -3,8 +3,11 @@
 Request bodies over 1 MiB (or of unknown length) are streamed to the service as they arrive and cut
 off with 413 past the limit; a declared Content-Length over the limit is refused before reading.
 Answers are streamed back the same way; small ones of known length go back in one piece.
-Upstream failures become problem+json: no connection or a broken answer → 502, a timeout → 504; a
-service's own 503 passes through.
+Upstream failures become problem+json. A service that cannot be reached (connection refused or reset,
+no connection within the connect timeout or from the pool, the connection dropped before any answer)
+or that broke off its answer before the headers were sent → 503 with `Retry-After`: the client simply
+retries. Only a service that took the request and did not answer in time (a read or write timeout) →
+504. A service's own 503 passes through with its own `Retry-After`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from vr_shared.logging import request_id
 from vr_shared.web import Problem
 
 BUFFERED_BODY_BYTES = 1024 * 1024  # larger bodies, or bodies of unknown length, are streamed
+# Seconds a client waits before retrying when a service (or the gateway's database) cannot answer:
+# about what a restarted service takes to listen again.
+UNAVAILABLE_RETRY_S = 2
 FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key")
 FORWARDED_RESPONSE_HEADERS = (
     "content-type",
@@ -41,6 +47,20 @@ class BodyTooLarge(Exception):
 
 def too_large(limit: int) -> Problem:
     return Problem(413, "Payload too large", f"the body exceeds {limit} bytes", type_="/problems/too-large")
+
+
+def unavailable(detail: str) -> Problem:
+    return Problem(503, "Service unavailable", detail, headers={"Retry-After": str(UNAVAILABLE_RETRY_S)})
+
+
+def upstream_failure(upstream: str, exc: httpx.HTTPError) -> Problem:
+    """504 when the service has the request and does not answer in time; 503 (retry) when it cannot be
+    reached at all — a connect or pool timeout included: the request never got to it."""
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        metrics.UPSTREAM_ERRORS.labels(upstream, "timeout").inc()
+        return Problem(504, "Upstream timeout", f"{upstream} did not answer in time")
+    metrics.UPSTREAM_ERRORS.labels(upstream, "unreachable").inc()
+    return unavailable(f"{upstream} is unavailable ({type(exc).__name__}); retry in {UNAVAILABLE_RETRY_S} s")
 
 
 async def forward(
@@ -76,12 +96,8 @@ async def forward(
         response = await client.send(upstream_request, stream=True)
     except BodyTooLarge:
         raise too_large(max_body) from None
-    except httpx.TimeoutException as exc:
-        metrics.UPSTREAM_ERRORS.labels(route.upstream, "timeout").inc()
-        raise Problem(504, "Upstream timeout", f"{route.upstream} did not answer in time") from exc
     except httpx.HTTPError as exc:
-        metrics.UPSTREAM_ERRORS.labels(route.upstream, "unreachable").inc()
-        raise Problem(502, "Bad gateway", f"{route.upstream} is unreachable: {type(exc).__name__}") from exc
+        raise upstream_failure(route.upstream, exc) from exc
     kept = {name: response.headers[name] for name in FORWARDED_RESPONSE_HEADERS if name in response.headers}
     length = _known_length(response.headers)
     # A small answer of known size (most are) goes back in one piece: a stream would cost a task group
@@ -118,11 +134,11 @@ def _known_length(headers: Mapping[str, str]) -> int | None:
 
 async def _read_raw(response: httpx.Response, upstream: str) -> bytes:
     """The body as the service sent it (still encoded, like its Content-Encoding says); headers are
-    not sent yet, so a broken answer can still be a 502."""
+    not sent yet, so a broken answer can still be a 503 the client retries."""
     try:
         return b"".join([chunk async for chunk in _relay(response, upstream)])
     except httpx.HTTPError as exc:
-        raise Problem(502, "Bad gateway", f"{upstream} broke off its answer") from exc
+        raise unavailable(f"{upstream} broke off its answer; retry in {UNAVAILABLE_RETRY_S} s") from exc
     finally:
         await response.aclose()
 

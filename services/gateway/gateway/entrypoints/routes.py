@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import httpx
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,7 +21,7 @@ from gateway.domain.keys import PLATFORM_TENANT, ApiKey, new_key, new_key_id
 from gateway.domain.routes import match
 from gateway.domain.tenants import Tenant, TenantRequest
 from gateway.entrypoints.deps import Directory, authenticated, components
-from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward
+from gateway.entrypoints.proxy import BUFFERED_BODY_BYTES, forward, upstream_failure
 from gateway.handlers import Caller, KeyResolver
 from vr_shared.events.types import DisplayName
 from vr_shared.identity import Identity
@@ -375,7 +376,10 @@ async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
     grants: set[str] = set()
     if tenant is not None and tenant.kind == "health_system" and asked != set():
         contracts: SettlementContracts = components(request).contracts
-        mine = await contracts.of(who.key.id, resolver.token(who, "settlement"))
+        try:
+            mine = await contracts.of(who.key.id, resolver.token(who, "settlement"))
+        except httpx.HTTPError as exc:
+            raise upstream_failure("settlement", exc) from exc
         shared = [c for c in mine if c["health_system"] == tenant.id]
         if asked is None:  # the feeds listing: every facility and KPI the contracts use
             facilities = {f for c in shared for f in c["facilities"]}

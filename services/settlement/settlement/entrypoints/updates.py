@@ -21,9 +21,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from settlement import metrics
-from settlement.adapters.failures import can_pass, database_away
+from settlement.adapters.failures import can_pass
 from settlement.adapters.repository import PostgresSettlementStore
 from settlement.handlers import SettlementService
+from vr_shared.db import database_away
 
 log = logging.getLogger(__name__)
 Change = tuple[str, str, str, date]  # tenant, facility, kpi, day

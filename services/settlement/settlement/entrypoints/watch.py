@@ -18,9 +18,10 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from settlement import metrics
-from settlement.adapters.failures import can_pass, database_away, engine_unreachable
+from settlement.adapters.failures import can_pass, engine_unreachable
 from settlement.adapters.repository import PostgresSettlementStore
 from settlement.handlers import SettlementService
+from vr_shared.db import database_away
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

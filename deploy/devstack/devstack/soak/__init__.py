@@ -1,0 +1,1 @@
+"""The soak with random faults (docs/reliability.md): `python -m devstack.soak`, `make soak`."""
