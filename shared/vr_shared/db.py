@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import traceback
 from collections.abc import Iterator
 
 import asyncpg
@@ -110,21 +112,60 @@ def transaction_conflict(exc: BaseException) -> bool:
 def database_away(exc: BaseException) -> bool:
     """Whether the database could not do the work now, though it refused nothing: it is away (a restart,
     a failover, too many connections — `database_unavailable`; a connection refused, reset or timed
-    out; a connection the pool or the driver found closed) or it rolled the transaction back for
-    crossing another. The same work, tried again a little later, can succeed."""
+    out, or the database's host name not resolving, as the driver met them — `_network_failure`; a
+    connection the pool or the driver found closed) or it rolled the transaction back for crossing
+    another. The same work, tried again a little later, can succeed. Nothing else is away: a file not
+    found or a permission refused is a bug or a configuration error that no retry cures, and a network
+    error of anything but the database driver (an HTTP client) says nothing about the database."""
     return (
         database_unavailable(exc)
         or transaction_conflict(exc)
         or any(_connection_lost(seen) for seen in error_chain(exc))
+        or _network_failure(exc)
     )
 
 
 def _connection_lost(error: BaseException) -> bool:
     return (
-        isinstance(error, OSError | OperationalError)  # OSError: refused, reset, timed out (TimeoutError)
+        isinstance(error, OperationalError)
         or getattr(error, "connection_invalidated", False)  # SQLAlchemy found the connection dead
         # asyncpg's other interface errors are the caller's mistakes (a wrong argument): never retried.
         or (isinstance(error, asyncpg.InterfaceError) and "connection is closed" in str(error))
+    )
+
+
+# What the network under the driver raises when the database cannot be reached: a connection refused,
+# reset or aborted (ConnectionError), none within the connect timeout (TimeoutError), a host name that
+# does not resolve now (gaierror: the database's container being replaced).
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+_DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DRIVER_MODULES = ("asyncpg.", "sqlalchemy.")
+
+
+def _network_failure(exc: BaseException) -> bool:
+    """A network error the database driver met: under one of the driver's errors, or raised out of the
+    driver's code — SQLAlchemy passes an error of asyncpg connecting on as it is, unwrapped."""
+    under_driver = False
+    for seen in error_chain(exc):
+        if _is_network_error(seen) and (under_driver or _raised_in_driver(seen)):
+            return True
+        under_driver = under_driver or isinstance(seen, _DRIVER_ERRORS)
+    return False
+
+
+def _is_network_error(error: BaseException) -> bool:
+    # asyncio connecting to a host name of several addresses, every one refused, raises one plain OSError
+    # naming them all (no errno).
+    return isinstance(error, _NETWORK_ERRORS) or (
+        type(error) is OSError and error.errno is None and str(error).startswith("Multiple exceptions: ")
+    )
+
+
+def _raised_in_driver(error: BaseException) -> bool:
+    """Whether asyncpg's or SQLAlchemy's code is on the error's way up (a connect, a statement)."""
+    return any(
+        str(frame.f_globals.get("__name__", "")).startswith(_DRIVER_MODULES)
+        for frame, _ in traceback.walk_tb(error.__traceback__)
     )
 
 

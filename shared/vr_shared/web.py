@@ -63,7 +63,9 @@ class ErrorMapping:
 
 
 # What a database that cannot answer now raises: SQLAlchemy's wrapped driver errors, asyncpg's own, an
-# OSError on connect (refused, reset, timed out); `database_away` tells which of them say "away".
+# OSError of asyncpg connecting (refused, reset, timed out, a name not resolved), which SQLAlchemy passes
+# on unwrapped. `database_away` tells which of them say "away": any other OSError (a file not found, a
+# permission refused) or one that is not the driver's stays an unexpected error.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     DBAPIError,
     asyncpg.PostgresError,

@@ -1,7 +1,8 @@
 """The soak of docs/reliability.md, short: about a minute of traffic (JSON, FHIR and HL7 through the
 MLLP relay, contracts finalizing while late data arrives, a billing receiver down part of the time)
-while a random part of the stack is SIGKILLed every 10–20 s, with a fixed seed. `make soak` is the
-long run; this proves the harness and the invariants on every `make test`.
+while a part of the stack is SIGKILLed every 10–20 s, with a fixed seed chosen so that its four faults
+kill the KPI engine and PostgreSQL among others. `make soak` is the long run; this proves the harness
+and the invariants on every `make test`.
 
 It runs `python -m devstack.soak` as a process, as `make soak` does: its own stack on free ports under
 a temporary folder, the supervisor restarting each part killed.
@@ -16,13 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from devstack.soak.faults import schedule
+
 pytestmark = pytest.mark.fault
 
 ROOT = Path(__file__).resolve().parents[2]
-SEED = 20261207
+# schedule(SEED, 60, (10, 20)): kpi-engine at 14 s, s3, postgres at 36 s, settlement at 49 s.
+SEED = 20261399
 
 
 def test_a_short_soak_with_faults_keeps_every_invariant(tmp_path: Path) -> None:
+    planned = [f.part for f in schedule(SEED, 60, (10, 20))]
+    assert {"kpi-engine", "postgres"} <= set(planned) and len(planned) >= 3, planned
     report = tmp_path / "reliability.md"
     report.write_text("# Reliability\n\n<!-- soak report -->\n")
     done = subprocess.run(
@@ -53,7 +59,9 @@ def test_a_short_soak_with_faults_keeps_every_invariant(tmp_path: Path) -> None:
     assert done.returncode == 0, output[-8000:]
     injected = re.findall(r"fault: (\S+) \(pid \d+: SIGKILL", output)
     recovered = re.findall(r"(\S+) back after [\d.]+ s", output)
-    assert len(injected) >= 2 and len(recovered) >= 2, output[-8000:]
+    assert injected == planned and len(recovered) >= 3, output[-8000:]
+    assert {"kpi-engine", "postgres"} <= set(recovered), output[-8000:]
     written = report.read_text()
     assert "every invariant holds" in written and f"Seed {SEED}" in written
-    assert written.count("| holds |") == 5
+    assert f"{len(planned)} of {len(planned)} planned faults injected" in written
+    assert written.count("| holds |") == 7

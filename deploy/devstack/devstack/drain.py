@@ -4,9 +4,11 @@ The engine says it is caught up (`vr_kpi_consumer_caught_up` 1: a fetch answered
 seconds found nothing and nothing is left to fetch, so everything fetched was recorded and committed);
 its lag per partition comes from fetch responses (the local broker's ListOffsets answer can be short),
 and `vr_kpi_consumer_last_fetch_timestamp_seconds` says when the oldest of them was answered. Two
-answers in a row must say caught up. A number of events to go is shown only while fetches are answered:
-a lag read from an old answer is not known to be true, and is not printed. When no fetch is answered
-for `STALL_S`, the drain stops and says plainly what is unconfirmed and where it is safe.
+answers in a row must say caught up, each from a fetch answered after ingest stopped (so nothing
+accepted can be missing from what was fetched). A number of events to go is shown only while fetches
+are answered: a lag read from an old answer is not known to be true, and is not printed. When no
+fetch is answered for `STALL_S`, the drain stops and says plainly what is unconfirmed and where it is
+safe.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 POLL_SECONDS = 1.0
 FRESH_S = 10.0  # a lag from a fetch answered longer ago than this is not shown
+ANSWER_GRACE_S = 15.0  # an engine just brought back may take this long to serve its metrics
 STALL_S = 45.0  # no fetch answered for this long: stop waiting (a restarted engine joins in 10–20 s)
 
 
@@ -60,28 +63,36 @@ def wait_until_drained(
     metrics_url: str,
     timeout_s: float,
     say: Callable[[str], None],
+    since: float,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> bool:
-    """True once the engine is caught up twice in a row; False when the bound passed, it is gone, or
-    no fetch of it has been answered for STALL_S."""
+    """True once the engine is caught up twice in a row, each time from a fetch answered after `since`
+    (when the last event was accepted: ingest had stopped); False when the bound passed, it does not
+    answer for ANSWER_GRACE_S, or no fetch of it has been answered for STALL_S."""
     started = clock()
-    confirmed, answered = 0, started
+    confirmed, answered, heard = 0, started, started
     while clock() < started + timeout_s:
         state, now = engine_state(metrics_url), clock()
         if state is None:
-            say(f"the KPI engine does not answer; {UNCONFIRMED}")
-            return False
-        if state.fresh(now):
+            if now - heard >= ANSWER_GRACE_S:
+                say(f"the KPI engine does not answer; {UNCONFIRMED}")
+                return False
+            sleep(POLL_SECONDS)  # just started again: its metrics port may not listen yet
+            continue
+        heard = now
+        fresh = state.fresh(now)
+        if fresh:
             answered = now
-        confirmed = confirmed + 1 if state.caught_up and state.left == 0 and state.fresh(now) else 0
+        after = state.last_fetch is not None and state.last_fetch >= since
+        confirmed = confirmed + 1 if state.caught_up and state.left == 0 and fresh and after else 0
         if confirmed >= 2:
             say("the KPI engine has counted every accepted event")
             return True
         if now - answered >= STALL_S:
             say(f"the KPI engine has had no answer from the broker for {now - answered:.0f} s; {UNCONFIRMED}")
             return False
-        if state.fresh(now):
+        if fresh:
             say(f"the KPI engine is counting accepted events: {state.left:,} to go")
         else:
             say("the KPI engine is waiting for the broker; how many events are left is not known yet")

@@ -100,20 +100,30 @@ class LocalPostgres:
         return False
 
     def stop(self) -> None:
-        if self.process is not None:
+        if self.process is None:
+            return
+        if self.process.poll() is not None:
+            # It died (SIGKILL, a crash): backends it left behind hold its shared memory, and a new
+            # postmaster refuses to start beside them. They share its process group: end them all.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+        else:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
-            self.process = None
+        self.process = None
 
     def kill(self) -> None:
         """SIGKILL the server and every process of it (a crash: no checkpoint, no clean shutdown)."""
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
+        lines = _read_lines(self.data_dir / "postmaster.pid")
+        if lines and lines[0].isdigit():
+            postmaster = int(lines[0])
+        elif self.process is not None:
+            postmaster = self.process.pid
+        else:
             return
-        postmaster = int(pid_file.read_text().split()[0])
         children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True, text=True).stdout
         for pid in [postmaster, *(int(p) for p in children.split())]:
             with contextlib.suppress(ProcessLookupError):
@@ -122,7 +132,8 @@ class LocalPostgres:
         while time.monotonic() < deadline and _alive(postmaster):
             time.sleep(0.05)
         if self.process is not None:
-            self.process.wait(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
             self.process = None
 
     def remove(self) -> None:

@@ -98,7 +98,8 @@ def terminate(process: subprocess.Popen[bytes], *, grace_s: float) -> None:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # uninterruptible: the kernel ends it
+            process.wait(timeout=10)
 
 
 def settings_environment(settings: BaseSettings) -> dict[str, str]:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from devstack.ports import wait_listening
+from devstack.ports import port_is_free, wait_listening
 from devstack.processes import spawn, terminate
 
 
@@ -67,6 +67,10 @@ class LocalPrometheus:
         return self.config_path
 
     def start(self) -> None:
+        if not port_is_free(self.port):
+            raise RuntimeError(
+                f"port {self.port} for Prometheus is taken; set VR_PROMETHEUS_PORT to another port"
+            )
         self.write_config()
         self.process = spawn(
             [
@@ -78,7 +82,8 @@ class LocalPrometheus:
             ],
             log_path=self.log_path,
         )
-        if not wait_listening(self.port, timeout_s=30):
+        process = self.process
+        if not wait_listening(self.port, timeout_s=30, alive=lambda: process.poll() is None):
             self.stop()
             raise RuntimeError(f"Prometheus did not start; see {self.workdir / 'prometheus.log'}")
 

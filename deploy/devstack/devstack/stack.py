@@ -16,6 +16,7 @@ set, are used as they are and nothing is started for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import signal
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from devstack.broker import LocalBroker
 from devstack.drain import UNCONFIRMED, wait_until_drained
@@ -30,11 +32,11 @@ from devstack.parent import MakeWatch, die_with_parent
 from devstack.postgres import LocalPostgres
 from devstack.processes import bind_children_to_this_process
 from devstack.prometheus import LocalPrometheus, prometheus_binary
-from devstack.record import StackRecord
+from devstack.record import AlreadyRunning, StackRecord
 from devstack.s3 import LocalS3
 from devstack.secrets import database_passwords, service_environment
 from devstack.services import LocalService, ServiceSpec, wait_ready
-from devstack.supervisor import GaveUp, Part, Supervisor
+from devstack.supervisor import Part, Supervisor
 from vr_shared.create_topics import platform_topics
 from vr_shared.db_roles import provision
 from vr_shared.kafka import ensure_topics
@@ -94,9 +96,6 @@ PROMETHEUS_PORT = _port("VR_PROMETHEUS_PORT")
 # How long a stop waits for the KPI engine to consume what ingest accepted (a burst drains at the
 # engine's pace: about 4,000 events/s here).
 DRAIN_TIMEOUT_SECONDS = float(os.environ.get("VR_DRAIN_TIMEOUT_SECONDS", "600"))
-# Beyond the drain, a stop takes at most: bringing back what the drain needs (start timeouts) and each
-# part's grace before SIGKILL. `make down` waits this long over the drain's bound.
-STOP_MARGIN_S = 240.0
 # One KPI engine runs here, so one partition serves it; each partition of a produce request costs the
 # durable storage a few object writes, so more would only slow ingest down (docs/benchmarks.md).
 LOCAL_EVENTS_PARTITIONS = os.environ.get("VR_EVENTS_TOPIC_PARTITIONS", "1")
@@ -111,13 +110,22 @@ DRAIN_NEEDS = ("postgres", "s3", "broker", "kpi-engine")
 # to expire before it is given the partition (the default, 10 s, suits several engines).
 LOCAL_SESSION_TIMEOUT_MS = "6000"
 READY_TIMEOUT_S = 120.0
+# Beyond the drain's own bound, the most a stop can take, every step at its worst (each part needing
+# its SIGKILL, each start its whole timeout): Prometheus, the gateway and ingest 3 × 25 s; bringing back
+# what the drain needs — PostgreSQL 110 s, the S3 server 60 s, the broker 45 s, the engine 85 s; the
+# last poll 6 s; then settlement, the engine 2 × 25 s, the broker and its storage 2 × 20 s and
+# PostgreSQL 50 s. Usually a stop takes seconds. `make down` waits this long too.
+STOP_MARGIN_S = 520.0
+STOP_BOUND_S = DRAIN_TIMEOUT_SECONDS + STOP_MARGIN_S
 
 
 class Stack:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, watch: MakeWatch) -> None:
         self.root = root.resolve()
         self.state_dir = self.root / ".local"
         self.record = StackRecord(self.state_dir)
+        self.watch = watch
+        self.up = False  # said "up": events may have been accepted, so a stop drains
         self.parts: list[Part] = []
         self.services: list[LocalService] = []
         self.supervisor = Supervisor([], _say, self._write_record)
@@ -126,7 +134,9 @@ class Stack:
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
     def start(self) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.record.claim()  # before anything: one make up per folder, and what it finds is leftovers
+        self.record.stop_bound_s = STOP_BOUND_S
+        self._write_record(None)
         self._stop_leftovers()
         if not self.database_url:
             postgres = LocalPostgres(self.state_dir / "pgdata", _port("VR_LOCAL_PG_PORT"))
@@ -173,12 +183,6 @@ class Stack:
         _step("every service ready (/readyz)", self._wait_ready)
 
     def _stop_leftovers(self) -> None:
-        running = self.record.running_orchestrator()
-        if running is not None:
-            raise RuntimeError(
-                f"make up already runs for {self.root} (pid {running.pid}); stop it with `make down` or"
-                " Ctrl-C in its terminal"
-            )
         if leftovers := self.record.stop_leftovers():
             named = ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
             _say(f"stopped what an earlier make up left running: {named}")
@@ -188,6 +192,7 @@ class Stack:
         _step(title, part.start)
         self.supervisor.watch(part)
         self._write_record(part)
+        self._check_make()
 
     def _start_services(self) -> None:
         """All four at once (each spends seconds importing and migrating), then each until it listens."""
@@ -199,12 +204,12 @@ class Stack:
             self.supervisor.watch(service)
             self._write_record(service)
 
-    def _write_record(self, _part: Part) -> None:
+    def _write_record(self, _part: Part | None) -> None:
         pids = {p.name: p.process.pid for p in self.parts if p.process is not None}
         self.record.write(pids, self.supervisor.restarts)
 
     def _wait_ready(self) -> None:
-        late = wait_ready(self.services, READY_TIMEOUT_S, self.supervisor.check)
+        late = wait_ready(self.services, READY_TIMEOUT_S, self._between_waits)
         if late:
             raise RuntimeError(
                 f"not ready after {READY_TIMEOUT_S:.0f} s: {', '.join(late)}; see .local/*.log"
@@ -224,33 +229,44 @@ class Stack:
             **UPSTREAMS,
         }
 
-    def supervise(self, watch: MakeWatch) -> None:
+    def supervise(self) -> None:
         """Until a stop is asked for: restart what exits; a signal make got stops us as our own would."""
         while True:
-            self.supervisor.check()
-            if (signum := watch.signalled()) is not None:
-                _say(f"make got {signum.name}")
-                raise KeyboardInterrupt
+            self._between_waits()
             time.sleep(0.5)
 
-    def stop(self, *, drain: bool = True) -> None:
+    def _between_waits(self) -> None:
+        self.supervisor.check()
+        self._check_make()
+
+    def _check_make(self) -> None:
+        if (signum := self.watch.signalled()) is not None:
+            _say(f"make got {signum.name}")
+            raise KeyboardInterrupt
+
+    def stop(self) -> None:
+        """In order, each part whatever happened to the one before; the drain only once it was up."""
         for part in [*self._named("prometheus"), *(p for name in TAKING_EVENTS for p in self._named(name))]:
             _stop(part)
+        accepted_until = time.time()  # ingest is stopped: nothing is accepted after this
         engine = next(iter(self._named("kpi-engine")), None)
-        if drain and engine is not None:
-            self._drain(engine)
+        if self.up and engine is not None:
+            try:
+                self._drain(engine, accepted_until)
+            except Exception as exc:  # the stop goes on: what was not counted is safe, as it says
+                _say(f"the drain failed ({exc}); {UNCONFIRMED}")
         for part in reversed(self.parts):
             _stop(part)
         self.parts.clear()
         self.record.forget()
 
-    def _drain(self, engine: Part) -> None:
+    def _drain(self, engine: Part, accepted_until: float) -> None:
         missing = self.supervisor.bring_back([n for n in DRAIN_NEEDS if self._named(n)])
         if missing:
             _say(f"could not start {', '.join(missing)} again to finish counting; {UNCONFIRMED}")
             return
         spec = next(s.spec for s in self.services if s is engine)
-        wait_until_drained(spec.metrics_url, DRAIN_TIMEOUT_SECONDS, _say)
+        wait_until_drained(spec.metrics_url, DRAIN_TIMEOUT_SECONDS, _say, accepted_until)
 
     def _named(self, *names: str) -> list[Part]:
         return [p for p in self.parts if p.name in names]
@@ -258,45 +274,62 @@ class Stack:
     def print_urls(self) -> None:
         gateway = SERVICES[-1]
         admin_key = service_environment(self.state_dir, "gateway")["VR_BOOTSTRAP_ADMIN_KEY"]
-        print("\nValue Realization is up.")
-        print(f"\n  API (gateway)  {gateway.url}    docs: {gateway.url}/docs")
-        print(f"  admin key      {admin_key}")
-        print("\n  services behind it (each: /healthz /readyz; /metrics on its own port):")
-        for spec in SERVICES:
-            print(f"    {spec.name:<11} {spec.url}    metrics :{spec.metrics_port}")
+        lines = [
+            "",
+            "Value Realization is up.",
+            "",
+            f"  API (gateway)  {gateway.url}    docs: {gateway.url}/docs",
+        ]
+        lines += [f"  admin key      {admin_key}", ""]
+        lines += ["  services behind it (each: /healthz /readyz; /metrics on its own port):"]
+        lines += [f"    {spec.name:<11} {spec.url}    metrics :{spec.metrics_port}" for spec in SERVICES]
         prometheus = next(iter(self._named("prometheus")), None)
         if isinstance(prometheus, LocalPrometheus):
-            print(f"  prometheus     {prometheus.url}    alerts: {prometheus.url}/alerts")
-        print(f"  postgres       {self.database_url}")
-        print(f"  kafka          {self.bootstrap_servers}")
-        print(f"  logs           {self.state_dir}/*.log")
-        print("\nFirst steps: README.md, 'A first session'.")
-        print(
-            "\nA part that exits is restarted. Ctrl-C (or `make down` from another terminal) stops the"
-            " gateway and ingest, lets the KPI engine count what they accepted, then stops the rest.\n",
-            flush=True,
+            lines.append(f"  prometheus     {prometheus.url}    alerts: {prometheus.url}/alerts")
+        lines += [f"  postgres       {self.database_url}", f"  kafka          {self.bootstrap_servers}"]
+        lines += [
+            f"  logs           {self.state_dir}/*.log",
+            "",
+            "First steps: README.md, 'A first session'.",
+            "",
+        ]
+        lines.append(
+            "A part that exits is restarted. Ctrl-C (or `make down` from another terminal) stops the gateway"
+            " and ingest, lets the KPI engine count what they accepted, then stops the rest."
         )
+        _out("\n".join(lines) + "\n")
 
 
 def _stop(part: Part) -> None:
     if part.process is not None:
         _say(f"stopping {part.name}")
-    part.stop()
+    try:
+        part.stop()
+    except Exception as exc:  # the next part is stopped all the same
+        _say(f"stopping {part.name} failed: {exc}")
+
+
+def _out(text: str, end: str = "\n", stream: TextIO | None = None) -> None:
+    """Written and flushed; a closed terminal (EIO) or a pipe whose reader died (`make up | tee`, then
+    Ctrl-C) must not cut the orderly stop short, so such a failure is ignored."""
+    with contextlib.suppress(OSError):
+        print(text, end=end, file=stream or sys.stdout, flush=True)
 
 
 def _say(line: str) -> None:
-    print(f"  {line}", flush=True)
+    _out(f"  {line}")
 
 
 def _step(name: str, action: Callable[[], None]) -> None:
-    print(f"  starting {name} …", end=" ", flush=True)
+    _out(f"  starting {name} …", end=" ")
     started = time.monotonic()
     action()
-    print(f"ok ({time.monotonic() - started:.1f} s)", flush=True)
+    _out(f"ok ({time.monotonic() - started:.1f} s)")
 
 
-def _interrupt(signum: int, _frame: object) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop short
+def _interrupt(_signum: int, _frame: object) -> None:
+    for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # none may cut the orderly stop short
+        signal.signal(stopping, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -307,27 +340,26 @@ def run(root: Path) -> int:
         signal.signal(signum, _interrupt)
     die_with_parent(signal.SIGTERM)  # make (or whoever started us) gone: stop in order
     bind_children_to_this_process()  # we gone, however: every part goes too
-    watch = MakeWatch()
-    stack = Stack(root)
-    drain = True
+    stack = Stack(root, MakeWatch())
     try:
         stack.start()
         stack.print_urls()
-        stack.supervise(watch)
+        stack.up = True
+        stack.supervise()
     except KeyboardInterrupt:
-        print("\nstopping …", flush=True)
+        _out(f"\nstopping (at most {STOP_BOUND_S:.0f} s; usually seconds) …")
         return 0
-    except GaveUp as exc:
-        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+    except AlreadyRunning as exc:
+        _out(f"\nerror: {exc}; stop it with `make down` or Ctrl-C in its terminal", stream=sys.stderr)
         return 1
     except Exception as exc:
-        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
-        drain = False  # it never was up: nothing was accepted that needs counting
+        _out(f"\nerror: {exc}", stream=sys.stderr)
         return 1
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
-        stack.stop(drain=drain)
+        if stack.record.claimed:  # another make up's parts are never ours to stop
+            stack.stop()
     return 0
 
 
@@ -337,9 +369,11 @@ def down(root: Path) -> int:
     record = StackRecord(root.resolve() / ".local")
     running = record.running_orchestrator()
     if running is not None:
-        print(f"stopping make up (pid {running.pid}) in order; its own output shows the progress", flush=True)
+        bound = record.stop_bound_s or STOP_BOUND_S  # as the running one was started
+        print(f"stopping make up (pid {running.pid}) in order, at most {bound:.0f} s; its output shows how")
+        os.kill(running.pid, signal.SIGCONT)  # a suspended one (Ctrl-Z) could not stop
         os.kill(running.pid, signal.SIGTERM)
-        deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS + STOP_MARGIN_S
+        deadline = time.monotonic() + bound
         while running.alive() and time.monotonic() < deadline:
             time.sleep(0.5)
         if running.alive():

@@ -23,7 +23,6 @@ from devstack.processes import exit_status
 
 RESTART_BUDGET = 5
 BUDGET_WINDOW_S = 120.0
-MAX_BACKOFF_S = 30.0
 LOG_LINES_SHOWN = 10
 
 
@@ -51,10 +50,11 @@ class _Watch:
     exits: deque[float] = field(default_factory=deque)  # monotonic times of unexpected exits
     restart_at: float | None = None  # when a restart is due; None while it runs
     restarted: int = 0  # restarts that succeeded, since the stack started
+    given_up: bool = False  # over its budget: no longer watched nor restarted
 
     def backoff_s(self) -> float:
-        """0.5 s after a first exit in the window, then doubling up to MAX_BACKOFF_S."""
-        return float(min(0.5 * 2 ** (len(self.exits) - 1), MAX_BACKOFF_S))
+        """0.5 s after a first exit in the window, then doubling (1, 2, 4 s before the budget is out)."""
+        return 0.5 * 2.0 ** (len(self.exits) - 1)
 
 
 class Supervisor:
@@ -64,10 +64,12 @@ class Supervisor:
         say: Callable[[str], None],
         on_start: Callable[[Part], None],
         clock: Callable[[], float] = time.monotonic,
+        optional: Sequence[str] = ("prometheus",),
     ) -> None:
-        """`parts` in the stack's order; `on_start` is told of every (re)start (the record of pids)."""
+        """`parts` in the stack's order; `on_start` is told of every (re)start (the record of pids);
+        `optional`: parts the stack runs on without when they keep failing."""
         self._watches = [_Watch(part) for part in parts]
-        self._say, self._on_start, self._clock = say, on_start, clock
+        self._say, self._on_start, self._clock, self._optional = say, on_start, clock, optional
 
     def watch(self, part: Part) -> None:
         """Supervise one more part (started after those already watched)."""
@@ -87,36 +89,53 @@ class Supervisor:
 
     def bring_back(self, names: Sequence[str]) -> list[str]:
         """Restart at once (no backoff) whichever of `names` is down — what an orderly stop needs to
-        drain; returns the names that could not be brought back."""
+        drain; returns the names that could not be brought back. Never raises: a stop goes on."""
         failed = []
         for watch in self._watches:
-            self._notice_exit(watch)
-            if watch.part.name in names and watch.restart_at is not None:
-                watch.restart_at = self._clock()
-                self._restart(watch)
+            if watch.part.name not in names:
+                continue
+            try:
+                self._notice_exit(watch)
                 if watch.restart_at is not None:
-                    failed.append(watch.part.name)
+                    watch.restart_at = self._clock()
+                    self._restart(watch)
+            except GaveUp:
+                pass
+            if watch.given_up or watch.restart_at is not None:
+                failed.append(watch.part.name)
         return failed
 
     def _notice_exit(self, watch: _Watch) -> None:
         process = watch.part.process
-        if process is None or watch.restart_at is not None or process.poll() is None:
+        if watch.given_up or process is None or watch.restart_at is not None or process.poll() is None:
             return
-        now = self._clock()
-        watch.exits.append(now)
-        while watch.exits and watch.exits[0] < now - BUDGET_WINDOW_S:
-            watch.exits.popleft()
         name = watch.part.name
         self._say(f"{name} exited unexpectedly ({exit_status(process.returncode)}, pid {process.pid})")
         for line in last_lines(watch.part.log_path, LOG_LINES_SHOWN):
             self._say(f"  | {line}")
+        self._failed(watch, f"{name} exited {{count}} times within {BUDGET_WINDOW_S:.0f} s")
+        if not watch.given_up:
+            self._say(f"restarting {name} in {watch.backoff_s():.1f} s")
+
+    def _failed(self, watch: _Watch, reason: str) -> None:
+        """One more failure of `watch` (an exit, a failed start): its restart is scheduled with backoff,
+        or, over the budget, it is given up — the stack stops, or runs on without an optional part."""
+        now = self._clock()
+        watch.exits.append(now)
+        while watch.exits and watch.exits[0] < now - BUDGET_WINDOW_S:
+            watch.exits.popleft()
         if len(watch.exits) >= RESTART_BUDGET:
+            watch.given_up, watch.restart_at = True, None
+            message = reason.format(count=len(watch.exits))
+            if watch.part.name in self._optional:
+                self._say(
+                    f"{message}; left stopped, the stack runs on without it (its log: {watch.part.log_path})"
+                )
+                return
             raise GaveUp(
-                f"{name} exited {len(watch.exits)} times within {BUDGET_WINDOW_S:.0f} s; stopping the stack"
-                f" instead of restarting it again (its log: {watch.part.log_path})"
+                f"{message}; stopping the stack instead of trying again (its log: {watch.part.log_path})"
             )
         watch.restart_at = now + watch.backoff_s()
-        self._say(f"restarting {name} in {watch.backoff_s():.1f} s")
 
     def _restart(self, watch: _Watch) -> None:
         started = self._clock()
@@ -124,11 +143,9 @@ class Supervisor:
             watch.part.stop()  # whatever of it is left (the postmaster's children, a half-open log)
             watch.part.start()
         except Exception as exc:  # any failure to start is one more failure, with backoff
-            watch.exits.append(self._clock())
-            if len(watch.exits) >= RESTART_BUDGET:
-                raise GaveUp(f"{watch.part.name} could not be started again: {exc}") from exc
-            watch.restart_at = self._clock() + watch.backoff_s()
-            self._say(f"{watch.part.name} did not start ({exc}); next try in {watch.backoff_s():.1f} s")
+            self._failed(watch, f"{watch.part.name} failed {{count}} times, the last start with: {exc}")
+            if not watch.given_up:
+                self._say(f"{watch.part.name} did not start ({exc}); next try in {watch.backoff_s():.1f} s")
             return
         watch.restart_at, watch.restarted = None, watch.restarted + 1
         self._on_start(watch.part)

@@ -24,5 +24,5 @@ for _reason in ("missing_key", "malformed_header", "unknown_key", "revoked_key",
 for _role in sorted(KEY_ROLES):
     RATE_LIMITED.labels(_role)
 for _upstream in ("ingest", "kpi-engine", "settlement"):
-    for _kind in ("timeout", "unreachable", "broken_response"):
+    for _kind in ("timeout", "unreachable", "broken_response", "error"):
         UPSTREAM_ERRORS.labels(_upstream, _kind)

@@ -308,6 +308,62 @@ async def test_a_stopped_service_is_503_with_retry_after(
 _UNREACHABLE_ENGINE = 'vr_gateway_upstream_errors_total{kind="unreachable",upstream="kpi-engine"}'
 
 
+@contextlib.asynccontextmanager
+async def hanging_up() -> AsyncIterator[str]:
+    """A service that reads each request whole, then closes the connection without a word: it may have
+    acted on the request, the gateway cannot tell."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length: *(\d+)", head)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_service_that_hangs_up_is_503_only_for_what_may_be_sent_again(
+    infrastructure: Infrastructure, services: dict[str, str]
+) -> None:
+    """A GET, a POST that only reads, and events are sent again safely: 503 with `Retry-After`. A
+    contract written may have been stored: 502, check before retrying — an `Idempotency-Key` included,
+    since the gateway keeps no 5xx answer (docs/api.md)."""
+    async with hanging_up() as service_url:
+        broken = {**services, "settlement": service_url, "kpi-engine": service_url, "ingest": service_url}
+        async with gateway_in_front(infrastructure, broken) as gateway:
+            health = await tenant(gateway, facilities=("main",))
+            admin, pipeline = (
+                await key(gateway, health, "tenant_admin"),
+                await key(gateway, health, "pipeline"),
+            )
+            for method, path, body, who in [
+                ("GET", "/v1/contracts", None, admin),
+                ("POST", "/v1/kpis/readings", {"facility": ["main"], "readings": []}, admin),
+                ("POST", "/v1/events", [], pipeline),
+            ]:
+                retry = await gateway.client.request(method, path, json=body, headers=bearer(who))
+                assert retry.status_code == 503, (path, retry.text)
+                assert retry.headers["retry-after"] == "2"
+            for extra in ({}, {"Idempotency-Key": str(uuid.uuid4())}):
+                written = await gateway.client.post(
+                    "/v1/contracts", json={"id": "c1"}, headers={**bearer(admin), **extra}
+                )
+                assert written.status_code == 502, written.text
+                assert "retry-after" not in written.headers
+                assert written.headers["content-type"] == "application/problem+json"
+                detail = written.json()["detail"]
+                assert re.fullmatch(
+                    r"settlement broke off \((RemoteProtocolError|ReadError)\); it may have "
+                    r"acted on the request — check before retrying",
+                    detail,
+                ), detail
+
+
 async def test_one_openapi_covers_every_public_route(stack: GatewayStack) -> None:
     from gateway.domain.routes import ROUTES
 

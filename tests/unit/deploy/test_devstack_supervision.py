@@ -16,7 +16,7 @@ import pytest
 
 from devstack import drain, parent
 from devstack.processes import exit_status, spawn, start_time
-from devstack.record import StackRecord
+from devstack.record import AlreadyRunning, StackRecord
 from devstack.supervisor import RESTART_BUDGET, GaveUp, Supervisor, last_lines
 
 
@@ -89,10 +89,12 @@ def test_a_part_that_keeps_failing_stops_the_stack_instead_of_looping(tmp_path: 
     engine.process = spawn(["true"], log_path=None)
     engine.process.wait()
     supervisor = Supervisor([engine], said.append, lambda _p: None, clock)
-    with pytest.raises(GaveUp, match="kpi-engine could not be started again: port 5 is taken"):
+    with pytest.raises(
+        GaveUp, match="kpi-engine failed 5 times, the last start with: port 5 is taken; stopping"
+    ):
         for _ in range(50):
             supervisor.check()
-            clock.now += 31
+            clock.now += 1
     assert engine.starts == RESTART_BUDGET - 1  # the exit, then every failed start, counts
     assert "kpi-engine did not start (port 5 is taken); next try in 1.0 s" in said
 
@@ -110,6 +112,45 @@ def test_failures_spread_beyond_the_window_do_not_stop_the_stack(tmp_path: Path)
         assert supervisor.restarts == {"ingest": RESTART_BUDGET * 2}
     finally:
         ingest.stop()
+
+
+def test_a_part_given_up_is_not_counted_again_and_the_stop_can_still_bring_back_the_others(
+    tmp_path: Path,
+) -> None:
+    """Over its budget the part stops the stack; the stop's bring_back then neither raises nor counts
+    it again, and brings back what else the drain needs."""
+    broker = SleepPart("broker", tmp_path / "b.log", fail_starts=100)
+    engine = SleepPart("kpi-engine", tmp_path / "e.log")
+    broker.process = spawn(["true"], log_path=None)
+    broker.process.wait()
+    engine.start()
+    clock = Clock()
+    supervisor = Supervisor([broker, engine], lambda _line: None, lambda _p: None, clock)
+    try:
+        with pytest.raises(GaveUp):
+            for _ in range(50):
+                supervisor.check()
+                clock.now += 1
+        _killed(engine)
+        assert supervisor.bring_back(["broker", "kpi-engine"]) == ["broker"]
+        assert engine.process is not None and engine.process.poll() is None
+    finally:
+        engine.stop()
+
+
+def test_an_optional_part_that_keeps_failing_is_left_stopped_and_the_stack_runs_on(tmp_path: Path) -> None:
+    prometheus, said = SleepPart("prometheus", tmp_path / "p.log", fail_starts=100), []
+    prometheus.process = spawn(["true"], log_path=None)
+    prometheus.process.wait()
+    clock = Clock()
+    supervisor = Supervisor([prometheus], said.append, lambda _p: None, clock)
+    for _ in range(20):
+        supervisor.check()  # never raises
+        clock.now += 1
+    assert prometheus.starts == RESTART_BUDGET - 1
+    assert said[-1].startswith(
+        "prometheus failed 5 times, the last start with: port 5 is taken; left stopped"
+    )
 
 
 def test_bring_back_restarts_what_the_drain_needs_at_once_and_names_what_could_not(tmp_path: Path) -> None:
@@ -164,11 +205,19 @@ def test_the_next_make_up_stops_its_own_leftovers_and_only_those(tmp_path: Path)
             process.wait()
 
 
-def test_a_running_orchestrator_is_recognised(tmp_path: Path) -> None:
-    record = StackRecord(tmp_path)
-    record.write({}, {})  # this process as the orchestrator
-    running = record.running_orchestrator()
-    assert running is not None and running.started == start_time(running.pid)
+def test_one_make_up_per_folder_and_a_running_one_is_recognised_by_its_lock(tmp_path: Path) -> None:
+    running_one = StackRecord(tmp_path)
+    assert StackRecord(tmp_path).running_orchestrator() is None
+    running_one.claim()
+    running_one.write({}, {})  # this process as the orchestrator
+    other = StackRecord(tmp_path)
+    found = other.running_orchestrator()
+    assert found is not None and found.started == start_time(found.pid)
+    with pytest.raises(AlreadyRunning, match=f"make up already runs for this folder \\(pid {found.pid}\\)"):
+        other.claim()
+    assert other.stop_leftovers() == []  # a running make up's parts are never leftovers
+    other.forget()  # not the lock's holder: the record stays
+    assert running_one.path.exists()
 
 
 def test_an_unreadable_record_means_nothing_recorded(tmp_path: Path) -> None:
@@ -301,7 +350,7 @@ def test_the_drain_never_shows_a_number_from_an_old_fetch_and_stops_when_nothing
     def sleep(seconds: float) -> None:
         clock.now += seconds
 
-    assert not drain.wait_until_drained(metrics.url, 600, said.append, clock, sleep)
+    assert not drain.wait_until_drained(metrics.url, 600, said.append, clock.now - 70, clock, sleep)
     assert not any("to go" in line or "has counted every" in line for line in said), said
     assert said[0] == "the KPI engine is waiting for the broker; how many events are left is not known yet"
     assert said[-1].startswith(f"the KPI engine has had no answer from the broker for {drain.STALL_S:.0f} s;")
@@ -319,7 +368,7 @@ def test_the_drain_counts_down_from_fresh_fetches_and_confirms_twice(metrics: Me
         metrics.set(caught_up=left == 0, left=left, last_fetch=clock.now - 0.5)
 
     metrics.set(caught_up=False, left=1_200, last_fetch=clock.now)
-    assert drain.wait_until_drained(metrics.url, 600, said.append, clock, sleep)
+    assert drain.wait_until_drained(metrics.url, 600, said.append, clock.now - 1, clock, sleep)
     assert said == [
         "the KPI engine is counting accepted events: 1,200 to go",
         "the KPI engine is counting accepted events: 500 to go",
@@ -331,5 +380,27 @@ def test_the_drain_counts_down_from_fresh_fetches_and_confirms_twice(metrics: Me
 
 def test_the_drain_reports_an_engine_that_does_not_answer() -> None:
     said: list[str] = []
-    assert not drain.wait_until_drained("http://127.0.0.1:1/metrics", 5, said.append)
-    assert said[0].startswith("the KPI engine does not answer;")
+    clock = Clock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    assert not drain.wait_until_drained("http://127.0.0.1:1/metrics", 60, said.append, 0, clock, sleep)
+    assert said == [f"the KPI engine does not answer; {drain.UNCONFIRMED}"]
+    assert clock.now - 1000.0 == drain.ANSWER_GRACE_S  # it was given time to start serving
+
+
+def test_the_drain_confirms_nothing_from_a_fetch_older_than_the_last_acceptance(metrics: Metrics) -> None:
+    """Caught up, lag 0, the fetch 2 s old (fresh) — but ingest stopped 1 s ago: events it accepted
+    after that fetch may be missing from it. Not confirmed until a later fetch says so."""
+    clock, said = Clock(), []
+    fetches = iter([clock.now - 2, clock.now - 2, clock.now + 0.5, clock.now + 1.5])
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+        metrics.set(caught_up=True, left=0, last_fetch=next(fetches))
+
+    metrics.set(caught_up=True, left=0, last_fetch=clock.now - 2)
+    assert drain.wait_until_drained(metrics.url, 600, said.append, clock.now - 1, clock, sleep)
+    # three rounds from fetches before the last acceptance, then two after it: the second confirms
+    assert said.count("the KPI engine is counting accepted events: 0 to go") == 4 and len(said) == 5

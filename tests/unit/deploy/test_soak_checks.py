@@ -1,29 +1,36 @@
 """The soak's invariants (deploy/devstack/devstack/soak/checks.py) fail on what violates them and hold
-on what does not; its fault schedule is a function of the seed."""
+on what does not; its fault schedule is a function of the seed that hits every part in turn; the HL7
+pipeline's resending and the stack's start and stop end in bounded time or fail aloud."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import signal
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
+from devstack.soak.api import Stuck
 from devstack.soak.billing import down_windows
 from devstack.soak.checks import (
     AnswerKind,
+    Booked,
     CountedValue,
     Delivery,
     FeedItem,
     StatementCheck,
     check_answers,
+    check_booked_events,
     check_counts,
     check_faults,
+    check_restarts,
     check_statements,
     check_webhooks,
 )
@@ -31,11 +38,15 @@ from devstack.soak.faults import (
     PARTS,
     ComposeTarget,
     DevstackTarget,
+    Fault,
     FaultOutcome,
     process_start_ticks,
     schedule,
 )
+from devstack.soak.pipelines import Hl7Pipeline
 from devstack.soak.report import MARKER, write_section
+from devstack.soak.stackrun import MARKER as SOAK_FOLDER_MARKER
+from devstack.soak.stackrun import LocalStack, StackFailed, prepare_root
 
 D = Decimal
 
@@ -62,6 +73,22 @@ def test_faults_are_spaced_within_the_interval_and_end_before_the_duration() -> 
 
 def test_a_short_run_with_faults_every_10_to_20_s_has_several() -> None:
     assert 3 <= len(schedule(20261207, 60, (10, 20))) <= 6
+
+
+@pytest.mark.parametrize("seed", [1, 20261207, 2036773569])
+def test_every_part_is_killed_once_in_each_round_of_faults(seed: int) -> None:
+    faults = schedule(seed, 7200, (20, 60))
+    rounds = [faults[i : i + len(PARTS)] for i in range(0, len(faults) - len(PARTS) + 1, len(PARTS))]
+    assert len(rounds) >= 10
+    assert all(sorted(f.part for f in r) == sorted(PARTS) for r in rounds)
+    assert len({tuple(f.part for f in r) for r in rounds}) > 1  # shuffled, not one fixed order
+
+
+def test_the_rounds_are_of_the_parts_given() -> None:
+    faults = schedule(3, 600, (10, 20), parts=("gateway", "broker"))
+    assert all(sorted(f.part for f in faults[i : i + 2]) == ["broker", "gateway"] for i in range(0, 30, 2))
+    with pytest.raises(ValueError, match="no part"):
+        schedule(3, 600, (10, 20), parts=())
 
 
 def test_a_bad_interval_is_refused() -> None:
@@ -228,13 +255,82 @@ def test_any_other_answer_is_a_violation(kind: AnswerKind, said: str) -> None:
 # --- faults -------------------------------------------------------------------------------------------
 
 
+PLANNED = [Fault(30.0, "broker"), Fault(60.0, "postgres"), Fault(90.0, "gateway")]
+
+
 def test_every_part_back_holds_and_one_not_back_or_not_killed_is_a_violation() -> None:
     back = FaultOutcome(30.0, 30.1, "broker", 123, 4.2)
-    assert check_faults([back]) == []
+    assert check_faults(PLANNED[:1], [back], asked=True) == []
     gone = FaultOutcome(60.0, 60.2, "postgres", 456, None)
     missed = FaultOutcome(90.0, 90.0, "gateway", None, None, "not in the supervisor's record", injected=False)
-    found = check_faults([back, gone, missed])
+    found = check_faults(PLANNED, [back, gone, missed], asked=True)
     assert len(found) == 2 and "postgres" in found[0] and "not injected" in found[1]
+
+
+def test_a_planned_fault_never_injected_is_a_violation() -> None:
+    back = FaultOutcome(30.0, 30.1, "broker", 123, 4.2)
+    found = check_faults(PLANNED, [back], asked=True)
+    assert found == [
+        "fault planned at 60.0 s on postgres was never injected",
+        "fault planned at 90.0 s on gateway was never injected",
+    ]
+
+
+def test_no_fault_where_faults_were_asked_for_is_a_violation() -> None:
+    (none,) = check_faults([], [], asked=True)
+    assert "none was planned" in none
+    assert check_faults([], [], asked=False) == []  # --no-faults
+
+
+def test_restarts_equal_to_the_kills_hold() -> None:
+    restarts = {"postgres": 1, "kpi-engine": 2, "gateway": 0, "prometheus": 0}
+    assert check_restarts(restarts, {"postgres": 1, "kpi-engine": 2}) == []
+
+
+def test_a_part_that_restarted_by_itself_or_was_never_restarted_is_a_violation() -> None:
+    crashed, unnoticed = check_restarts({"gateway": 3, "postgres": 0}, {"gateway": 1, "postgres": 1})
+    assert "gateway restarted 3 time(s) but was killed 1 time(s)" in crashed and "by itself" in crashed
+    assert "postgres was killed 1 time(s) but restarted 0" in unnoticed
+    (loop,) = check_restarts({"settlement": 7, "gateway": 0}, {})  # no fault at all: a restart loop
+    assert "settlement restarted 7" in loop
+
+
+def test_restarts_that_cannot_be_read_are_a_violation() -> None:
+    assert check_restarts({}, {"gateway": 1}) != []
+
+
+# --- every booked thing has its event -------------------------------------------------------------------
+
+BOOKED_FEED = [
+    FeedItem("evt_1", "contract.updated", "soak-a"),
+    FeedItem("evt_2", "statement.ready", "soak-a", "2026-01"),
+    FeedItem("evt_3", "statement.finalized", "soak-a", "2026-01"),
+    FeedItem("evt_4", "statement.adjusted", "soak-a", "2026-01", "17"),
+]
+
+
+def test_a_finalize_and_an_adjustment_with_their_events_hold() -> None:
+    booked = [Booked("soak-a", "2026-01"), Booked("soak-a", "2026-01"), Booked("soak-a", "2026-01", "17")]
+    assert check_booked_events(BOOKED_FEED, booked) == []
+
+
+def test_a_finalize_without_its_event_is_a_violation() -> None:
+    (lost,) = check_booked_events(BOOKED_FEED, [Booked("soak-a", "2026-02")])
+    assert "soak-a 2026-02 was finalized" in lost and "has 0 statement.finalized" in lost
+    ready_only = [item for item in BOOKED_FEED if item.event_type != "statement.finalized"]
+    assert check_booked_events(ready_only, [Booked("soak-a", "2026-01")]) != []  # ready is not final
+
+
+def test_a_period_finalized_twice_in_the_feed_is_a_violation() -> None:
+    (twice,) = check_booked_events([*BOOKED_FEED, BOOKED_FEED[2]], [Booked("soak-a", "2026-01")])
+    assert "has 2 statement.finalized" in twice
+
+
+def test_an_adjustment_without_its_event_is_a_violation() -> None:
+    (lost,) = check_booked_events(BOOKED_FEED, [Booked("soak-a", "2026-01", "18")])
+    assert "adjustment 18 of soak-a 2026-01" in lost and "no statement.adjusted" in lost
+    (elsewhere,) = check_booked_events(BOOKED_FEED, [Booked("soak-a", "2026-02", "17")])
+    assert "adjustment 17 of soak-a 2026-02" in elsewhere
 
 
 # --- the report ---------------------------------------------------------------------------------------
@@ -328,3 +424,74 @@ async def test_the_compose_target_is_back_only_with_a_new_container_start(tmp_pa
     assert await target.recovered("broker", None)  # running again, started later; no URL to wait for
     docker.started_at = "2026-12-07T10:00:00Z"  # the start time from before the kill: not back
     assert not await target.recovered("broker", None)
+
+
+# --- the HL7 pipeline's resending ---------------------------------------------------------------------
+
+AR = "MSH|^~\\&|VR|||||||ACK|1|P|2.5\rMSA|AR|1\r"
+
+
+class RelayAnsweringAR:
+    """An MLLP connection whose relay answers every message AR."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def writeblock(self, block: bytes) -> None:
+        self.sent.append(block)
+
+    async def drain(self) -> None:
+        return None
+
+    async def readblock(self) -> bytes:
+        return AR.encode()
+
+
+async def test_a_message_answered_ar_after_the_traffic_stopped_is_given_up_as_a_violation() -> None:
+    relay = RelayAnsweringAR()
+    pipeline = Hl7Pipeline(0, ["hl7-1"], 1, lambda: 0.0, again_after_s=0.01, after_stop_s=0.05)
+    stop = asyncio.Event()
+    stop.set()
+    assert not await pipeline.until_answered(relay, relay, "MSH|^~\\&|A01\rPID|1", stop)
+    assert len(relay.sent) >= 2 and pipeline.rejected_again == len(relay.sent)
+    (given_up,) = pipeline.tally.refused
+    assert "still answered AR" in given_up and "after the traffic stopped" in given_up
+
+
+async def test_a_message_answered_ar_for_too_long_stops_the_soak() -> None:
+    relay = RelayAnsweringAR()
+    pipeline = Hl7Pipeline(0, ["hl7-1"], 1, lambda: 0.0, again_after_s=0.01, retry_bound_s=0.05)
+    with pytest.raises(Stuck, match="still answered AR"):
+        await pipeline.until_answered(relay, relay, "MSH|^~\\&|A01\rPID|1", asyncio.Event())
+
+
+# --- the stack's folder, start and stop -------------------------------------------------------------------
+
+
+def test_a_soak_folder_is_wiped_only_after_what_runs_there_is_stopped(tmp_path: Path) -> None:
+    root = tmp_path / "soak"
+    root.mkdir()
+    (root / SOAK_FOLDER_MARKER).write_text("")
+    (root / "up.log").write_text("old run")
+    seen: list[bool] = []
+    prepare_root(root, stop=lambda r: seen.append((r / "up.log").exists()))
+    assert seen == [True]  # stopped while the folder was still there
+    assert not (root / "up.log").exists() and (root / SOAK_FOLDER_MARKER).exists()
+
+
+def test_a_folder_the_soak_did_not_make_is_neither_stopped_nor_wiped(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    stopped: list[Path] = []
+    with pytest.raises(StackFailed, match="not a soak folder"):
+        prepare_root(tmp_path, stop=stopped.append)
+    assert stopped == [] and (tmp_path / "notes.txt").exists()
+
+
+def test_a_stack_that_had_already_exited_fails_its_stop_with_the_code_and_the_log(tmp_path: Path) -> None:
+    stack = LocalStack(tmp_path, tmp_path)
+    stack.log_path.write_text("starting\nerror: kpi-engine exited 5 times within 60 s; stopping the stack\n")
+    stack._process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    stack._process.wait()
+    with pytest.raises(StackFailed) as failed:
+        stack.stop()
+    assert "already exited with 1" in str(failed.value) and "kpi-engine exited 5 times" in str(failed.value)

@@ -1,6 +1,8 @@
 """The gateway's own PostgreSQL away (starting, shutting down, out of connections, refusing connections)
 is a 503 with `Retry-After` and problem+json — in a route and in the idempotency middleware, which runs
-outside the app's exception handlers — never a 500; a statement or a login it refuses stays a 500.
+outside the app's exception handlers — never a 500; a statement or a login it refuses, or an OS error
+that is not the network's, stays a 500. Settlement answering a server error while a vendor's view is
+built is a 503 too.
 
 The app is the real one (`create_app`), its adapters the real ones, on an engine whose every connection
 fails as asyncpg fails; no lifespan runs, so no database is needed."""
@@ -23,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway import bootstrap
+from gateway.adapters.contracts import SettlementContracts
 from gateway.adapters.directory import PostgresDirectory
 from gateway.adapters.idempotency import PostgresIdempotencyStore
 from gateway.config import Settings
@@ -63,10 +66,16 @@ def _invalidated() -> DBAPIError:
         (asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already"), True),
         (asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command"), True),
         (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle"), True),
-        (ConnectionRefusedError(111, "Connect call failed"), True),
-        (ConnectionResetError(104, "Connection reset by peer"), True),
-        (TimeoutError(), True),  # asyncpg's connect timeout
-        (OSError("Multiple exceptions: [Errno 111] Connect call failed"), True),
+        # A network error is the database's only as its driver met it (tests/unit/shared/
+        # test_database_errors.py): alone it could be anything's; a missing file or a refused permission
+        # is never away.
+        (ConnectionRefusedError(111, "Connect call failed"), False),
+        (TimeoutError(), False),
+        (FileNotFoundError(2, "No such file or directory"), False),
+        (PermissionError(13, "Permission denied"), False),
+        (IsADirectoryError(21, "Is a directory"), False),
+        (DBAPIError("SELECT 1", {}, _AdaptedError(ConnectionResetError(104, "reset by peer"))), True),
+        (DBAPIError("SELECT 1", {}, _AdaptedError(PermissionError(13, "Permission denied"))), False),
         (OperationalError("SELECT 1", {}, ConnectionRefusedError(111, "refused")), True),
         (OperationalError("SELECT 1", {}, _AdaptedError(RuntimeError("server closed the connection"))), True),
         (InterfaceError("SELECT 1", {}, _AdaptedError(asyncpg.InterfaceError("connection is closed"))), True),
@@ -124,7 +133,11 @@ class _StoreThatCannotRecord:
 
     async def complete(self, owner: str, key: str, answer: Answer) -> None:
         self.records.append(f"complete {answer.status}")
-        raise ConnectionResetError(104, "Connection reset by peer")
+        lost = asyncpg.exceptions.ConnectionDoesNotExistError(
+            "connection was closed in the middle of operation"
+        )
+        lost.__cause__ = ConnectionResetError(104, "Connection reset by peer")
+        raise DBAPIError("INSERT INTO idempotency_records …", {}, _AdaptedError(lost))
 
     async def release(self, owner: str, key: str) -> None:
         self.records.append("release")
@@ -246,6 +259,24 @@ async def test_a_refused_login_is_still_an_unexpected_error(gateway: Gateway) ->
     assert "retry-after" not in answer.headers
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        lambda: PermissionError(13, "Permission denied", "/etc/vr/db-ca.pem"),
+        lambda: FileNotFoundError(2, "No such file or directory", "/run/secrets/db-password"),
+    ],
+)
+async def test_an_os_error_that_is_not_the_network_is_an_unexpected_error(
+    gateway: Gateway, error: Callable[[], Exception]
+) -> None:
+    """Met while connecting, but no retry cures it: 500, never a 503 a client would retry forever."""
+    gateway.compose(_failing_engine(error))
+    async with gateway.client() as client:
+        answer = await client.get("/v1/tenants", headers={"Authorization": f"Bearer {PIPELINE_KEY}"})
+    assert answer.status_code == 500, answer.text
+    assert "retry-after" not in answer.headers
+
+
 async def test_the_idempotency_middleware_answers_503_when_authentication_meets_the_database_away(
     gateway: Gateway,
 ) -> None:
@@ -315,3 +346,64 @@ async def test_a_statement_the_database_refuses_while_recording_is_not_hidden(ga
                 json=_events(),
                 headers={"Authorization": f"Bearer {PIPELINE_KEY}", "Idempotency-Key": str(uuid.uuid4())},
             )
+
+
+# --- settlement answering a server error while a vendor's view is built --------------------------------
+
+VENDOR_KEY = "vrk_the-vendor-key-of-this-test-0000000000000000"
+VENDOR = Tenant(id="vendor", name="V", kind="vendor", timezone="UTC", facilities=[])
+
+
+@dataclass
+class _VendorDirectory:
+    """A vendor's ops key; the health system `hs` and the vendor as tenants."""
+
+    async def key_by_secret(self, key: str) -> ApiKey | None:
+        if key != VENDOR_KEY:
+            return None
+        return ApiKey("key_v", "vendor", "ops", "dashboard", datetime(2026, 1, 1, tzinfo=UTC), None, None)
+
+    async def tenant(self, tenant_id: str) -> Tenant | None:
+        return {"hs": HEALTH, "vendor": VENDOR}.get(tenant_id)
+
+
+async def test_a_vendor_view_answers_503_while_settlement_answers_a_server_error(gateway: Gateway) -> None:
+    """Its contracts cannot be read: the vendor retries — never an empty view the KPI engine answers 404."""
+    asked: list[str] = []
+
+    def settlement(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(503, headers={"retry-after": "5"}, json={"title": "Service unavailable"})
+
+    def kpi_engine(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        return httpx.Response(404, json={"title": "Unknown facility"})
+
+    directory = _VendorDirectory()
+    contracts_client = httpx.AsyncClient(
+        base_url="http://settlement", transport=httpx.MockTransport(settlement)
+    )
+    engine_client = httpx.AsyncClient(base_url="http://kpi-engine", transport=httpx.MockTransport(kpi_engine))
+    gateway.compose(
+        _failing_engine(lambda: ConnectionRefusedError(111, "Connect call failed")),
+        directory=directory,
+        resolver=_resolver_on(directory),
+        contracts=SettlementContracts(contracts_client, ttl_seconds=5),
+    )
+    components = gateway.app.state.components
+    gateway.app.state.components = dataclasses.replace(
+        components, upstreams={**components.upstreams, "kpi-engine": engine_client}
+    )
+    try:
+        async with gateway.client() as client:
+            answer = await client.get(
+                "/v1/kpis/uptime_pct/values",
+                params={"tenant": "hs", "facility": "main", "start": "2026-11-01", "end": "2026-11-02"},
+                headers={"Authorization": f"Bearer {VENDOR_KEY}"},
+            )
+    finally:
+        await contracts_client.aclose()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "2"
+    assert answer.json()["detail"] == "settlement answered 503: the contracts cannot be read now"
+    assert asked == ["/v1/contracts"]  # nothing went on to the KPI engine

@@ -1,13 +1,22 @@
 """A database that is away (starting, shutting down, unreachable) is told apart from a statement it
-refuses: the first is retried, only the second can make an event a dead letter."""
+refuses: the first is retried, only the second can make an event a dead letter. A network error says
+"away" only as the database driver met it, and only a network error does: a missing file or a refused
+permission is never retried."""
 
 from __future__ import annotations
 
-import asyncpg
-import pytest
-from sqlalchemy.exc import DBAPIError
+import socket
+from collections.abc import Callable
 
-from vr_shared.db import database_unavailable, sqlstate_of, transaction_conflict
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from devstack.ports import free_port
+from vr_shared.db import database_away, database_unavailable, sqlstate_of, transaction_conflict
 
 
 class _AdaptedError(Exception):
@@ -64,3 +73,104 @@ def test_a_transaction_conflict_is_recognised_bare_and_wrapped(
 ) -> None:
     assert transaction_conflict(error) is crossed
     assert transaction_conflict(DBAPIError("statement", {}, _AdaptedError(error))) is crossed
+
+
+# --- a network error is "away" only as the database driver met it ----------------------------------------
+
+
+def _engine_connecting_with(error: BaseException) -> AsyncEngine:
+    """A real SQLAlchemy engine whose asyncpg connect raises `error` (SQLAlchemy passes it on as it is)."""
+
+    async def connect() -> asyncpg.Connection:
+        raise error
+
+    return create_async_engine("postgresql+asyncpg://", async_creator=connect)
+
+
+async def _raised_connecting(error: BaseException) -> BaseException:
+    engine = _engine_connecting_with(error)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        return exc
+    finally:
+        await engine.dispose()
+    raise AssertionError("the connect did not fail")
+
+
+def _under_the_driver(error: BaseException) -> DBAPIError:
+    """How SQLAlchemy wraps a driver error whose cause is the network's."""
+    lost = asyncpg.InterfaceError("the connection broke")
+    lost.__cause__ = error
+    return DBAPIError("SELECT 1", {}, lost)
+
+
+# Made afresh for each test: an error raised once keeps the traceback of where it was raised.
+NETWORK_ERRORS: list[Callable[[], OSError]] = [
+    lambda: ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)"),
+    lambda: ConnectionResetError(104, "Connection reset by peer"),
+    lambda: TimeoutError(),  # asyncpg's connect timeout
+    lambda: socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
+    # asyncio connecting to a name of two addresses, both refused:
+    lambda: OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), [Errno 111] …"),
+]
+NOT_NETWORK_ERRORS: list[Callable[[], OSError]] = [
+    lambda: FileNotFoundError(2, "No such file or directory", "/run/secrets/db-password"),
+    lambda: PermissionError(13, "Permission denied", "/etc/vr/ca.pem"),
+    lambda: IsADirectoryError(21, "Is a directory", "/etc/vr"),
+    lambda: OSError(22, "Invalid argument"),
+]
+
+
+def _name(make: Callable[[], OSError]) -> str:
+    return type(make()).__name__
+
+
+@pytest.mark.parametrize("make", NETWORK_ERRORS, ids=_name)
+async def test_a_network_error_of_the_driver_connecting_is_away(make: Callable[[], OSError]) -> None:
+    error = make()
+    raised = await _raised_connecting(error)
+    assert raised is error  # unwrapped: only where it came from tells it is the database's
+    assert database_away(raised)
+
+
+@pytest.mark.parametrize("make", NETWORK_ERRORS, ids=_name)
+def test_a_network_error_under_a_driver_error_is_away(make: Callable[[], OSError]) -> None:
+    assert database_away(_under_the_driver(make()))
+
+
+@pytest.mark.parametrize("make", NETWORK_ERRORS, ids=_name)
+def test_a_network_error_of_anything_but_the_driver_is_not_away(make: Callable[[], OSError]) -> None:
+    assert not database_away(make())
+    try:
+        raise make()
+    except OSError as raised:  # raised here, not in the driver
+        assert not database_away(raised)
+
+
+@pytest.mark.parametrize("make", NOT_NETWORK_ERRORS, ids=_name)
+async def test_any_other_os_error_is_not_away_even_from_the_driver(make: Callable[[], OSError]) -> None:
+    """A missing file or a refused permission is a bug or our configuration: retried, it never passes."""
+    assert not database_away(await _raised_connecting(make()))
+    assert not database_away(_under_the_driver(make()))
+    assert not database_away(make())
+
+
+async def test_asyncpg_refused_on_a_closed_port_is_away() -> None:
+    with pytest.raises(OSError) as raised:
+        await asyncpg.connect(f"postgresql://u@127.0.0.1:{free_port()}/x", timeout=5)
+    assert database_away(raised.value)
+
+
+async def test_an_http_client_refused_is_not_the_database_away() -> None:
+    """The KPI engine or a webhook host refusing a connection says nothing about the database."""
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError) as raised:
+            await client.get(f"http://127.0.0.1:{free_port()}/")
+    inner: BaseException | None = raised.value
+    while inner is not None and not isinstance(inner, ConnectionRefusedError):
+        inner = inner.__cause__ or inner.__context__
+    assert isinstance(inner, ConnectionRefusedError)  # met by the HTTP client, not by the driver
+    assert not database_away(raised.value)
+    assert not database_away(inner)

@@ -27,8 +27,6 @@ from devstack.soak.report import Outcome, render, write_section
 from devstack.soak.run import Gathered, Plan, repository_root, soak
 from devstack.soak.stackrun import LocalStack, StackFailed
 
-SUPERVISOR = Path(__file__).resolve().parents[1] / "supervisor.py"
-
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack.soak", description=__doc__)
@@ -54,11 +52,6 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 2**31)
     duration = args.minutes * 60
     print(f"[soak] seed {seed} ({args.minutes:g} min; again with --seed {seed})", flush=True)
-    if not args.no_faults and not args.compose and not SUPERVISOR.exists():
-        print(
-            f"[soak] {SUPERVISOR} is not there: killed parts would not come back; use --no-faults", flush=True
-        )
-        return 2
     parts = ComposeTarget.parts if args.compose else PARTS
     faults = [] if args.no_faults else schedule(seed, duration, tuple(args.fault_every), parts)
     for fault in faults:
@@ -138,6 +131,7 @@ def _compose(args: argparse.Namespace, seed: int, duration: float, faults: list[
         None if args.no_faults else (lambda http: ComposeTarget(compose_file, [f"{url}/readyz"], http)),
         lambda: compose_restarts(compose_file),
         receiver_reachable=False,
+        restarts_are_kills=False,
     )
     return asyncio.run(soak(plan))
 

@@ -8,9 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from devstack.soak.faults import FaultOutcome
+from devstack.soak.faults import Fault, FaultOutcome
 
 ZERO = Decimal(0)
+# The event types of docs/webhooks.md that book money: an invoice per final statement, a note per adjustment.
+FINALIZED = "statement.finalized"
+ADJUSTED = "statement.adjusted"
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,22 @@ class Delivery:
 
 @dataclass(frozen=True)
 class FeedItem:
+    """One event of the pull feed, with what names its statement (contract.updated has no period)."""
+
     event_id: str
     event_type: str
+    contract: str = ""
+    period: str = ""
+    adjustment_id: str = ""  # statement.adjusted only
+
+
+@dataclass(frozen=True)
+class Booked:
+    """Something a billing system books: a final statement (adjustment_id "") or one of its adjustments."""
+
+    contract: str
+    period: str
+    adjustment_id: str = ""
 
 
 def check_counts(values: Sequence[CountedValue]) -> list[str]:
@@ -149,12 +166,55 @@ def check_answers(counts: Mapping[AnswerKind, int]) -> list[str]:
     return wrong
 
 
-def check_faults(outcomes: Sequence[FaultOutcome]) -> list[str]:
-    """Every fault injected, and every part killed back within the recovery bound."""
+def check_booked_events(feed: Sequence[FeedItem], booked: Sequence[Booked]) -> list[str]:
+    """Each statement finalized has exactly one `statement.finalized` in the feed for its contract and
+    period, and each adjustment booked on a final statement its `statement.adjusted` (by adjustment id)."""
+    finalized = Counter((i.contract, i.period) for i in feed if i.event_type == FINALIZED)
+    adjusted = {(i.contract, i.period, i.adjustment_id) for i in feed if i.event_type == ADJUSTED}
     wrong = []
+    for b in sorted(set(booked), key=lambda b: (b.contract, b.period, b.adjustment_id)):
+        if b.adjustment_id:
+            if (b.contract, b.period, b.adjustment_id) not in adjusted:
+                wrong.append(
+                    f"adjustment {b.adjustment_id} of {b.contract} {b.period} is booked, "
+                    f"but the feed has no {ADJUSTED} for it"
+                )
+        elif finalized[(b.contract, b.period)] != 1:
+            n = finalized[(b.contract, b.period)]
+            wrong.append(f"{b.contract} {b.period} was finalized, but the feed has {n} {FINALIZED} for it")
+    return wrong
+
+
+def check_faults(planned: Sequence[Fault], outcomes: Sequence[FaultOutcome], *, asked: bool) -> list[str]:
+    """Every planned fault injected — at least one when faults were asked for — and every part killed
+    back within the recovery bound."""
+    wrong = []
+    if asked and not planned:
+        wrong.append("faults were asked for, but none was planned: the run ends before the first one is due")
+    happened = Counter((o.planned_at, o.part) for o in outcomes)
+    for fault in planned:
+        if happened[(fault.at, fault.part)] > 0:
+            happened[(fault.at, fault.part)] -= 1
+        else:
+            wrong.append(f"fault planned at {fault.at} s on {fault.part} was never injected")
     for o in outcomes:
         if not o.injected:
             wrong.append(f"fault at {o.injected_at} s on {o.part} not injected: {o.note}")
         elif o.recovered_after is None:
             wrong.append(f"{o.part}, killed at {o.injected_at} s, did not recover")
+    return wrong
+
+
+def check_restarts(restarts: Mapping[str, int], killed: Mapping[str, int]) -> list[str]:
+    """Each part restarted exactly as often as it was killed: one restart more is a part that exited by
+    itself (a crash, a restart loop), one fewer a kill that nothing noticed."""
+    if not restarts:
+        return ["the restarts per part could not be read"]
+    wrong = []
+    for part in sorted(set(restarts) | set(killed)):
+        n, k = restarts.get(part, 0), killed.get(part, 0)
+        if n > k:
+            wrong.append(f"{part} restarted {n} time(s) but was killed {k} time(s): it exited by itself")
+        elif n < k:
+            wrong.append(f"{part} was killed {k} time(s) but restarted {n} time(s)")
     return wrong

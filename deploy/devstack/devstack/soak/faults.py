@@ -2,9 +2,11 @@
 each part takes to come back.
 
 The schedule is a pure function of the seed and the duration, so a seed printed by one run gives the
-same faults to the next. Two targets: the local stack of `python -m devstack up` (parts and their
-pids in the supervisor's record, `.local/stack.json`) and a `docker compose` project (each part a
-compose service, killed with `docker compose kill -s KILL`).
+same faults to the next; its parts come in shuffled rounds of all of them, so every part is hit.
+
+Two targets: the local stack of `python -m devstack up` (parts and their pids in the supervisor's
+record, `.local/stack.json`) and a `docker compose` project (each part a compose service, killed with
+`docker compose kill -s KILL`).
 """
 
 from __future__ import annotations
@@ -68,16 +70,24 @@ class FaultOutcome:
 def schedule(
     seed: int, duration_s: float, every: tuple[float, float], parts: Sequence[str] = PARTS
 ) -> list[Fault]:
-    """Faults `every[0]`–`every[1]` seconds apart (uniform, seeded) until `duration_s`, each on a part
-    chosen with the same generator: the same arguments always give the same list."""
+    """Faults `every[0]`–`every[1]` seconds apart (uniform, seeded) until `duration_s`, on the parts in
+    rounds: each round a seeded shuffle of all of them, so every part is killed once in each
+    `len(parts)` faults (drawn independently, a short run might never kill PostgreSQL). The same
+    arguments always give the same list."""
     low, high = every
     if not 0 < low <= high:
         raise ValueError(f"fault interval must satisfy 0 < MIN <= MAX, got {low} {high}")
+    if not parts:
+        raise ValueError("no part to inject faults into")
     rng = random.Random(seed)
     faults: list[Fault] = []
+    this_round: list[str] = []
     at = rng.uniform(low, high)
     while at < duration_s:
-        faults.append(Fault(round(at, 3), rng.choice(list(parts))))
+        if not this_round:
+            this_round = list(parts)
+            rng.shuffle(this_round)
+        faults.append(Fault(round(at, 3), this_round.pop(0)))
         at += rng.uniform(low, high)
     return faults
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,13 +20,16 @@ from typing import Any
 import httpx
 from hl7.mllp import open_hl7_connection, start_hl7_server
 
-from devstack.soak.api import Answers, Api, Clock
+from devstack.soak.api import RETRY_BOUND_SECONDS, Answers, Api, Clock, Stuck
 from vr_cli.formats import as_fhir, as_hl7
 from vr_cli.hl7_relay import Relay
 
 YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 330  # 2026-01-01 … late November: in the past, and inside every soak contract's year
 RELAY_MAX_WAIT_SECONDS = 20.0  # then the relay answers AR and the pipeline sends the message again
+# A message still answered AR this long after the traffic stopped is given up, as a violation: whether
+# the platform took it is unknown, so the tallies could no longer be trusted to match.
+AR_AFTER_STOP_SECONDS = 60.0
 
 
 @dataclass
@@ -173,14 +177,26 @@ def ack_code(ack: str) -> str:
 
 class Hl7Pipeline:
     """An interface engine: ADT A01 and A03 over MLLP to the relay, one message at a time (MLLP's
-    rule), each sent again while the relay answers AR."""
+    rule), each sent again while the relay answers AR — for at most `retry_bound_s` (then the soak is
+    stuck), and for at most `after_stop_s` once the traffic has stopped."""
 
     def __init__(
-        self, relay_port: int, facilities: list[str], seed: int, clock: Clock, pause: float = 0.03
+        self,
+        relay_port: int,
+        facilities: list[str],
+        seed: int,
+        clock: Clock,
+        pause: float = 0.03,
+        *,
+        again_after_s: float = 1.0,
+        after_stop_s: float = AR_AFTER_STOP_SECONDS,
+        retry_bound_s: float = RETRY_BOUND_SECONDS,
     ) -> None:
         self.tally = Tally("hl7")
         self._port, self._facilities, self._clock = relay_port, facilities, clock
         self._rng, self._pause, self._seq = random.Random(seed), pause, 0
+        self._again_after_s = again_after_s
+        self._after_stop_s, self._retry_bound_s = after_stop_s, retry_bound_s
         self.rejected_again = 0  # AR answers: sent again
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -191,7 +207,7 @@ class Hl7Pipeline:
                 admission, discharge, days = stay(self._seq, self._rng.choice(self._facilities), self._rng)
                 messages, _ = as_hl7([admission, discharge])
                 for message in messages:
-                    if not await self._until_answered(reader, writer, message):
+                    if not await self.until_answered(reader, writer, message, stop):
                         break
                 else:
                     self.tally.add("alos_days", discharge["facility"], "denominator")
@@ -202,8 +218,12 @@ class Hl7Pipeline:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _until_answered(self, reader: Any, writer: Any, message: str) -> bool:
-        """True once the message is answered AA; False (recorded) on AE."""
+    async def until_answered(self, reader: Any, writer: Any, message: str, stop: asyncio.Event) -> bool:
+        """True once the message is answered AA; False (recorded as refused) on AE, or when it is still
+        answered AR `after_stop_s` after `stop`; Stuck when still AR after `retry_bound_s`."""
+        first_line = message.split(chr(13))[0]
+        deadline = time.monotonic() + self._retry_bound_s
+        stopped_at: float | None = None
         while True:
             writer.writeblock(message.encode("utf-8"))
             await writer.drain()
@@ -212,12 +232,22 @@ class Hl7Pipeline:
             if code == "AA":
                 self.tally.accepted(self._clock)
                 return True
-            if code == "AR":
-                self.rejected_again += 1
-                await asyncio.sleep(1.0)
-                continue
-            self.tally.refused.append(f"hl7 message {message.split(chr(13))[0]} answered {code}: {ack[:300]}")
-            return False
+            if code != "AR":
+                self.tally.refused.append(f"hl7 message {first_line} answered {code}: {ack[:300]}")
+                return False
+            self.rejected_again += 1
+            now = time.monotonic()
+            if now > deadline:
+                raise Stuck(f"hl7 message {first_line} still answered AR after {self._retry_bound_s:.0f} s")
+            if stop.is_set():
+                stopped_at = now if stopped_at is None else stopped_at
+                if now - stopped_at >= self._after_stop_s:
+                    self.tally.refused.append(
+                        f"hl7 message {first_line} still answered AR {self._after_stop_s:.0f} s after the "
+                        "traffic stopped: given up, its fate unknown"
+                    )
+                    return False
+            await asyncio.sleep(self._again_after_s)
 
 
 @contextlib.asynccontextmanager

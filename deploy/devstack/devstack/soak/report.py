@@ -68,7 +68,7 @@ def render(o: Outcome) -> str:
 
 def _faults(faults: Sequence[FaultOutcome]) -> list[str]:
     if not faults:
-        return ["No fault was injected (`--no-faults`, or the supervisor is not there).", ""]
+        return ["No fault was injected.", ""]
     rows = ["| at (s) | part killed | what was done | back after (s) |", "|---:|---|---|---:|"]
     for f in faults:
         back = "—" if f.recovered_after is None else f"{f.recovered_after:.1f}"

@@ -1,6 +1,7 @@
 """One soak: set up tenants, keys, a webhook subscription and contracts through the gateway; run the
-pipelines, the settling contracts, the billing receiver's down windows and the fault injector for the
-given time; then let everything settle and check the invariants through the public API."""
+pipelines, the settling contracts, steady reads, the billing receiver's down windows and the fault
+injector for the given time (longer if a planned fault is still due: every one is injected); then let
+everything settle and check the invariants through the public API."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -23,14 +24,17 @@ from devstack.soak.checks import (
     CountedValue,
     FeedItem,
     check_answers,
+    check_booked_events,
     check_counts,
     check_faults,
+    check_restarts,
     check_statements,
     check_webhooks,
 )
 from devstack.soak.faults import Fault, FaultOutcome, Injector, Target, all_ready
 from devstack.soak.pipelines import FhirPipeline, Hl7Pipeline, JsonPipeline, Tally, relay_running
-from devstack.soak.settling import Parties, Settling
+from devstack.soak.reads import SteadyReads
+from devstack.soak.settling import MONTHS, Parties, Settling
 
 SETTLE_BOUND_SECONDS = 300.0  # after the traffic: how long the stack has to show every invariant
 EVERY_EVENT = [
@@ -54,6 +58,9 @@ class Plan:
     target: Callable[[httpx.AsyncClient], Target] | None
     restarts: Callable[[], dict[str, int]]  # restarts per part, read at the end
     receiver_reachable: bool = True  # compose: settlement may not deliver to this machine
+    # The local supervisor restarts exactly the parts killed; compose's count leaves the injector's
+    # own starts out, so there every restart is a part that exited by itself.
+    restarts_are_kills: bool = True
     suffix: str = field(default_factory=lambda: f"{int(time.time()) % 100_000:05d}")
 
 
@@ -85,6 +92,12 @@ async def soak(plan: Plan) -> Gathered:
             receiver.secret = await _subscribe(Api(http, keys["vendor:billing"], answers), receiver.port)
         settling = _settling(plan, http, keys, answers, clock)
         await settling.prepare()
+        reads = SteadyReads(
+            Api(http, keys["json:ops"], answers),
+            _facilities("json", plan.suffix)[0],
+            Api(http, keys["vendor:billing"], answers),
+            f"/v1/contracts/{next(iter(settling.contracts))}/settlements/{MONTHS[0]}",
+        )
         relay_port = free_port()
         async with relay_running(plan.gateway_url, keys["hl7:pipeline"], relay_port, answers):
             pipelines = _pipelines(plan, http, keys, answers, clock, relay_port)
@@ -92,14 +105,16 @@ async def soak(plan: Plan) -> Gathered:
             clock.started = time.monotonic()
             planned = f"{len(plan.faults)} faults planned"
             print(f"[soak] traffic for {plan.duration_s:.0f} s; {planned}", flush=True)
-            await _traffic(plan, clock, pipelines, settling, receiver, injector)
+            await _traffic(plan, clock, [*pipelines, reads], settling, receiver, injector)
         tallies = [*(pl.tally for pl in pipelines), settling.tally]
         await _until(lambda: all_ready(http, plan.ready_urls), bool, SETTLE_BOUND_SECONDS)
-        invariants = await _check(plan, http, keys, answers, tallies, settling, receiver, injector)
+        outcomes = injector.outcomes if injector else []
+        restarts = plan.restarts()
+        invariants = await _check(plan, http, keys, answers, tallies, settling, receiver)
+        invariants.update(_fault_invariants(plan, outcomes, restarts))
         await receiver.close()
-        activity = _activity(settling, receiver, pipelines[2], answers)
-    outcomes = injector.outcomes if injector else []
-    return Gathered(outcomes, plan.restarts(), tallies, invariants, activity)
+        activity = _activity(settling, receiver, pipelines[2], answers, reads)
+    return Gathered(outcomes, restarts, tallies, invariants, activity)
 
 
 def _settling(
@@ -133,23 +148,43 @@ def _pipelines(
 async def _traffic(
     plan: Plan,
     clock: Clock,
-    pipelines: Sequence[JsonPipeline | FhirPipeline | Hl7Pipeline],
+    senders: Sequence[JsonPipeline | FhirPipeline | Hl7Pipeline | SteadyReads],
     settling: Settling,
     receiver: Receiver,
     injector: Injector | None,
 ) -> None:
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(pl.run(stop)) for pl in pipelines]
+    tasks = [asyncio.create_task(sender.run(stop)) for sender in senders]
     tasks.append(asyncio.create_task(settling.run(stop, plan.duration_s)))
     tasks.append(asyncio.create_task(receiver.follow(down_windows(plan.seed, plan.duration_s), clock, stop)))
-    if injector is not None:
-        tasks.append(asyncio.create_task(injector.run(stop)))
+    injecting = asyncio.create_task(injector.run(stop)) if injector is not None else None
+    tasks += [injecting] if injecting is not None else []
     await asyncio.wait(tasks, timeout=plan.duration_s, return_when=asyncio.FIRST_EXCEPTION)
+    if injecting is not None and not injecting.done() and not _failed(tasks):
+        # A fault waits while the one before is recovering: the traffic goes on until every one is in.
+        print(
+            f"[soak] {clock():7.1f} s  time is up; traffic goes on until every planned fault is in",
+            flush=True,
+        )
+        await _until_done(injecting, tasks)
     stop.set()
     print(
         f"[soak] {clock():7.1f} s  traffic stopped; waiting for the senders and the last recovery", flush=True
     )
     await asyncio.gather(*tasks)  # raises what a task raised (a request stuck for good)
+
+
+def _failed(tasks: Sequence[asyncio.Task[None]]) -> bool:
+    return any(t.done() and t.exception() is not None for t in tasks)
+
+
+async def _until_done(task: asyncio.Task[None], tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Until `task` ends, or another of `tasks` raises."""
+    pending = {t for t in tasks if not t.done()}
+    while task in pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if _failed(list(done)):
+            return
 
 
 async def _check(
@@ -160,7 +195,6 @@ async def _check(
     tallies: list[Tally],
     settling: Settling,
     receiver: Receiver,
-    injector: Injector | None,
 ) -> dict[str, list[str]]:
     check_api = Answers()  # the checks' own reads are not the soak's traffic
     ops = {name: Api(http, keys[f"{name}:ops"], check_api) for name in ("json", "fhir", "hl7", "settle")}
@@ -179,25 +213,46 @@ async def _check(
         "every accepted event counted exactly once (per facility and KPI)": counts,
         "every statement equal to its recomputation; final + Σ adjustments = recomputed": statements,
     }
+    billing = Api(http, keys["vendor:billing"], check_api)
     name = "every webhook event delivered at least once with a stable id; the feed holds each exactly once"
     if plan.receiver_reachable:
         print("[soak] checking: webhooks and the feed", flush=True)
-        billing = Api(http, keys["vendor:billing"], check_api)
 
         async def webhooks() -> list[str]:
             return check_webhooks(await _feed(billing), receiver.deliveries, receiver.unverified)
 
         invariants[name] = await _until(webhooks, lambda v: not v, SETTLE_BOUND_SECONDS)
+    booked = [*settling.finalized(), *settling.booked_adjustments]
+
+    async def events() -> list[str]:
+        return check_booked_events(await _feed(billing), booked)
+
+    invariants["every finalize and every adjustment booked has its event in the feed"] = await _until(
+        events, lambda v: not v, SETTLE_BOUND_SECONDS
+    )
     refused = [r for t in tallies for r in t.refused] + settling.problems
     invariants["no answer other than 2xx, 409 where expected, 429 or 503 with Retry-After"] = [
         *check_answers(answers.counts),
         *refused,
     ]
-    invariants["every part killed came back"] = check_faults(injector.outcomes if injector else [])
     return invariants
 
 
-def _activity(settling: Settling, receiver: Receiver, hl7: Hl7Pipeline, answers: Answers) -> list[str]:
+def _fault_invariants(
+    plan: Plan, outcomes: list[FaultOutcome], restarts: dict[str, int]
+) -> dict[str, list[str]]:
+    killed = Counter(o.part for o in outcomes if o.injected) if plan.restarts_are_kills else Counter[str]()
+    return {
+        "every planned fault injected; every part killed came back": check_faults(
+            plan.faults, outcomes, asked=plan.target is not None
+        ),
+        "each part restarted exactly as often as it was killed": check_restarts(restarts, killed),
+    }
+
+
+def _activity(
+    settling: Settling, receiver: Receiver, hl7: Hl7Pipeline, answers: Answers, reads: SteadyReads
+) -> list[str]:
     statuses = Counter[int]()
     for kind, n in answers.counts.items():
         statuses[kind.status] += n
@@ -209,6 +264,7 @@ def _activity(settling: Settling, receiver: Receiver, hl7: Hl7Pipeline, answers:
         f"({len({d.webhook_id for d in receiver.deliveries})} distinct ids); "
         f"{receiver.refused} attempts answered 503 while the receiver was down",
         f"{hl7.rejected_again} HL7 messages answered AR by the relay and sent again",
+        f"{reads.answered} steady reads (KPI values, a statement) answered during the traffic",
         "answers by status: " + ", ".join(f"{s} × {n}" for s, n in sorted(statuses.items())),
         f"requests without an answer (sent again): {sum(answers.unanswered.values())}",
     ]
@@ -254,10 +310,21 @@ async def _feed(billing: Api) -> list[FeedItem]:
     while True:
         params: dict[str, str | int] = {"limit": 200, **({"after": cursor} if cursor else {})}
         page = expect(await billing.call("GET", "/v1/settlement-events", params=params), 200)
-        items += [FeedItem(str(i["id"]), str(i["type"])) for i in page["items"]]
+        items += [_feed_item(i) for i in page["items"]]
         if not page["items"]:
             return items
         cursor = page["next"]
+
+
+def _feed_item(item: dict[str, Any]) -> FeedItem:
+    data = item.get("data") or {}
+    return FeedItem(
+        str(item["id"]),
+        str(item["type"]),
+        str(data.get("contract_id", "")),
+        str(data.get("period", "")),
+        str(data.get("adjustment_id", "")),
+    )
 
 
 def _facilities(name: str, suffix: str) -> list[str]:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from devstack.soak.api import Api, Clock, SetUpFailed, expect
-from devstack.soak.checks import ZERO, StatementCheck
+from devstack.soak.checks import ZERO, Booked, StatementCheck
 from devstack.soak.pipelines import Tally
 
 MONTHS = [f"2026-{m:02d}" for m in range(1, 7)]
@@ -92,6 +92,7 @@ class Settling:
     finalizations: list[Finalization] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     adjustments: int = 0  # counted by the last statements() read
+    booked_adjustments: list[Booked] = field(default_factory=list)  # as the last statements() read them
 
     def __post_init__(self) -> None:
         a, b = self.parties.facilities
@@ -188,15 +189,23 @@ class Settling:
     async def statements(self) -> list[StatementCheck]:
         """Every soak period as read by the vendor, beside a what-if recomputation on today's data."""
         checks, self.adjustments = [], 0
+        booked: list[Booked] = []
         for contract_id, (document, periods, _) in self.contracts.items():
             body = {"contract": document, "periods": periods, "inputs": self.inputs(contract_id)}
             simulated = expect(await self.admin.call("POST", "/v1/contracts:simulate", json=body), 200)
             for period, recomputed in zip(periods, simulated["statements"], strict=True):
                 got = await self.billing.call("GET", f"/v1/contracts/{contract_id}/settlements/{period}")
                 statement = expect(got, 200)
-                self.adjustments += len(statement.get("adjustments") or [])
+                adjustments = statement.get("adjustments") or []
+                self.adjustments += len(adjustments)
+                booked += [Booked(contract_id, period, str(a["id"])) for a in adjustments]
                 checks.append(statement_check(contract_id, period, statement, recomputed))
+        self.booked_adjustments = booked
         return checks
+
+    def finalized(self) -> list[Booked]:
+        """The periods a finalize succeeded for."""
+        return [Booked(f.contract, f.period) for f in self.finalizations if f.status in (200, 201)]
 
 
 def statement_check(

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devstack.ports import free_port
@@ -32,11 +33,28 @@ class StackFailed(Exception):
     pass
 
 
-def prepare_root(root: Path) -> None:
-    """An empty soak folder: wiped if the soak made it, refused if it holds anything else."""
+def stop_leftovers(root: Path) -> None:
+    """`python -m devstack --root ROOT down`: a stack an earlier soak left running on this folder (or
+    its parts) stopped before the folder it runs in is wiped."""
+    done = subprocess.run(
+        [sys.executable, "-m", "devstack", "--root", str(root), "down"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise StackFailed(f"`python -m devstack --root {root} down` failed:\n{done.stdout}{done.stderr}")
+    for line in done.stdout.splitlines():
+        print(f"[soak] down: {line}", flush=True)
+
+
+def prepare_root(root: Path, stop: Callable[[Path], None] = stop_leftovers) -> None:
+    """An empty soak folder: wiped if the soak made it (after stopping what still runs there), refused
+    if it holds anything else."""
     if root.exists() and any(root.iterdir()):
         if not (root / MARKER).exists():
             raise StackFailed(f"{root} is not empty and not a soak folder ({MARKER} missing): not wiping it")
+        stop(root)
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).write_text("made by python -m devstack.soak; wiped at each start\n")
@@ -83,15 +101,26 @@ class LocalStack:
         deadline = time.monotonic() + within_s
         while UP_LINE not in self.log_path.read_text(errors="replace"):
             if self._process.poll() is not None or time.monotonic() > deadline:
-                tail = self.log_path.read_text(errors="replace")[-3000:]
-                raise StackFailed(f"the stack did not come up (see {self.log_path}):\n{tail}")
+                raise StackFailed(f"the stack did not come up (see {self.log_path}):\n{self.log_tail()}")
             time.sleep(0.5)
 
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except FileNotFoundError:
+            return "(no log)"
+
     def stop(self) -> None:
-        """SIGINT and wait; SIGKILL after the bound, and that is a failure."""
+        """SIGINT and wait; SIGKILL after the bound, and that is a failure. A stack that had already
+        exited (its supervisor gave up on a part) is a failure too."""
         process = self._process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
+        if process.poll() is not None:
+            raise StackFailed(
+                f"the stack had already exited with {process.returncode} before the soak stopped it "
+                f"(see {self.log_path}):\n{self.log_tail()}"
+            )
         process.send_signal(signal.SIGINT)
         try:
             process.wait(STOP_BOUND_SECONDS)
@@ -101,5 +130,6 @@ class LocalStack:
             raise StackFailed(f"the stack did not stop within {STOP_BOUND_SECONDS:.0f} s of SIGINT") from None
         if process.returncode != 0:
             raise StackFailed(
-                f"the stack's orderly stop ended with {process.returncode} (see {self.log_path})"
+                f"the stack's orderly stop ended with {process.returncode} (see {self.log_path}):\n"
+                f"{self.log_tail()}"
             )

@@ -16,6 +16,15 @@ _MAX_KEYS = 10_000  # bounded memory: past it, the oldest answers go first
 PAGE = 200  # contracts per request to settlement
 
 
+class SettlementUnavailable(Exception):
+    """Settlement answered a server error: the contracts cannot be read now, which is not "none" — a
+    vendor's view is never built as empty for it; the caller retries (503)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"settlement answered {status}: the contracts cannot be read now")
+        self.status = status
+
+
 class SettlementContracts:
     def __init__(
         self,
@@ -29,7 +38,8 @@ class SettlementContracts:
 
     async def of(self, key_id: str, identity_token: str) -> list[dict[str, Any]]:
         """Contract summaries (`health_system`, `facilities`, `kpis`, …) the caller may read; none if
-        settlement does not answer 200 (then nothing is kept, the next request asks again)."""
+        settlement refuses (4xx: the caller is party to none it may read). A server error raises
+        `SettlementUnavailable`, no connection or answer httpx's error. Only a whole answer is kept."""
         now = self._clock()
         seen = self._seen.get(key_id)
         if seen is not None and seen[0] > now:
@@ -40,6 +50,8 @@ class SettlementContracts:
             answer = await self._settlement.get(
                 "/v1/contracts", params=params, headers={HEADER: identity_token}
             )
+            if answer.status_code >= 500:
+                raise SettlementUnavailable(answer.status_code)
             if answer.status_code != 200:
                 return []
             found = answer.json()

@@ -379,7 +379,7 @@ async def _vendor_view(request: Request, who: Caller, path: str) -> Caller:
         try:
             mine = await contracts.of(who.key.id, resolver.token(who, "settlement"))
         except httpx.HTTPError as exc:
-            raise upstream_failure("settlement", exc) from exc
+            raise upstream_failure("settlement", exc, retry_safe=True) from exc  # a GET
         shared = [c for c in mine if c["health_system"] == tenant.id]
         if asked is None:  # the feeds listing: every facility and KPI the contracts use
             facilities = {f for c in shared for f in c["facilities"]}

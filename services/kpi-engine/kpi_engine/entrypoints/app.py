@@ -13,6 +13,7 @@ from kpi_engine.adapters.migrate import migrate
 from kpi_engine.config import Settings
 from kpi_engine.entrypoints.consumer import EventConsumer, LoggingRebalanceListener
 from kpi_engine.entrypoints.deps import Clock, system_clock
+from kpi_engine.entrypoints.errors import error_map
 from kpi_engine.entrypoints.gauges import KpiGauges
 from kpi_engine.entrypoints.routes import router
 from vr_shared.background import BackgroundTasks, database_check
@@ -86,7 +87,7 @@ def create_app(settings: Settings, clock: Clock = system_clock) -> FastAPI:
         max_ttl_seconds=settings.identity_max_ttl_seconds,
         also={issuer("settlement"): settings.settlement_public_key},
     )
-    install_error_map(app, {})
+    install_error_map(app, error_map())
     add_common_middleware(app, settings.service_name, settings.max_body_bytes)
     app.include_router(router)
     database = database_check(lambda: getattr(getattr(app.state, "components", None), "engine", None))

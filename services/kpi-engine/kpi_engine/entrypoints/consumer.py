@@ -83,7 +83,8 @@ class EventConsumer:
             # Caught up: nothing fetched and nothing left to fetch, as a fetch answered just now says,
             # so everything fetched before was recorded and committed (an orderly stop waits for this:
             # deploy/devstack/README.md). A lag read from an old fetch answer (the broker away) is not.
-            metrics.CAUGHT_UP.set(not records and lag == 0 and self._fetched_within(FRESH_FETCH_S))
+            fresh = self._fetched_within(FRESH_FETCH_S)  # first: it also exports the fetch's time
+            metrics.CAUGHT_UP.set(not records and lag == 0 and fresh)
             if not records:
                 await self.drain_outbox()  # notices a rebuild queued (docs/operations.md) go out too
                 continue

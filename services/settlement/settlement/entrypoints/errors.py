@@ -1,4 +1,5 @@
-"""Settlement's error map: domain exceptions → problem+json status, title and members."""
+"""Settlement's error map: domain exceptions → problem+json status, title and members; the KPI engine or
+the database away → 503 with `Retry-After`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from settlement.adapters.repository import ContractExists
 from settlement.domain.contract import ContractInvalid
 from settlement.domain.periods import PeriodError
 from settlement.handlers import PeriodNotEnded, StatementIncomplete, StatementMaturing
-from vr_shared.web import ErrorMapping
+from vr_shared.web import ErrorMapping, database_away_errors
 
 
 def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping]:
@@ -38,6 +39,9 @@ def error_map(retry_after_seconds: int) -> Mapping[type[Exception], ErrorMapping
         KpiEngineError: ErrorMapping(
             503, "KPI engine unavailable", headers={"Retry-After": str(retry_after_seconds)}
         ),
+        # PostgreSQL restarting, failing over, out of connections: the caller retries, never a 500; a
+        # statement it refuses stays an unexpected error (vr_shared.db.database_away).
+        **database_away_errors(retry_after_seconds),
     }
 
 
