@@ -44,7 +44,7 @@ def engine_settings(infra: Infrastructure, events_topic: str) -> EngineSettings:
             "dead_letter_topic": f"test.dlq.{suffix}",
             "updates_topic": f"test.updates.{suffix}",
             "consumer_group": f"test-engine-{suffix}",
-            "session_timeout_ms": 6000,
+            "session_timeout_ms": 3000,
         }
     )
 

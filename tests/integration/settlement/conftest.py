@@ -47,7 +47,7 @@ def settlement_settings(
             "kpi_engine_url": kpi_engine_url,
             "updates_topic": updates_topic,
             "consumer_group": f"test-settlement-{suffix}",
-            "session_timeout_ms": 6000,
+            "session_timeout_ms": 3000,
             **overrides,
         }
     )
