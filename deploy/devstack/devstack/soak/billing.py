@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.soak.checks import Delivery
+from devstack.soak.timing import sleep_until
 
 MAX_BODY = 1 << 20
 
@@ -66,14 +67,14 @@ class Receiver:
         """Be down in each window, up otherwise; up for good once `stop` is set."""
         try:
             for window in windows:
-                if not await _sleep_until(window.start, now, stop):
+                if not await sleep_until(window.start, now, stop):
                     return
                 print(f"[soak] {window.start:7.1f} s  billing receiver down ({window.mode})", flush=True)
                 if window.mode == "closed":
                     await self.close()
                 else:
                     self.answering_503 = True
-                await _sleep_until(window.end, now, stop)
+                await sleep_until(window.end, now, stop)
                 self.answering_503 = False
                 await self.open()
         finally:
@@ -115,15 +116,3 @@ class Receiver:
         digest = hashlib.sha256(body).hexdigest()
         self.deliveries.append(Delivery(headers["webhook-id"], str(payload["type"]), digest))
         return "204 No Content"
-
-
-async def _sleep_until(at: float, now: Callable[[], float], stop: asyncio.Event) -> bool:
-    """False when `stop` came first."""
-    wait = at - now()
-    if wait <= 0:
-        return not stop.is_set()
-    try:
-        await asyncio.wait_for(stop.wait(), wait)
-    except TimeoutError:
-        return True
-    return False

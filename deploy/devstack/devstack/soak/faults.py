@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 import httpx
 
+from devstack.soak.timing import sleep_until
+
 # What the injector may kill. Prometheus only watches, and a soak is not about it: never killed.
 PARTS = ("postgres", "s3", "broker", "ingest", "kpi-engine", "settlement", "gateway")
 # docker-compose.yml runs Apache Kafka on its own volume: no separate S3 server to kill there.
@@ -276,14 +278,7 @@ class Injector:
 
     async def run(self, stop: asyncio.Event) -> None:
         for fault in self._faults:
-            wait = fault.at - self._clock()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), wait)
-                    return
-                except TimeoutError:
-                    pass
-            if stop.is_set():
+            if not await sleep_until(fault.at, self._clock, stop):
                 return
             self.outcomes.append(await self._inject(fault))
 

@@ -73,30 +73,46 @@ def count_claim(tally: Tally, event: dict[str, Any]) -> None:
 
 
 class JsonPipeline:
-    """Catalogue JSON to `POST /v1/events`, a batch at a time."""
+    """Catalogue JSON to `POST /v1/events`, a batch at a time. Like a real pipeline unsure whether its
+    last batch arrived, it sends `resent` events of the batch before again with each batch (same id,
+    same content): the platform must count each once, and the tally counts each once."""
 
     def __init__(
-        self, api: Api, facilities: list[str], seed: int, clock: Clock, batch: int = 100, pause: float = 0.5
+        self,
+        api: Api,
+        facilities: list[str],
+        seed: int,
+        clock: Clock,
+        batch: int = 100,
+        pause: float = 0.5,
+        resent: int = 5,
     ) -> None:
         self.tally = Tally("json")
         self._api, self._facilities, self._clock = api, facilities, clock
         self._rng, self._batch, self._pause, self._seq = random.Random(seed), batch, pause, 0
+        self._resent = resent
+        self._before: list[dict[str, Any]] = []
+        self.sent_again = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             events = [self._next() for _ in range(self._batch)]
-            answer = await self._api.call("POST", "/v1/events", json=events)
+            again = self._before[: self._resent]
+            answer = await self._api.call("POST", "/v1/events", json=events + again)
             if answer.status_code != 202:
                 self.tally.refused.append(f"json batch answered {answer.status_code}: {answer.text[:200]}")
             else:
-                for result, event in zip(answer.json()["results"], events, strict=True):
-                    if result["status"] == "accepted":
-                        count_claim(self.tally, event)
-                        self.tally.accepted(self._clock)
-                    else:
+                results = answer.json()["results"]
+                for index, (result, event) in enumerate(zip(results, events + again, strict=True)):
+                    if result["status"] != "accepted":
                         self.tally.refused.append(
                             f"json event {event['id']} {result['status']}: {result.get('errors')}"
                         )
+                    elif index < len(events):  # one sent again was counted when first accepted
+                        count_claim(self.tally, event)
+                        self.tally.accepted(self._clock)
+                self.sent_again += len(again)
+                self._before = events
             await asyncio.sleep(self._pause)
 
     def _next(self) -> dict[str, Any]:

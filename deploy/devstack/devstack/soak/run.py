@@ -113,7 +113,7 @@ async def soak(plan: Plan) -> Gathered:
         invariants = await _check(plan, http, keys, answers, tallies, settling, receiver)
         invariants.update(_fault_invariants(plan, outcomes, restarts))
         await receiver.close()
-        activity = _activity(settling, receiver, pipelines[2], answers, reads)
+        activity = _activity(settling, receiver, pipelines, answers, reads)
     return Gathered(outcomes, restarts, tallies, invariants, activity)
 
 
@@ -251,8 +251,13 @@ def _fault_invariants(
 
 
 def _activity(
-    settling: Settling, receiver: Receiver, hl7: Hl7Pipeline, answers: Answers, reads: SteadyReads
+    settling: Settling,
+    receiver: Receiver,
+    pipelines: tuple[JsonPipeline, FhirPipeline, Hl7Pipeline],
+    answers: Answers,
+    reads: SteadyReads,
 ) -> list[str]:
+    json, _, hl7 = pipelines
     statuses = Counter[int]()
     for kind, n in answers.counts.items():
         statuses[kind.status] += n
@@ -263,6 +268,7 @@ def _activity(
         f"{len(receiver.deliveries)} webhook deliveries verified "
         f"({len({d.webhook_id for d in receiver.deliveries})} distinct ids); "
         f"{receiver.refused} attempts answered 503 while the receiver was down",
+        f"{json.sent_again} JSON events sent again on purpose (each must count once)",
         f"{hl7.rejected_again} HL7 messages answered AR by the relay and sent again",
         f"{reads.answered} steady reads (KPI values, a statement) answered during the traffic",
         "answers by status: " + ", ".join(f"{s} × {n}" for s, n in sorted(statuses.items())),

@@ -18,6 +18,7 @@ from typing import Any
 from devstack.soak.api import Api, Clock, SetUpFailed, expect
 from devstack.soak.checks import ZERO, Booked, StatementCheck
 from devstack.soak.pipelines import Tally
+from devstack.soak.timing import sleep_until
 
 MONTHS = [f"2026-{m:02d}" for m in range(1, 7)]
 QUARTERS = ["2026-Q1", "2026-Q2"]
@@ -169,13 +170,8 @@ class Settling:
         self._rng.shuffle(turns)
         step = 0.7 * duration_s / len(turns)
         for i, (contract_id, period) in enumerate(turns):
-            wait = 0.1 * duration_s + i * step - self.clock()
-            if wait > 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), wait)
-                    return
-                except TimeoutError:
-                    pass
+            if not await sleep_until(0.1 * duration_s + i * step, self.clock, stop):
+                return
             path = f"/v1/contracts/{contract_id}/settlements/{period}/finalize"
             answer = await self.billing.call("POST", path, idempotent=True, headers=_key())
             self.finalizations.append(
