@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import socket
+import ssl
 import traceback
 from collections.abc import Iterator
 
@@ -136,8 +138,10 @@ def _connection_lost(error: BaseException) -> bool:
 
 # What the network under the driver raises when the database cannot be reached: a connection refused,
 # reset or aborted (ConnectionError), none within the connect timeout (TimeoutError), a host name that
-# does not resolve now (gaierror: the database's container being replaced).
-_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror)
+# does not resolve now (gaierror: the database's container being replaced), a host or network that
+# cannot be reached now (a failover; a plain OSError with its errno), a TLS session cut off.
+_NETWORK_ERRORS = (ConnectionError, TimeoutError, socket.gaierror, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.ENETRESET}
 _DRIVER_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _DRIVER_MODULES = ("asyncpg.", "sqlalchemy.")
 
@@ -156,8 +160,12 @@ def _network_failure(exc: BaseException) -> bool:
 def _is_network_error(error: BaseException) -> bool:
     # asyncio connecting to a host name of several addresses, every one refused, raises one plain OSError
     # naming them all (no errno).
-    return isinstance(error, _NETWORK_ERRORS) or (
-        type(error) is OSError and error.errno is None and str(error).startswith("Multiple exceptions: ")
+    if isinstance(error, _NETWORK_ERRORS):
+        return True
+    if type(error) is not OSError:
+        return False
+    return error.errno in _UNREACHABLE or (
+        error.errno is None and str(error).startswith("Multiple exceptions: ")
     )
 
 

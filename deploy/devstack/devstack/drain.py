@@ -4,11 +4,11 @@ The engine says it is caught up (`vr_kpi_consumer_caught_up` 1: a fetch answered
 seconds found nothing and nothing is left to fetch, so everything fetched was recorded and committed);
 its lag per partition comes from fetch responses (the local broker's ListOffsets answer can be short),
 and `vr_kpi_consumer_last_fetch_timestamp_seconds` says when the oldest of them was answered. Two
-answers in a row must say caught up, each from a fetch answered after ingest stopped (so nothing
-accepted can be missing from what was fetched). A number of events to go is shown only while fetches
-are answered: a lag read from an old answer is not known to be true, and is not printed. When no
-fetch is answered for `STALL_S`, the drain stops and says plainly what is unconfirmed and where it is
-safe.
+answers in a row, from two different fetches, must say caught up, each from a fetch answered after
+ingest stopped (so nothing accepted can be missing from what was fetched). A number of events to go is
+shown only while fetches are answered: a lag read from an old answer is not known to be true, and is
+not printed. When no fetch is answered for `STALL_S`, the drain stops and says plainly what is
+unconfirmed and where it is safe.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def wait_until_drained(
     answer for ANSWER_GRACE_S, or no fetch of it has been answered for STALL_S."""
     started = clock()
     confirmed, answered, heard = 0, started, started
+    confirming: float | None = None  # the fetch the last confirmation came from
     while clock() < started + timeout_s:
         state, now = engine_state(metrics_url), clock()
         if state is None:
@@ -85,7 +86,10 @@ def wait_until_drained(
         if fresh:
             answered = now
         after = state.last_fetch is not None and state.last_fetch >= since
-        confirmed = confirmed + 1 if state.caught_up and state.left == 0 and fresh and after else 0
+        if not (state.caught_up and state.left == 0 and fresh and after):
+            confirmed, confirming = 0, None
+        elif state.last_fetch != confirming:  # the same snapshot read twice confirms once
+            confirmed, confirming = confirmed + 1, state.last_fetch
         if confirmed >= 2:
             say("the KPI engine has counted every accepted event")
             return True

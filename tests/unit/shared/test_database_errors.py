@@ -5,7 +5,9 @@ permission is never retried."""
 
 from __future__ import annotations
 
+import errno
 import socket
+import ssl
 from collections.abc import Callable
 
 import asyncpg
@@ -114,6 +116,10 @@ NETWORK_ERRORS: list[Callable[[], OSError]] = [
     lambda: socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"),
     # asyncio connecting to a name of two addresses, both refused:
     lambda: OSError("Multiple exceptions: [Errno 111] Connect call failed ('::1', 5432), [Errno 111] …"),
+    # a failover: the database's host or network not reachable for a while
+    lambda: OSError(errno.EHOSTUNREACH, "No route to host"),
+    lambda: OSError(errno.ENETUNREACH, "Network is unreachable"),
+    lambda: ssl.SSLEOFError(8, "EOF occurred in violation of protocol"),
 ]
 NOT_NETWORK_ERRORS: list[Callable[[], OSError]] = [
     lambda: FileNotFoundError(2, "No such file or directory", "/run/secrets/db-password"),
@@ -124,7 +130,8 @@ NOT_NETWORK_ERRORS: list[Callable[[], OSError]] = [
 
 
 def _name(make: Callable[[], OSError]) -> str:
-    return type(make()).__name__
+    error = make()
+    return f"{type(error).__name__}-{error.errno}"
 
 
 @pytest.mark.parametrize("make", NETWORK_ERRORS, ids=_name)
