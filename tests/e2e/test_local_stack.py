@@ -11,8 +11,6 @@ import os
 import signal
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ import httpx
 import pytest
 
 from devstack.ports import port_is_free
+from devstack.services import answers_ready
 from devstack.stack import PORT_VARIABLES, STOP_MARGIN_S
 from tests.e2e.test_nothing_accepted_is_lost import BATCH, Pipeline, _tenant, claims, counted
 from tests.support.local_stack import UP, MakeUp, alive, descendants, listening_sockets, stack_ports
@@ -74,14 +73,7 @@ def _assert_stopped_in_order(output: str, pids: list[int], order: list[str] = ST
 
 
 def _all_ready(up: MakeUp) -> bool:
-    for variable in SERVICE_PORTS:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{up.ports[variable]}/readyz", timeout=5) as answer:
-                if answer.status != 200:
-                    return False
-        except (urllib.error.URLError, OSError):
-            return False
-    return True
+    return all(answers_ready(f"http://127.0.0.1:{up.ports[variable]}") for variable in SERVICE_PORTS)
 
 
 async def _recovered(up: MakeUp, part: str) -> None:

@@ -26,8 +26,9 @@ import pytest
 from devstack.broker import LocalBroker
 from devstack.ports import free_port
 from devstack.postgres import LocalPostgres
-from devstack.processes import ManagedService, settings_environment
+from devstack.processes import settings_environment
 from devstack.s3 import LocalS3
+from devstack.services import LocalService
 from tests.integration.conftest import ingest_settings
 from tests.integration.gateway.conftest import ADMIN_KEY, gateway_settings
 from tests.integration.kpi.test_engine_service import engine_settings
@@ -46,9 +47,9 @@ class DurableStack:
     postgres: LocalPostgres
     s3: LocalS3
     broker: LocalBroker
-    ingest: ManagedService
-    engine: ManagedService
-    gateway: ManagedService
+    ingest: LocalService
+    engine: LocalService
+    gateway: LocalService
 
 
 @pytest.fixture
@@ -64,8 +65,10 @@ def durable_stack(tmp_path: Path) -> Iterator[DurableStack]:
     engine_config = engine_settings(infra, ingest_config.events_topic).model_copy(
         update={"batch_max_records": 2_000}
     )
-    ingest = ManagedService("ingest", settings_environment(ingest_config), log_path=tmp_path / "ingest.log")
-    engine = ManagedService(
+    ingest = LocalService.on_free_ports(
+        "ingest", settings_environment(ingest_config), log_path=tmp_path / "ingest.log"
+    )
+    engine = LocalService.on_free_ports(
         "kpi_engine", settings_environment(engine_config), log_path=tmp_path / "kpi-engine.log"
     )
     unused = f"http://127.0.0.1:{free_port()}"  # settlement is not part of this test
@@ -74,7 +77,7 @@ def durable_stack(tmp_path: Path) -> Iterator[DurableStack]:
         {"ingest": ingest.url, "kpi-engine": engine.url, "settlement": unused},
         key_cache_seconds=60,  # keys resolved before PostgreSQL goes away still work while it is away
     )
-    gateway = ManagedService(
+    gateway = LocalService.on_free_ports(
         "gateway", settings_environment(gateway_config), log_path=tmp_path / "gateway.log"
     )
     started: list[Any] = [postgres, s3, broker]

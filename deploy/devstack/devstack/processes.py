@@ -139,7 +139,7 @@ class ServiceUrl(str):
         return url
 
 
-def _ports_environment(port: int, metrics_port: int, log_level: str) -> dict[str, str]:
+def ports_environment(port: int, metrics_port: int, log_level: str) -> dict[str, str]:
     return {"VR_LOG_LEVEL": log_level, "VR_HTTP_PORT": str(port), "VR_METRICS_PORT": str(metrics_port)}
 
 
@@ -151,7 +151,7 @@ def service_process(
     `env` over this process's environment, its output to `log_path` if given; yields its base URL and
     stops it (SIGTERM, as an orchestrator would) at the end."""
     port, metrics_port = free_port(), free_port()
-    environment = {**os.environ, **env, **_ports_environment(port, metrics_port, log_level)}
+    environment = {**os.environ, **env, **ports_environment(port, metrics_port, log_level)}
     log = log_path.open("ab") if log_path else None
     process = subprocess.Popen([sys.executable, "-m", module], env=environment, stdout=log, stderr=log)
     try:
@@ -162,40 +162,3 @@ def service_process(
         terminate(process, grace_s=20)
         if log:
             log.close()
-
-
-class ManagedService:
-    """`python -m <module>` on a fixed loopback port that can be killed (SIGKILL, a crash) and started
-    again on the same port, so whoever calls it (the gateway) finds it where it was."""
-
-    def __init__(
-        self, module: str, env: Mapping[str, str], *, log_path: Path, log_level: str = "WARNING"
-    ) -> None:
-        self.module, self.port, self.metrics_port = module, free_port(), free_port()
-        ports = _ports_environment(self.port, self.metrics_port, log_level)
-        self._environment = {**os.environ, **env, **ports}
-        self._log_path = log_path
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> ServiceUrl:
-        return ServiceUrl(self.port, self.metrics_port)
-
-    def start(self) -> None:
-        with self._log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", self.module], env=self._environment, stdout=log, stderr=log
-            )
-        if not wait_listening(self.port, timeout_s=60):
-            raise RuntimeError(f"{self.module} did not start (exit code {self._process.poll()})")
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=10)
-            self._process = None
-
-    def stop(self) -> None:
-        if self._process is not None:
-            terminate(self._process, grace_s=20)
-            self._process = None

@@ -1,7 +1,10 @@
-"""One of the four services as a part of `make up`: `python -m <module>` on its fixed loopback ports."""
+"""A service as a process of its own: `python -m <module>` on fixed loopback ports, that can be killed
+(SIGKILL, a crash) and started again where it was — one of the four parts of `make up`, or a service the
+crash tests start on free ports (`LocalService.on_free_ports`)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.ports import port_is_free, wait_listening
-from devstack.processes import spawn, terminate
+from devstack.ports import free_port, port_is_free, wait_listening
+from devstack.processes import ServiceUrl, ports_environment, spawn, terminate
 
 STOP_GRACE_S = 15.0
 
@@ -44,6 +47,20 @@ class LocalService:
         self._environment = environment
         self.process: subprocess.Popen[bytes] | None = None
 
+    @classmethod
+    def on_free_ports(
+        cls, module: str, env: Mapping[str, str], *, log_path: Path, log_level: str = "WARNING"
+    ) -> LocalService:
+        """`module` on free loopback ports (the API's and the metrics'), `env` over this process's
+        environment: a service a test kills and starts again, found by its callers where it was."""
+        spec = ServiceSpec(module, module, free_port(), free_port(), "VR_HTTP_PORT", "VR_METRICS_PORT")
+        environment = {**os.environ, **env, **ports_environment(spec.port, spec.metrics_port, log_level)}
+        return cls(spec, lambda: environment, log_path)
+
+    @property
+    def url(self) -> ServiceUrl:
+        return ServiceUrl(self.spec.port, self.spec.metrics_port)
+
     def start(self) -> None:
         self.launch()
         self.wait_started()
@@ -72,13 +89,24 @@ class LocalService:
             terminate(self.process, grace_s=STOP_GRACE_S)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL (a crash: nothing flushed, nothing said to its clients)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
     def ready(self) -> bool:
-        """Its /readyz answers 200: every dependency it needs answers."""
-        try:
-            with urllib.request.urlopen(f"{self.spec.url}/readyz", timeout=5) as answer:
-                return bool(answer.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers_ready(self.spec.url)
+
+
+def answers_ready(base_url: str) -> bool:
+    """The service's /readyz answers 200: every dependency it needs answers."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def wait_ready(services: list[LocalService], timeout_s: float, waiting: Callable[[], None]) -> list[str]:
