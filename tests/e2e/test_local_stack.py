@@ -20,7 +20,7 @@ import pytest
 
 from devstack.ports import port_is_free
 from devstack.services import answers_ready
-from devstack.stack import PORT_VARIABLES, STOP_MARGIN_S
+from devstack.stack import PORT_VARIABLES, SERVICES, STOP_MARGIN_S
 from tests.e2e.test_nothing_accepted_is_lost import BATCH, Pipeline, _tenant, claims, counted
 from tests.support.local_stack import UP, MakeUp, alive, descendants, listening_sockets, stack_ports
 from tests.support.waiting import eventually
@@ -215,5 +215,9 @@ async def test_make_up_as_a_user_meets_it_signals_crashes_and_a_stop_it_cannot_d
 
 
 def test_every_port_of_the_stack_is_movable() -> None:
-    """Each port the stack binds has its variable (the listener test above finds no other)."""
+    """Each port the stack binds has its variable in the one table, with a default of its own (the
+    listener test above finds no port outside it)."""
+    services = {v for spec in SERVICES for v in (spec.port_variable, spec.metrics_port_variable)}
+    others = {"VR_LOCAL_PG_PORT", "VR_LOCAL_S3_PORT", "VR_LOCAL_BROKER_PORT", "VR_PROMETHEUS_PORT"}
+    assert services | others == set(PORT_VARIABLES)
     assert len(set(PORT_VARIABLES.values())) == len(PORT_VARIABLES) == 12
